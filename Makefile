@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+DATA_DIR ?= ./data
+STAGE ?= dev
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: run test bench proto package policies clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Stamp files: reinstall only when the requirement files change.
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+## run: serve the app on the embedded store (chalice local, stage "local").
+run: $(VENV)/.runtime
+	DATA_DIR=$(DATA_DIR) $(BIN)/chalice local --stage local --host 127.0.0.1 --port $(PORT)
+
+## test: the whole suite (needs the `prometheus` binary for the end-to-end tests).
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## bench: write/read throughput against a baseline measured in the same run.
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench.run
+
+## proto: regenerate chalicelib/prompb/*_pb2.py from the .proto files.
+proto: $(VENV)/.dev
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
+		chalicelib/prompb/types.proto chalicelib/prompb/remote.proto
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,66 @@
+"""Prometheus remote read/write endpoints for Amazon Timestream (routes only)."""
+import functools
+import logging
+
+from chalice import Chalice, Response
+from chalice.app import CaseInsensitiveMapping
+
+from chalicelib import handlers, stores
+from chalicelib.codec import READ_RESPONSE_HEADERS
+from chalicelib.config import Settings
+from chalicelib.errors import ConnectorError
+
+app = Chalice(app_name="timestream-prometheus-connector")
+# Every body is binary: API Gateway passes it through untouched (binaryMediaTypes).
+app.api.binary_types = ["*/*"]
+
+SETTINGS = Settings.from_env()
+logging.getLogger("chalicelib").setLevel(SETTINGS.log_level)
+app.log.setLevel(SETTINGS.log_level)
+
+
+@app.middleware("http")
+def accept_any_response(event, get_response):
+    """Prometheus sends no Accept header, and Chalice refuses a binary response
+    (400) to a request without one. No Accept header means "anything" (RFC 9110)."""
+    if event is not None and "accept" not in event.headers:
+        event.headers = CaseInsensitiveMapping({**event.headers, "accept": "*/*"})
+    return get_response(event)
+
+
+def errors_as_responses(view):
+    """Turn a ConnectorError into its status and a one-line text body.
+
+    Anything else propagates to Chalice, which logs the traceback and answers a
+    generic 500 (so Prometheus retries)."""
+    @functools.wraps(view)
+    def wrapper():
+        try:
+            return view()
+        except ConnectorError as exc:
+            log = app.log.error if exc.status >= 500 else app.log.warning
+            log("%s %d: %s", app.current_request.path, exc.status, exc)
+            return Response(body=f"{exc}\n".encode("utf-8"), status_code=exc.status,
+                            headers={"Content-Type": "text/plain; charset=utf-8",
+                                     **(exc.headers or {})})
+    return wrapper
+
+
+@app.route("/write", methods=["POST"], content_types=["*/*"])
+@errors_as_responses
+def write():
+    """Remote write 1.0: store every sample of a snappy protobuf WriteRequest."""
+    request = app.current_request
+    handlers.write(request.raw_body, request.headers, stores.embedded_store(SETTINGS),
+                   SETTINGS.max_decoded_bytes)
+    return Response(body=b"", status_code=204)
+
+
+@app.route("/read", methods=["POST"], content_types=["*/*"])
+@errors_as_responses
+def read():
+    """Remote read (SAMPLES): one QueryResult per query, in request order."""
+    request = app.current_request
+    body = handlers.read(request.raw_body, request.headers, stores.embedded_store(SETTINGS),
+                         SETTINGS.max_decoded_bytes, SETTINGS.read_sample_limit)
+    return Response(body=body, status_code=200, headers=dict(READ_RESPONSE_HEADERS))

@@ -1,0 +1,1 @@
+"""Prometheus remote storage connector for Amazon Timestream (Chalice app library)."""

@@ -1,0 +1,106 @@
+"""Wire format of Prometheus remote read/write 1.0: snappy block + protobuf.
+
+Knows nothing of storage: bytes and headers in, protobuf messages out (and back).
+"""
+from typing import Mapping
+
+import snappy
+from google.protobuf.message import DecodeError
+
+from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from chalicelib.prompb import remote_pb2
+
+PROTOBUF = "application/x-protobuf"
+SNAPPY = "snappy"
+WRITE_V1_PROTO = "prometheus.WriteRequest"
+READ_RESPONSE_HEADERS = {"Content-Type": PROTOBUF, "Content-Encoding": SNAPPY}
+
+
+def check_content_headers(headers: Mapping[str, str], proto: str) -> None:
+    """Refuse (415) a body we cannot read: it must be snappy-compressed protobuf.
+
+    ``proto`` is the only message name accepted in a ``;proto=`` parameter, so a
+    remote-write 2.0 body is refused rather than misparsed.
+    """
+    content_type = headers.get("content-type", "")
+    media_type, _, params = content_type.partition(";")
+    if media_type.strip().lower() != PROTOBUF:
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {content_type!r}: expected {PROTOBUF}")
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "proto" and value.strip().strip('"') != proto:
+            raise UnsupportedMediaType(
+                f"unsupported Content-Type {content_type!r}: this endpoint reads proto={proto}")
+    encoding = headers.get("content-encoding", "")
+    if encoding.strip().lower() != SNAPPY:
+        raise UnsupportedMediaType(
+            f"unsupported Content-Encoding {encoding!r}: expected {SNAPPY}")
+
+
+def decoded_length(body: bytes) -> int:
+    """Length a snappy block declares for its decoded data (its varint preamble)."""
+    result = shift = 0
+    for index, byte in enumerate(body[:10]):
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            if index >= 5 or result >= 1 << 32:
+                break
+            return result
+        shift += 7
+    raise BadRequest("body is not snappy block format: bad length preamble")
+
+
+def decompress(body: bytes, max_decoded_bytes: int) -> bytes:
+    """Snappy-block-decode ``body``, refusing (413) before allocating if too large."""
+    if not body:
+        raise BadRequest("empty body: expected a snappy-compressed protobuf message")
+    length = decoded_length(body)
+    if length > max_decoded_bytes:
+        raise PayloadTooLarge(
+            f"decoded body would be {length} bytes, over the limit of {max_decoded_bytes}")
+    try:
+        data = snappy.uncompress(body)
+    except Exception as exc:  # the backend raises its own error types
+        raise BadRequest(f"body is not valid snappy block data: {exc}") from None
+    if len(data) != length:
+        raise BadRequest("body is not valid snappy block data: length mismatch")
+    return data
+
+
+def decode_write_request(body: bytes, headers: Mapping[str, str],
+                         max_decoded_bytes: int) -> remote_pb2.WriteRequest:
+    """Parse a remote-write 1.0 request body."""
+    check_content_headers(headers, WRITE_V1_PROTO)
+    return _parse(remote_pb2.WriteRequest(), decompress(body, max_decoded_bytes))
+
+
+def decode_read_request(body: bytes, headers: Mapping[str, str],
+                        max_decoded_bytes: int) -> remote_pb2.ReadRequest:
+    """Parse a remote-read request body and check we can answer its response type."""
+    check_content_headers(headers, "prometheus.ReadRequest")
+    request = _parse(remote_pb2.ReadRequest(), decompress(body, max_decoded_bytes))
+    accepted = list(request.accepted_response_types)
+    if accepted and remote_pb2.ReadRequest.SAMPLES not in accepted:
+        names = ", ".join(remote_pb2.ReadRequest.ResponseType.Name(t) for t in accepted)
+        raise BadRequest(f"unsupported accepted_response_types [{names}]: only SAMPLES is served")
+    return request
+
+
+def encode_read_response(response: remote_pb2.ReadResponse) -> bytes:
+    """Serialise and snappy-compress a SAMPLES read response."""
+    return snappy.compress(response.SerializeToString())
+
+
+def encode_message(message) -> bytes:
+    """Serialise and snappy-compress any message (what a client sends)."""
+    return snappy.compress(message.SerializeToString())
+
+
+def _parse(message, data: bytes):
+    try:
+        message.ParseFromString(data)
+    except (DecodeError, ValueError) as exc:
+        name = type(message).__name__
+        raise BadRequest(f"body is not a valid protobuf {name}: {exc}") from None
+    return message

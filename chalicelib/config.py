@@ -1,0 +1,102 @@
+"""Every setting the connector reads, with its environment variable, resolved once.
+
+Chalice's stage ``environment_variables`` end up in the process environment
+(both on Lambda and under ``chalice local``), so this is the one place that
+reads ``os.environ``. Explicit arguments beat the environment in tests.
+"""
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+# Environment variable names.
+STORAGE_BACKEND = "STORAGE_BACKEND"          # "sqlite" (embedded) or "timestream"
+DATA_DIR = "DATA_DIR"                        # embedded store directory
+MAX_DECODED_BYTES = "MAX_DECODED_BYTES"      # cap on a decompressed request body
+READ_SAMPLE_LIMIT = "READ_SAMPLE_LIMIT"      # cap on samples in one /read response
+LOG_LEVEL = "LOG_LEVEL"                      # info | debug | warn | error
+DEFAULT_DATABASE = "DEFAULT_DATABASE"        # Timestream database
+DEFAULT_TABLE = "DEFAULT_TABLE"              # Timestream table
+AUTH_MODE = "AUTH_MODE"                      # "basic" (keys from Prometheus) or "role"
+AWS_REGION = "AWS_REGION"
+AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+TIMESTREAM_ENDPOINT_URL = "TIMESTREAM_ENDPOINT_URL"  # e.g. a moto server; skips discovery
+WRITE_CONCURRENCY = "WRITE_CONCURRENCY"      # parallel WriteRecords calls per request
+REQUEST_DEADLINE_SECONDS = "REQUEST_DEADLINE_SECONDS"  # finish before the Lambda timeout
+MEMORY_STORE_RETENTION_HOURS = "MEMORY_STORE_RETENTION_HOURS"
+MAGNETIC_STORE_WRITES = "MAGNETIC_STORE_WRITES"  # "true" if the table accepts late data
+
+BACKENDS = ("sqlite", "timestream")
+AUTH_MODES = ("basic", "role")
+LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
+              "error": "ERROR"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration of one running connector."""
+
+    backend: str = "sqlite"
+    data_dir: str = "./data"
+    max_decoded_bytes: int = 32 * 1024 * 1024
+    read_sample_limit: int = 5_000_000
+    log_level: str = "INFO"
+    database: str = "PrometheusDatabase"
+    table: str = "PrometheusMetricsTable"
+    auth_mode: str = "basic"
+    region: Optional[str] = None
+    endpoint_url: Optional[str] = None
+    write_concurrency: int = 8
+    request_deadline_seconds: float = 25.0
+    memory_store_retention_hours: float = 6.0
+    magnetic_store_writes: bool = False
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Read settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        defaults = cls()
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value if value else default
+
+        backend = get(STORAGE_BACKEND, defaults.backend).lower()
+        if backend not in BACKENDS:
+            raise ValueError(f"{STORAGE_BACKEND} must be one of {BACKENDS}, got {backend!r}")
+        auth_mode = get(AUTH_MODE, defaults.auth_mode).lower()
+        if auth_mode not in AUTH_MODES:
+            raise ValueError(f"{AUTH_MODE} must be one of {AUTH_MODES}, got {auth_mode!r}")
+        level = get(LOG_LEVEL, "info").lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{LOG_LEVEL} must be one of info, debug, warn, error; got {level!r}")
+        return cls(
+            backend=backend,
+            data_dir=get(DATA_DIR, defaults.data_dir),
+            max_decoded_bytes=_positive_int(env, MAX_DECODED_BYTES, defaults.max_decoded_bytes),
+            read_sample_limit=_positive_int(env, READ_SAMPLE_LIMIT, defaults.read_sample_limit),
+            log_level=LOG_LEVELS[level],
+            database=get(DEFAULT_DATABASE, defaults.database),
+            table=get(DEFAULT_TABLE, defaults.table),
+            auth_mode=auth_mode,
+            region=get(AWS_REGION, get(AWS_DEFAULT_REGION, "")) or None,
+            endpoint_url=get(TIMESTREAM_ENDPOINT_URL, "") or None,
+            write_concurrency=_positive_int(env, WRITE_CONCURRENCY, defaults.write_concurrency),
+            request_deadline_seconds=float(
+                get(REQUEST_DEADLINE_SECONDS, str(defaults.request_deadline_seconds))),
+            memory_store_retention_hours=float(
+                get(MEMORY_STORE_RETENTION_HOURS, str(defaults.memory_store_retention_hours))),
+            magnetic_store_writes=get(MAGNETIC_STORE_WRITES, "false").lower() in ("1", "true", "yes"),
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value

@@ -1,0 +1,44 @@
+"""Value objects that flow between the codec, the handlers and the stores."""
+from typing import List, NamedTuple, Sequence, Tuple
+
+from chalicelib.matchers import Matcher
+
+#: A series' labels: (name, value) pairs sorted by name, ``__name__`` included.
+Labels = Tuple[Tuple[str, str], ...]
+
+
+class Series(NamedTuple):
+    """One time series and its samples, timestamps in milliseconds."""
+
+    labels: Labels
+    timestamps: Sequence[int]
+    values: Sequence[float]
+
+
+class Query(NamedTuple):
+    """One remote-read query: an inclusive millisecond range and matchers."""
+
+    start_ms: int
+    end_ms: int
+    matchers: Tuple[Matcher, ...]
+
+
+class WriteResult(NamedTuple):
+    """What a store did with a write: samples stored and samples it refused."""
+
+    stored: int
+    rejected: int = 0
+    reasons: Tuple[str, ...] = ()
+
+
+def metric_name(labels: Labels) -> str:
+    """The value of ``__name__`` ("" if absent)."""
+    for name, value in labels:
+        if name == "__name__":
+            return value
+    return ""
+
+
+def sample_count(series: List[Series]) -> int:
+    """Total samples across ``series``."""
+    return sum(len(s.timestamps) for s in series)

@@ -1,0 +1,171 @@
+"""The embedded store: SQLite (standard library) in WAL mode, on local disk.
+
+Schema: ``series`` (id, metric name, canonical labels as JSON) and ``samples``
+keyed by (series id, timestamp). Values are stored as the 64-bit pattern of the
+float so NaN payloads (stale markers) survive: SQLite would turn a NaN REAL
+into NULL. Series ids are cached in memory with an index by metric name, so a
+write touches the series table only for series it has never seen.
+
+Concurrency: one connection per thread; writes are serialised by a lock (SQLite
+allows one writer at a time anyway) and reads run beside them under WAL.
+"""
+import json
+import os
+import sqlite3
+import threading
+from array import array
+from itertools import repeat
+from typing import Dict, List, Sequence, Set
+
+from chalicelib.errors import BackendUnavailable, ResponseTooLarge
+from chalicelib.matchers import MatchType, matches_all
+from chalicelib.model import Labels, Query, Series, WriteResult, metric_name
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id     INTEGER PRIMARY KEY,
+    name   TEXT NOT NULL,
+    labels TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS series_by_name ON series (name);
+CREATE TABLE IF NOT EXISTS samples (
+    series_id INTEGER NOT NULL,
+    t         INTEGER NOT NULL,
+    v         INTEGER NOT NULL,
+    PRIMARY KEY (series_id, t)
+) WITHOUT ROWID;
+"""
+DB_FILE = "prometheus.sqlite3"
+
+
+def floats_to_bits(values: Sequence[float]) -> array:
+    """The int64 bit patterns of ``values`` (bulk, no per-value Python work)."""
+    return array("q", array("d", values).tobytes())
+
+
+def bits_to_floats(bits: Sequence[int]) -> array:
+    """Inverse of ``floats_to_bits``."""
+    return array("d", array("q", bits).tobytes())
+
+
+class SeriesIndex:
+    """In-memory view of the series table: ids by labels, labels by id and by name."""
+
+    def __init__(self) -> None:
+        self.ids: Dict[Labels, int] = {}
+        self.labels: Dict[int, Labels] = {}
+        self.by_name: Dict[str, List[int]] = {}
+        self.max_id = 0
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        """Pick up series added since the last load (by this or another process)."""
+        rows = conn.execute("SELECT id, labels FROM series WHERE id > ? ORDER BY id",
+                            (self.max_id,)).fetchall()
+        for series_id, text in rows:
+            labels = tuple(tuple(pair) for pair in json.loads(text))
+            self.ids[labels] = series_id
+            self.labels[series_id] = labels
+            self.by_name.setdefault(metric_name(labels), []).append(series_id)
+            self.max_id = series_id
+
+
+class SQLiteStore:
+    """Durable embedded store in ``data_dir``."""
+
+    def __init__(self, data_dir: str) -> None:
+        os.makedirs(data_dir, exist_ok=True)
+        self.path = os.path.join(data_dir, DB_FILE)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._index_lock = threading.Lock()
+        self._index = SeriesIndex()
+        conn = self._conn()
+        conn.executescript(SCHEMA)
+        self._refresh()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _refresh(self) -> None:
+        with self._index_lock:
+            self._index.load(self._conn())
+
+    def write(self, series: Sequence[Series]) -> WriteResult:
+        """Store every sample of ``series``; duplicates (same series and time) are kept once."""
+        if not series:
+            return WriteResult(0)
+        conn = self._conn()
+        try:
+            with self._write_lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    ids = self._series_ids(conn, series)
+                    for item, series_id in zip(series, ids):
+                        conn.executemany(
+                            "INSERT OR IGNORE INTO samples (series_id, t, v) VALUES (?, ?, ?)",
+                            zip(repeat(series_id), item.timestamps, floats_to_bits(item.values)))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    with self._index_lock:  # it may hold ids of rolled-back series
+                        self._index = SeriesIndex()
+                    raise
+        except sqlite3.OperationalError as exc:  # locked, disk full, I/O: retryable
+            raise BackendUnavailable(f"embedded store unavailable: {exc}") from None
+        return WriteResult(sum(len(s.timestamps) for s in series))
+
+    def _series_ids(self, conn: sqlite3.Connection, series: Sequence[Series]) -> List[int]:
+        """Ids of ``series``, inserting new ones (inside the caller's transaction)."""
+        index = self._index
+        missing = [s.labels for s in series if s.labels not in index.ids]
+        if missing:
+            conn.executemany(
+                "INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)",
+                ((metric_name(labels), json.dumps(labels, ensure_ascii=False))
+                 for labels in dict.fromkeys(missing)))
+            self._refresh()
+            index = self._index
+        return [index.ids[s.labels] for s in series]
+
+    def read(self, query: Query, sample_limit: int) -> List[Series]:
+        """Series matching ``query`` with their samples in range, sorted by labels."""
+        self._refresh()
+        conn = self._conn()
+        selected = sorted(self._select(query), key=lambda pair: pair[1])
+        result: List[Series] = []
+        total = 0
+        for series_id, labels in selected:
+            rows = conn.execute(
+                "SELECT t, v FROM samples WHERE series_id = ? AND t BETWEEN ? AND ? ORDER BY t",
+                (series_id, query.start_ms, query.end_ms)).fetchall()
+            if not rows:
+                continue
+            total += len(rows)
+            if total > sample_limit:
+                raise ResponseTooLarge(
+                    f"query selects more than {sample_limit} samples (READ_SAMPLE_LIMIT): "
+                    "narrow the matchers or the time range")
+            timestamps, bits = zip(*rows)
+            result.append(Series(labels, list(timestamps), list(bits_to_floats(bits))))
+        return result
+
+    def _select(self, query: Query):
+        index = self._index
+        with self._index_lock:
+            names = [m.value for m in query.matchers
+                     if m.name == "__name__" and m.type is MatchType.EQ]
+            candidates: Set[int]
+            if names:
+                candidates = set(index.by_name.get(names[0], ()))
+            else:
+                candidates = set(index.labels)
+            labels_of = index.labels
+            chosen = [(i, labels_of[i]) for i in candidates]
+        return [(i, labels) for i, labels in chosen if matches_all(query.matchers, dict(labels))]

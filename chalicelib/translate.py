@@ -1,0 +1,107 @@
+"""Translation between protobuf messages and the connector's model, with validation.
+
+Label rules follow Prometheus: label names match ``[a-zA-Z_][a-zA-Z0-9_]*``,
+the metric name (``__name__``) is present and matches ``[a-zA-Z_:][a-zA-Z0-9_:]*``,
+no name appears twice. Labels with empty values are dropped (an empty value
+means "absent" in Prometheus). Values may be any UTF-8 (protobuf enforces UTF-8).
+"""
+import logging
+import re
+from typing import Iterable, List, Sequence
+
+from chalicelib.errors import BadRequest
+from chalicelib.matchers import Matcher
+from chalicelib.model import Labels, Query, Series
+from chalicelib.prompb import remote_pb2, types_pb2
+
+LOG = logging.getLogger(__name__)
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+# Label sets already validated: a Prometheus sends the same series over and
+# over, so each is checked once per process. Bounded: cleared when full.
+_VALID: set = set()
+_VALID_MAX = 200_000
+
+
+def validate_labels(labels: Labels) -> Labels:
+    """Return ``labels`` sorted with empty values dropped; BadRequest if invalid."""
+    if labels in _VALID:
+        return labels
+    shown = describe(labels)
+    names = sorted(name for name, _ in labels)
+    for index, name in enumerate(names):
+        if not name:
+            raise BadRequest(f"empty label name in series {shown}")
+        if not LABEL_NAME.fullmatch(name):
+            raise BadRequest(f"invalid label name {name!r} in series {shown}")
+        if index and names[index - 1] == name:
+            raise BadRequest(f"duplicate label name {name!r} in series {shown}")
+    cleaned = tuple(sorted((n, v) for n, v in labels if v != ""))
+    metric = dict(cleaned).get("__name__")
+    if metric is None:
+        raise BadRequest(f"series without a metric name (__name__): {shown}")
+    if not METRIC_NAME.fullmatch(metric):
+        raise BadRequest(f"invalid metric name {metric!r}")
+    if cleaned == labels:
+        if len(_VALID) >= _VALID_MAX:
+            _VALID.clear()
+        _VALID.add(labels)
+    return cleaned
+
+
+def describe(labels: Iterable) -> str:
+    """Render labels like PromQL, e.g. ``up{job="x"}``, for messages and logs."""
+    pairs = list(labels)
+    name = next((v for n, v in pairs if n == "__name__"), "")
+    rest = ",".join(f'{n}="{_escape(v)}"' for n, v in pairs if n != "__name__")
+    text = f"{name}{{{rest}}}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def series_from_write_request(request: remote_pb2.WriteRequest) -> List[Series]:
+    """Validated series of a write request (native histograms are skipped and logged)."""
+    result = []
+    histograms = 0
+    for ts in request.timeseries:
+        if ts.histograms:
+            histograms += len(ts.histograms)
+        if not ts.samples:
+            continue
+        labels = validate_labels(tuple((label.name, label.value) for label in ts.labels))
+        samples = ts.samples
+        result.append(Series(labels, [s.timestamp for s in samples], [s.value for s in samples]))
+    if histograms:
+        LOG.warning("skipped %d native histogram samples: native histograms are not stored",
+                    histograms)
+    return result
+
+
+def queries_from_read_request(request: remote_pb2.ReadRequest) -> List[Query]:
+    """The request's queries as model objects (BadRequest on a bad matcher or range)."""
+    queries = []
+    for index, query in enumerate(request.queries):
+        if query.end_timestamp_ms < query.start_timestamp_ms:
+            raise BadRequest(f"query {index}: end {query.end_timestamp_ms} is before "
+                             f"start {query.start_timestamp_ms}")
+        matchers = tuple(Matcher.of(m.type, m.name, m.value) for m in query.matchers)
+        if not matchers:
+            raise BadRequest(f"query {index}: at least one matcher is required")
+        queries.append(Query(query.start_timestamp_ms, query.end_timestamp_ms, matchers))
+    return queries
+
+
+def query_result(series: Sequence[Series]) -> remote_pb2.QueryResult:
+    """A protobuf QueryResult holding ``series`` in the given order."""
+    result = remote_pb2.QueryResult()
+    for item in series:
+        ts = result.timeseries.add()
+        ts.labels.extend(types_pb2.Label(name=n, value=v) for n, v in item.labels)
+        ts.samples.extend(types_pb2.Sample(value=v, timestamp=t)
+                          for t, v in zip(item.timestamps, item.values))
+    return result
