@@ -69,12 +69,25 @@ def check_regex(pattern: str) -> None:
             raise BadRequest(f"unsupported regex {pattern!r}: {name} are not RE2 syntax")
 
 
+_LEADING_FLAGS = re.compile(r"\(\?[ims]+\)")
+
+
+def anchored_source(pattern: str) -> str:
+    """The regex source Prometheus evaluates, ``^(?:pattern)$`` without the anchors
+    (callers use ``fullmatch``); a leading flag group such as ``(?i)`` stays in front,
+    where Python requires it and where it means the same as in RE2."""
+    flags = _LEADING_FLAGS.match(pattern)
+    if flags:
+        return flags.group(0) + "(?:" + pattern[flags.end():] + ")"
+    return "(?:" + pattern + ")"
+
+
 @lru_cache(maxsize=4096)
 def compile_anchored(pattern: str) -> Pattern[str]:
     """Compile a Prometheus regex, anchored at both ends; BadRequest if invalid."""
     check_regex(pattern)
     try:
-        return re.compile("(?:" + pattern + ")")
+        return re.compile(anchored_source(pattern))
     except re.error as exc:
         raise BadRequest(f"invalid regex {pattern!r}: {exc}") from None
 

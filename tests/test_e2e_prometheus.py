@@ -1,0 +1,206 @@
+"""End to end with the real `prometheus` binary and `make run` (chalice local).
+
+A writer Prometheus scrapes itself and a fixture exporter and remote-writes through
+the connector; a reader Prometheus with only remote_read answers PromQL queries,
+which must equal the writer's own answers at the same evaluation time.
+"""
+import http.server
+import os
+import shutil
+import sys
+import threading
+import time
+
+import pytest
+
+from chalicelib.prompb import remote_pb2
+from tests.support import Process, free_port, promql, remote_read, wait_for_port
+
+PROMETHEUS = shutil.which("prometheus")
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None and not os.environ.get("CI"),
+    reason="needs the prometheus binary (apt-get install prometheus); required in CI")
+
+LONG_NAME = "fixture_a_metric_name_that_is_definitely_longer_than_sixty_bytes_for_timestream_total"
+VANISH_AFTER = 3.0  # seconds: the "vanishing" series then disappears -> stale marker
+
+FIXTURE = f"""# TYPE fixture_value gauge
+fixture_value{{kind="quote",v="say \\"hi\\""}} 1
+fixture_value{{kind="backslash",v="C:\\\\path\\\\x"}} 2
+fixture_value{{kind="unicode",v="ünïcødé ✓ 日本"}} 3
+fixture_value{{kind="newline",v="two\\nlines"}} 4
+fixture_value{{kind="empty",v=""}} 5
+fixture_value{{kind="nan"}} NaN
+fixture_value{{kind="inf"}} +Inf
+fixture_value{{kind="ninf"}} -Inf
+fixture_value{{kind="tiny"}} 1e-300
+fixture_value{{kind="sum"}} 0.30000000000000004
+fixture_value{{kind="sql",v="x' OR '1'='1"}} 6
+# TYPE {LONG_NAME} counter
+{LONG_NAME} 42
+"""
+VANISHING = 'fixture_value{kind="vanishing"} 7\n'
+
+QUERIES = [
+    "fixture_value",
+    'fixture_value{kind="quote"}',
+    'fixture_value{v="say \\"hi\\""}',
+    'fixture_value{v="C:\\\\path\\\\x"}',
+    'fixture_value{v="ünïcødé ✓ 日本"}',
+    'fixture_value{v="two\\nlines"}',
+    'fixture_value{v="x\' OR \'1\'=\'1"}',
+    'fixture_value{kind!="nan"}',
+    'fixture_value{kind=~"n.*"}',
+    'fixture_value{kind=~"nan|inf"}',
+    'fixture_value{kind!~"n.*|inf"}',
+    'fixture_value{kind=~"(?i)QUOTE|s.*"}',
+    'fixture_value{v=""}',
+    'fixture_value{v!=""}',
+    'fixture_value{v=~".*"}',
+    'fixture_value{v=~".+"}',
+    'fixture_value{v!~"C.*"}',
+    'fixture_value{v=~"two.lines"}',
+    'fixture_value{v=~"ü.*"}',
+    "fixture_value[10s]",
+    'fixture_value{kind="nan"}[5s]',
+    LONG_NAME,
+    '{__name__=~"fixture_a_metric.*"}',
+    'up{job="fixture"}',
+    "up",
+    "prometheus_build_info",
+    'rate(prometheus_http_requests_total{handler="/metrics"}[30s])',
+    'count({__name__=~".+"})',
+    'count by (job) ({__name__=~".+",job!=""})',
+]
+
+
+# Queries whose right answer is empty: in Prometheus 2.42, "." does not match "\n".
+EMPTY_ANSWERS = {'fixture_value{v=~"two.lines"}'}
+
+
+class FixtureExporter:
+    """Serves FIXTURE on /metrics (plus a series that vanishes after a few seconds)."""
+
+    def __init__(self) -> None:
+        first_scrape = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                text = FIXTURE
+                first_scrape[:] = first_scrape or [time.monotonic()]
+                if time.monotonic() - first_scrape[0] < VANISH_AFTER:
+                    text += VANISHING
+                body = text.encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_prometheus(tmp_path, name: str, port: int, config: str) -> Process:
+    directory = tmp_path / name
+    directory.mkdir()
+    (directory / "prometheus.yml").write_text(config)
+    proc = Process([PROMETHEUS or "prometheus", f"--config.file={directory / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                   str(directory / "log.txt"))
+    try:
+        wait_for_port(port, proc.proc)
+    except Exception:
+        proc.stop()
+        raise
+    return proc
+
+
+def start_connector(tmp_path) -> (Process, str):
+    """The README's `make run`, with PORT and DATA_DIR overriding the defaults."""
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path / "connector-data"))
+    proc = Process(["make", "--no-print-directory", "run", f"VENV={sys.prefix}"],
+                   str(tmp_path / "connector.log"), env=env)
+    return proc, port
+
+
+def latest_timestamp(base_url: str, job: str) -> int:
+    request = remote_pb2.ReadRequest()
+    query = request.queries.add(start_timestamp_ms=0, end_timestamp_ms=2 ** 62)
+    query.matchers.add(type=0, name="__name__", value="up")
+    query.matchers.add(type=0, name="job", value=job)
+    response = remote_read(base_url, request)
+    stamps = [s.timestamp for ts in response.results[0].timeseries for s in ts.samples]
+    return max(stamps, default=0)
+
+
+def test_writer_and_reader_prometheus_agree(tmp_path):
+    processes = []
+    exporter = FixtureExporter()
+    try:
+        connector, connector_port = start_connector(tmp_path)
+        processes.append(connector)
+        connector_url = f"http://127.0.0.1:{connector_port}"
+        wait_for_port(connector_port, connector.proc, timeout=300)
+
+        writer_port, reader_port = free_port(), free_port()
+        processes.append(start_prometheus(tmp_path, "writer", writer_port, f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: self
+    static_configs: [{{targets: ["127.0.0.1:{writer_port}"]}}]
+  - job_name: fixture
+    static_configs: [{{targets: ["127.0.0.1:{exporter.port}"]}}]
+remote_write:
+  - url: {connector_url}/write
+    queue_config: {{min_shards: 1, max_shards: 1, batch_send_deadline: 500ms,
+                    min_backoff: 100ms, max_backoff: 1s}}
+"""))
+        writer = processes[-1]
+        processes.append(start_prometheus(tmp_path, "reader", reader_port, f"""
+global: {{scrape_interval: 1m}}
+remote_read:
+  - url: {connector_url}/read
+    read_recent: true
+"""))
+
+        writer_url = f"http://127.0.0.1:{writer_port}"
+        reader_url = f"http://127.0.0.1:{reader_port}"
+        vanished = 'fixture_value{kind="vanishing"}'
+        # Evaluate once the vanishing series has gone stale in the writer.
+        deadline = time.monotonic() + 60
+        while True:
+            at = time.time() - 0.5
+            if promql(writer_url, vanished + "[30s]", at) and not promql(writer_url, vanished, at):
+                break
+            assert time.monotonic() < deadline, "the vanishing series never went stale"
+            time.sleep(0.5)
+        while min(latest_timestamp(connector_url, job) for job in ("self", "fixture")) \
+                < at * 1000 + 2000:
+            assert time.monotonic() < deadline, "writes did not reach the connector:\n" \
+                + writer.log() + connector.log()
+            time.sleep(0.5)
+
+        # A stale marker (a NaN with special bits) ends the vanishing series: the
+        # reader sees it end too only if the connector kept the marker's exact bits.
+        assert promql(reader_url, vanished, at) == []
+        assert promql(reader_url, vanished + "[30s]", at) == promql(writer_url, vanished + "[30s]", at)
+        for query in QUERIES:
+            expected = promql(writer_url, query, at)
+            assert bool(expected) != (query in EMPTY_ANSWERS), f"fixture is wrong for {query}"
+            assert promql(reader_url, query, at) == expected, query
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+        exporter.stop()
