@@ -22,6 +22,7 @@ def check_content_headers(headers: Mapping[str, str], proto: str) -> None:
     ``proto`` is the only message name accepted in a ``;proto=`` parameter, so a
     remote-write 2.0 body is refused rather than misparsed.
     """
+    headers = {name.lower(): value for name, value in headers.items()}
     content_type = headers.get("content-type", "")
     media_type, _, params = content_type.partition(";")
     if media_type.strip().lower() != PROTOBUF:

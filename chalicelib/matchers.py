@@ -38,7 +38,6 @@ _UNSUPPORTED = (
     (re.compile(r"\(\?\("), "conditional groups"),
     (re.compile(r"\(\?>"), "atomic groups"),
     (re.compile(r"(?:[*+?}])\+"), "possessive quantifiers"),
-    (re.compile(r"\[\[:\^?[a-z]+:\]"), "POSIX character classes"),
 )
 _UNSUPPORTED_ESCAPES = {
     **{str(d): "backreferences" for d in range(1, 10)},
@@ -49,24 +48,37 @@ _UNSUPPORTED_ESCAPES = {
 
 def check_regex(pattern: str) -> None:
     """Raise BadRequest if ``pattern`` is not RE2 syntax this connector can honour."""
-    unescaped = []
-    index = 0
+    def refuse(what: str) -> BadRequest:
+        return BadRequest(f"unsupported regex {pattern!r}: {what} are not supported")
+
+    outside = []  # the pattern outside character classes, escapes blanked out
+    index, in_class = 0, False
     while index < len(pattern):
         char = pattern[index]
         if char == "\\" and index + 1 < len(pattern):
             escaped = pattern[index + 1]
             if escaped in _UNSUPPORTED_ESCAPES:
-                raise BadRequest(f"unsupported regex {pattern!r}: "
-                                 f"{_UNSUPPORTED_ESCAPES[escaped]} are not supported")
-            unescaped.append("__")  # keeps escaped characters out of the checks below
+                raise refuse(_UNSUPPORTED_ESCAPES[escaped])
+            outside.append("__")
             index += 2
-            continue
-        unescaped.append(char)
-        index += 1
-    text = "".join(unescaped)
+        elif in_class:
+            if pattern.startswith("[:", index):
+                raise refuse("POSIX character classes")
+            in_class = char != "]"
+            index += 1
+        elif char == "[":
+            in_class = True
+            index += 1
+            index += pattern.startswith("^", index)
+            index += pattern.startswith("]", index)  # a leading "]" is literal
+            outside.append("_")
+        else:
+            outside.append(char)
+            index += 1
+    text = "".join(outside)
     for construct, name in _UNSUPPORTED:
         if construct.search(text):
-            raise BadRequest(f"unsupported regex {pattern!r}: {name} are not RE2 syntax")
+            raise refuse(name)
 
 
 _LEADING_FLAGS = re.compile(r"\(\?[ims]+\)")

@@ -1,19 +1,19 @@
-"""Builds the configured store once per process (lazily, as Chalice samples do)."""
+"""Builds stores once per process and hands them to the routes (as Chalice samples do)."""
 import threading
-from typing import Optional
+from typing import Dict
 
 from chalicelib.config import Settings
 from chalicelib.storage.base import Store
+from chalicelib.storage.sqlite import SQLiteStore
 
 _lock = threading.Lock()
-_embedded: Optional[Store] = None
+_embedded: Dict[str, Store] = {}
 
 
 def embedded_store(settings: Settings) -> Store:
-    """The process-wide embedded SQLite store in ``settings.data_dir``."""
-    global _embedded
+    """The process-wide embedded SQLite store for ``settings.data_dir``."""
     with _lock:
-        if _embedded is None:
-            from chalicelib.storage.sqlite import SQLiteStore
-            _embedded = SQLiteStore(settings.data_dir)
-        return _embedded
+        store = _embedded.get(settings.data_dir)
+        if store is None:
+            store = _embedded[settings.data_dir] = SQLiteStore(settings.data_dir)
+        return store

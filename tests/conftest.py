@@ -1,0 +1,39 @@
+import pytest
+
+from chalicelib.prompb import remote_pb2
+
+HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+
+
+def write_request(*series) -> remote_pb2.WriteRequest:
+    """A WriteRequest from (labels dict, [(timestamp, value), ...]) pairs."""
+    request = remote_pb2.WriteRequest()
+    for labels, samples in series:
+        ts = request.timeseries.add()
+        for name, value in sorted(labels.items()):
+            ts.labels.add(name=name, value=value)
+        for timestamp, value in samples:
+            ts.samples.add(timestamp=timestamp, value=value)
+    return request
+
+
+def read_request(*queries) -> remote_pb2.ReadRequest:
+    """A ReadRequest from (start, end, [(type, name, value), ...]) triples."""
+    request = remote_pb2.ReadRequest()
+    for start, end, matchers in queries:
+        query = request.queries.add(start_timestamp_ms=start, end_timestamp_ms=end)
+        for type_, name, value in matchers:
+            query.matchers.add(type=type_, name=name, value=value)
+    return request
+
+
+@pytest.fixture
+def headers():
+    return dict(HEADERS)
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request, tmp_path):
+    """Every storage backend, each fresh (the contract suite runs against all)."""
+    from chalicelib.storage.sqlite import SQLiteStore
+    return SQLiteStore(str(tmp_path / "data"))

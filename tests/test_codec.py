@@ -1,0 +1,101 @@
+import struct
+
+import pytest
+import snappy
+
+from chalicelib import codec
+from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from chalicelib.prompb import remote_pb2
+from tests.conftest import HEADERS, read_request, write_request
+
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+def bits(value: float) -> int:
+    return struct.unpack("<Q", struct.pack("<d", value))[0]
+
+
+def test_write_request_round_trip_keeps_labels_and_exact_values():
+    values = [float("nan"), STALE_NAN, float("inf"), float("-inf"), 1e-300, 0.1 + 0.2, -0.0]
+    request = write_request(({"__name__": "m", "v": 'q"\\\nü'}, list(enumerate(values))))
+    decoded = codec.decode_write_request(codec.encode_message(request), HEADERS, 1 << 20)
+    assert [bits(s.value) for s in decoded.timeseries[0].samples] == [bits(v) for v in values]
+    assert decoded.timeseries[0].labels[1].value == 'q"\\\nü'
+
+
+def test_read_response_round_trip():
+    response = remote_pb2.ReadResponse()
+    response.results.add().timeseries.add().samples.add(timestamp=5, value=STALE_NAN)
+    decoded = remote_pb2.ReadResponse()
+    decoded.ParseFromString(codec.decompress(codec.encode_read_response(response), 1 << 20))
+    assert bits(decoded.results[0].timeseries[0].samples[0].value) == bits(STALE_NAN)
+
+
+def test_metadata_only_request_decodes_to_no_series():
+    request = remote_pb2.WriteRequest()
+    request.metadata.add(metric_family_name="up", help="x")
+    assert len(codec.decode_write_request(codec.encode_message(request), HEADERS, 1 << 20)
+               .timeseries) == 0
+
+
+@pytest.mark.parametrize("body,message", [
+    (b"", "empty body"),
+    (b"\xff\xff\xff\xff\xff\xff", "length preamble"),
+    (b"not snappy at all", "snappy"),
+    (snappy.compress(b"x" * 100)[:-10], "snappy"),
+    (snappy.compress(b"\xff\xff\xff"), "protobuf"),
+])
+def test_bad_bodies_are_bad_requests(body, message):
+    with pytest.raises(BadRequest, match=message):
+        codec.decode_write_request(body, HEADERS, 1 << 20)
+
+
+def test_truncated_protobuf_is_bad_request():
+    full = write_request(({"__name__": "m"}, [(1, 1.0)])).SerializeToString()
+    with pytest.raises(BadRequest, match="protobuf WriteRequest"):
+        codec.decode_write_request(snappy.compress(full[:-3]), HEADERS, 1 << 20)
+
+
+def test_bomb_header_is_refused_before_decompressing():
+    # Declares 1 GiB of decoded data in a 6-byte body.
+    body = bytes([0x80, 0x80, 0x80, 0x80, 0x04]) + b"\x00"
+    with pytest.raises(PayloadTooLarge, match="1073741824 bytes, over the limit of 1048576"):
+        codec.decode_write_request(body, HEADERS, 1 << 20)
+
+
+def test_body_just_under_the_cap_is_accepted():
+    request = write_request(({"__name__": "m", "pad": "x" * 1000}, [(1, 1.0)]))
+    size = len(request.SerializeToString())
+    codec.decode_write_request(codec.encode_message(request), HEADERS, size)
+    with pytest.raises(PayloadTooLarge):
+        codec.decode_write_request(codec.encode_message(request), HEADERS, size - 1)
+
+
+@pytest.mark.parametrize("headers,message", [
+    ({"Content-Type": "application/json", "Content-Encoding": "snappy"}, "Content-Type"),
+    ({"Content-Encoding": "snappy"}, "Content-Type"),
+    ({"Content-Type": "application/x-protobuf"}, "Content-Encoding"),
+    ({"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, "Content-Encoding"),
+    ({"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+      "Content-Encoding": "snappy"}, "proto=prometheus.WriteRequest"),
+])
+def test_unreadable_content_headers_are_415(headers, message):
+    body = codec.encode_message(write_request())
+    lowered = {k.lower(): v for k, v in headers.items()}
+    with pytest.raises(UnsupportedMediaType, match=message):
+        codec.decode_write_request(body, lowered, 1 << 20)
+
+
+def test_explicit_v1_proto_parameter_is_accepted():
+    headers = {"content-type": "application/x-protobuf; proto=prometheus.WriteRequest",
+               "content-encoding": "snappy"}
+    codec.decode_write_request(codec.encode_message(write_request()), headers, 1 << 20)
+
+
+def test_read_request_accepting_only_streamed_chunks_is_refused():
+    request = read_request((0, 1, [(0, "__name__", "up")]))
+    request.accepted_response_types.append(remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS)
+    with pytest.raises(BadRequest, match="only SAMPLES"):
+        codec.decode_read_request(codec.encode_message(request), HEADERS, 1 << 20)
+    request.accepted_response_types.append(remote_pb2.ReadRequest.SAMPLES)
+    codec.decode_read_request(codec.encode_message(request), HEADERS, 1 << 20)

@@ -1,0 +1,116 @@
+"""`make run` (chalice local on the embedded store) over real HTTP."""
+import http.client
+import os
+import sys
+import threading
+
+import pytest
+
+from chalicelib import codec
+from chalicelib.prompb import remote_pb2
+from tests.conftest import read_request, write_request
+from tests.support import Process, free_port, remote_read, remote_write, wait_for_port
+
+
+def start(tmp_path, data_dir) -> (Process, str):
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), DATA_DIR=str(data_dir))
+    proc = Process(["make", "--no-print-directory", "run", f"VENV={sys.prefix}"],
+                   str(tmp_path / f"server-{port}.log"), env=env)
+    try:
+        wait_for_port(port, proc.proc, timeout=300)
+    except Exception:
+        proc.stop()
+        raise
+    return proc, f"http://127.0.0.1:{port}", port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("server")
+    proc, url, port = start(tmp_path, tmp_path / "data")
+    yield url, port, tmp_path
+    proc.stop()
+
+
+def raw_post(port, path, body, headers):
+    """POST with exactly these headers (no Accept), as Prometheus does."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+PROM_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                "User-Agent": "Prometheus/2.42.0", "X-Prometheus-Remote-Read-Version": "0.1.0",
+                "Accept-Encoding": "snappy"}
+
+
+def test_read_without_accept_header_gets_snappy_protobuf(server):
+    url, port, _ = server
+    assert remote_write(url, write_request(({"__name__": "noaccept"}, [(5, 1.5)])))[0] == 204
+    body = codec.encode_message(read_request((0, 10, [(0, "__name__", "noaccept")])))
+    status, headers, data = raw_post(port, "/read", body, PROM_HEADERS)
+    assert status == 200, data
+    assert headers["Content-Type"] == "application/x-protobuf"
+    assert headers["Content-Encoding"] == "snappy"
+    response = remote_pb2.ReadResponse()
+    response.ParseFromString(codec.decompress(data, 1 << 20))
+    assert response.results[0].timeseries[0].samples[0].value == 1.5
+
+
+@pytest.mark.parametrize("body,headers,status,reason", [
+    (b"\x05abc", PROM_HEADERS, 400, b"snappy"),
+    (b"garbage", {**PROM_HEADERS, "Content-Type": "text/plain"}, 415, b"Content-Type"),
+    (bytes([0x80, 0x80, 0x80, 0x80, 0x08]) + b"\x00", PROM_HEADERS, 413, b"over the limit"),
+    (b"", PROM_HEADERS, 400, b"empty body"),
+])
+def test_bad_bodies_get_4xx_with_reason_and_server_keeps_serving(server, body, headers, status,
+                                                                  reason):
+    url, port, _ = server
+    for path in ("/write", "/read"):
+        got, _, text = raw_post(port, path, body, headers)
+        assert (got, reason in text) == (status, True), text
+    assert remote_write(url, write_request(({"__name__": "alive"}, [(1, 1.0)])))[0] == 204
+
+
+def test_concurrent_writers_lose_nothing(server):
+    url, _, _ = server
+    errors = []
+
+    def writer(worker):
+        for batch in range(10):
+            request = write_request(*[({"__name__": "conc", "w": str(worker), "s": str(s)},
+                                       [(batch * 10 + i, float(i)) for i in range(10)])
+                                      for s in range(20)])
+            status, body = remote_write(url, request)
+            if status != 204:
+                errors.append((status, body))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    result = remote_read(url, read_request((0, 1000, [(0, "__name__", "conc")])))
+    assert len(result.results[0].timeseries) == 4 * 20
+    assert sum(len(ts.samples) for ts in result.results[0].timeseries) == 4 * 20 * 100
+
+
+def test_data_survives_a_restart(tmp_path):
+    proc, url, _ = start(tmp_path, tmp_path / "data")
+    try:
+        assert remote_write(url, write_request(({"__name__": "durable"}, [(7, 7.0)])))[0] == 204
+    finally:
+        proc.stop()
+    proc, url, _ = start(tmp_path, tmp_path / "data")
+    try:
+        result = remote_read(url, read_request((0, 10, [(0, "__name__", "durable")])))
+        assert result.results[0].timeseries[0].samples[0].value == 7.0
+    finally:
+        proc.stop()
+    assert os.path.exists(tmp_path / "data" / "prometheus.sqlite3")

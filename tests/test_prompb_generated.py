@@ -1,0 +1,40 @@
+"""The checked-in protobuf code is exactly what protoc generates from the .proto files."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT
+
+PROTOS = ["chalicelib/prompb/types.proto", "chalicelib/prompb/remote.proto"]
+
+
+def test_checked_in_code_equals_a_fresh_generation(tmp_path):
+    pytest.importorskip("grpc_tools")
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I.", f"--python_out={tmp_path}",
+                    f"--pyi_out={tmp_path}", *PROTOS], cwd=ROOT, check=True)
+    for proto in PROTOS:
+        for suffix in ("_pb2.py", "_pb2.pyi"):
+            generated = proto.replace(".proto", suffix)
+            with open(tmp_path / generated) as fresh, open(os.path.join(ROOT, generated)) as kept:
+                assert kept.read() == fresh.read(), f"{generated} is stale: run `make proto`"
+
+
+def test_field_numbers_match_the_prometheus_wire_format():
+    from chalicelib.prompb import remote_pb2, types_pb2
+    numbers = {
+        types_pb2.Sample: {"value": 1, "timestamp": 2},
+        types_pb2.TimeSeries: {"labels": 1, "samples": 2, "exemplars": 3, "histograms": 4},
+        types_pb2.Label: {"name": 1, "value": 2},
+        types_pb2.LabelMatcher: {"type": 1, "name": 2, "value": 3},
+        remote_pb2.WriteRequest: {"timeseries": 1, "metadata": 3},
+        remote_pb2.ReadRequest: {"queries": 1, "accepted_response_types": 2},
+        remote_pb2.ReadResponse: {"results": 1},
+        remote_pb2.Query: {"start_timestamp_ms": 1, "end_timestamp_ms": 2, "matchers": 3,
+                           "hints": 4},
+        remote_pb2.QueryResult: {"timeseries": 1},
+    }
+    for message, fields in numbers.items():
+        assert {f.name: f.number for f in message.DESCRIPTOR.fields
+                if f.name in fields} == fields, message.DESCRIPTOR.name

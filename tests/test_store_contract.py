@@ -1,0 +1,94 @@
+"""One contract, every backend: the same writes must read back the same way."""
+import struct
+
+import pytest
+
+from chalicelib.errors import ResponseTooLarge
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
+from chalicelib.translate import validate_labels
+from tests.matcher_cases import SERIES, all_cases, case_id
+
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+SPECIAL = [float("nan"), STALE_NAN, float("inf"), float("-inf"), 1e-300, 0.1 + 0.2, -0.0,
+           5e-324, 1.7976931348623157e308, 123456789.123456789]
+CASES = list(all_cases())
+
+
+def bits(value: float) -> int:
+    return struct.unpack("<Q", struct.pack("<d", value))[0]
+
+
+def series(labels: dict, samples) -> Series:
+    return Series(validate_labels(tuple(sorted(labels.items()))),
+                  [t for t, _ in samples], [v for _, v in samples])
+
+
+def query(start, end, *matchers) -> Query:
+    return Query(start, end, tuple(Matcher.of(*m) for m in matchers))
+
+
+def read_one(store, start, end, *matchers):
+    return store.read(query(start, end, *matchers), 10_000)
+
+
+def test_values_come_back_bit_for_bit(store):
+    store.write([series({"__name__": "v"}, [(1000 + i, v) for i, v in enumerate(SPECIAL)])])
+    [result] = read_one(store, 0, 10_000, (0, "__name__", "v"))
+    assert [bits(v) for v in result.values] == [bits(v) for v in SPECIAL]
+    assert list(result.timestamps) == [1000 + i for i in range(len(SPECIAL))]
+
+
+def test_writes_are_idempotent(store):
+    batch = [series({"__name__": "m", "a": "1"}, [(1, 1.0), (2, 2.0)])]
+    store.write(batch)
+    store.write(batch)
+    [result] = read_one(store, 0, 10, (0, "__name__", "m"))
+    assert list(result.timestamps) == [1, 2]
+
+
+def test_range_is_inclusive_in_milliseconds(store):
+    store.write([series({"__name__": "m"}, [(t, float(t)) for t in (999, 1000, 1001, 1999,
+                                                                     2000, 2001)])])
+    [result] = read_one(store, 1000, 2000, (0, "__name__", "m"))
+    assert list(result.timestamps) == [1000, 1001, 1999, 2000]
+
+
+def test_series_sorted_by_labels_and_samples_by_time(store):
+    store.write([series({"__name__": "m", "b": "2"}, [(5, 1.0), (3, 1.0)]),
+                 series({"__name__": "m", "a": "9"}, [(4, 1.0)]),
+                 series({"__name__": "m", "b": "10"}, [(1, 1.0)])])
+    result = read_one(store, 0, 10, (0, "__name__", "m"))
+    assert [s.labels for s in result] == [
+        (("__name__", "m"), ("a", "9")), (("__name__", "m"), ("b", "10")),
+        (("__name__", "m"), ("b", "2"))]
+    assert list(result[2].timestamps) == [3, 5]
+
+
+def test_series_without_samples_in_range_are_left_out(store):
+    store.write([series({"__name__": "m", "a": "old"}, [(1, 1.0)]),
+                 series({"__name__": "m", "a": "new"}, [(100, 1.0)])])
+    result = read_one(store, 50, 150, (0, "__name__", "m"))
+    assert [dict(s.labels)["a"] for s in result] == ["new"]
+
+
+def test_sample_limit(store):
+    store.write([series({"__name__": "m"}, [(t, 1.0) for t in range(20)])])
+    with pytest.raises(ResponseTooLarge, match="more than 19 samples"):
+        store.read(query(0, 100, (0, "__name__", "m")), 19)
+    assert len(store.read(query(0, 100, (0, "__name__", "m")), 20)[0].timestamps) == 20
+
+
+def test_labels_survive_any_utf8(store):
+    labels = {"__name__": "m", "v": "quote\" back\\slash\nnewline ü 日本 ' ; -- %_"}
+    store.write([series(labels, [(1, 1.0)])])
+    [result] = read_one(store, 0, 10, (0, "v", labels["v"]))
+    assert dict(result.labels) == labels
+
+
+@pytest.mark.parametrize("matchers,expected", CASES, ids=[case_id(m) for m, _ in CASES])
+def test_matcher_table(store, matchers, expected):
+    store.write([series(labels, [(1000, float(i))]) for i, labels in enumerate(SERIES.values())])
+    selected = {key for key, labels in SERIES.items()
+                for s in read_one(store, 0, 2000, *matchers) if dict(s.labels) == labels}
+    assert selected == expected
