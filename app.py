@@ -51,7 +51,8 @@ def errors_as_responses(view):
 def write():
     """Remote write 1.0: store every sample of a snappy protobuf WriteRequest."""
     request = app.current_request
-    handlers.write(request.raw_body, request.headers, stores.embedded_store(SETTINGS),
+    handlers.write(request.raw_body, request.headers,
+                   stores.store_for_request(SETTINGS, request.headers),
                    SETTINGS.max_decoded_bytes)
     return Response(body=b"", status_code=204)
 
@@ -61,6 +62,8 @@ def write():
 def read():
     """Remote read (SAMPLES): one QueryResult per query, in request order."""
     request = app.current_request
-    body = handlers.read(request.raw_body, request.headers, stores.embedded_store(SETTINGS),
-                         SETTINGS.max_decoded_bytes, SETTINGS.read_sample_limit)
+    body = handlers.read(request.raw_body, request.headers,
+                         stores.store_for_request(SETTINGS, request.headers),
+                         SETTINGS.max_decoded_bytes, SETTINGS.read_sample_limit,
+                         SETTINGS.max_response_bytes)
     return Response(body=body, status_code=200, headers=dict(READ_RESPONSE_HEADERS))

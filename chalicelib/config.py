@@ -13,6 +13,7 @@ STORAGE_BACKEND = "STORAGE_BACKEND"          # "sqlite" (embedded) or "timestrea
 DATA_DIR = "DATA_DIR"                        # embedded store directory
 MAX_DECODED_BYTES = "MAX_DECODED_BYTES"      # cap on a decompressed request body
 READ_SAMPLE_LIMIT = "READ_SAMPLE_LIMIT"      # cap on samples in one /read response
+MAX_RESPONSE_BYTES = "MAX_RESPONSE_BYTES"    # cap on one /read response body
 LOG_LEVEL = "LOG_LEVEL"                      # info | debug | warn | error
 DEFAULT_DATABASE = "DEFAULT_DATABASE"        # Timestream database
 DEFAULT_TABLE = "DEFAULT_TABLE"              # Timestream table
@@ -39,6 +40,8 @@ class Settings:
     data_dir: str = "./data"
     max_decoded_bytes: int = 32 * 1024 * 1024
     read_sample_limit: int = 5_000_000
+    # Lambda caps synchronous responses at 6 MB, and base64 makes a binary body 4/3 larger.
+    max_response_bytes: int = 4_400_000
     log_level: str = "INFO"
     database: str = "PrometheusDatabase"
     table: str = "PrometheusMetricsTable"
@@ -74,6 +77,7 @@ class Settings:
             data_dir=get(DATA_DIR, defaults.data_dir),
             max_decoded_bytes=_positive_int(env, MAX_DECODED_BYTES, defaults.max_decoded_bytes),
             read_sample_limit=_positive_int(env, READ_SAMPLE_LIMIT, defaults.read_sample_limit),
+            max_response_bytes=_positive_int(env, MAX_RESPONSE_BYTES, defaults.max_response_bytes),
             log_level=LOG_LEVELS[level],
             database=get(DEFAULT_DATABASE, defaults.database),
             table=get(DEFAULT_TABLE, defaults.table),

@@ -7,7 +7,7 @@ import logging
 from typing import Mapping
 
 from chalicelib import codec, translate
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, ResponseTooLarge
 from chalicelib.model import WriteResult, sample_count
 from chalicelib.prompb import remote_pb2
 from chalicelib.storage.base import Store
@@ -30,8 +30,8 @@ def write(body: bytes, headers: Mapping[str, str], store: Store,
     return result
 
 
-def read(body: bytes, headers: Mapping[str, str], store: Store,
-         max_decoded_bytes: int, sample_limit: int) -> bytes:
+def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_bytes: int,
+         sample_limit: int, max_response_bytes: int) -> bytes:
     """Handle a remote-read body; returns the snappy-compressed ReadResponse."""
     request = codec.decode_read_request(body, headers, max_decoded_bytes)
     queries = translate.queries_from_read_request(request)
@@ -42,5 +42,10 @@ def read(body: bytes, headers: Mapping[str, str], store: Store,
         remaining -= sample_count(series)
         response.results.append(translate.query_result(series))
     LOG.debug("read: %d queries, %d samples", len(queries), sample_limit - remaining)
-    return codec.encode_read_response(response)
+    encoded = codec.encode_read_response(response)
+    if len(encoded) > max_response_bytes:
+        raise ResponseTooLarge(
+            f"response would be {len(encoded)} bytes, over the limit of {max_response_bytes} "
+            "(MAX_RESPONSE_BYTES): narrow the matchers or the time range")
+    return encoded
 

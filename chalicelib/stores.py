@@ -1,13 +1,33 @@
-"""Builds stores once per process and hands them to the routes (as Chalice samples do)."""
-import threading
-from typing import Dict
+"""Builds stores once and hands the right one to each request.
 
+The embedded store is one per data directory. Timestream stores (and their boto3
+clients) are cached per credential in a bounded, thread-safe LRU keyed by a digest
+of the credentials, never by the secret itself.
+"""
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, Mapping, Optional
+
+from chalicelib.auth import Credentials, credentials_from_headers
 from chalicelib.config import Settings
 from chalicelib.storage.base import Store
 from chalicelib.storage.sqlite import SQLiteStore
 
+MAX_CACHED_CREDENTIALS = 32
+
 _lock = threading.Lock()
 _embedded: Dict[str, Store] = {}
+_timestream: "OrderedDict[str, Store]" = OrderedDict()
+_executor: Optional[ThreadPoolExecutor] = None
+
+
+def store_for_request(settings: Settings, headers: Mapping[str, str]) -> Store:
+    """The store a request writes to / reads from (Unauthorized if credentials are missing)."""
+    if settings.backend == "sqlite":
+        return embedded_store(settings)
+    credentials = credentials_from_headers(headers) if settings.auth_mode == "basic" else None
+    return timestream_store(settings, credentials)
 
 
 def embedded_store(settings: Settings) -> Store:
@@ -17,3 +37,49 @@ def embedded_store(settings: Settings) -> Store:
         if store is None:
             store = _embedded[settings.data_dir] = SQLiteStore(settings.data_dir)
         return store
+
+
+def timestream_store(settings: Settings, credentials: Optional[Credentials]) -> Store:
+    """A Timestream store using ``credentials`` (None: the Lambda's own role)."""
+    key = "\0".join([credentials.cache_key() if credentials else "role", settings.database,
+                     settings.table, settings.region or "", settings.endpoint_url or ""])
+    with _lock:
+        store = _timestream.get(key)
+        if store is not None:
+            _timestream.move_to_end(key)
+            return store
+    store = _new_timestream_store(settings, credentials)
+    with _lock:
+        _timestream[key] = store
+        while len(_timestream) > MAX_CACHED_CREDENTIALS:
+            _timestream.popitem(last=False)
+    return store
+
+
+def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]) -> Store:
+    import boto3
+    from botocore.config import Config
+
+    from chalicelib.storage.timestream import TimestreamQueryRunner, TimestreamStore
+
+    global _executor
+    session = boto3.session.Session(
+        aws_access_key_id=credentials.access_key_id if credentials else None,
+        aws_secret_access_key=credentials.secret_access_key if credentials else None,
+        aws_session_token=credentials.session_token if credentials else None,
+        region_name=settings.region)
+    config = Config(retries={"max_attempts": 1, "mode": "standard"},  # we retry ourselves
+                    max_pool_connections=settings.write_concurrency * 2,
+                    connect_timeout=5, read_timeout=20)
+    clients = {name: session.client(name, endpoint_url=settings.endpoint_url, config=config)
+               for name in ("timestream-write", "timestream-query")}
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,
+                                           thread_name_prefix="timestream-write")
+    retention = None if settings.magnetic_store_writes else settings.memory_store_retention_hours
+    return TimestreamStore(clients["timestream-write"],
+                           TimestreamQueryRunner(clients["timestream-query"]),
+                           settings.database, settings.table, executor=_executor,
+                           deadline_seconds=settings.request_deadline_seconds,
+                           retention_hours=retention)

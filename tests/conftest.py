@@ -32,8 +32,21 @@ def headers():
     return dict(HEADERS)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(autouse=True)
+def aws_test_credentials(monkeypatch):
+    """Fake credentials so nothing in the tests can reach a real AWS account."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(params=["sqlite", "timestream"])
 def store(request, tmp_path):
     """Every storage backend, each fresh (the contract suite runs against all)."""
-    from chalicelib.storage.sqlite import SQLiteStore
-    return SQLiteStore(str(tmp_path / "data"))
+    if request.param == "sqlite":
+        from chalicelib.storage.sqlite import SQLiteStore
+        yield SQLiteStore(str(tmp_path / "data"))
+        return
+    from tests.timestream_env import timestream_env
+    with timestream_env() as env:
+        yield env.store

@@ -1,0 +1,54 @@
+"""AWS credentials sent by Prometheus.
+
+As in the original connector, Prometheus sends HTTP basic auth whose username is an
+IAM access key id and whose password is the secret access key. Temporary
+credentials add their session token in the ``X-AWS-Session-Token`` header
+(Prometheus: ``headers:`` in the remote_write/remote_read block).
+
+Credentials are never logged; ``Credentials.__repr__`` hides the secrets.
+"""
+import base64
+import binascii
+import hashlib
+from typing import Mapping, NamedTuple, Optional
+
+from chalicelib.errors import Unauthorized
+
+SESSION_TOKEN_HEADER = "x-aws-session-token"
+
+
+class Credentials(NamedTuple):
+    """An access key pair, optionally with a session token."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key=***)"
+
+    def cache_key(self) -> str:
+        """A digest identifying these credentials without holding the secret in clear."""
+        material = "\0".join([self.access_key_id, self.secret_access_key,
+                              self.session_token or ""])
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def credentials_from_headers(headers: Mapping[str, str]) -> Credentials:
+    """Credentials from the Authorization (basic) header; Unauthorized if missing or malformed."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    header = lowered.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise Unauthorized("missing credentials: configure basic_auth in Prometheus with an IAM "
+                           "access key id as username and its secret access key as password")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed basic auth header: not base64 of username:password") \
+            from None
+    access_key_id, sep, secret = decoded.partition(":")
+    if not sep or not access_key_id or not secret:
+        raise Unauthorized("basic auth must carry an access key id and a secret access key")
+    token = lowered.get(SESSION_TOKEN_HEADER, "").strip() or None
+    return Credentials(access_key_id, secret, token)

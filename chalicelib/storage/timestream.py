@@ -1,0 +1,248 @@
+"""Amazon Timestream for LiveAnalytics backend.
+
+Writes: series -> records (``timestream_records``) -> WriteRecords calls of at most
+100 records with CommonAttributes, issued concurrently (bounded) and retried with
+backoff on throttling / 5xx / timeouts until the request deadline.
+Reads: query -> SQL (``timestream_sql``) -> paged Query calls -> series.
+"""
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, TypeVar
+
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
+                                 HTTPClientError)
+
+from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError, Forbidden,
+                               ResponseTooLarge, Unauthorized)
+from chalicelib.model import Labels, Query, Series, WriteResult
+from chalicelib.storage.timestream_records import (VALUE_DIMENSION, Batch, Rejected,
+                                                   build_batches, decode_value, labels_from_row)
+from chalicelib.storage.timestream_sql import TIME_COLUMN, VALUE_COLUMN, identifier, \
+    select_statement
+from chalicelib.translate import describe
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT = {"ThrottlingException", "InternalServerException", "ServiceUnavailable",
+             "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
+             "InternalFailure"}
+BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException",
+                   "InvalidClientTokenId", "ExpiredTokenException", "SignatureDoesNotMatch",
+                   "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken"}
+DENIED = {"AccessDeniedException", "AccessDenied"}
+COLUMNS_TTL_SECONDS = 60.0
+
+
+class Deadline:
+    """The time by which a request must be answered (inside the Lambda timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+
+def error_for(exc: ClientError, what: str) -> ConnectorError:
+    """The connector error a non-transient Timestream ClientError maps to."""
+    code = exc.response.get("Error", {}).get("Code", "")
+    message = exc.response.get("Error", {}).get("Message", "")
+    if code in BAD_CREDENTIALS:
+        return Unauthorized(f"AWS refused the credentials ({code}): check the access key id "
+                            "and secret access key in Prometheus's basic_auth")
+    if code in DENIED:
+        return Forbidden(f"access denied to {what} ({code}): attach the execution policy "
+                         "(make policies) to the IAM user whose keys Prometheus sends")
+    if code == "ResourceNotFoundException":
+        return BackendError(f"{what} does not exist ({message}): create it with "
+                            "`aws timestream-write create-database` and `create-table`, or set "
+                            "DefaultDatabase/DefaultTable")
+    return BackendError(f"Timestream refused the request to {what} ({code}): {message}")
+
+
+def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
+                 sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``call``, retrying transient failures with jittered exponential backoff
+    while the deadline allows; then BackendUnavailable (503: Prometheus retries)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code not in TRANSIENT and status < 500:
+                raise error_for(exc, what) from None
+            reason = code or f"HTTP {status}"
+        except (BotoConnectionError, HTTPClientError) as exc:
+            reason = type(exc).__name__
+        except BotoCoreError as exc:
+            raise BackendError(f"calling Timestream for {what} failed: {exc}") from None
+        delay = min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+        if deadline.remaining() < delay + 0.5:
+            raise BackendUnavailable(f"Timestream {what} still failing after {attempt} "
+                                     f"attempts ({reason}); retry later")
+        LOG.info("retrying %s after %s (attempt %d)", what, reason, attempt)
+        sleep(delay)
+
+
+def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
+    """Rejections that are real: a record that "already exists" is a retried write
+    that Timestream already has (the first value for a series and time wins, as in
+    the embedded store), so it counts as written."""
+    result = []
+    for rejection in rejections:
+        reason = rejection.get("Reason", "rejected")
+        if "already exists" in reason:
+            continue
+        labels = batch.labels[rejection.get("RecordIndex", 0)]
+        result.append(Rejected(labels, 1, f"Timestream rejected the record: {reason}"))
+    return result
+
+
+class TimestreamQueryRunner:
+    """Runs SQL on Timestream, following NextToken pages."""
+
+    def __init__(self, query_client) -> None:
+        self.client = query_client
+
+    def rows(self, sql: str, deadline: Deadline) -> Iterator[Dict[str, Optional[str]]]:
+        """Rows as {column: scalar string or None}."""
+        token: Optional[str] = None
+        while True:
+            kwargs = {"QueryString": sql, "MaxRows": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            page = with_retries(lambda: self.client.query(**kwargs), deadline, "the query")
+            names = [column["Name"] for column in page.get("ColumnInfo", [])]
+            for row in page.get("Rows", []):
+                yield {name: None if datum.get("NullValue") else datum.get("ScalarValue")
+                       for name, datum in zip(names, row["Data"])}
+            token = page.get("NextToken")
+            if not token:
+                return
+            if deadline.remaining() < 1:
+                raise BackendUnavailable("the query did not finish within the request deadline")
+
+    def dimensions(self, database: str, table: str, deadline: Deadline) -> Set[str]:
+        """Names of the table's dimension columns."""
+        sql = f"DESCRIBE {identifier(database)}.{identifier(table)}"
+        return {row["Column"] for row in self.rows(sql, deadline)
+                if (row.get("Timestream attribute type") or "").upper() == "DIMENSION"}
+
+
+class TimestreamStore:
+    """The Store protocol on one Timestream table."""
+
+    def __init__(self, write_client, runner, database: str, table: str, *,
+                 executor: ThreadPoolExecutor, deadline_seconds: float = 25.0,
+                 retention_hours: Optional[float] = 6.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.write_client = write_client
+        self.runner = runner
+        self.database = database
+        self.table = table
+        self.executor = executor
+        self.deadline_seconds = deadline_seconds
+        self.retention_hours = retention_hours
+        self.clock = clock
+        self._columns: Tuple[float, Set[str]] = (0.0, set())
+        self._columns_lock = threading.Lock()
+
+    @property
+    def what(self) -> str:
+        return f"Timestream table {self.database}.{self.table}"
+
+    # -- writes --------------------------------------------------------------
+
+    def write(self, series: List[Series]) -> WriteResult:
+        """Write all samples; rejects are counted with reasons, after the rest is written."""
+        now_ms = int(self.clock() * 1000)
+        oldest = None if self.retention_hours is None \
+            else now_ms - int(self.retention_hours * 3_600_000)
+        batches, rejected = build_batches(series, now_ms, oldest)
+        deadline = Deadline(self.deadline_seconds)
+        futures = [self.executor.submit(self._write_batch, batch, deadline) for batch in batches]
+        failure: Optional[BaseException] = None
+        for future in futures:  # wait for every call, so what can be written is written
+            try:
+                rejected.extend(future.result())
+            except ConnectorError as exc:
+                failure = failure if isinstance(failure, BackendUnavailable) else exc
+        if failure is not None:
+            raise failure
+        total = sum(len(s.timestamps) for s in series)
+        count = sum(r.count for r in rejected)
+        for item in rejected[:20]:
+            LOG.warning("rejected %d samples of %s: %s", item.count, describe(item.labels),
+                        item.reason)
+        if len(rejected) > 20:
+            LOG.warning("... and %d more rejected series", len(rejected) - 20)
+        reasons = tuple(f"{describe(r.labels)}: {r.reason}" for r in rejected)
+        self._remember_dimensions(batches)
+        return WriteResult(total - count, count, reasons)
+
+    def _write_batch(self, batch: Batch, deadline: Deadline) -> List[Rejected]:
+        def call() -> List[Rejected]:
+            try:
+                self.write_client.write_records(
+                    DatabaseName=self.database, TableName=self.table,
+                    CommonAttributes=batch.common, Records=batch.records)
+                return []
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "RejectedRecordsException":
+                    raise
+                return rejected_records(batch, exc.response.get("RejectedRecords", []))
+        return with_retries(call, deadline, self.what)
+
+    def _remember_dimensions(self, batches: List[Batch]) -> None:
+        names = {d["Name"] for b in batches for d in b.common.get("Dimensions", ())}
+        names.update(d["Name"] for b in batches for r in b.records for d in r.get("Dimensions", ()))
+        with self._columns_lock:
+            fetched, known = self._columns
+            if not names <= known and fetched:
+                self._columns = (fetched, known | names)
+
+    # -- reads ---------------------------------------------------------------
+
+    def dimensions(self, deadline: Deadline) -> Set[str]:
+        """Dimension columns of the table (cached for a minute)."""
+        with self._columns_lock:
+            fetched, known = self._columns
+        if time.monotonic() - fetched > COLUMNS_TTL_SECONDS or not fetched:
+            known = self.runner.dimensions(self.database, self.table, deadline)
+            with self._columns_lock:
+                self._columns = (time.monotonic(), known)
+        return known
+
+    def read(self, query: Query, sample_limit: int) -> List[Series]:
+        """Series matching ``query``, sorted by labels, samples by time."""
+        deadline = Deadline(self.deadline_seconds)
+        statement = select_statement(query, self.database, self.table, self.dimensions(deadline))
+        if statement is None:
+            return []
+        LOG.debug("query: %s", statement.sql)
+        grouped: Dict[Labels, Tuple[List[int], List[float]]] = {}
+        labels_cache: Dict[tuple, Labels] = {}
+        count = 0
+        for row in self.runner.rows(statement.sql, deadline):
+            key = (row["measure_name"],) + tuple(row[d] for d in statement.dimensions)
+            labels = labels_cache.get(key)
+            if labels is None:
+                labels = labels_cache[key] = labels_from_row(
+                    row["measure_name"], {d: row[d] for d in statement.dimensions})
+            timestamps, values = grouped.setdefault(labels, ([], []))
+            timestamps.append(int(row[TIME_COLUMN]))
+            values.append(decode_value(row[VALUE_COLUMN], row.get(VALUE_DIMENSION)))
+            count += 1
+            if count > sample_limit:
+                raise ResponseTooLarge(
+                    f"query selects more than {sample_limit} samples (READ_SAMPLE_LIMIT): "
+                    "narrow the matchers or the time range")
+        return [Series(labels, ts, vs) for labels, (ts, vs) in sorted(grouped.items())]
+
