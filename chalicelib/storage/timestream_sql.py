@@ -17,7 +17,11 @@ from chalicelib.model import Query
 from chalicelib.storage.timestream_records import dimension_name
 
 TIME_COLUMN = "ts_ms"
-VALUE_COLUMN = "value"
+# Prometheus asks for ranges such as [math.MinInt64, math.MaxInt64]; Timestream's
+# timestamps (nanoseconds) cannot hold those, so ranges are clamped to what it can store.
+MIN_TIME_MS = 0
+MAX_TIME_MS = 9_223_372_036_854  # 2262-04-11, the largest nanosecond timestamp
+VALUE_COLUMN = "ts_value"  # "ts_" names cannot be dimensions: no clash with labels
 
 
 def identifier(name: str) -> str:
@@ -66,8 +70,10 @@ def select_statement(query: Query, database: str, table: str,
                      dimensions: Collection[str]) -> Optional[SelectStatement]:
     """The SELECT answering ``query`` on a table with these dimension columns, or
     None when the matchers can select nothing there."""
-    conditions = [f"time BETWEEN from_milliseconds({int(query.start_ms)}) "
-                  f"AND from_milliseconds({int(query.end_ms)})"]
+    start, end = max(int(query.start_ms), MIN_TIME_MS), min(int(query.end_ms), MAX_TIME_MS)
+    if start > end:
+        return None
+    conditions = [f"time BETWEEN from_milliseconds({start}) AND from_milliseconds({end})"]
     for matcher in query.matchers:
         if matcher.name == "__name__":
             conditions.append(matcher_condition(matcher, "measure_name", nullable=False))

@@ -1,0 +1,203 @@
+"""Timestream backend on the AWS wire (moto): records, batching, limits, retries, errors."""
+import math
+import struct
+
+import pytest
+
+from chalicelib.errors import BackendError, BackendUnavailable, Forbidden, Unauthorized
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
+from chalicelib.storage import timestream
+from chalicelib.translate import validate_labels
+from tests.faults import FaultInjector
+from tests.timestream_env import timestream_env
+
+NOW_MS = 1_800_000_000_000
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_sleep(monkeypatch):
+    monkeypatch.setattr(timestream.time, "sleep", lambda seconds: None)
+
+
+@pytest.fixture
+def env():
+    with timestream_env(retention_hours=6, clock=lambda: NOW_MS / 1000) as env:
+        yield env
+
+
+def series(labels, samples):
+    return Series(validate_labels(tuple(sorted(labels.items()))),
+                  [t for t, _ in samples], [v for _, v in samples])
+
+
+def read_all(env, *matchers):
+    query = Query(0, 2 ** 62, tuple(Matcher.of(*m) for m in matchers))
+    return env.store.read(query, 1_000_000)
+
+
+def test_one_series_uses_common_attributes_and_at_most_100_records_per_call(env):
+    samples = [(NOW_MS - 1000 * i, i + 0.1) for i in range(250)]
+    result = env.store.write([series({"__name__": "cpu", "job": "node", "instance": "a:1"},
+                                     samples)])
+    assert result.stored == 250 and result.rejected == 0
+    assert sorted(len(call["Records"]) for call in env.wire.calls) == [50, 100, 100]
+    for call in env.wire.calls:
+        common = call["CommonAttributes"]
+        assert common["MeasureName"] == "cpu"
+        assert common["MeasureValueType"] == "DOUBLE" and common["TimeUnit"] == "MILLISECONDS"
+        assert common["Dimensions"] == [{"Name": "instance", "Value": "a:1"},
+                                        {"Name": "job", "Value": "node"}]
+        assert all(set(record) == {"Time", "MeasureValue"} for record in call["Records"])
+
+
+def test_many_series_share_their_common_dimensions(env):
+    batch = [series({"__name__": f"m{i % 3}", "job": "node", "cpu": str(i)}, [(NOW_MS, 1.0)])
+             for i in range(150)]
+    env.store.write(batch)
+    assert sorted(len(call["Records"]) for call in env.wire.calls) == [50, 100]
+    for call in env.wire.calls:
+        assert {"Name": "job", "Value": "node"} in call["CommonAttributes"]["Dimensions"]
+        assert all(record["Dimensions"][0]["Name"] == "cpu" for record in call["Records"])
+    assert len(env.wire.records()) == 150
+
+
+def test_values_are_sent_with_full_precision(env):
+    values = [0.1 + 0.2, 1e-300, 123456789.12345679, 5e-324, -0.5]
+    env.store.write([series({"__name__": "m"}, [(NOW_MS - i, v) for i, v in enumerate(values)])])
+    sent = [float(r["MeasureValue"]) for r in env.wire.records()]
+    assert sorted(sent) == sorted(values)
+    assert "0.30000000000000004" in [r["MeasureValue"] for r in env.wire.records()]
+
+
+def test_non_finite_values_use_the_value_dimension_and_read_back_bit_for_bit(env):
+    values = [float("nan"), STALE_NAN, float("inf"), float("-inf")]
+    env.store.write([series({"__name__": "m", "job": "x"},
+                            [(NOW_MS - i, v) for i, v in enumerate(values)])])
+    specials = sorted(d["Value"] for r in env.wire.records() for d in r["Dimensions"]
+                      if d["Name"] == "__value")
+    assert specials == ["+Inf", "-Inf", "NaN:0x7ff0000000000002", "NaN:0x7ff8000000000000"]
+    assert all(r["MeasureValue"] == "0" for r in env.wire.records())
+    [result] = read_all(env, (0, "__name__", "m"))
+    assert dict(result.labels) == {"__name__": "m", "job": "x"}
+    bits = [struct.pack("<d", v) for v in result.values]
+    assert bits == [struct.pack("<d", v) for v in reversed(values)]
+    assert math.isnan(result.values[-1])
+
+
+def test_long_metric_names_are_written(env):
+    name = "a_metric_name_that_is_definitely_longer_than_sixty_bytes_for_timestream_total"
+    assert len(name) > 60
+    assert env.store.write([series({"__name__": name}, [(NOW_MS, 1.0)])]).rejected == 0
+    assert [s.labels for s in read_all(env, (0, "__name__", name))] == [(("__name__", name),)]
+
+
+def test_reserved_label_names_are_escaped_and_read_back(env):
+    labels = {"__name__": "m", "time": "t", "measure_name": "n", "measure_value": "v",
+              "ts_x": "1", "measure_value_y": "2", "value": "plain"}
+    env.store.write([series(labels, [(NOW_MS, 1.0)])])
+    dims = {d["Name"] for r in env.wire.records() for d in r["Dimensions"]}
+    assert dims == {"__time", "__measure_name", "__measure_value", "__ts_x",
+                    "__measure_value_y", "value"}
+    [result] = read_all(env, (0, "__name__", "m"), (0, "time", "t"))
+    assert dict(result.labels) == labels
+
+
+@pytest.mark.parametrize("labels,samples,reason", [
+    ({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0)], "longer than 60 bytes"),
+    ({"__name__": "m" * 257}, [(NOW_MS, 1.0)], "longer than 256 bytes"),
+    ({"__name__": "m", **{f"l{i}": "v" for i in range(128)}}, [(NOW_MS, 1.0)],
+     "more than 127 labels"),
+    ({"__name__": "m", "big": "v" * 2100}, [(NOW_MS, 1.0)], "2048-byte record limit"),
+    ({"__name__": "m"}, [(NOW_MS + 16 * 60_000, 1.0)], "15 minutes in the future"),
+    ({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0)], "memory store retention"),
+])
+def test_samples_over_timestream_limits_are_rejected_and_counted(env, labels, samples, reason,
+                                                                 caplog):
+    good = series({"__name__": "ok"}, [(NOW_MS, 1.0)])
+    result = env.store.write([good, series(labels, samples)])
+    assert (result.stored, result.rejected) == (1, 1)
+    assert reason in result.reasons[0]
+    assert len(env.wire.records()) == 1  # the valid sample was written
+    assert reason in caplog.text and "rejected 1 samples" in caplog.text
+
+
+def test_magnetic_store_writes_accept_old_samples():
+    with timestream_env(retention_hours=None, clock=lambda: NOW_MS / 1000) as env:
+        old = series({"__name__": "m"}, [(NOW_MS - 30 * 86_400_000, 1.0)])
+        assert env.store.write([old]).rejected == 0
+
+
+def test_throttling_and_5xx_are_retried_and_nothing_is_lost(env):
+    faults = FaultInjector(env.write_client, "WriteRecords",
+                           [(400, "ThrottlingException"), (500, "InternalServerException"),
+                            (503, "ServiceUnavailable")])
+    batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, float(i))]) for i in range(250)]
+    assert env.store.write(batch).stored == 250
+    assert faults.calls == 3 + 3
+    assert len(env.wire.records()) == 250
+
+
+def test_persistent_throttling_becomes_503_after_the_other_batches_are_written(env):
+    env.store.deadline_seconds = 1.0
+    FaultInjector(env.write_client, "WriteRecords", [(400, "ThrottlingException")] * 1000)
+    with pytest.raises(BackendUnavailable, match="ThrottlingException"):
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
+
+
+def test_connection_errors_are_retried(env, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+    original = env.write_client.write_records
+    failures = [EndpointConnectionError(endpoint_url="http://x")]
+
+    def flaky(**kwargs):
+        if failures:
+            raise failures.pop()
+        return original(**kwargs)
+    monkeypatch.setattr(env.write_client, "write_records", flaky)
+    assert env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])]).stored == 1
+    assert len(env.wire.records()) == 1
+
+
+@pytest.mark.parametrize("status,code,error,message", [
+    (404, "ResourceNotFoundException", BackendError,
+     "PrometheusDatabase.PrometheusMetricsTable does not exist"),
+    (400, "ValidationException", BackendError, "ValidationException"),
+    (403, "AccessDeniedException", Forbidden, "access denied"),
+    (400, "UnrecognizedClientException", Unauthorized, "refused the credentials"),
+    (403, "InvalidSignatureException", Unauthorized, "refused the credentials"),
+    (400, "ExpiredTokenException", Unauthorized, "refused the credentials"),
+])
+def test_configuration_and_credential_errors(env, status, code, error, message):
+    FaultInjector(env.write_client, "WriteRecords", [(status, code)])
+    with pytest.raises(error, match=message) as raised:
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
+    assert raised.value.status == {BackendError: 500, Forbidden: 403, Unauthorized: 401}[error]
+
+
+def test_rejected_duplicates_count_as_written_and_other_rejections_are_counted(env):
+    rejected = [{"RecordIndex": 0, "Reason": "A record already exists with the same time, "
+                 "dimensions, measure name, and record version."},
+                {"RecordIndex": 1, "Reason": "The record timestamp is outside the time range"}]
+    FaultInjector(env.write_client, "WriteRecords", [(419, "RejectedRecordsException")],
+                  extra={"RejectedRecords": rejected})
+    result = env.store.write([series({"__name__": "a"}, [(NOW_MS, 1.0)]),
+                              series({"__name__": "b"}, [(NOW_MS, 2.0)])])
+    assert (result.stored, result.rejected) == (1, 1)
+    assert "b{}" in result.reasons[0] and "outside the time range" in result.reasons[0]
+
+
+def test_a_matcher_on_a_label_that_is_no_column_does_not_fail(env):
+    env.store.write([series({"__name__": "m", "job": "x"}, [(NOW_MS, 1.0)])])
+    assert len(read_all(env, (0, "__name__", "m"), (0, "nosuchlabel", ""))) == 1
+    assert len(read_all(env, (0, "__name__", "m"), (3, "nosuchlabel", "x"))) == 1
+    assert read_all(env, (0, "__name__", "m"), (0, "nosuchlabel", "x")) == []
+    assert read_all(env, (0, "__name__", "m"), (2, "nosuchlabel", ".+")) == []
+
+
+def test_dimensions_written_by_this_process_are_queryable_at_once(env):
+    env.store.write([series({"__name__": "m", "a": "1"}, [(NOW_MS, 1.0)])])
+    assert len(read_all(env, (0, "a", "1"))) == 1
+    env.store.write([series({"__name__": "m", "b": "2"}, [(NOW_MS, 1.0)])])
+    assert len(read_all(env, (0, "b", "2"))) == 1
