@@ -73,7 +73,10 @@ class DuckDBRunner:
         self.wire = wire
 
     def _load(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB database holding the stored records (rebuilt when more were written)."""
         records = self.wire.records()
+        if getattr(self, "_loaded", None) == len(records):
+            return self._conn
         dims = sorted({d["Name"] for r in records for d in r.get("Dimensions", [])})
         conn = duckdb.connect()
         for statement in SQL_FUNCTIONS:
@@ -88,11 +91,14 @@ class DuckDBRunner:
             values = {d["Name"]: d["Value"] for d in record.get("Dimensions", [])}
             rows.append([record["MeasureName"], int(record["Time"]),
                          float(record["MeasureValue"])] + [values.get(d) for d in dims])
-        if rows:
-            marks = ", ".join(["?", "make_timestamp(CAST(? AS BIGINT) * 1000)", "?"]
-                              + ["?"] * len(dims))
-            conn.executemany(f'INSERT INTO "{DATABASE}"."{TABLE}" VALUES ({marks})', rows)
-        self._dims = set(dims)
+        row_marks = "(" + ", ".join(["?", "make_timestamp(CAST(? AS BIGINT) * 1000)", "?"]
+                                    + ["?"] * len(dims)) + ")"
+        for start in range(0, len(rows), 500):  # multi-row INSERTs: executemany is slow here
+            chunk = rows[start:start + 500]
+            conn.execute(f'INSERT INTO "{DATABASE}"."{TABLE}" VALUES '
+                         + ", ".join([row_marks] * len(chunk)),
+                         [value for row in chunk for value in row])
+        self._conn, self._dims, self._loaded = conn, set(dims), len(records)
         return conn
 
     def rows(self, sql: str, deadline: Deadline) -> Iterator[Dict[str, Optional[str]]]:

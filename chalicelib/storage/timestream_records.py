@@ -99,15 +99,15 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
                   ) -> Tuple[List[Batch], List[Rejected]]:
     """Group samples into WriteRecords calls of at most 100 records.
 
-    Series are sorted so neighbouring records share most dimensions; each call's
-    CommonAttributes carries the dimensions (and measure name) all its records
-    share, so they are billed once. ``oldest_ms`` is the oldest writable time
+    Series are sorted by target (job, instance), then metric name, so neighbouring
+    records share most dimensions; each call's CommonAttributes carries the
+    dimensions (and measure name) all its records share, so they are billed once. ``oldest_ms`` is the oldest writable time
     (None when the table accepts writes of any age).
     """
     rejected: List[Rejected] = []
     records: List[Tuple[Labels, dict]] = []
     newest_ms = now_ms + FUTURE_WINDOW_MS
-    for item in sorted(series, key=lambda s: s.labels):
+    for item in sorted(series, key=_target_order):
         reason = check_series(item.labels)
         if reason:
             rejected.append(Rejected(item.labels, len(item.timestamps), reason))
@@ -137,6 +137,12 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
     batches = [_batch(records[i:i + MAX_RECORDS_PER_CALL])
                for i in range(0, len(records), MAX_RECORDS_PER_CALL)]
     return batches, rejected
+
+
+def _target_order(series: Series) -> tuple:
+    labels = dict(series.labels)
+    return (labels.get("job", ""), labels.get("instance", ""), labels.get("__name__", ""),
+            series.labels)
 
 
 def _batch(chunk: List[Tuple[Labels, dict]]) -> Batch:
