@@ -14,16 +14,16 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Stamp files: reinstall only when the requirement files change.
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+$(VENV)/.local: requirements.txt requirements-local.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-local.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev: requirements.txt requirements-local.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
-	touch $(VENV)/.runtime $@
+	touch $(VENV)/.local $@
 
 ## run: serve the app on the embedded store (chalice local, stage "local").
-run: $(VENV)/.runtime
+run: $(VENV)/.local
 	DATA_DIR=$(DATA_DIR) $(BIN)/chalice local --stage local --host 127.0.0.1 --port $(PORT)
 
 ## test: the whole suite (needs the `prometheus` binary for the end-to-end tests).
@@ -41,3 +41,12 @@ proto: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+
+## package: `chalice package` for STAGE into out/STAGE (sam.yaml + deployment.zip).
+package: $(VENV)/.dev
+	$(BIN)/python -m deploy.package --stage $(STAGE)
+
+## policies: IAM policies for STAGE, ACCOUNT and REGION into out/policies.
+policies: $(VENV)/.dev
+	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1"; exit 2; }
+	$(BIN)/python -m deploy.policies --stage $(STAGE) --account $(ACCOUNT) --region $(REGION)
