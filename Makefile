@@ -37,7 +37,7 @@ bench: $(VENV)/.dev
 ## proto: regenerate chalicelib/prompb/*_pb2.py from the .proto files.
 proto: $(VENV)/.dev
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
-		chalicelib/prompb/types.proto chalicelib/prompb/remote.proto
+		chalicelib/prompb/types.proto chalicelib/prompb/remote.proto chalicelib/prompb/fastpath.proto
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -8,7 +8,7 @@ import snappy
 from google.protobuf.message import DecodeError
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from chalicelib.prompb import remote_pb2
+from chalicelib.prompb import fastpath_pb2, remote_pb2
 
 PROTOBUF = "application/x-protobuf"
 SNAPPY = "snappy"
@@ -69,18 +69,19 @@ def decompress(body: bytes, max_decoded_bytes: int) -> bytes:
     return data
 
 
-def decode_write_request(body: bytes, headers: Mapping[str, str],
-                         max_decoded_bytes: int) -> remote_pb2.WriteRequest:
-    """Parse a remote-write 1.0 request body."""
+def decode_write_request(body: bytes, headers: Mapping[str, str], max_decoded_bytes: int
+                         ) -> fastpath_pb2.WriteRequestLabelsAsBytes:
+    """Parse a remote-write 1.0 request body, each label left encoded (see fastpath.proto)."""
     check_content_headers(headers, WRITE_V1_PROTO)
-    return _parse(remote_pb2.WriteRequest(), decompress(body, max_decoded_bytes))
+    return _parse(fastpath_pb2.WriteRequestLabelsAsBytes(), decompress(body, max_decoded_bytes),
+                  "WriteRequest")
 
 
 def decode_read_request(body: bytes, headers: Mapping[str, str],
                         max_decoded_bytes: int) -> remote_pb2.ReadRequest:
     """Parse a remote-read request body and check we can answer its response type."""
     check_content_headers(headers, "prometheus.ReadRequest")
-    request = _parse(remote_pb2.ReadRequest(), decompress(body, max_decoded_bytes))
+    request = _parse(remote_pb2.ReadRequest(), decompress(body, max_decoded_bytes), "ReadRequest")
     accepted = list(request.accepted_response_types)
     if accepted and remote_pb2.ReadRequest.SAMPLES not in accepted:
         names = ", ".join(remote_pb2.ReadRequest.ResponseType.Name(t) for t in accepted)
@@ -98,10 +99,9 @@ def encode_message(message) -> bytes:
     return snappy.compress(message.SerializeToString())
 
 
-def _parse(message, data: bytes):
+def _parse(message, data: bytes, name: str):
     try:
         message.ParseFromString(data)
     except (DecodeError, ValueError) as exc:
-        name = type(message).__name__
         raise BadRequest(f"body is not a valid protobuf {name}: {exc}") from None
     return message

@@ -6,29 +6,30 @@ no name appears twice. Labels with empty values are dropped (an empty value
 means "absent" in Prometheus). Values may be any UTF-8 (protobuf enforces UTF-8).
 """
 import logging
+import operator
 import re
-from typing import Iterable, List, Sequence
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+from google.protobuf.message import DecodeError
 
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Labels, Query, Series
-from chalicelib.prompb import remote_pb2, types_pb2
+from chalicelib.prompb import fastpath_pb2, remote_pb2, types_pb2
 
 LOG = logging.getLogger(__name__)
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
-# Label sets already validated: a Prometheus sends the same series over and
-# over, so each is checked once per process. Bounded: cleared when full.
-_VALID: set = set()
-_VALID_MAX = 200_000
+# Label sets seen before, by their encoded form: a Prometheus sends the same series
+# over and over, so each is decoded and validated once. Bounded: cleared when full.
+_LABELS: Dict[Tuple[bytes, ...], Labels] = {}
+_LABELS_MAX = 200_000
 
 
 def validate_labels(labels: Labels) -> Labels:
     """Return ``labels`` sorted with empty values dropped; BadRequest if invalid."""
-    if labels in _VALID:
-        return labels
     shown = describe(labels)
     names = sorted(name for name, _ in labels)
     for index, name in enumerate(names):
@@ -44,11 +45,26 @@ def validate_labels(labels: Labels) -> Labels:
         raise BadRequest(f"series without a metric name (__name__): {shown}")
     if not METRIC_NAME.fullmatch(metric):
         raise BadRequest(f"invalid metric name {metric!r}")
-    if cleaned == labels:
-        if len(_VALID) >= _VALID_MAX:
-            _VALID.clear()
-        _VALID.add(labels)
     return cleaned
+
+
+def labels_from_encoded(encoded: Tuple[bytes, ...]) -> Labels:
+    """The validated labels of a series whose labels are still encoded ``prometheus.Label``s."""
+    labels = _LABELS.get(encoded)
+    if labels is None:
+        pairs = []
+        for item in encoded:
+            try:
+                label = types_pb2.Label.FromString(item)
+            except DecodeError:
+                raise BadRequest("body is not a valid protobuf WriteRequest: "
+                                 "a label is malformed or not UTF-8") from None
+            pairs.append((label.name, label.value))
+        labels = validate_labels(tuple(pairs))
+        if len(_LABELS) >= _LABELS_MAX:
+            _LABELS.clear()
+        _LABELS[encoded] = labels
+    return labels
 
 
 def describe(labels: Iterable) -> str:
@@ -64,18 +80,26 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def series_from_write_request(request: remote_pb2.WriteRequest) -> List[Series]:
-    """Validated series of a write request (native histograms are skipped and logged)."""
+_TIMESTAMP = operator.attrgetter("timestamp")
+_VALUE = operator.attrgetter("value")
+
+
+def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -> List[Series]:
+    """Validated series of a write request (native histograms are skipped and logged).
+
+    This is the hot path of every write: labels stay encoded until a series is
+    new (``labels_from_encoded``) and per-sample work is C-level ``map``."""
     result = []
     histograms = 0
+    known = _LABELS
     for ts in request.timeseries:
-        if ts.histograms:
-            histograms += len(ts.histograms)
-        if not ts.samples:
-            continue
-        labels = validate_labels(tuple((label.name, label.value) for label in ts.labels))
+        histograms += len(ts.histograms)
         samples = ts.samples
-        result.append(Series(labels, [s.timestamp for s in samples], [s.value for s in samples]))
+        if not samples:
+            continue
+        encoded = tuple(ts.labels)
+        labels = known.get(encoded) or labels_from_encoded(encoded)
+        result.append(Series(labels, list(map(_TIMESTAMP, samples)), list(map(_VALUE, samples))))
     if histograms:
         LOG.warning("skipped %d native histogram samples: native histograms are not stored",
                     histograms)

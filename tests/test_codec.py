@@ -5,7 +5,7 @@ import snappy
 
 from chalicelib import codec
 from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from chalicelib.prompb import remote_pb2
+from chalicelib.prompb import remote_pb2, types_pb2
 from tests.conftest import HEADERS, read_request, write_request
 
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
@@ -20,7 +20,7 @@ def test_write_request_round_trip_keeps_labels_and_exact_values():
     request = write_request(({"__name__": "m", "v": 'q"\\\nü'}, list(enumerate(values))))
     decoded = codec.decode_write_request(codec.encode_message(request), HEADERS, 1 << 20)
     assert [bits(s.value) for s in decoded.timeseries[0].samples] == [bits(v) for v in values]
-    assert decoded.timeseries[0].labels[1].value == 'q"\\\nü'
+    assert types_pb2.Label.FromString(decoded.timeseries[0].labels[1]).value == 'q"\\\nü'
 
 
 def test_read_response_round_trip():

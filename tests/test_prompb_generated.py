@@ -7,7 +7,8 @@ import pytest
 
 from tests.support import ROOT
 
-PROTOS = ["chalicelib/prompb/types.proto", "chalicelib/prompb/remote.proto"]
+PROTOS = ["chalicelib/prompb/types.proto", "chalicelib/prompb/remote.proto",
+          "chalicelib/prompb/fastpath.proto"]
 
 
 def test_checked_in_code_equals_a_fresh_generation(tmp_path):
@@ -38,3 +39,17 @@ def test_field_numbers_match_the_prometheus_wire_format():
     for message, fields in numbers.items():
         assert {f.name: f.number for f in message.DESCRIPTOR.fields
                 if f.name in fields} == fields, message.DESCRIPTOR.name
+
+
+def test_fast_path_view_is_wire_compatible_with_write_request():
+    from chalicelib.prompb import fastpath_pb2, remote_pb2, types_pb2
+    pairs = {fastpath_pb2.WriteRequestLabelsAsBytes: remote_pb2.WriteRequest,
+             fastpath_pb2.TimeSeriesLabelsAsBytes: types_pb2.TimeSeries}
+    for view, original in pairs.items():
+        fields = {f.name: f for f in original.DESCRIPTOR.fields}
+        for field in view.DESCRIPTOR.fields:
+            twin = fields[field.name]
+            assert field.number == twin.number, field.name
+            assert field.is_repeated and twin.is_repeated, field.name
+            # a message may be read as bytes: both are length-delimited on the wire
+            assert field.type == twin.type or field.type == field.TYPE_BYTES, field.name

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from array import array
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Dict, List, Sequence, Set
 
 from chalicelib.errors import BackendUnavailable, ResponseTooLarge
@@ -107,10 +107,15 @@ class SQLiteStore:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     ids = self._series_ids(conn, series)
-                    for item, series_id in zip(series, ids):
-                        conn.executemany(
-                            "INSERT OR IGNORE INTO samples (series_id, t, v) VALUES (?, ?, ?)",
-                            zip(repeat(series_id), item.timestamps, floats_to_bits(item.values)))
+                    series_ids = chain.from_iterable(
+                        repeat(series_id, len(item.timestamps))
+                        for item, series_id in zip(series, ids))
+                    timestamps = chain.from_iterable(item.timestamps for item in series)
+                    bits = floats_to_bits(array("d", chain.from_iterable(
+                        item.values for item in series)))
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO samples (series_id, t, v) VALUES (?, ?, ?)",
+                        zip(series_ids, timestamps, bits))
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
