@@ -85,7 +85,7 @@ def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
             raise BackendError(f"calling Timestream for {what} failed: {exc}") from None
         delay = min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
         if deadline.remaining() < delay + 0.5:
-            raise BackendUnavailable(f"Timestream {what} still failing after {attempt} "
+            raise BackendUnavailable(f"{what} still failing after {attempt} "
                                      f"attempts ({reason}); retry later")
         LOG.info("retrying %s after %s (attempt %d)", what, reason, attempt)
         sleep(delay)
@@ -118,7 +118,7 @@ class TimestreamQueryRunner:
             kwargs = {"QueryString": sql, "MaxRows": 1000}
             if token:
                 kwargs["NextToken"] = token
-            page = with_retries(lambda: self.client.query(**kwargs), deadline, "the query")
+            page = with_retries(lambda: self.client.query(**kwargs), deadline, "Timestream query")
             names = [column["Name"] for column in page.get("ColumnInfo", [])]
             for row in page.get("Rows", []):
                 yield {name: None if datum.get("NullValue") else datum.get("ScalarValue")
