@@ -80,3 +80,21 @@ def start_prometheus(tmp_path, name: str, port: int, config: str) -> Process:
         proc.stop()
         raise
     return proc
+
+
+def writer_config(port: int, exporter_port: int, write_url: str, auth: str = "") -> str:
+    """A Prometheus that scrapes itself (on ``port``) and the fixture every second and
+    remote-writes in order (one shard) with short batches, to ``write_url``."""
+    return f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: self
+    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
+  - job_name: fixture
+    static_configs: [{{targets: ["127.0.0.1:{exporter_port}"]}}]
+remote_write:
+  - url: {write_url}
+    {auth}
+    queue_config: {{min_shards: 1, max_shards: 1, batch_send_deadline: 500ms,
+                    min_backoff: 100ms, max_backoff: 1s}}
+"""

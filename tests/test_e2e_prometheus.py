@@ -9,7 +9,8 @@ import sys
 import time
 
 from chalicelib.prompb import remote_pb2
-from tests.e2e import LONG_NAME, FixtureExporter, needs_prometheus, start_prometheus
+from tests.e2e import (LONG_NAME, FixtureExporter, needs_prometheus, start_prometheus,
+                       writer_config)
 from tests.support import Process, free_port, promql, remote_read, wait_for_port
 
 pytestmark = needs_prometheus
@@ -80,18 +81,8 @@ def test_writer_and_reader_prometheus_agree(tmp_path):
         wait_for_port(connector_port, connector.proc, timeout=300)
 
         writer_port, reader_port = free_port(), free_port()
-        processes.append(start_prometheus(tmp_path, "writer", writer_port, f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-scrape_configs:
-  - job_name: self
-    static_configs: [{{targets: ["127.0.0.1:{writer_port}"]}}]
-  - job_name: fixture
-    static_configs: [{{targets: ["127.0.0.1:{exporter.port}"]}}]
-remote_write:
-  - url: {connector_url}/write
-    queue_config: {{min_shards: 1, max_shards: 1, batch_send_deadline: 500ms,
-                    min_backoff: 100ms, max_backoff: 1s}}
-"""))
+        processes.append(start_prometheus(tmp_path, "writer", writer_port, writer_config(
+            writer_port, exporter.port, f"{connector_url}/write")))
         writer = processes[-1]
         processes.append(start_prometheus(tmp_path, "reader", reader_port, f"""
 global: {{scrape_interval: 1m}}

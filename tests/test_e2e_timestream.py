@@ -25,7 +25,7 @@ from chalicelib.prompb import remote_pb2
 from chalicelib.storage.timestream import TimestreamStore
 from tests.conftest import read_request
 from tests.e2e import (LONG_NAME, VANISH_AFTER, FixtureExporter, needs_prometheus,
-                       start_prometheus)
+                       start_prometheus, writer_config)
 from tests.support import ROOT, Process, free_port, post, wait_for_port
 from tests.timestream_env import DATABASE, TABLE, DuckDBRunner, merge_common
 
@@ -116,19 +116,9 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         wait_for_port(port, connector.proc)
 
         writer_port = free_port()
-        writer = start_prometheus(tmp_path, "writer", writer_port, f"""
-global: {{scrape_interval: 1s}}
-scrape_configs:
-  - job_name: self
-    static_configs: [{{targets: ["127.0.0.1:{writer_port}"]}}]
-  - job_name: fixture
-    static_configs: [{{targets: ["127.0.0.1:{exporter.port}"]}}]
-remote_write:
-  - url: http://127.0.0.1:{port}/write
-    basic_auth: {{username: AKIDEXAMPLE, password: "{SECRET}"}}
-    queue_config: {{min_shards: 1, max_shards: 1, batch_send_deadline: 500ms,
-                    min_backoff: 100ms, max_backoff: 1s}}
-""")
+        writer = start_prometheus(tmp_path, "writer", writer_port, writer_config(
+            writer_port, exporter.port, f"http://127.0.0.1:{port}/write",
+            auth=f'basic_auth: {{username: AKIDEXAMPLE, password: "{SECRET}"}}'))
         stoppers.append(writer.stop)
         writer_url = f"http://127.0.0.1:{writer_port}"
 
