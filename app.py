@@ -15,6 +15,8 @@ app = Chalice(app_name="timestream-prometheus-connector")
 app.api.binary_types = ["*/*"]
 
 SETTINGS = Settings.from_env()
+# A no-op on Lambda, whose runtime installs its own handler; makes `chalice local` show logs.
+logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 logging.getLogger("chalicelib").setLevel(SETTINGS.log_level)
 app.log.setLevel(SETTINGS.log_level)
 
