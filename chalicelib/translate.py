@@ -125,7 +125,10 @@ def query_result(series: Sequence[Series]) -> remote_pb2.QueryResult:
     result = remote_pb2.QueryResult()
     for item in series:
         ts = result.timeseries.add()
-        ts.labels.extend(types_pb2.Label(name=n, value=v) for n, v in item.labels)
-        ts.samples.extend(types_pb2.Sample(value=v, timestamp=t)
-                          for t, v in zip(item.timestamps, item.values))
+        add_label = ts.labels.add
+        for name, value in item.labels:
+            add_label(name=name, value=value)
+        add_sample = ts.samples.add  # faster than building Sample objects and extending
+        for timestamp, value in zip(item.timestamps, item.values):
+            add_sample(timestamp=timestamp, value=value)
     return result

@@ -14,11 +14,12 @@ import os
 import sqlite3
 import threading
 from array import array
-from itertools import chain, repeat
-from typing import Dict, List, Sequence, Set
+from itertools import chain, groupby, repeat
+from operator import itemgetter
+from typing import Dict, List, Sequence, Tuple
 
 from chalicelib.errors import BackendUnavailable, ResponseTooLarge
-from chalicelib.matchers import MatchType, matches_all
+from chalicelib.matchers import matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult, metric_name
 
 SCHEMA = """
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS samples (
 ) WITHOUT ROWID;
 """
 DB_FILE = "prometheus.sqlite3"
+READ_CHUNK = 500  # series ids per SELECT (SQLite allows 32766 parameters)
 
 
 def floats_to_bits(values: Sequence[float]) -> array:
@@ -143,34 +145,39 @@ class SQLiteStore:
         """Series matching ``query`` with their samples in range, sorted by labels."""
         self._refresh()
         conn = self._conn()
-        selected = sorted(self._select(query), key=lambda pair: pair[1])
-        result: List[Series] = []
+        selected = dict(self._select(query))
+        samples: Dict[int, list] = {}
         total = 0
-        for series_id, labels in selected:
+        ids = list(selected)
+        for start in range(0, len(ids), READ_CHUNK):
+            chunk = ids[start:start + READ_CHUNK]
             rows = conn.execute(
-                "SELECT t, v FROM samples WHERE series_id = ? AND t BETWEEN ? AND ? ORDER BY t",
-                (series_id, query.start_ms, query.end_ms)).fetchall()
-            if not rows:
-                continue
-            total += len(rows)
-            if total > sample_limit:
-                raise ResponseTooLarge(
-                    f"query selects more than {sample_limit} samples (READ_SAMPLE_LIMIT): "
-                    "narrow the matchers or the time range")
-            timestamps, bits = zip(*rows)
-            result.append(Series(labels, list(timestamps), list(bits_to_floats(bits))))
+                f"SELECT series_id, t, v FROM samples WHERE series_id IN "
+                f"({','.join('?' * len(chunk))}) AND t BETWEEN ? AND ? ORDER BY series_id, t",
+                (*chunk, query.start_ms, query.end_ms))
+            for series_id, group in groupby(rows, key=itemgetter(0)):
+                samples[series_id] = list(group)
+                total += len(samples[series_id])
+                if total > sample_limit:
+                    raise ResponseTooLarge(
+                        f"query selects more than {sample_limit} samples (READ_SAMPLE_LIMIT): "
+                        "narrow the matchers or the time range")
+        result = []
+        for series_id, rows in samples.items():
+            _, timestamps, bits = zip(*rows)
+            result.append(Series(selected[series_id], list(timestamps),
+                                 list(bits_to_floats(bits))))
+        result.sort(key=lambda item: item.labels)
         return result
 
-    def _select(self, query: Query):
-        index = self._index
+    def _select(self, query: Query) -> List[Tuple[int, Labels]]:
+        """(id, labels) of the series the matchers select: metric-name matchers are
+        decided once per distinct name, the others per series."""
+        on_name = [m for m in query.matchers if m.name == "__name__"]
+        others = [m for m in query.matchers if m.name != "__name__"]
         with self._index_lock:
-            names = [m.value for m in query.matchers
-                     if m.name == "__name__" and m.type is MatchType.EQ]
-            candidates: Set[int]
-            if names:
-                candidates = set(index.by_name.get(names[0], ()))
-            else:
-                candidates = set(index.labels)
-            labels_of = index.labels
-            chosen = [(i, labels_of[i]) for i in candidates]
-        return [(i, labels) for i, labels in chosen if matches_all(query.matchers, dict(labels))]
+            index = self._index
+            candidates = [(i, index.labels[i]) for name, ids in index.by_name.items()
+                          if all(m.matches_value(name) for m in on_name) for i in ids]
+        return [(i, labels) for i, labels in candidates
+                if not others or matches_all(others, dict(labels))]
