@@ -60,7 +60,8 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
     import boto3
     from botocore.config import Config
 
-    from chalicelib.storage.timestream import TimestreamQueryRunner, TimestreamStore
+    from chalicelib.storage.timestream import (QUERY_CALL_SECONDS, WRITE_CALL_SECONDS,
+                                               TimestreamQueryRunner, TimestreamStore)
 
     global _executor
     session = boto3.session.Session(
@@ -68,18 +69,21 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
         aws_secret_access_key=credentials.secret_access_key if credentials else None,
         aws_session_token=credentials.session_token if credentials else None,
         region_name=settings.region)
-    config = Config(retries={"max_attempts": 1, "mode": "standard"},  # we retry ourselves
-                    max_pool_connections=settings.write_concurrency * 2,
-                    connect_timeout=5, read_timeout=20)
-    clients = {name: session.client(name, endpoint_url=settings.endpoint_url, config=config)
-               for name in ("timestream-write", "timestream-query")}
+
+    def client(name: str, read_timeout: float):
+        config = Config(retries={"max_attempts": 1, "mode": "standard"},  # we retry ourselves
+                        max_pool_connections=settings.write_concurrency * 2,
+                        connect_timeout=2, read_timeout=read_timeout)
+        return session.client(name, endpoint_url=settings.endpoint_url, config=config)
+
+    write_client = client("timestream-write", WRITE_CALL_SECONDS - 2)
+    query_client = client("timestream-query", QUERY_CALL_SECONDS - 2)
     with _lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,
                                            thread_name_prefix="timestream-write")
     retention = None if settings.magnetic_store_writes else settings.memory_store_retention_hours
-    return TimestreamStore(clients["timestream-write"],
-                           TimestreamQueryRunner(clients["timestream-query"]),
+    return TimestreamStore(write_client, TimestreamQueryRunner(query_client),
                            settings.database, settings.table, executor=_executor,
                            deadline_seconds=settings.request_deadline_seconds,
                            retention_hours=retention)

@@ -58,7 +58,7 @@ def test_throttled_queries_are_retried_then_503(client, monkeypatch):
     with Stubber(client) as stub:
         stub.add_client_error("query", "ThrottlingException", http_status_code=400)
         stub.add_response("query", page([["up", "1", "a"]]))
-        assert len(list(TimestreamQueryRunner(client).rows("S", Deadline(10)))) == 1
+        assert len(list(TimestreamQueryRunner(client).rows("S", Deadline(30)))) == 1
     with Stubber(client) as stub:
         for _ in range(50):
             stub.add_client_error("query", "ThrottlingException", http_status_code=400)

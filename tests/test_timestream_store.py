@@ -201,3 +201,19 @@ def test_dimensions_written_by_this_process_are_queryable_at_once(env):
     assert len(read_all(env, (0, "a", "1"))) == 1
     env.store.write([series({"__name__": "m", "b": "2"}, [(NOW_MS, 1.0)])])
     assert len(read_all(env, (0, "b", "2"))) == 1
+
+
+def test_a_retry_starts_only_if_another_call_fits_before_the_deadline():
+    from botocore.exceptions import ClientError
+    calls = []
+
+    def throttled():
+        calls.append(1)
+        raise ClientError({"Error": {"Code": "ThrottlingException"}}, "WriteRecords")
+    with pytest.raises(BackendUnavailable, match="after 1 attempts"):
+        timestream.with_retries(throttled, timestream.Deadline(5), "x", attempt_seconds=7)
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(BackendUnavailable):
+        timestream.with_retries(throttled, timestream.Deadline(7.5), "x", attempt_seconds=7)
+    assert len(calls) >= 2

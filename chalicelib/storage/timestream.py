@@ -35,6 +35,10 @@ BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException",
                    "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken"}
 DENIED = {"AccessDeniedException", "AccessDenied"}
 COLUMNS_TTL_SECONDS = 60.0
+# Longest a single call may take (connect + read timeouts of the boto3 clients, see
+# stores.py): a retry starts only if one more such call fits before the deadline.
+WRITE_CALL_SECONDS = 2 + 5
+QUERY_CALL_SECONDS = 2 + 20
 
 
 class Deadline:
@@ -65,9 +69,10 @@ def error_for(exc: ClientError, what: str) -> ConnectorError:
 
 
 def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
+                 attempt_seconds: float) -> T:
     """Run ``call``, retrying transient failures with jittered exponential backoff
-    while the deadline allows; then BackendUnavailable (503: Prometheus retries)."""
+    while another attempt (at most ``attempt_seconds``, the client's timeouts) still
+    fits before the deadline; then BackendUnavailable (503: Prometheus retries)."""
     attempt = 0
     while True:
         attempt += 1
@@ -84,11 +89,11 @@ def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
         except BotoCoreError as exc:
             raise BackendError(f"calling Timestream for {what} failed: {exc}") from None
         delay = min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-        if deadline.remaining() < delay + 0.5:
+        if deadline.remaining() < delay + attempt_seconds:
             raise BackendUnavailable(f"{what} still failing after {attempt} "
                                      f"attempts ({reason}); retry later")
         LOG.info("retrying %s after %s (attempt %d)", what, reason, attempt)
-        sleep(delay)
+        time.sleep(delay)
 
 
 def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
@@ -118,7 +123,8 @@ class TimestreamQueryRunner:
             kwargs = {"QueryString": sql, "MaxRows": 1000}
             if token:
                 kwargs["NextToken"] = token
-            page = with_retries(lambda: self.client.query(**kwargs), deadline, "Timestream query")
+            page = with_retries(lambda: self.client.query(**kwargs), deadline, "Timestream query",
+                                QUERY_CALL_SECONDS)
             names = [column["Name"] for column in page.get("ColumnInfo", [])]
             for row in page.get("Rows", []):
                 yield {name: None if datum.get("NullValue") else datum.get("ScalarValue")
@@ -198,7 +204,7 @@ class TimestreamStore:
                 if exc.response.get("Error", {}).get("Code") != "RejectedRecordsException":
                     raise
                 return rejected_records(batch, exc.response.get("RejectedRecords", []))
-        return with_retries(call, deadline, self.what)
+        return with_retries(call, deadline, self.what, WRITE_CALL_SECONDS)
 
     def _remember_dimensions(self, batches: List[Batch]) -> None:
         names = {d["Name"] for b in batches for d in b.common.get("Dimensions", ())}
