@@ -55,6 +55,12 @@ class ResponseTooLarge(ConnectorError):
     status = 400
 
 
+def too_many_samples(limit: int) -> ResponseTooLarge:
+    """The error every store raises when a query selects more than ``limit`` samples."""
+    return ResponseTooLarge(f"query selects more than {limit} samples (READ_SAMPLE_LIMIT): "
+                            "narrow the matchers or the time range")
+
+
 class BackendError(ConnectorError):
     """The storage backend failed in a way a retry will not fix by itself
     (missing table, bad configuration). Still a 5xx: the data is kept by

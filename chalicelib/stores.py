@@ -60,8 +60,7 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
     import boto3
     from botocore.config import Config
 
-    from chalicelib.storage.timestream import (QUERY_CALL_SECONDS, WRITE_CALL_SECONDS,
-                                               TimestreamQueryRunner, TimestreamStore)
+    from chalicelib.storage import timestream
 
     global _executor
     session = boto3.session.Session(
@@ -73,17 +72,18 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
     def client(name: str, read_timeout: float):
         config = Config(retries={"max_attempts": 1, "mode": "standard"},  # we retry ourselves
                         max_pool_connections=settings.write_concurrency * 2,
-                        connect_timeout=2, read_timeout=read_timeout)
+                        connect_timeout=timestream.CONNECT_TIMEOUT_SECONDS,
+                        read_timeout=read_timeout)
         return session.client(name, endpoint_url=settings.endpoint_url, config=config)
 
-    write_client = client("timestream-write", WRITE_CALL_SECONDS - 2)
-    query_client = client("timestream-query", QUERY_CALL_SECONDS - 2)
+    write_client = client("timestream-write", timestream.WRITE_READ_TIMEOUT_SECONDS)
+    query_client = client("timestream-query", timestream.QUERY_READ_TIMEOUT_SECONDS)
     with _lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,
                                            thread_name_prefix="timestream-write")
     retention = None if settings.magnetic_store_writes else settings.memory_store_retention_hours
-    return TimestreamStore(write_client, TimestreamQueryRunner(query_client),
-                           settings.database, settings.table, executor=_executor,
-                           deadline_seconds=settings.request_deadline_seconds,
-                           retention_hours=retention)
+    return timestream.TimestreamStore(write_client, timestream.TimestreamQueryRunner(query_client),
+                                      settings.database, settings.table, executor=_executor,
+                                      deadline_seconds=settings.request_deadline_seconds,
+                                      retention_hours=retention)

@@ -27,7 +27,7 @@ from tests.conftest import read_request
 from tests.e2e import (LONG_NAME, VANISH_AFTER, FixtureExporter, needs_prometheus,
                        start_prometheus, writer_config)
 from tests.support import ROOT, Process, free_port, post, wait_for_port
-from tests.timestream_env import DATABASE, TABLE, DuckDBRunner, merge_common
+from tests.timestream_env import DATABASE, TABLE, DuckDBRunner, stored_records
 
 pytestmark = needs_prometheus
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -67,8 +67,7 @@ class RecordingProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def records(self):
-        return [merge_common(c.get("CommonAttributes", {}), r) for c in self.calls
-                for r in c["Records"]]
+        return stored_records(self.calls)
 
     def stop(self):
         self.server.shutdown()

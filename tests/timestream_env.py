@@ -7,6 +7,7 @@ DuckDB, where the SQL the connector generates is executed for real.
 """
 import contextlib
 import copy
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterator, List, Optional
 
@@ -45,25 +46,28 @@ class WireLog:
         client.meta.events.register("after-call.timestream-write.WriteRecords", self._done)
 
     def _params(self, params, **kwargs):
-        import threading
         self._pending[threading.get_ident()] = copy.deepcopy(params)
 
     def _done(self, http_response, **kwargs):
-        import threading
         params = self._pending.pop(threading.get_ident(), None)
         if params is not None and http_response.status_code == 200:
             self.calls.append(params)
 
     def records(self) -> List[dict]:
-        """Stored records: as in Timestream, one per (measure, dimensions, time), first wins."""
-        stored: Dict[tuple, dict] = {}
-        for call in self.calls:
-            for record in call["Records"]:
-                merged = merge_common(call.get("CommonAttributes", {}), record)
-                key = (merged["MeasureName"], merged["Time"],
-                       frozenset((d["Name"], d["Value"]) for d in merged.get("Dimensions", [])))
-                stored.setdefault(key, merged)
-        return list(stored.values())
+        return stored_records(self.calls)
+
+
+def stored_records(calls: List[dict]) -> List[dict]:
+    """The records of these WriteRecords calls as Timestream stores them: CommonAttributes
+    merged in, one record per (measure, dimensions, time), the first one winning."""
+    stored: Dict[tuple, dict] = {}
+    for call in calls:
+        for record in call["Records"]:
+            merged = merge_common(call.get("CommonAttributes", {}), record)
+            key = (merged["MeasureName"], merged["Time"],
+                   frozenset((d["Name"], d["Value"]) for d in merged.get("Dimensions", [])))
+            stored.setdefault(key, merged)
+    return list(stored.values())
 
 
 class DuckDBRunner:

@@ -18,9 +18,9 @@ from itertools import chain, groupby, repeat
 from operator import itemgetter
 from typing import Dict, List, Sequence, Tuple
 
-from chalicelib.errors import BackendUnavailable, ResponseTooLarge
+from chalicelib.errors import BackendUnavailable, too_many_samples
 from chalicelib.matchers import matches_all
-from chalicelib.model import Labels, Query, Series, WriteResult, metric_name
+from chalicelib.model import Labels, Query, Series, WriteResult, metric_name, sample_count
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -126,7 +126,7 @@ class SQLiteStore:
                     raise
         except sqlite3.OperationalError as exc:  # locked, disk full, I/O: retryable
             raise BackendUnavailable(f"embedded store unavailable: {exc}") from None
-        return WriteResult(sum(len(s.timestamps) for s in series))
+        return WriteResult(sample_count(series))
 
     def _series_ids(self, conn: sqlite3.Connection, series: Sequence[Series]) -> List[int]:
         """Ids of ``series``, inserting new ones (inside the caller's transaction)."""
@@ -159,9 +159,7 @@ class SQLiteStore:
                 samples[series_id] = list(group)
                 total += len(samples[series_id])
                 if total > sample_limit:
-                    raise ResponseTooLarge(
-                        f"query selects more than {sample_limit} samples (READ_SAMPLE_LIMIT): "
-                        "narrow the matchers or the time range")
+                    raise too_many_samples(sample_limit)
         result = []
         for series_id, rows in samples.items():
             _, timestamps, bits = zip(*rows)

@@ -16,8 +16,8 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as 
                                  HTTPClientError)
 
 from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError, Forbidden,
-                               ResponseTooLarge, Unauthorized)
-from chalicelib.model import Labels, Query, Series, WriteResult
+                               Unauthorized, too_many_samples)
+from chalicelib.model import Labels, Query, Series, WriteResult, sample_count
 from chalicelib.storage.timestream_records import (VALUE_DIMENSION, Batch, Rejected,
                                                    build_batches, decode_value, labels_from_row)
 from chalicelib.storage.timestream_sql import TIME_COLUMN, VALUE_COLUMN, identifier, \
@@ -35,10 +35,13 @@ BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException",
                    "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken"}
 DENIED = {"AccessDeniedException", "AccessDenied"}
 COLUMNS_TTL_SECONDS = 60.0
-# Longest a single call may take (connect + read timeouts of the boto3 clients, see
-# stores.py): a retry starts only if one more such call fits before the deadline.
-WRITE_CALL_SECONDS = 2 + 5
-QUERY_CALL_SECONDS = 2 + 20
+# Timeouts of the boto3 clients (stores.py builds them). A retry starts only if one
+# more call (connect + read timeout) fits before the request deadline.
+CONNECT_TIMEOUT_SECONDS = 2
+WRITE_READ_TIMEOUT_SECONDS = 5
+QUERY_READ_TIMEOUT_SECONDS = 20
+WRITE_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + WRITE_READ_TIMEOUT_SECONDS
+QUERY_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + QUERY_READ_TIMEOUT_SECONDS
 
 
 class Deadline:
@@ -182,7 +185,7 @@ class TimestreamStore:
                 failure = failure if isinstance(failure, BackendUnavailable) else exc
         if failure is not None:
             raise failure
-        total = sum(len(s.timestamps) for s in series)
+        total = sample_count(series)
         count = sum(r.count for r in rejected)
         for item in rejected[:20]:
             LOG.warning("rejected %d samples of %s: %s", item.count, describe(item.labels),
@@ -247,8 +250,6 @@ class TimestreamStore:
             values.append(decode_value(row[VALUE_COLUMN], row.get(VALUE_DIMENSION)))
             count += 1
             if count > sample_limit:
-                raise ResponseTooLarge(
-                    f"query selects more than {sample_limit} samples (READ_SAMPLE_LIMIT): "
-                    "narrow the matchers or the time range")
+                raise too_many_samples(sample_limit)
         return [Series(labels, ts, vs) for labels, (ts, vs) in sorted(grouped.items())]
 
