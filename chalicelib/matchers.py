@@ -95,11 +95,13 @@ def anchored_source(pattern: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def compile_anchored(pattern: str) -> Pattern[str]:
-    """Compile a Prometheus regex, anchored at both ends; BadRequest if invalid."""
+def compile_anchored(pattern: str, dot_all: bool = False) -> Pattern[str]:
+    """Compile a Prometheus regex, anchored at both ends; BadRequest if invalid.
+
+    ``dot_all``: ``.`` also matches a newline, as in Prometheus 3 (2.x: it does not)."""
     check_regex(pattern)
     try:
-        return re.compile(anchored_source(pattern))
+        return re.compile(anchored_source(pattern), re.DOTALL if dot_all else 0)
     except re.error as exc:
         raise BadRequest(f"invalid regex {pattern!r}: {exc}") from None
 
@@ -111,10 +113,12 @@ class Matcher:
     type: MatchType
     name: str
     value: str
+    #: Regex dialect of the asking client: ``.`` matches ``\n`` (Prometheus 3) or not (2.x).
+    dot_all: bool = False
     regex: Optional[Pattern[str]] = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, type_: int, name: str, value: str) -> "Matcher":
+    def of(cls, type_: int, name: str, value: str, dot_all: bool = False) -> "Matcher":
         """Build and validate a matcher (BadRequest on unknown type or bad regex)."""
         try:
             match_type = MatchType(type_)
@@ -122,8 +126,9 @@ class Matcher:
             raise BadRequest(f"unknown matcher type {type_} for label {name!r}") from None
         if not name:
             raise BadRequest("matcher with an empty label name")
-        regex = compile_anchored(value) if match_type in (MatchType.RE, MatchType.NRE) else None
-        return cls(match_type, name, value, regex)
+        regex = (compile_anchored(value, dot_all) if match_type in (MatchType.RE, MatchType.NRE)
+                 else None)
+        return cls(match_type, name, value, dot_all, regex)
 
     def matches_value(self, value: str) -> bool:
         """Whether a label value ("" when the label is absent) satisfies the matcher."""

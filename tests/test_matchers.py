@@ -48,3 +48,10 @@ def test_matches_empty_tells_whether_absent_labels_are_selected():
     assert Matcher.of(MatchType.RE, "a", "x|").matches_empty
     assert Matcher.of(MatchType.NRE, "a", "x").matches_empty
     assert not Matcher.of(MatchType.NRE, "a", ".*").matches_empty
+
+
+def test_dot_matches_newline_only_for_dot_all_clients():
+    assert not Matcher.of(MatchType.RE, "a", "x.*").matches_value("x\ny")
+    assert Matcher.of(MatchType.RE, "a", "x.*", dot_all=True).matches_value("x\ny")
+    assert Matcher.of(MatchType.NRE, "a", "x.y").matches_value("x\ny")
+    assert not Matcher.of(MatchType.NRE, "a", "x.y", dot_all=True).matches_value("x\ny")
