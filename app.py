@@ -9,6 +9,7 @@ from chalicelib import handlers, stores
 from chalicelib.codec import READ_RESPONSE_HEADERS
 from chalicelib.config import Settings
 from chalicelib.errors import ConnectorError
+from chalicelib.text import escape_control
 
 app = Chalice(app_name="timestream-prometheus-connector")
 # Every body is binary: API Gateway passes it through untouched (binaryMediaTypes).
@@ -40,9 +41,10 @@ def errors_as_responses(view):
         try:
             return view()
         except ConnectorError as exc:
+            message = escape_control(str(exc))  # client text never breaks a line
             log = app.log.error if exc.status >= 500 else app.log.warning
-            log("%s %d: %s", app.current_request.path, exc.status, exc)
-            return Response(body=f"{exc}\n".encode("utf-8"), status_code=exc.status,
+            log("%s %d: %s", app.current_request.path, exc.status, message)
+            return Response(body=f"{message}\n".encode("utf-8"), status_code=exc.status,
                             headers={"Content-Type": "text/plain; charset=utf-8",
                                      **(exc.headers or {})})
     return wrapper

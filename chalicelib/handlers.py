@@ -11,23 +11,35 @@ from chalicelib.errors import BadRequest, ResponseTooLarge
 from chalicelib.model import WriteResult, sample_count
 from chalicelib.prompb import remote_pb2
 from chalicelib.storage.base import Store
+from chalicelib.text import escape_control
 
 LOG = logging.getLogger(__name__)
+MAX_REASONS = 5  # reasons named in a 400 body
 
 
 def write(body: bytes, headers: Mapping[str, str], store: Store,
           max_decoded_bytes: int) -> WriteResult:
-    """Handle a remote-write body; BadRequest if any sample could not be stored."""
+    """Handle a remote-write body: store every valid series, then BadRequest naming
+    what was refused (invalid series) or rejected (by the store), if anything was."""
     request = codec.decode_write_request(body, headers, max_decoded_bytes)
-    series = translate.series_from_write_request(request)
-    result = store.write(series)
-    LOG.debug("write: %d series, %d samples stored, %d rejected",
-              len(series), result.stored, result.rejected)
-    if result.rejected:
-        reasons = "; ".join(result.reasons[:5])
-        raise BadRequest(f"{result.rejected} of {result.stored + result.rejected} samples "
-                         f"rejected ({result.stored} stored): {reasons}")
+    translated = translate.series_from_write_request(request)
+    result = store.write(translated.series) if translated.series else WriteResult(0)
+    LOG.debug("write: %d series, %d samples stored, %d rejected, %d series refused",
+              len(translated.series), result.stored, result.rejected, len(translated.refused))
+    lost = result.rejected + translated.refused_samples
+    if lost:
+        refused = (f"; {len(translated.refused)} series refused" if translated.refused else "")
+        reasons = [refusal.reason for refusal in translated.refused] + list(result.reasons)
+        shown = "; ".join(_one_line(reason) for reason in reasons[:MAX_REASONS])
+        more = f"; and {len(reasons) - MAX_REASONS} more" if len(reasons) > MAX_REASONS else ""
+        raise BadRequest(f"{lost} of {result.stored + lost} samples rejected "
+                         f"({result.stored} stored{refused}): {shown}{more}")
     return result
+
+
+def _one_line(reason: str, limit: int = 400) -> str:
+    reason = escape_control(reason)
+    return reason if len(reason) <= limit else reason[:limit - 3] + "..."
 
 
 def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_bytes: int,

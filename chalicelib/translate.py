@@ -8,7 +8,7 @@ means "absent" in Prometheus). Values may be any UTF-8 (protobuf enforces UTF-8)
 import logging
 import operator
 import re
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 from google.protobuf.message import DecodeError
 
@@ -16,6 +16,7 @@ from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Labels, Query, Series
 from chalicelib.prompb import fastpath_pb2, remote_pb2, types_pb2
+from chalicelib.text import escape
 
 LOG = logging.getLogger(__name__)
 
@@ -49,47 +50,75 @@ def validate_labels(labels: Labels) -> Labels:
 
 
 def labels_from_encoded(encoded: Tuple[bytes, ...]) -> Labels:
-    """The validated labels of a series whose labels are still encoded ``prometheus.Label``s."""
+    """The validated labels of a series whose labels are still encoded ``prometheus.Label``s
+    (BadRequest if they are invalid)."""
     labels = _LABELS.get(encoded)
     if labels is None:
-        pairs = []
-        for item in encoded:
-            try:
-                label = types_pb2.Label.FromString(item)
-            except DecodeError:
-                raise BadRequest("body is not a valid protobuf WriteRequest: "
-                                 "a label is malformed or not UTF-8") from None
-            pairs.append((label.name, label.value))
-        labels = validate_labels(tuple(pairs))
-        if len(_LABELS) >= _LABELS_MAX:
-            _LABELS.clear()
-        _LABELS[encoded] = labels
+        labels = validate_labels(decode_labels(encoded))
+        _remember(encoded, labels)
     return labels
 
 
+def decode_labels(encoded: Tuple[bytes, ...]) -> Labels:
+    """(name, value) pairs of encoded ``prometheus.Label``s, as sent (not validated)."""
+    pairs = []
+    for item in encoded:
+        try:
+            label = types_pb2.Label.FromString(item)
+        except DecodeError:
+            raise BadRequest("body is not a valid protobuf WriteRequest: "
+                             "a label is malformed or not UTF-8") from None
+        pairs.append((label.name, label.value))
+    return tuple(pairs)
+
+
+def _remember(encoded: Tuple[bytes, ...], labels: Labels) -> None:
+    if len(_LABELS) >= _LABELS_MAX:
+        _LABELS.clear()
+    _LABELS[encoded] = labels
+
+
 def describe(labels: Iterable) -> str:
-    """Render labels like PromQL, e.g. ``up{job="x"}``, for messages and logs."""
+    """Render labels like PromQL, e.g. ``up{job="x"}``, for messages and logs: control
+    characters escaped, each name and value and the whole cut short."""
     pairs = list(labels)
     name = next((v for n, v in pairs if n == "__name__"), "")
-    rest = ",".join(f'{n}="{_escape(v)}"' for n, v in pairs if n != "__name__")
-    text = f"{name}{{{rest}}}"
+    rest = ",".join(f'{escape(n, 60)}="{escape(v, 100)}"' for n, v in pairs if n != "__name__")
+    text = f"{escape(name, 100)}{{{rest}}}"
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 _TIMESTAMP = operator.attrgetter("timestamp")
 _VALUE = operator.attrgetter("value")
 
 
-def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -> List[Series]:
-    """Validated series of a write request (native histograms are skipped and logged).
+class Refusal(NamedTuple):
+    """One series of a write request that can never be stored, and why."""
+
+    reason: str  # one line, client text escaped (names the series)
+    samples: int  # samples lost with it
+
+
+class Translated(NamedTuple):
+    """A write request split into the series to store and the series refused."""
+
+    series: List[Series]
+    refused: List[Refusal]
+
+    @property
+    def refused_samples(self) -> int:
+        """Samples of the refused series."""
+        return sum(refusal.samples for refusal in self.refused)
+
+
+def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -> Translated:
+    """Validated series of a write request, and the refused ones with their reasons
+    (native histograms are skipped and logged). One bad series costs only itself.
 
     This is the hot path of every write: labels stay encoded until a series is
     new (``labels_from_encoded``) and per-sample work is C-level ``map``."""
     result = []
+    refused = []
     histograms = 0
     known = _LABELS
     for ts in request.timeseries:
@@ -98,12 +127,20 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -
         if not samples:
             continue
         encoded = tuple(ts.labels)
-        labels = known.get(encoded) or labels_from_encoded(encoded)
+        labels = known.get(encoded)
+        if labels is None:
+            pairs = decode_labels(encoded)  # a malformed body fails the whole request
+            try:
+                labels = validate_labels(pairs)
+            except BadRequest as exc:
+                refused.append(Refusal(str(exc), len(samples)))
+                continue
+            _remember(encoded, labels)
         result.append(Series(labels, list(map(_TIMESTAMP, samples)), list(map(_VALUE, samples))))
     if histograms:
         LOG.warning("skipped %d native histogram samples: native histograms are not stored",
                     histograms)
-    return result
+    return Translated(result, refused)
 
 
 def queries_from_read_request(request: remote_pb2.ReadRequest) -> List[Query]:

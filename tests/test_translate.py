@@ -1,0 +1,34 @@
+"""Write-request translation: valid series kept, invalid ones refused one by one."""
+from chalicelib import codec, translate
+from chalicelib.text import escape
+from tests.conftest import HEADERS, write_request
+
+
+def translated(*series) -> translate.Translated:
+    body = codec.encode_message(write_request(*series))
+    return translate.series_from_write_request(codec.decode_write_request(body, HEADERS, 1 << 20))
+
+
+def test_one_invalid_series_does_not_cost_the_valid_ones():
+    good = [({"__name__": "ok", "i": str(i)}, [(1, 1.0), (2, 2.0)]) for i in range(10)]
+    result = translated(good[0], ({"__name__": "bad", "a-b": "x"}, [(1, 1.0)] * 3), *good[1:])
+    assert [dict(s.labels)["i"] for s in result.series] == [str(i) for i in range(10)]
+    assert len(result.refused) == 1 and result.refused_samples == 3
+    assert "'a-b'" in result.refused[0].reason and 'bad{a-b="x"}' in result.refused[0].reason
+
+
+def test_refusals_are_not_cached_as_valid():
+    bad = ({"__name__": "1bad"}, [(1, 1.0)])
+    for _ in range(2):
+        result = translated(bad)
+        assert (result.series, result.refused_samples) == ([], 1)
+
+
+def test_series_described_with_control_characters_escaped():
+    text = translate.describe((("__name__", "m"), ("k", 'a\x1b[31m"\n\u2028\x7f')))
+    assert text == 'm{k="a\\x1b[31m\\"\\n\\u2028\\x7f"}'
+    assert text.isprintable()
+
+
+def test_escape_cuts_long_values():
+    assert escape("x" * 1000, 10) == "x" * 10 + "..."
