@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test bench proto package policies clean
+.PHONY: run test bench mutation proto package policies clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test: $(VENV)/.dev
 ## bench: write/read throughput against a baseline measured in the same run.
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
+
+$(VENV)/.mutation: requirements-mutation.txt $(VENV)/.dev
+	$(BIN)/pip install --quiet -r requirements-mutation.txt
+	touch $@
+
+## mutation: mutation testing of the core modules (slow; MODULES=... for a subset).
+mutation: $(VENV)/.mutation
+	$(BIN)/python -m mutation.run $(MODULES)
 
 ## proto: regenerate chalicelib/prompb/*_pb2.py from the .proto files.
 proto: $(VENV)/.dev

@@ -1,0 +1,164 @@
+"""`make mutation`: mutation testing of the core modules, each against its fast tests.
+
+Each module runs in its own scratch copy of the project (cosmic-ray edits the source in
+place), modules in parallel (``--jobs``). Mutants marked ``# pragma: no mutate`` are
+equivalent (they cannot change behaviour; the comment beside the pragma says why) and are
+left out of the score. Prints the score per module and every survivor; writes the whole
+report to ``out/mutation/report.md``.
+
+    python -m mutation.run [--jobs 2] [--min-score 90] [module ...]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, NamedTuple, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+#: Core module -> the fast (in-process) tests that pin its behaviour.
+MODULES: Dict[str, List[str]] = {
+    "chalicelib/codec.py": ["tests/test_codec.py", "tests/test_app.py"],
+    "chalicelib/matchers.py": ["tests/test_matchers.py", "tests/test_store_contract.py"],
+    "chalicelib/translate.py": ["tests/test_codec.py", "tests/test_app.py",
+                                "tests/test_store_contract.py"],
+    "chalicelib/auth.py": ["tests/test_auth.py"],
+    "chalicelib/storage/sqlite.py": ["tests/test_store_contract.py", "tests/test_stores.py"],
+    "chalicelib/storage/timestream_records.py": ["tests/test_timestream_store.py",
+                                                 "tests/test_store_contract.py"],
+    "chalicelib/storage/timestream_sql.py": ["tests/test_timestream_sql.py",
+                                             "tests/test_store_contract.py"],
+}
+
+CONFIG = """[cosmic-ray]
+module-path = "{module}"
+timeout = {timeout}
+excluded-modules = []
+test-command = "{python} -m pytest -x -q -p no:cacheprovider -p no:randomly {tests}"
+
+[cosmic-ray.distributor]
+name = "local"
+"""
+
+
+class Survivor(NamedTuple):
+    """A mutant the tests did not kill."""
+
+    line: int
+    operator: str
+    diff: str
+
+
+class Score(NamedTuple):
+    """Outcome of one module's run."""
+
+    module: str
+    total: int
+    killed: int
+    survivors: List[Survivor]
+    equivalent: int
+
+    @property
+    def percent(self) -> float:
+        counted = self.total - self.equivalent
+        return 100.0 * self.killed / counted if counted else 100.0
+
+
+def _project_copy(dest: str) -> None:
+    """Copy the project's files (tracked and new, not ignored) into ``dest``."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        source = os.path.join(ROOT, name)
+        if os.path.isfile(source):
+            target = os.path.join(dest, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def _changed_lines(diff: str) -> str:
+    return "\n".join(line for line in diff.splitlines()
+                     if line.startswith(("-", "+")) and not line.startswith(("---", "+++")))
+
+
+def run_module(module: str, tests: Sequence[str], timeout: float) -> Score:
+    """Mutate ``module`` and run ``tests`` against every mutant, in a scratch copy."""
+    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+        _project_copy(scratch)
+        config = os.path.join(scratch, "cosmic-ray.toml")
+        with open(config, "w") as handle:
+            handle.write(CONFIG.format(module=module, timeout=timeout, python=sys.executable,
+                                       tests=" ".join(tests)))
+        session = os.path.join(scratch, "session.sqlite")
+
+        def tool(*args: str) -> str:
+            return subprocess.run([os.path.join(BIN, args[0]), *args[1:]], cwd=scratch,
+                                  check=True, capture_output=True, text=True).stdout
+
+        tool("cosmic-ray", "init", config, session)
+        tool("cr-filter-pragma", session)
+        tool("cosmic-ray", "exec", config, session)
+        total = killed = equivalent = 0
+        survivors = []
+        for line in tool("cosmic-ray", "dump", session).splitlines():
+            job, result = json.loads(line)
+            total += 1
+            if result is None:
+                continue
+            if result.get("worker_outcome") == "skipped":
+                equivalent += 1
+            elif result.get("test_outcome") == "survived":
+                mutation = job["mutations"][0]
+                survivors.append(Survivor(mutation["start_pos"][0], mutation["operator_name"],
+                                          _changed_lines(result.get("diff", ""))))
+            else:  # killed, or incompetent (the mutant broke the module): both caught
+                killed += 1
+        return Score(module, total, killed, sorted(survivors), equivalent)
+
+
+def report(scores: Sequence[Score]) -> str:
+    """Markdown: the score table, then the survivors of each module."""
+    lines = ["| module | mutants | equivalent | killed | score |", "|---|---|---|---|---|"]
+    for s in scores:
+        lines.append(f"| {s.module} | {s.total} | {s.equivalent} | {s.killed} | "
+                     f"{s.percent:.1f} % |")
+    for s in scores:
+        if s.survivors:
+            lines += ["", f"## Survivors in {s.module}"]
+            for survivor in s.survivors:
+                lines += [f"- line {survivor.line}, {survivor.operator}:", "```diff",
+                          survivor.diff, "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="modules to mutate (default: all core)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
+    parser.add_argument("--min-score", type=float, default=90.0)
+    args = parser.parse_args(argv or None)
+    chosen = args.modules or list(MODULES)
+    unknown = [m for m in chosen if m not in MODULES]
+    if unknown:
+        parser.error(f"not a core module: {', '.join(unknown)} (known: {', '.join(MODULES)})")
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        scores = list(pool.map(lambda m: run_module(m, MODULES[m], args.timeout), chosen))
+    text = report(scores)
+    os.makedirs(os.path.join(ROOT, "out", "mutation"), exist_ok=True)
+    with open(os.path.join(ROOT, "out", "mutation", "report.md"), "w") as handle:
+        handle.write(text)
+    print(text)
+    low = [s.module for s in scores if s.percent < args.min_score]
+    if low:
+        print(f"below {args.min_score:.0f} %: {', '.join(low)}")
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
