@@ -8,6 +8,7 @@ printed at the end are meaningful.
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,6 +74,19 @@ def time_reads(url: str, body: bytes, repeat: int) -> (float, int):
     response.ParseFromString(codec.decompress(data, 1 << 30))
     samples = sum(len(ts.samples) for ts in response.results[0].timeseries)
     return elapsed, samples * repeat
+
+
+def import_seconds(module: str, runs: int = 7) -> float:
+    """Median wall time of a fresh interpreter importing ``module`` (a Lambda cold start's
+    import phase), minus that of an interpreter importing nothing."""
+    def median(code: str) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+            times.append(time.perf_counter() - started)
+        return sorted(times)[runs // 2]
+    return median(f"import {module}") - median("pass")
 
 
 def main() -> None:
@@ -142,6 +156,10 @@ def main() -> None:
     for name, rate in results.items():
         base = write_base if name.startswith("write") else read_base
         print(f"{name:48} {rate:12,.0f} {rate / base:11.2f}x")
+    boto3_s, app_s = import_seconds("boto3"), import_seconds("app")
+    print(f"\n{'cold start (import, median of 7)':48} {'seconds':>12} {'vs baseline':>12}")
+    print(f"{'import boto3 (baseline)':48} {boto3_s:12.3f} {1:11.2f}x")
+    print(f"{'import app':48} {app_s:12.3f} {app_s / boto3_s:11.2f}x")
 
 
 if __name__ == "__main__":
