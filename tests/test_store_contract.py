@@ -10,7 +10,8 @@ from chalicelib.translate import validate_labels
 from tests.matcher_cases import SERIES, all_cases, case_id
 
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
-SPECIAL = [float("nan"), STALE_NAN, float("inf"), float("-inf"), 1e-300, 0.1 + 0.2, -0.0,
+PROMETHEUS_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]  # Go's math.NaN()
+SPECIAL = [PROMETHEUS_NAN, STALE_NAN, float("inf"), float("-inf"), 1e-300, 0.1 + 0.2, -0.0,
            5e-324, 1.7976931348623157e308, 123456789.123456789]
 CASES = list(all_cases())
 

@@ -71,19 +71,67 @@ def test_values_are_sent_with_full_precision(env):
     assert "0.30000000000000004" in [r["MeasureValue"] for r in env.wire.records()]
 
 
-def test_non_finite_values_use_the_value_dimension_and_read_back_bit_for_bit(env):
-    values = [float("nan"), STALE_NAN, float("inf"), float("-inf")]
+GO_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]  # Prometheus's NaN
+
+
+def test_non_finite_values_are_double_markers_and_read_back_bit_for_bit(env):
+    values = [GO_NAN, STALE_NAN, float("inf"), float("-inf")]
     env.store.write([series({"__name__": "m", "job": "x"},
                             [(NOW_MS - i, v) for i, v in enumerate(values)])])
-    specials = sorted(d["Value"] for r in env.wire.records() for d in r["Dimensions"]
-                      if d["Name"] == "__value")
-    assert specials == ["+Inf", "-Inf", "NaN:0x7ff0000000000002", "NaN:0x7ff8000000000000"]
-    assert all(r["MeasureValue"] == "0" for r in env.wire.records())
+    records = env.wire.records()
+    assert all(r["Dimensions"] == [{"Name": "job", "Value": "x"}] for r in records)
+    assert sorted(r["MeasureValue"] for r in records) == [
+        "-1.7976931348623155e+308", "1.7976931348623151e+308", "1.7976931348623153e+308",
+        "1.7976931348623155e+308"]
     [result] = read_all(env, (0, "__name__", "m"))
     assert dict(result.labels) == {"__name__": "m", "job": "x"}
     bits = [struct.pack("<d", v) for v in result.values]
     assert bits == [struct.pack("<d", v) for v in reversed(values)]
-    assert math.isnan(result.values[-1])
+
+
+def test_any_nan_but_the_stale_marker_reads_back_as_prometheus_nan(env):
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, float("nan"))])])
+    [result] = read_all(env, (0, "__name__", "m"))
+    assert struct.pack("<d", result.values[0]) == struct.pack("<d", GO_NAN)
+
+
+def test_a_special_value_does_not_change_the_series_identity(env):
+    """+Inf then -Inf at one timestamp is one record identity: the second conflicts."""
+    env.store.write([series({"__name__": "data", "point": "d"}, [(NOW_MS, float("inf"))])])
+    env.store.write([series({"__name__": "data", "point": "d"}, [(NOW_MS, float("-inf"))])])
+    [result] = read_all(env, (0, "__name__", "data"))
+    assert list(result.timestamps) == [NOW_MS] and result.values == [float("inf")]
+
+
+@pytest.mark.parametrize("bits", [0x7FEFFFFFFFFFFFFE, 0xFFEFFFFFFFFFFFFE, 0x7FEFFFFFFFFFFFFD,
+                                  0xFFEFFFFFFFFFFFFC])
+def test_finite_values_in_the_marker_range_are_refused_with_a_reason(env, bits):
+    value = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    result = env.store.write([series({"__name__": "m"}, [(NOW_MS, value), (NOW_MS - 1, 2.0)])])
+    assert (result.stored, result.rejected) == (1, 1)
+    assert "reserved for the +-Inf, NaN and stale markers" in result.reasons[0]
+
+
+def test_the_largest_double_is_an_ordinary_value(env):
+    biggest = struct.unpack("<d", struct.pack("<Q", 0x7FEFFFFFFFFFFFFF))[0]
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, biggest), (NOW_MS - 1, -biggest)])])
+    [result] = read_all(env, (0, "__name__", "m"))
+    assert result.values == [-biggest, biggest]
+
+
+def test_a_series_without_labels_is_stored_under_a_name_dimension_and_reads_back(env):
+    name = "cluster:http_requests:rate5m"
+    result = env.store.write([series({"__name__": name}, [(NOW_MS, 1.5)]),
+                              series({"__name__": name, "job": "a"}, [(NOW_MS, 2.5)])])
+    assert result.rejected == 0
+    dims = sorted(tuple((d["Name"], d["Value"]) for d in r["Dimensions"])
+                  for r in env.wire.records())
+    assert dims == [(("__name__", name),), (("job", "a"),)]
+    answer = read_all(env, (0, "__name__", name))
+    assert [(s.labels, s.values) for s in answer] == [
+        ((("__name__", name),), [1.5]), ((("__name__", name), ("job", "a")), [2.5])]
+    assert [s.labels for s in read_all(env, (0, "__name__", name), (0, "job", ""))] == [
+        (("__name__", name),)]
 
 
 def test_long_metric_names_are_written(env):
@@ -107,9 +155,9 @@ def test_reserved_label_names_are_escaped_and_read_back(env):
 @pytest.mark.parametrize("labels,samples,reason", [
     ({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0)], "longer than 60 bytes"),
     ({"__name__": "m" * 257}, [(NOW_MS, 1.0)], "longer than 256 bytes"),
-    ({"__name__": "m", **{f"l{i}": "v" for i in range(128)}}, [(NOW_MS, 1.0)],
-     "more than 127 labels"),
-    ({"__name__": "m", "big": "v" * 2100}, [(NOW_MS, 1.0)], "2048-byte record limit"),
+    ({"__name__": "m", **{f"l{i}": "v" for i in range(129)}}, [(NOW_MS, 1.0)],
+     "more than 128 labels"),
+    ({"__name__": "m", "big": "v" * 2100}, [(NOW_MS, 1.0)], "2048-byte limit"),
     ({"__name__": "m"}, [(NOW_MS + 16 * 60_000, 1.0)], "15 minutes in the future"),
     ({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0)], "memory store retention"),
 ])

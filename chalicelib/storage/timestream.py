@@ -18,7 +18,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as 
 from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError, Forbidden,
                                Unauthorized, too_many_samples)
 from chalicelib.model import Labels, Query, Series, WriteResult, sample_count
-from chalicelib.storage.timestream_records import (VALUE_DIMENSION, Batch, Rejected,
+from chalicelib.storage.timestream_records import (Batch, Rejected,
                                                    build_batches, decode_value, labels_from_row)
 from chalicelib.storage.timestream_sql import TIME_COLUMN, VALUE_COLUMN, identifier, \
     select_statement
@@ -247,7 +247,7 @@ class TimestreamStore:
                     row["measure_name"], {d: row[d] for d in statement.dimensions})
             timestamps, values = grouped.setdefault(labels, ([], []))
             timestamps.append(int(row[TIME_COLUMN]))
-            values.append(decode_value(row[VALUE_COLUMN], row.get(VALUE_DIMENSION)))
+            values.append(decode_value(row[VALUE_COLUMN]))
             count += 1
             if count > sample_limit:
                 raise too_many_samples(sample_limit)

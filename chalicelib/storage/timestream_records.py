@@ -8,10 +8,20 @@ Rules (documented in the README, "Timestream data model"):
   anything starting with ``ts_`` or ``measure_value``) and names starting with
   ``__`` are stored with a ``__`` prefix; reading strips one ``__``. Prometheus
   never sends labels starting with ``__`` besides ``__name__``, so this is reversible.
-- Timestream's DOUBLE cannot hold NaN or +-Inf. Such a sample is written as
-  MeasureValue ``0`` with an extra dimension ``__value`` holding the exact value
-  (``+Inf``, ``-Inf``, or ``NaN:0x<64-bit pattern>``, which keeps Prometheus stale
-  markers bit for bit); reading gives back the same bits.
+- A record's identity is (measure name, dimensions, time) (API_Record, "Records
+  with duplicate data ... same dimensions, timestamps, and measure names"), and a
+  measure name keeps the type it was first written with. So a value must never add
+  a dimension or change the type: Timestream's DOUBLE cannot hold NaN or +-Inf
+  (supported data types page), so they are written as DOUBLE *markers*, the finite
+  doubles just below the largest one: +Inf -> 1.7976931348623155e308 (-Inf: its
+  negative), NaN -> 1.7976931348623153e308, the Prometheus stale marker ->
+  1.7976931348623151e308. A finite sample whose magnitude lies in that marker range
+  is refused (counted, with its reason); the largest double itself is an ordinary
+  value. NaNs other than the stale marker read back as Prometheus's NaN
+  (``math.NaN()``: 0x7ff8000000000001).
+- A series with no label but its name gets one dimension, ``__name__`` = the metric
+  name (Timestream refuses a record without dimensions); reading drops it. No label
+  maps to that dimension name (labels starting with ``__`` are stored as ``____...``).
 - Samples Timestream would refuse (names or records over its limits, more than
   128 dimensions, times outside the writable window) are rejected with a reason.
 """
@@ -27,7 +37,26 @@ MAX_MEASURE_NAME_BYTES = 256
 MAX_DIMENSIONS = 128
 MAX_RECORD_BYTES = 2048
 FUTURE_WINDOW_MS = 15 * 60 * 1000
-VALUE_DIMENSION = "__value"
+LABELLESS_DIMENSION = "__name__"
+RESERVED_VALUE_REASON = ("value of magnitude 1.7976931348623151e308 to 1.7976931348623155e308: "
+                         "reserved for the +-Inf, NaN and stale markers in Timestream")
+
+
+def _double(bits: int) -> float:
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+def _bits(value: float) -> int:
+    return struct.unpack("<Q", struct.pack("<d", value))[0]
+
+
+STALE_NAN_BITS = 0x7FF0000000000002   # Prometheus's stale marker (value.StaleNaN)
+NAN_BITS = 0x7FF8000000000001         # Prometheus's NaN (Go's math.NaN())
+POS_INF_MARKER = _double(0x7FEFFFFFFFFFFFFE)   # 1.7976931348623155e308
+NAN_MARKER = _double(0x7FEFFFFFFFFFFFFD)       # 1.7976931348623153e308
+STALE_MARKER = _double(0x7FEFFFFFFFFFFFFC)     # 1.7976931348623151e308
+_NAN = _double(NAN_BITS)
+_STALE_NAN = _double(STALE_NAN_BITS)
 _RESERVED = ("time", "measure_name", "measure_value")
 _RESERVED_PREFIXES = ("ts_", "measure_value", "__")
 
@@ -44,22 +73,27 @@ def label_name(dimension: str) -> str:
     return dimension[2:] if dimension.startswith("__") else dimension
 
 
-def encode_value(value: float) -> Tuple[str, Optional[str]]:
-    """(MeasureValue, value of the ``__value`` dimension or None) for ``value``."""
-    if math.isfinite(value):
-        return repr(value), None
-    if math.isnan(value):
-        return "0", "NaN:0x%016x" % struct.unpack("<Q", struct.pack("<d", value))[0]
-    return "0", "+Inf" if value > 0 else "-Inf"
+def encode_value(value: float) -> Optional[str]:
+    """The MeasureValue (DOUBLE) of ``value``; None for a finite value in the marker range,
+    which cannot be stored (see the module doc)."""
+    if value != value:  # NaN
+        return repr(STALE_MARKER) if _bits(value) == STALE_NAN_BITS else repr(NAN_MARKER)
+    if value in (math.inf, -math.inf):
+        return repr(math.copysign(POS_INF_MARKER, value))
+    if STALE_MARKER <= abs(value) <= POS_INF_MARKER:
+        return None
+    return repr(value)
 
 
-def decode_value(measure_value: str, special: Optional[str]) -> float:
-    """Inverse of ``encode_value``."""
-    if special is None:
-        return float(measure_value)
-    if special.startswith("NaN:0x"):
-        return struct.unpack("<d", struct.pack("<Q", int(special[6:], 16)))[0]
-    return float(special.replace("Inf", "inf"))
+def decode_value(measure_value: str) -> float:
+    """The Prometheus value of a ``measure_value::double`` (inverse of ``encode_value``)."""
+    value = float(measure_value)
+    magnitude = abs(value)
+    if magnitude < STALE_MARKER or magnitude > POS_INF_MARKER:
+        return value
+    if magnitude == POS_INF_MARKER:
+        return math.copysign(math.inf, value)
+    return _NAN if magnitude == NAN_MARKER else _STALE_NAN
 
 
 class Rejected(NamedTuple):
@@ -78,20 +112,29 @@ class Batch(NamedTuple):
     labels: List[Labels]  # the series of each record, for error reports
 
 
+def record_size(measure: str, dims: Sequence[Tuple[str, str]]) -> int:
+    """A DOUBLE record's size as Timestream meters it (pricing docs, "Writes"): 8 bytes of
+    time, the UTF-8 bytes of each dimension name and value and of the measure name, 8 bytes
+    of value."""
+    return 16 + len(measure.encode()) + sum(len(n.encode()) + len(v.encode()) for n, v in dims)
+
+
 def check_series(labels: Labels) -> Optional[str]:
     """Why a series can never be written to Timestream, or None."""
     dims = [(dimension_name(n), v) for n, v in labels if n != "__name__"]
     measure = dict(labels).get("__name__", "")
     if len(measure.encode()) > MAX_MEASURE_NAME_BYTES:
         return f"metric name longer than {MAX_MEASURE_NAME_BYTES} bytes"
-    if len(dims) + 1 > MAX_DIMENSIONS:  # +1: room for the __value dimension
-        return f"more than {MAX_DIMENSIONS - 1} labels"
+    if len(dims) > MAX_DIMENSIONS:
+        return f"more than {MAX_DIMENSIONS} labels besides the metric name"
     for name, _ in dims:
         if len(name.encode()) > MAX_DIMENSION_NAME_BYTES:
             return f"label name {name!r} longer than {MAX_DIMENSION_NAME_BYTES} bytes"
-    size = len(measure.encode()) + sum(len(n.encode()) + len(v.encode()) for n, v in dims)
-    if size + 64 > MAX_RECORD_BYTES:  # 64: time, value and the __value dimension
-        return f"labels take {size} bytes, over Timestream's {MAX_RECORD_BYTES}-byte record limit"
+    if not dims:
+        dims = [(LABELLESS_DIMENSION, measure)]
+    size = record_size(measure, dims)
+    if size > MAX_RECORD_BYTES:
+        return f"a record would take {size} bytes, over Timestream's {MAX_RECORD_BYTES}-byte limit"
     return None
 
 
@@ -114,7 +157,9 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
             continue
         measure = dict(item.labels)["__name__"]
         dims = [{"Name": dimension_name(n), "Value": v} for n, v in item.labels if n != "__name__"]
-        too_old = too_new = 0
+        if not dims:
+            dims = [{"Name": LABELLESS_DIMENSION, "Value": measure}]
+        too_old = too_new = reserved = 0
         for timestamp, value in zip(item.timestamps, item.values):
             if timestamp > newest_ms:
                 too_new += 1
@@ -122,18 +167,20 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
             if oldest_ms is not None and timestamp < oldest_ms:
                 too_old += 1
                 continue
-            measure_value, special = encode_value(value)
-            record = {"MeasureName": measure, "Dimensions": dims, "Time": str(timestamp),
-                      "MeasureValue": measure_value}
-            if special is not None:
-                record["Dimensions"] = dims + [{"Name": VALUE_DIMENSION, "Value": special}]
-            records.append((item.labels, record))
+            measure_value = encode_value(value)
+            if measure_value is None:
+                reserved += 1
+                continue
+            records.append((item.labels, {"MeasureName": measure, "Dimensions": dims,
+                                          "Time": str(timestamp), "MeasureValue": measure_value}))
         if too_new:
             rejected.append(Rejected(item.labels, too_new,
                                      "timestamp more than 15 minutes in the future"))
         if too_old:
             rejected.append(Rejected(item.labels, too_old,
                                      "timestamp older than the memory store retention"))
+        if reserved:
+            rejected.append(Rejected(item.labels, reserved, RESERVED_VALUE_REASON))
     batches = [_batch(records[i:i + MAX_RECORDS_PER_CALL])
                for i in range(0, len(records), MAX_RECORDS_PER_CALL)]
     return batches, rejected
@@ -169,8 +216,9 @@ def _batch(chunk: List[Tuple[Labels, dict]]) -> Batch:
 
 
 def labels_from_row(measure_name: str, dimensions: Dict[str, Optional[str]]) -> Labels:
-    """Prometheus labels of a Timestream row (NULL dimensions are absent labels)."""
+    """Prometheus labels of a Timestream row (NULL dimensions are absent labels; the
+    ``__name__`` dimension of a label-less series is no label)."""
     pairs = [(label_name(name), value) for name, value in dimensions.items()
-             if value is not None and name != VALUE_DIMENSION]
+             if value is not None and name != LABELLESS_DIMENSION]
     pairs.append(("__name__", measure_name))
     return tuple(sorted(pairs))
