@@ -27,7 +27,7 @@ def store_for_request(settings: Settings, headers: Mapping[str, str]) -> Store:
     if settings.backend == "sqlite":
         return embedded_store(settings)
     credentials = credentials_from_headers(headers) if settings.auth_mode == "basic" else None
-    return timestream_store(settings, credentials)
+    return timestream_store(settings, credentials).for_request()
 
 
 def embedded_store(settings: Settings) -> Store:
@@ -60,7 +60,7 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
     import boto3
     from botocore.config import Config
 
-    from chalicelib.storage import timestream
+    from chalicelib.storage import timestream, timestream_query
 
     global _executor
     session = boto3.session.Session(
@@ -77,13 +77,15 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
         return session.client(name, endpoint_url=settings.endpoint_url, config=config)
 
     write_client = client("timestream-write", timestream.WRITE_READ_TIMEOUT_SECONDS)
-    query_client = client("timestream-query", timestream.QUERY_READ_TIMEOUT_SECONDS)
+    query_client = client("timestream-query", timestream_query.QUERY_READ_TIMEOUT_SECONDS)
     with _lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,
                                            thread_name_prefix="timestream-write")
     retention = None if settings.magnetic_store_writes else settings.memory_store_retention_hours
-    return timestream.TimestreamStore(write_client, timestream.TimestreamQueryRunner(query_client),
+    reader = timestream_query.TimestreamReader(timestream_query.TimestreamQueryRunner(query_client),
+                                               settings.database, settings.table)
+    return timestream.TimestreamStore(write_client, reader,
                                       settings.database, settings.table, executor=_executor,
                                       deadline_seconds=settings.request_deadline_seconds,
                                       retention_hours=retention)

@@ -75,7 +75,7 @@ def test_invalid_samples_are_400_with_counts_after_valid_ones_are_written(client
 
 
 def test_throttling_is_503_so_prometheus_retries(client):
-    store = stores.store_for_request(app_module.SETTINGS, AUTH)
+    store = stores.store_for_request(app_module.SETTINGS, AUTH).store
     FaultInjector(store.write_client, "WriteRecords", [(400, "ThrottlingException")] * 100)
     response = write(client, write_request(({"__name__": "up"}, [(now_ms(), 1.0)])))
     assert response.status_code == 503
@@ -92,7 +92,7 @@ def test_missing_table_is_500_naming_what_to_create(client):
 
 
 def test_refused_credentials_are_401_and_denied_access_403(client):
-    store = stores.store_for_request(app_module.SETTINGS, AUTH)
+    store = stores.store_for_request(app_module.SETTINGS, AUTH).store
     FaultInjector(store.write_client, "WriteRecords",
                   [(400, "UnrecognizedClientException"), (400, "AccessDeniedException")])
     request = write_request(({"__name__": "up"}, [(now_ms(), 1.0)]))

@@ -23,6 +23,7 @@ from moto.server import ThreadedMotoServer
 from chalicelib import codec, handlers
 from chalicelib.prompb import remote_pb2
 from chalicelib.storage.timestream import TimestreamStore
+from chalicelib.storage.timestream_query import TimestreamReader
 from tests.conftest import read_request
 from tests.e2e import (LONG_NAME, VANISH_AFTER, FixtureExporter, needs_prometheus,
                        start_prometheus, writer_config)
@@ -154,8 +155,9 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         assert SECRET not in connector.log()
 
         snapshot = proxy.records()  # the writer keeps writing; read what was sent by now
-        store = TimestreamStore(None, DuckDBRunner(SimpleNamespace(records=lambda: snapshot)),
-                                DATABASE, TABLE, executor=None)
+        reader = TimestreamReader(DuckDBRunner(SimpleNamespace(records=lambda: snapshot)),
+                                  DATABASE, TABLE)
+        store = TimestreamStore(None, reader, DATABASE, TABLE, executor=None).for_request()
         start = at_ms - 60_000
         for matchers in ([(0, "__name__", "fixture_value")],
                          [(2, "__name__", "fixture_.*")],

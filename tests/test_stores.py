@@ -27,7 +27,7 @@ def test_cache_is_bounded_and_keeps_no_secret_in_clear(monkeypatch):
 
 def test_role_mode_needs_no_credentials_in_the_request():
     settings = dataclasses.replace(SETTINGS, auth_mode="role")
-    assert isinstance(stores.store_for_request(settings, {}), TimestreamStore)
+    assert isinstance(stores.store_for_request(settings, {}).store, TimestreamStore)
 
 
 def test_embedded_store_is_one_per_data_dir(tmp_path):

@@ -5,7 +5,8 @@ from botocore.stub import Stubber
 
 from chalicelib.errors import BackendUnavailable
 from chalicelib.storage import timestream
-from chalicelib.storage.timestream import Deadline, TimestreamQueryRunner
+from chalicelib.storage.timestream import Deadline
+from chalicelib.storage.timestream_query import TimestreamQueryRunner
 
 COLUMNS = [{"Name": "measure_name", "Type": {"ScalarType": "VARCHAR"}},
            {"Name": "ts_ms", "Type": {"ScalarType": "BIGINT"}},

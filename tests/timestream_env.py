@@ -16,6 +16,7 @@ import duckdb
 from moto import mock_aws
 
 from chalicelib.storage.timestream import Deadline, TimestreamStore
+from chalicelib.storage.timestream_query import TimestreamReader
 
 REGION = "us-east-1"
 DATABASE = "PrometheusDatabase"
@@ -129,7 +130,9 @@ class TimestreamEnv:
         self.wire = WireLog(self.write_client)
         self.executor = ThreadPoolExecutor(max_workers=4)
         kwargs = {"clock": clock} if clock else {}
-        self.store = TimestreamStore(self.write_client, DuckDBRunner(self.wire), DATABASE, TABLE,
+        self.store = TimestreamStore(self.write_client,
+                                     TimestreamReader(DuckDBRunner(self.wire), DATABASE, TABLE),
+                                     DATABASE, TABLE,
                                      executor=self.executor, deadline_seconds=10,
                                      retention_hours=retention_hours, **kwargs)
 

@@ -3,25 +3,21 @@
 Writes: series -> records (``timestream_records``) -> WriteRecords calls of at most
 100 records with CommonAttributes, issued concurrently (bounded) and retried with
 backoff on throttling / 5xx / timeouts until the request deadline.
-Reads: query -> SQL (``timestream_sql``) -> paged Query calls -> series.
+Reads: ``timestream_query.TimestreamReader``, given to the store.
 """
 import logging
 import random
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, TypeVar
+from typing import Callable, List, Optional, TypeVar
 
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
                                  HTTPClientError)
 
 from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError, Forbidden,
-                               Unauthorized, too_many_samples)
-from chalicelib.model import Labels, Query, Series, WriteResult, sample_count
-from chalicelib.storage.timestream_records import (Batch, Rejected,
-                                                   build_batches, decode_value, labels_from_row)
-from chalicelib.storage.timestream_sql import TIME_COLUMN, VALUE_COLUMN, identifier, \
-    select_statement
+                               Unauthorized)
+from chalicelib.model import Query, Series, WriteResult, sample_count
+from chalicelib.storage.timestream_records import Batch, Rejected, build_batches
 from chalicelib.translate import describe
 
 LOG = logging.getLogger(__name__)
@@ -34,14 +30,11 @@ BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException",
                    "InvalidClientTokenId", "ExpiredTokenException", "SignatureDoesNotMatch",
                    "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken"}
 DENIED = {"AccessDeniedException", "AccessDenied"}
-COLUMNS_TTL_SECONDS = 60.0
 # Timeouts of the boto3 clients (stores.py builds them). A retry starts only if one
 # more call (connect + read timeout) fits before the request deadline.
 CONNECT_TIMEOUT_SECONDS = 2
 WRITE_READ_TIMEOUT_SECONDS = 5
-QUERY_READ_TIMEOUT_SECONDS = 20
 WRITE_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + WRITE_READ_TIMEOUT_SECONDS
-QUERY_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + QUERY_READ_TIMEOUT_SECONDS
 
 
 class Deadline:
@@ -113,55 +106,21 @@ def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
     return result
 
 
-class TimestreamQueryRunner:
-    """Runs SQL on Timestream, following NextToken pages."""
-
-    def __init__(self, query_client) -> None:
-        self.client = query_client
-
-    def rows(self, sql: str, deadline: Deadline) -> Iterator[Dict[str, Optional[str]]]:
-        """Rows as {column: scalar string or None}."""
-        token: Optional[str] = None
-        while True:
-            kwargs = {"QueryString": sql, "MaxRows": 1000}
-            if token:
-                kwargs["NextToken"] = token
-            page = with_retries(lambda: self.client.query(**kwargs), deadline, "Timestream query",
-                                QUERY_CALL_SECONDS)
-            names = [column["Name"] for column in page.get("ColumnInfo", [])]
-            for row in page.get("Rows", []):
-                yield {name: None if datum.get("NullValue") else datum.get("ScalarValue")
-                       for name, datum in zip(names, row["Data"])}
-            token = page.get("NextToken")
-            if not token:
-                return
-            if deadline.remaining() < 1:
-                raise BackendUnavailable("the query did not finish within the request deadline")
-
-    def dimensions(self, database: str, table: str, deadline: Deadline) -> Set[str]:
-        """Names of the table's dimension columns."""
-        sql = f"DESCRIBE {identifier(database)}.{identifier(table)}"
-        return {row["Column"] for row in self.rows(sql, deadline)
-                if (row.get("Timestream attribute type") or "").upper() == "DIMENSION"}
-
-
 class TimestreamStore:
     """The Store protocol on one Timestream table."""
 
-    def __init__(self, write_client, runner, database: str, table: str, *,
+    def __init__(self, write_client, reader, database: str, table: str, *,
                  executor: ThreadPoolExecutor, deadline_seconds: float = 25.0,
                  retention_hours: Optional[float] = 6.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.write_client = write_client
-        self.runner = runner
+        self.reader = reader
         self.database = database
         self.table = table
         self.executor = executor
         self.deadline_seconds = deadline_seconds
         self.retention_hours = retention_hours
         self.clock = clock
-        self._columns: Tuple[float, Set[str]] = (0.0, set())
-        self._columns_lock = threading.Lock()
 
     @property
     def what(self) -> str:
@@ -193,7 +152,6 @@ class TimestreamStore:
         if len(rejected) > 20:
             LOG.warning("... and %d more rejected series", len(rejected) - 20)
         reasons = tuple(f"{describe(r.labels)}: {r.reason}" for r in rejected)
-        self._remember_dimensions(batches)
         return WriteResult(total - count, count, reasons)
 
     def _write_batch(self, batch: Batch, deadline: Deadline) -> List[Rejected]:
@@ -209,47 +167,31 @@ class TimestreamStore:
                 return rejected_records(batch, exc.response.get("RejectedRecords", []))
         return with_retries(call, deadline, self.what, WRITE_CALL_SECONDS)
 
-    def _remember_dimensions(self, batches: List[Batch]) -> None:
-        names = {d["Name"] for b in batches for d in b.common.get("Dimensions", ())}
-        names.update(d["Name"] for b in batches for r in b.records for d in r.get("Dimensions", ()))
-        with self._columns_lock:
-            fetched, known = self._columns
-            if not names <= known and fetched:
-                self._columns = (fetched, known | names)
+    # -- reads (timestream_query.TimestreamReader) -----------------------------
 
-    # -- reads ---------------------------------------------------------------
+    def read(self, query: Query, sample_limit: int,
+             deadline: Optional[Deadline] = None) -> List[Series]:
+        """Series matching ``query`` (see ``TimestreamReader.read``)."""
+        return self.reader.read(query, sample_limit,
+                                deadline or Deadline(self.deadline_seconds))
 
-    def dimensions(self, deadline: Deadline) -> Set[str]:
-        """Dimension columns of the table (cached for a minute)."""
-        with self._columns_lock:
-            fetched, known = self._columns
-        if time.monotonic() - fetched > COLUMNS_TTL_SECONDS or not fetched:
-            known = self.runner.dimensions(self.database, self.table, deadline)
-            with self._columns_lock:
-                self._columns = (time.monotonic(), known)
-        return known
+    def for_request(self) -> "TimestreamRequest":
+        """This store with one deadline for every call of one HTTP request."""
+        return TimestreamRequest(self, Deadline(self.deadline_seconds))
+
+
+class TimestreamRequest:
+    """One request's view of a TimestreamStore: its reads share one deadline, so a
+    request holding several queries still answers within REQUEST_DEADLINE_SECONDS."""
+
+    def __init__(self, store: TimestreamStore, deadline: Deadline) -> None:
+        self.store = store
+        self.deadline = deadline
+
+    def write(self, series: List[Series]) -> WriteResult:
+        """Write ``series`` (see ``TimestreamStore.write``)."""
+        return self.store.write(series)
 
     def read(self, query: Query, sample_limit: int) -> List[Series]:
-        """Series matching ``query``, sorted by labels, samples by time."""
-        deadline = Deadline(self.deadline_seconds)
-        statement = select_statement(query, self.database, self.table, self.dimensions(deadline))
-        if statement is None:
-            return []
-        LOG.debug("query: %s", statement.sql)
-        grouped: Dict[Labels, Tuple[List[int], List[float]]] = {}
-        labels_cache: Dict[tuple, Labels] = {}
-        count = 0
-        for row in self.runner.rows(statement.sql, deadline):
-            key = (row["measure_name"],) + tuple(row[d] for d in statement.dimensions)
-            labels = labels_cache.get(key)
-            if labels is None:
-                labels = labels_cache[key] = labels_from_row(
-                    row["measure_name"], {d: row[d] for d in statement.dimensions})
-            timestamps, values = grouped.setdefault(labels, ([], []))
-            timestamps.append(int(row[TIME_COLUMN]))
-            values.append(decode_value(row[VALUE_COLUMN]))
-            count += 1
-            if count > sample_limit:
-                raise too_many_samples(sample_limit)
-        return [Series(labels, ts, vs) for labels, (ts, vs) in sorted(grouped.items())]
-
+        """Answer ``query`` within this request's deadline."""
+        return self.store.read(query, sample_limit, self.deadline)
