@@ -9,7 +9,11 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: run test bench mutation proto package policies clean
 
+# cramjam 2.12.1, duckdb 2.0 and google-re2 1.1 have no wheels for Python < 3.11.
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "error: Python 3.11 or newer is needed; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." \
+	    "Name a newer one, e.g. make run PYTHON=python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
@@ -23,8 +27,10 @@ $(VENV)/.dev: requirements.txt requirements-local.txt requirements-dev.txt | $(B
 	touch $(VENV)/.local $@
 
 ## run: serve the app on the embedded store (chalice local, stage "local").
+# --no-autoreload: chalice local would otherwise poll the whole tree (.venv, ./data) and
+# restart the server on every write to ./data. Restart `make run` after editing code.
 run: $(VENV)/.local
-	DATA_DIR=$(DATA_DIR) $(BIN)/chalice local --stage local --host 127.0.0.1 --port $(PORT)
+	DATA_DIR=$(DATA_DIR) $(BIN)/chalice local --no-autoreload --stage local --host 127.0.0.1 --port $(PORT)
 
 ## test: the whole suite (needs the `prometheus` binary for the end-to-end tests).
 test: $(VENV)/.dev

@@ -12,9 +12,9 @@ from tests.conftest import read_request, write_request
 from tests.support import Process, free_port, remote_read, remote_write, wait_for_port
 
 
-def start(tmp_path, data_dir) -> (Process, str):
+def start(tmp_path, data_dir, **env_vars) -> (Process, str):
     port = free_port()
-    env = dict(os.environ, PORT=str(port), DATA_DIR=str(data_dir))
+    env = dict(os.environ, PORT=str(port), DATA_DIR=str(data_dir), **env_vars)
     proc = Process(["make", "--no-print-directory", "run", f"VENV={sys.prefix}"],
                    str(tmp_path / f"server-{port}.log"), env=env)
     try:
@@ -114,3 +114,12 @@ def test_data_survives_a_restart(tmp_path):
     finally:
         proc.stop()
     assert os.path.exists(tmp_path / "data" / "prometheus.sqlite3")
+
+
+def test_log_level_from_the_shell_wins_over_the_stage(tmp_path):
+    proc, url, _ = start(tmp_path, tmp_path / "data", LOG_LEVEL="debug")
+    try:
+        assert remote_write(url, write_request(({"__name__": "dbg"}, [(1, 1.0)])))[0] == 204
+    finally:
+        proc.stop()
+    assert "write: 1 series, 1 samples stored" in proc.log()
