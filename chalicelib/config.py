@@ -5,7 +5,7 @@ Chalice's stage ``environment_variables`` end up in the process environment
 reads ``os.environ``. Explicit arguments beat the environment in tests.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 # Environment variable names.
@@ -25,8 +25,16 @@ WRITE_CONCURRENCY = "WRITE_CONCURRENCY"      # parallel WriteRecords calls per r
 REQUEST_DEADLINE_SECONDS = "REQUEST_DEADLINE_SECONDS"  # finish before the Lambda timeout
 MEMORY_STORE_RETENTION_HOURS = "MEMORY_STORE_RETENTION_HOURS"
 MAGNETIC_STORE_WRITES = "MAGNETIC_STORE_WRITES"  # "true" if the table accepts late data
+# InfluxDB backend (STORAGE_BACKEND=influxdb). Not set in the `local` stage, so the shell's win.
+INFLUXDB_URL = "INFLUXDB_URL"                # e.g. https://<id>.timestream-influxdb.<region>.on.aws:8086
+INFLUXDB_DATABASE = "INFLUXDB_DATABASE"      # v1 database, or the 2.x/3.x bucket's DBRP database
+INFLUXDB_RETENTION_POLICY = "INFLUXDB_RETENTION_POLICY"  # optional (default: the database's)
+INFLUXDB_USERNAME = "INFLUXDB_USERNAME"
+INFLUXDB_PASSWORD = "INFLUXDB_PASSWORD"
+INFLUXDB_TOKEN = "INFLUXDB_TOKEN"
+INFLUXDB_SECRET_ARN = "INFLUXDB_SECRET_ARN"  # Secrets Manager secret with a token or user/password
 
-BACKENDS = ("sqlite", "timestream")
+BACKENDS = ("sqlite", "timestream", "influxdb")
 AUTH_MODES = ("basic", "role")
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
               "error": "ERROR"}
@@ -52,6 +60,13 @@ class Settings:
     request_deadline_seconds: float = 25.0
     memory_store_retention_hours: float = 6.0
     magnetic_store_writes: bool = False
+    influxdb_url: str = "http://127.0.0.1:8086"
+    influxdb_database: str = "prometheus"
+    influxdb_retention_policy: str = ""
+    influxdb_username: str = field(default="", repr=False)
+    influxdb_password: str = field(default="", repr=False)
+    influxdb_token: str = field(default="", repr=False)
+    influxdb_secret_arn: str = ""
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -66,7 +81,8 @@ class Settings:
         backend = get(STORAGE_BACKEND, defaults.backend).lower()
         if backend not in BACKENDS:
             raise ValueError(f"{STORAGE_BACKEND} must be one of {BACKENDS}, got {backend!r}")
-        auth_mode = get(AUTH_MODE, defaults.auth_mode).lower()
+        # InfluxDB: the connector's own credentials unless told to pass Prometheus's through.
+        auth_mode = get(AUTH_MODE, "role" if backend == "influxdb" else defaults.auth_mode).lower()
         if auth_mode not in AUTH_MODES:
             raise ValueError(f"{AUTH_MODE} must be one of {AUTH_MODES}, got {auth_mode!r}")
         level = get(LOG_LEVEL, "info").lower()
@@ -90,6 +106,13 @@ class Settings:
             memory_store_retention_hours=float(
                 get(MEMORY_STORE_RETENTION_HOURS, str(defaults.memory_store_retention_hours))),
             magnetic_store_writes=get(MAGNETIC_STORE_WRITES, "false").lower() in ("1", "true", "yes"),
+            influxdb_url=get(INFLUXDB_URL, defaults.influxdb_url),
+            influxdb_database=get(INFLUXDB_DATABASE, defaults.influxdb_database),
+            influxdb_retention_policy=get(INFLUXDB_RETENTION_POLICY, ""),
+            influxdb_username=get(INFLUXDB_USERNAME, ""),
+            influxdb_password=env.get(INFLUXDB_PASSWORD, ""),
+            influxdb_token=get(INFLUXDB_TOKEN, ""),
+            influxdb_secret_arn=get(INFLUXDB_SECRET_ARN, ""),
         )
 
 

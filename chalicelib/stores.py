@@ -26,6 +26,8 @@ def store_for_request(settings: Settings, headers: Mapping[str, str]) -> Store:
     """The store a request writes to / reads from (Unauthorized if credentials are missing)."""
     if settings.backend == "sqlite":
         return embedded_store(settings)
+    if settings.backend == "influxdb":
+        return influxdb_store(settings, headers)
     credentials = credentials_from_headers(headers) if settings.auth_mode == "basic" else None
     return timestream_store(settings, credentials).for_request()
 
@@ -89,3 +91,55 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
                                       settings.database, settings.table, executor=_executor,
                                       deadline_seconds=settings.request_deadline_seconds,
                                       retention_hours=retention)
+
+
+# --- InfluxDB backend -------------------------------------------------------------------
+_influxdb: "OrderedDict[str, Store]" = OrderedDict()
+_secrets = None
+
+
+def influxdb_credentials(settings: Settings, headers: Mapping[str, str]):
+    """Prometheus's basic_auth (AUTH_MODE=basic), else the connector's own credentials:
+    the Secrets Manager secret (fetched once per container), else the environment."""
+    from chalicelib.storage import influxdb_auth
+
+    global _secrets
+    if settings.auth_mode == "basic":
+        return influxdb_auth.from_request(headers)
+    if settings.influxdb_secret_arn:
+        with _lock:
+            if _secrets is None:
+                _secrets = influxdb_auth.SecretCache()
+        return _secrets.get(settings.influxdb_secret_arn, lambda: _secrets_client(settings))
+    return influxdb_auth.from_environment(settings.influxdb_token, settings.influxdb_username,
+                                          settings.influxdb_password)
+
+
+def _secrets_client(settings: Settings):
+    import boto3
+    from botocore.config import Config
+    return boto3.session.Session(region_name=settings.region).client(
+        "secretsmanager", config=Config(connect_timeout=2, read_timeout=5,
+                                        retries={"max_attempts": 3, "mode": "standard"}))
+
+
+def influxdb_store(settings: Settings, headers: Mapping[str, str]) -> Store:
+    """The InfluxDB store for the request's credentials (bounded LRU keyed by their digest)."""
+    from chalicelib.storage.influxdb import InfluxClient, InfluxDBStore
+
+    credentials = influxdb_credentials(settings, headers)
+    key = "\0".join([credentials.cache_key(), settings.influxdb_url, settings.influxdb_database,
+                     settings.influxdb_retention_policy])
+    with _lock:
+        store = _influxdb.get(key)
+        if store is not None:
+            _influxdb.move_to_end(key)
+            return store
+    client = InfluxClient(settings.influxdb_url, settings.influxdb_database,
+                          settings.influxdb_retention_policy, credentials)
+    store = InfluxDBStore(client, deadline_seconds=settings.request_deadline_seconds)
+    with _lock:
+        _influxdb[key] = store
+        while len(_influxdb) > MAX_CACHED_CREDENTIALS:
+            _influxdb.popitem(last=False)
+    return store

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from chalicelib.prompb import remote_pb2
@@ -40,9 +42,24 @@ def aws_test_credentials(monkeypatch):
         monkeypatch.setenv(name, value)
 
 
-@pytest.fixture(params=["sqlite", "timestream"])
+@pytest.fixture(scope="session")
+def influx_server():
+    """One real influxd (Debian's 1.6.7) for the session; tests use their own databases."""
+    from tests.influx_env import INFLUXD, InfluxServer
+    if INFLUXD is None and not os.environ.get("CI"):
+        pytest.skip("needs influxd (apt-get install influxdb); required in CI")
+    server = InfluxServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "timestream", "influxdb"])
 def store(request, tmp_path):
     """Every storage backend, each fresh (the contract suite runs against all)."""
+    if request.param == "influxdb":
+        from tests.influx_env import fresh_store
+        yield fresh_store(request.getfixturevalue("influx_server"))
+        return
     if request.param == "sqlite":
         from chalicelib.storage.sqlite import SQLiteStore
         yield SQLiteStore(str(tmp_path / "data"))

@@ -1,0 +1,156 @@
+"""Series -> InfluxDB line protocol, and the names and values back.
+
+Data model (the one InfluxDB 1.x's own ``/api/v1/prom/write`` writes): measurement =
+metric name, every label a tag (``__name__`` included), one float field ``value``.
+
+Line-protocol rules (InfluxDB 1.x docs, "Line protocol reference", and measured on
+influxd 1.6.7): in measurements, tag keys and tag values a comma, a space (and, in
+tags, ``=``) are escaped with a backslash; a backslash before anything else is a
+literal backslash. What the protocol cannot carry at all is written in a reversible
+form, ``base64:`` followed by the URL-safe base64 of the UTF-8 text (no padding):
+
+- a control character: a newline ends the line (the protocol has no escape for
+  it), and InfluxQL's scanner reads a carriage return as a newline and NUL as the
+  end of the statement, so no query could name them;
+- a backslash before a comma, space or ``=``, or at the end (the parser reads it as
+  an escape and the text changes or the line fails to parse);
+- a measurement starting with ``#`` (the line would be a comment);
+- the tag key ``time`` (refused by InfluxDB) and ``_field``/``_measurement``
+  (reserved by 2.x);
+- any text that itself starts with ``base64:`` (so decoding is unambiguous).
+
+Values: finite floats as their shortest round-trip text (``repr``), so float64
+bits survive. NaN (stale markers included) and ±Inf have no line-protocol form:
+such a sample is written with no ``value`` field and a string field ``value_bits``
+holding the float64's 16 hex digits (``7ff0000000000002`` is a stale marker,
+``7ff0000000000000`` +Inf), which reads back bit for bit.
+"""
+import base64
+import math
+import re
+import struct
+from typing import Dict, Iterator, List, Optional, Sequence
+
+from chalicelib.model import Labels, Series
+
+VALUE_FIELD = "value"
+BITS_FIELD = "value_bits"
+NAME_TAG = "__name__"
+ENCODED_PREFIX = "base64:"
+RESERVED_KEYS = frozenset({"time", "_field", "_measurement"})
+
+# A backslash the parser would read as an escape, or a newline.
+_UNWRITABLE = re.compile(r"\\(?:[, =]|$)|[\x00-\x1f\x7f]")
+_TAG_SPECIAL = re.compile(r"([, =])")
+_MEASUREMENT_SPECIAL = re.compile(r"([, ])")
+
+
+def _encode(text: str) -> str:
+    data = base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+    return ENCODED_PREFIX + data
+
+
+def needs_encoding(text: str) -> bool:
+    """Whether ``text`` cannot be written as is (see the module docstring)."""
+    return text.startswith(ENCODED_PREFIX) or _UNWRITABLE.search(text) is not None
+
+
+def stored_tag(text: str) -> str:
+    """The text InfluxDB stores for a tag value (or non-reserved key) ``text``."""
+    return _encode(text) if needs_encoding(text) else text
+
+
+def stored_key(name: str) -> str:
+    """The tag key stored for label ``name``."""
+    return _encode(name) if name in RESERVED_KEYS or needs_encoding(name) else name
+
+
+def stored_measurement(name: str) -> str:
+    """The measurement stored for metric ``name``."""
+    return _encode(name) if name.startswith("#") or needs_encoding(name) else name
+
+
+def decode(stored: str) -> str:
+    """Inverse of the ``stored_*`` functions (text not in the encoded form is returned as is)."""
+    if not stored.startswith(ENCODED_PREFIX):
+        return stored
+    data = stored[len(ENCODED_PREFIX):]
+    try:
+        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return stored  # written by someone else; keep it literally
+
+
+def series_key(labels: Labels) -> str:
+    """``measurement,tag=value,...`` for a series (tags sorted by stored key)."""
+    name = ""
+    tags = []
+    for label, value in labels:
+        if label == NAME_TAG:
+            name = value
+        tags.append((stored_key(label), stored_tag(value)))
+    tags.sort()
+    measurement = _MEASUREMENT_SPECIAL.sub(r"\\\1", stored_measurement(name))
+    return measurement + "".join(
+        "," + _TAG_SPECIAL.sub(r"\\\1", key) + "=" + _TAG_SPECIAL.sub(r"\\\1", value)
+        for key, value in tags)
+
+
+def field_text(value: float) -> str:
+    """The field set of one sample: ``value=<repr>`` or ``value_bits="<hex>"``."""
+    if math.isfinite(value):
+        return f"{VALUE_FIELD}={value!r}"
+    bits = struct.unpack("<Q", struct.pack("<d", value))[0]
+    return f'{BITS_FIELD}="{bits:016x}"'
+
+
+def value_from_fields(value: Optional[float], bits: Optional[str]) -> Optional[float]:
+    """The sample value of a stored point (``value`` wins if a point has both)."""
+    if value is not None:
+        return float(value)
+    if bits is None:
+        return None
+    try:
+        return struct.unpack("<d", struct.pack("<Q", int(bits, 16)))[0]
+    except (ValueError, struct.error):
+        return None
+
+
+class LineEncoder:
+    """Turns series into lines, remembering each series' escaped key (bounded cache)."""
+
+    MAX_CACHED = 200_000
+
+    def __init__(self) -> None:
+        self._keys: Dict[Labels, str] = {}
+
+    def key(self, labels: Labels) -> str:
+        key = self._keys.get(labels)
+        if key is None:
+            if len(self._keys) >= self.MAX_CACHED:
+                self._keys.clear()
+            key = self._keys[labels] = series_key(labels)
+        return key
+
+    def lines(self, series: Sequence[Series]) -> Iterator[str]:
+        """One line per sample; timestamps in milliseconds (``precision=ms``)."""
+        for item in series:
+            key = self.key(item.labels)
+            for timestamp, value in zip(item.timestamps, item.values):
+                if math.isfinite(value):
+                    yield f"{key} {VALUE_FIELD}={value!r} {timestamp}"
+                else:
+                    yield f"{key} {field_text(value)} {timestamp}"
+
+
+def batches(series: Sequence[Series], encoder: LineEncoder,
+            max_lines: int) -> Iterator[List[str]]:
+    """The samples of ``series`` as lists of at most ``max_lines`` lines."""
+    batch: List[str] = []
+    for line in encoder.lines(series):
+        batch.append(line)
+        if len(batch) >= max_lines:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,121 @@
+"""Remote-read queries -> one InfluxQL SELECT, with Prometheus's matcher semantics.
+
+Quoting follows the InfluxQL scanner (influxql ``ScanString`` / ``ScanRegex``, measured
+on influxd 1.6.7): in 'string literals' and "identifiers" a backslash escapes ``\\``
+and the quote; in /regex/ literals only ``\\/`` is an escape (it becomes ``/``), every
+other backslash pair passes through to Go's RE2. The scanner refuses a raw newline,
+reads a carriage return as a newline and NUL as the end of input: in regexes control
+characters are written as RE2 ``\\x{..}`` escapes, and stored text never holds one
+(it is stored encoded). So no label value can change the statement's structure.
+
+Semantics: regexes are fully anchored (``^(?:re)$``; ``(?s)`` in front for clients
+whose ``.`` matches a newline), an empty value is the same as an absent tag. Stored
+text in the reversible ``base64:`` form (see ``influxdb_line``) cannot be matched by
+a regex inside InfluxDB, so regex conditions also select every encoded value; the
+store decides those series exactly in Python (``needs_exact_check``).
+"""
+import re
+from typing import List, Optional, Tuple
+
+from chalicelib.matchers import Matcher, MatchType
+from chalicelib.model import Query
+from chalicelib.storage.influxdb_line import (BITS_FIELD, ENCODED_PREFIX, NAME_TAG,
+                                              VALUE_FIELD, stored_key, stored_measurement,
+                                              stored_tag)
+
+# InfluxDB's representable time range (models.MinNanoTime / MaxNanoTime).
+MIN_NANOS = -9223372036854775806
+MAX_NANOS = 9223372036854775806
+ENCODED = "/^" + ENCODED_PREFIX + "/"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _hex(char: str) -> str:
+    return "\\x{%02x}" % ord(char)
+
+
+def _quoted(text: str, quote: str) -> str:
+    if _CONTROL.search(text):  # InfluxQL cannot name them; stored text never holds one
+        raise ValueError(f"control characters cannot appear in an InfluxQL literal: {text!r}")
+    escaped = text.replace("\\", "\\\\").replace(quote, "\\" + quote)
+    return quote + escaped + quote
+
+
+def string_literal(text: str) -> str:
+    """An InfluxQL string literal holding exactly ``text``."""
+    return _quoted(text, "'")
+
+
+def identifier(name: str) -> str:
+    """A double-quoted InfluxQL identifier naming exactly ``name``."""
+    return _quoted(name, '"')
+
+
+def regex_literal(pattern: str, dot_all: bool = False) -> str:
+    """``/^(?:pattern)$/`` as an InfluxQL regex literal, RE2 meaning unchanged."""
+    out = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            out.append(_hex(escaped) if _CONTROL.match(escaped) else "\\" + escaped)
+            index += 2
+            continue
+        out.append("\\/" if char == "/" else _hex(char) if _CONTROL.match(char) else char)
+        index += 1
+    return "/" + ("(?s)" if dot_all else "") + "^(?:" + "".join(out) + ")$/"
+
+
+def condition(matcher: Matcher) -> str:
+    """The WHERE condition selecting what ``matcher`` selects (absent tag = empty value)."""
+    key = identifier(stored_key(matcher.name))
+    if matcher.type in (MatchType.EQ, MatchType.NEQ):
+        operator = "=" if matcher.type is MatchType.EQ else "!="
+        value = stored_tag(matcher.value) if matcher.value else ""
+        if matcher.type is MatchType.NEQ and matcher.value:
+            return f"({key} = '' OR {key} != {string_literal(value)})"
+        return f"{key} {operator} {string_literal(value)}"
+    regex = regex_literal(matcher.value, matcher.dot_all)
+    operator = "=~" if matcher.type is MatchType.RE else "!~"
+    encoded = f"{key} =~ {ENCODED}"
+    if matcher.matches_empty:
+        return f"({key} = '' OR {key} {operator} {regex} OR {encoded})"
+    return f"(({key} != '' AND {key} {operator} {regex}) OR {encoded})"
+
+
+def source(matchers: Tuple[Matcher, ...], prefix: str = "") -> str:
+    """The FROM clause: one measurement for ``__name__="x"``, a regex for ``=~``, else all."""
+    for matcher in matchers:
+        if matcher.name == NAME_TAG and matcher.type is MatchType.EQ and matcher.value:
+            return prefix + identifier(stored_measurement(matcher.value))
+    for matcher in matchers:
+        if matcher.name == NAME_TAG and matcher.type is MatchType.RE \
+                and not matcher.matches_empty:
+            regex = regex_literal(matcher.value, matcher.dot_all)
+            return prefix + regex[:-1] + "|^" + ENCODED_PREFIX + "/"
+    return prefix + "/.*/"
+
+
+def needs_exact_check(matchers: Tuple[Matcher, ...], stored_labels: List[Tuple[str, str]]) -> bool:
+    """Whether a series' stored (key, value) pairs hold encoded text a regex matcher
+    could only have selected approximately."""
+    regex_keys = {stored_key(m.name) for m in matchers
+                  if m.type in (MatchType.RE, MatchType.NRE)}
+    return any(key in regex_keys and value.startswith(ENCODED_PREFIX)
+               for key, value in stored_labels)
+
+
+def select_statement(query: Query, retention_policy: Optional[str] = None,
+                     database: Optional[str] = None) -> str:
+    """The InfluxQL answering ``query``: points in the inclusive millisecond range, one
+    result series per tag set."""
+    prefix = ""
+    if retention_policy:
+        prefix = f"{identifier(database or '')}.{identifier(retention_policy)}."
+    start = min(max(query.start_ms * 1_000_000, MIN_NANOS), MAX_NANOS)
+    end = min(max(query.end_ms * 1_000_000, MIN_NANOS), MAX_NANOS)
+    where = [condition(m) for m in query.matchers]
+    where.append(f"time >= {start} AND time <= {end}")
+    return (f"SELECT {identifier(VALUE_FIELD)}::field, {identifier(BITS_FIELD)}::field "
+            f"FROM {source(query.matchers, prefix)} WHERE {' AND '.join(where)} GROUP BY *")

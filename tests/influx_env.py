@@ -1,0 +1,124 @@
+"""A real InfluxDB (Debian's ``influxd`` 1.6.7) for tests: own ports, own temp data dir.
+
+``influxd config`` prints the defaults; the data paths go to a temp directory, the
+RPC and HTTP ``bind-address`` lines to free loopback ports, reporting and the
+``_internal`` monitor database off.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Optional
+
+import pytest
+
+from tests.support import Process, free_port
+
+INFLUXD = shutil.which("influxd")
+needs_influxd = pytest.mark.skipif(
+    INFLUXD is None and not os.environ.get("CI"),
+    reason="needs influxd (apt-get install influxdb); required in CI")
+
+
+class InfluxServer:
+    """One influxd listening on 127.0.0.1:<port>, stopped (and its data removed) by ``stop``."""
+
+    def __init__(self, auth: bool = False, port: Optional[int] = None) -> None:
+        self.directory = tempfile.mkdtemp(prefix="influxd-")
+        self.port = port or free_port()
+        self.rpc_port = free_port()
+        self.auth = auth
+        self.url = f"http://127.0.0.1:{self.port}"
+        defaults = subprocess.run([INFLUXD or "influxd", "config"], capture_output=True,
+                                  text=True, check=True).stdout
+        config = defaults.replace("/var/lib/influxdb", self.directory)
+        config = re.sub(r'(?m)^bind-address = .*$', f'bind-address = "127.0.0.1:{self.rpc_port}"',
+                        config)
+        config = re.sub(r'(\[http\][^\[]*?bind-address = )"[^"]*"',
+                        rf'\1"127.0.0.1:{self.port}"', config)
+        config = re.sub(r'(\[http\][^\[]*?auth-enabled = )\w+', rf'\1{str(auth).lower()}',
+                        config)
+        config = re.sub(r'(\[http\][^\[]*?log-enabled = )\w+', r'\1false', config)
+        config = re.sub(r'(?m)^reporting-(enabled|disabled) = .*$', "reporting-disabled = true",
+                        config)
+        config = config.replace("store-enabled = true", "store-enabled = false")
+        config = config.replace("query-log-enabled = true", "query-log-enabled = false")
+        self.config_path = os.path.join(self.directory, "influxdb.conf")
+        with open(self.config_path, "w") as handle:
+            handle.write(config)
+        self.process: Optional[Process] = None
+        self.start()
+
+    def start(self) -> None:
+        """Start influxd (again) on the same port and data; wait for /ping -> 204."""
+        self.process = Process([INFLUXD or "influxd", "-config", self.config_path],
+                               os.path.join(self.directory, "influxd.log"))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/ping", timeout=2) as response:
+                    if response.status == 204:
+                        break
+            except (OSError, urllib.error.URLError):
+                pass
+            if self.process.proc.poll() is not None or time.monotonic() > deadline:
+                log = self.process.log()
+                self.process.stop()
+                raise RuntimeError("influxd did not start:\n" + log)
+            time.sleep(0.1)
+        if self.auth:
+            self.query("CREATE USER admin WITH PASSWORD 'admin-secret' WITH ALL PRIVILEGES",
+                       auth=None)
+
+    def stop_process(self) -> None:
+        """Stop influxd, keeping its data (``start`` brings it back)."""
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def stop(self) -> None:
+        self.stop_process()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def query(self, q: str, db: str = "", auth=("admin", "admin-secret"), **params) -> dict:
+        """Run InfluxQL through POST /query; returns the decoded JSON."""
+        fields = {"q": q, **params}
+        if db:
+            fields["db"] = db
+        if self.auth and auth:
+            fields.update(u=auth[0], p=auth[1])
+        request = urllib.request.Request(self.url + "/query",
+                                         data=urllib.parse.urlencode(fields).encode(),
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def write_lines(self, db: str, text: str, precision: str = "ms") -> int:
+        """POST line protocol as is; returns the HTTP status."""
+        request = urllib.request.Request(
+            f"{self.url}/write?db={urllib.parse.quote(db)}&precision={precision}",
+            data=text.encode("utf-8"), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+
+_databases = iter(range(1, 1 << 30))
+
+
+def fresh_store(server: InfluxServer, **kwargs):
+    """An InfluxDBStore on a new, empty database of ``server``."""
+    from chalicelib.storage.influxdb import InfluxClient, InfluxDBStore
+    from chalicelib.storage.influxdb_auth import InfluxCredentials
+    database = f"test_{os.getpid()}_{next(_databases)}"
+    credentials = InfluxCredentials("admin", "admin-secret", origin="test") if server.auth \
+        else InfluxCredentials()
+    return InfluxDBStore(InfluxClient(server.url, database, credentials=credentials), **kwargs)

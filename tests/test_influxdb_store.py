@@ -1,0 +1,167 @@
+"""The InfluxDB backend on a real influxd: hostile names and values, no InfluxQL injection,
+the shape InfluxDB's own Prometheus endpoint writes, rejected points, batching."""
+import gzip
+import struct
+
+import pytest
+
+from chalicelib import codec
+from chalicelib.errors import BadRequest
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
+from chalicelib.storage import influxdb
+from chalicelib.storage.influxdb_line import series_key, stored_key, stored_tag
+from tests.conftest import write_request
+from tests.influx_env import fresh_store
+from tests.support import post
+
+HOSTILE = [
+    "a,b", "a b", "a=b", "a\\b", "a\\", "\\", "a\\,b", "a\\ b", "a\\=b", "a\\\\", "two\nlines",
+    "\n", "cr\rlf", "tab\tx", "nul\x00x", "'", "\"", "x' OR '1'='1", "\") OR (\"a\"=\"a",
+    "/", "a/ OR /.*", "base64:", "base64:YQ", "#comment", "ü 日本 ✓", "  ", "=", ",", "\\n",
+    "a\\'b", "' ; DROP DATABASE x; --", "$", "^.*$", "\u2028",
+]
+
+
+def labels(**pairs):
+    return tuple(sorted(pairs.items()))
+
+
+def query(*matchers, start=0, end=10_000, dot_all=False):
+    return Query(start, end, tuple(Matcher.of(t, n, v, dot_all) for t, n, v in matchers))
+
+
+def bits(value):
+    return struct.pack("<d", value)
+
+
+@pytest.fixture
+def store(influx_server):
+    return fresh_store(influx_server)
+
+
+def test_hostile_label_values_round_trip_and_match_exactly(store):
+    store.write([Series(labels(__name__="m", v=value, i=str(i)), [1000], [float(i)])
+                 for i, value in enumerate(HOSTILE)])
+    everything = store.read(query((0, "__name__", "m")), 10_000)
+    assert sorted(dict(s.labels)["v"] for s in everything) == sorted(HOSTILE)
+    for i, value in enumerate(HOSTILE):
+        for match_type, pattern in ((0, value), (2, value.replace("\\", "\\\\"))):
+            if match_type == 2 and any(c in value for c in "()[]{}.*+?^$|"):
+                continue  # regex metacharacters: matched as regexes, covered below
+            [found] = store.read(query((0, "__name__", "m"), (match_type, "v", pattern)), 100)
+            assert dict(found.labels)["i"] == str(i), (match_type, value)
+        others = store.read(query((0, "__name__", "m"), (1, "v", value)), 10_000)
+        assert len(others) == len(HOSTILE) - 1
+
+
+def test_hostile_metric_and_label_names_round_trip(store):
+    odd = [labels(__name__="time", time="t"), labels(__name__="value", value="v"),
+           labels(__name__="m", _field="f", _measurement="x", value_bits="b")]
+    store.write([Series(item, [5], [1.5]) for item in odd])
+    for item in odd:
+        name = dict(item)["__name__"]
+        [found] = store.read(query((0, "__name__", name)), 10)
+        assert found.labels == item and list(found.values) == [1.5]
+    assert stored_key("time") != "time" and stored_key("job") == "job"
+
+
+def test_regexes_are_anchored_and_slashes_cannot_end_the_literal(store):
+    store.write([Series(labels(__name__="m", p=p), [1], [1.0])
+                 for p in ("/a/b", "x/a/b", "/a/bx", "a\nb", "ab")])
+
+    def selected(pattern, dot_all=False):
+        return sorted(dict(s.labels)["p"] for s in store.read(
+            query((0, "__name__", "m"), (2, "p", pattern), dot_all=dot_all), 100))
+
+    assert selected("/a/b") == ["/a/b"]
+    assert selected("\\/a\\/b") == ["/a/b"]
+    assert selected(".*/b") == ["/a/b", "x/a/b"]
+    assert selected("a.b") == []
+    assert selected("a.b", dot_all=True) == ["a\nb"]
+    assert selected("a\nb") == ["a\nb"]
+    assert selected("/.*") == ["/a/b", "/a/bx"]
+    assert selected("a/ OR /.*") == []
+
+
+def test_invalid_regex_is_refused_before_reaching_influxdb():
+    with pytest.raises(BadRequest):
+        Matcher.of(2, "p", "(?=x)")
+
+
+def test_reads_what_influxdbs_own_prometheus_endpoint_wrote(influx_server):
+    store = fresh_store(influx_server)
+    database = store.client.database
+    request = write_request(
+        ({"__name__": "up", "job": "x", "instance": "a:1"}, [(1000, 1.0), (2000, 0.0)]),
+        ({"__name__": "http_requests_total", "code": "200", "path": "/a b,c=d"},
+         [(1000, 0.1 + 0.2), (2000, 1e-300)]),
+        ({"__name__": "gone", "job": "x"}, [(1000, float("nan")), (2000, 3.0)]))
+    status, _, body = post(f"{influx_server.url}/api/v1/prom/write?db={database}",
+                           codec.encode_message(request),
+                           {"Content-Type": "application/x-protobuf",
+                            "Content-Encoding": "snappy"})
+    assert status == 204, body
+    [up] = store.read(query((0, "__name__", "up")), 100)
+    assert up.labels == labels(__name__="up", instance="a:1", job="x")
+    assert list(up.timestamps) == [1000, 2000] and list(up.values) == [1.0, 0.0]
+    [http] = store.read(query((2, "__name__", "http_.*"), (0, "path", "/a b,c=d")), 100)
+    assert [bits(v) for v in http.values] == [bits(0.1 + 0.2), bits(1e-300)]
+    [gone] = store.read(query((0, "__name__", "gone")), 100)
+    assert list(gone.timestamps) == [2000]  # InfluxDB's endpoint drops NaN samples
+
+    # The connector writes the same shape: same measurement, tag keys and field.
+    ours = fresh_store(influx_server)
+    ours.write([Series(labels(__name__="up", job="x", instance="a:1"), [1000, 2000],
+                       [1.0, 0.0])])
+    shape = "SELECT * FROM up GROUP BY *"
+    assert influx_server.query(shape, db=ours.client.database, epoch="ms") == \
+        influx_server.query(shape, db=database, epoch="ms")
+
+
+def test_line_protocol_escaping():
+    assert series_key(labels(__name__="m x,y", a="b c,d=e")) == "m\\ x\\,y,__name__=m\\ x\\,y,a=b\\ c\\,d\\=e"
+    assert stored_tag("a\\b") == "a\\b"
+    assert stored_tag("a\\").startswith("base64:")
+    assert stored_tag("base64:x").startswith("base64:")
+
+
+def test_points_influxdb_can_never_store_are_counted_and_the_rest_stored(influx_server):
+    store = fresh_store(influx_server)
+    # An integer field "value" in this shard makes InfluxDB drop float values for "m".
+    assert influx_server.write_lines(store.client.database, "m,__name__=m value=1i 1000") == 204
+    result = store.write([Series(labels(__name__="m"), [2000, 3000], [1.5, 2.5]),
+                          Series(labels(__name__="ok"), [2000], [4.0])])
+    assert (result.stored, result.rejected) == (1, 2)
+    assert "dropped" in result.reasons[0] or "conflict" in result.reasons[0]
+    [ok] = store.read(query((0, "__name__", "ok")), 10)
+    assert list(ok.values) == [4.0]
+
+
+def test_large_writes_go_in_gzip_batches_of_thousands_of_lines(influx_server, monkeypatch):
+    store = fresh_store(influx_server)
+    sizes = []
+    original = influxdb.InfluxClient.write
+
+    def spy(self, body, timeout):
+        sizes.append(gzip.decompress(body).count(b"\n") + 1)
+        return original(self, body, timeout)
+
+    monkeypatch.setattr(influxdb.InfluxClient, "write", spy)
+    series = [Series(labels(__name__="big", s=str(s)), list(range(100)), [float(t) for t in
+                                                                         range(100)])
+              for s in range(120)]
+    assert store.write(series).stored == 12_000
+    assert sizes == [influxdb.BATCH_LINES, influxdb.BATCH_LINES, 2000]
+    result = store.read(query((0, "__name__", "big")), 20_000)
+    assert sum(len(s.timestamps) for s in result) == 12_000
+
+
+def test_sample_limit_stops_a_chunked_read(influx_server):
+    store = fresh_store(influx_server)
+    store.write([Series(labels(__name__="many", s=str(s)), list(range(5000)),
+                        [1.0] * 5000) for s in range(5)])
+    assert sum(len(s.timestamps) for s in store.read(query((0, "__name__", "many")),
+                                                     25_000)) == 25_000
+    with pytest.raises(Exception, match="more than 24999 samples"):
+        store.read(query((0, "__name__", "many")), 24_999)
