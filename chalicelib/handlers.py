@@ -6,7 +6,7 @@ and back for reads.
 import logging
 from typing import Mapping
 
-from chalicelib import codec, translate
+from chalicelib import codec, dialect, translate
 from chalicelib.errors import BadRequest, ResponseTooLarge
 from chalicelib.model import WriteResult, sample_count
 from chalicelib.prompb import remote_pb2
@@ -46,7 +46,8 @@ def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_byte
          sample_limit: int, max_response_bytes: int) -> bytes:
     """Handle a remote-read body; returns the snappy-compressed ReadResponse."""
     request = codec.decode_read_request(body, headers, max_decoded_bytes)
-    queries = translate.queries_from_read_request(request)
+    queries = translate.queries_from_read_request(request,
+                                                  dialect.dot_matches_newline(headers))
     response = remote_pb2.ReadResponse()
     remaining = sample_limit
     for query in queries:

@@ -1,13 +1,13 @@
 """Translation between protobuf messages and the connector's model, with validation.
 
-Label rules follow Prometheus: label names match ``[a-zA-Z_][a-zA-Z0-9_]*``,
-the metric name (``__name__``) is present and matches ``[a-zA-Z_:][a-zA-Z0-9_:]*``,
-no name appears twice. Labels with empty values are dropped (an empty value
-means "absent" in Prometheus). Values may be any UTF-8 (protobuf enforces UTF-8).
+Label rules follow Prometheus 3 (UTF-8 names): every label name and the metric
+name (``__name__``, which must be present) are non-empty UTF-8, no name appears
+twice. Protobuf refuses invalid UTF-8 when it decodes a string, so that is a
+400 too. Labels with empty values are dropped (an empty value means "absent"
+in Prometheus). Values may be any UTF-8.
 """
 import logging
 import operator
-import re
 from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 from google.protobuf.message import DecodeError
@@ -19,9 +19,6 @@ from chalicelib.prompb import fastpath_pb2, remote_pb2, types_pb2
 from chalicelib.text import escape
 
 LOG = logging.getLogger(__name__)
-
-LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 # Label sets seen before, by their encoded form: a Prometheus sends the same series
 # over and over, so each is decoded and validated once. Bounded: cleared when full.
@@ -36,16 +33,12 @@ def validate_labels(labels: Labels) -> Labels:
     for index, name in enumerate(names):
         if not name:
             raise BadRequest(f"empty label name in series {shown}")
-        if not LABEL_NAME.fullmatch(name):
-            raise BadRequest(f"invalid label name {name!r} in series {shown}")
         if index and names[index - 1] == name:
             raise BadRequest(f"duplicate label name {name!r} in series {shown}")
     cleaned = tuple(sorted((n, v) for n, v in labels if v != ""))
     metric = dict(cleaned).get("__name__")
     if metric is None:
         raise BadRequest(f"series without a metric name (__name__): {shown}")
-    if not METRIC_NAME.fullmatch(metric):
-        raise BadRequest(f"invalid metric name {metric!r}")
     return cleaned
 
 
@@ -143,14 +136,17 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -
     return Translated(result, refused)
 
 
-def queries_from_read_request(request: remote_pb2.ReadRequest) -> List[Query]:
-    """The request's queries as model objects (BadRequest on a bad matcher or range)."""
+def queries_from_read_request(request: remote_pb2.ReadRequest,
+                              dot_all: bool = False) -> List[Query]:
+    """The request's queries as model objects (BadRequest on a bad matcher or range).
+
+    ``dot_all``: the client's regex dialect (``.`` matches ``\\n``, Prometheus 3)."""
     queries = []
     for index, query in enumerate(request.queries):
         if query.end_timestamp_ms < query.start_timestamp_ms:
             raise BadRequest(f"query {index}: end {query.end_timestamp_ms} is before "
                              f"start {query.start_timestamp_ms}")
-        matchers = tuple(Matcher.of(m.type, m.name, m.value) for m in query.matchers)
+        matchers = tuple(Matcher.of(m.type, m.name, m.value, dot_all) for m in query.matchers)
         if not matchers:
             raise BadRequest(f"query {index}: at least one matcher is required")
         queries.append(Query(query.start_timestamp_ms, query.end_timestamp_ms, matchers))

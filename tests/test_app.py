@@ -80,10 +80,8 @@ def test_one_result_per_query_in_request_order(client):
 
 @pytest.mark.parametrize("labels,message", [
     ({"__name__": "m", "": "x"}, "empty label name"),
-    ({"__name__": "m", "bad-name": "x"}, "invalid label name 'bad-name'"),
-    ({"__name__": "m", "0x": "x"}, "invalid label name '0x'"),
     ({"job": "x"}, "without a metric name"),
-    ({"__name__": "bad metric"}, "invalid metric name"),
+    ({"__name__": "", "job": "x"}, "without a metric name"),
 ])
 def test_invalid_labels_are_400_with_reason(client, labels, message):
     response = post(client, "/write", write_request((labels, [(1, 1.0)])))

@@ -4,10 +4,16 @@ Rules (documented in the README, "Timestream data model"):
 
 - measure name = metric name (up to 256 bytes); dimensions = the other labels;
   time in milliseconds; finite values as DOUBLE in shortest round-trip form.
-- Label names Timestream reserves (``time``, ``measure_name``, ``measure_value``,
-  anything starting with ``ts_`` or ``measure_value``) and names starting with
-  ``__`` are stored with a ``__`` prefix; reading strips one ``__``. Prometheus
-  never sends labels starting with ``__`` besides ``__name__``, so this is reversible.
+- Label names (``dimension_name``): a classic name (``[a-zA-Z_][a-zA-Z0-9_]*``) is
+  stored as is, except names Timestream reserves (``time``, ``measure_name``,
+  ``measure_value``, anything starting with ``ts_`` or ``measure_value``) and names
+  starting with ``__``, which get a ``__`` prefix (``time`` -> ``__time``). Any other
+  UTF-8 name (Prometheus 3, e.g. ``service.name``) is stored as ``__U__`` + the name
+  with ``_`` doubled, ``[a-zA-Z0-9]`` kept and every other character written as
+  ``_<hex code point>_`` (Prometheus's ``U__`` value escaping, with ``:`` escaped
+  too, since Timestream refuses it): ``service.name`` -> ``__U__service_2e_name``.
+  A classic name never maps to ``__U__...`` (it would be ``____U__...``), so no
+  escaped name collides with a legal one, and reading inverts both.
 - A record's identity is (measure name, dimensions, time) (API_Record, "Records
   with duplicate data ... same dimensions, timestamps, and measure names"), and a
   measure name keeps the type it was first written with. So a value must never add
@@ -26,6 +32,7 @@ Rules (documented in the README, "Timestream data model"):
   128 dimensions, times outside the writable window) are rejected with a reason.
 """
 import math
+import re
 import struct
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -61,8 +68,22 @@ _RESERVED = ("time", "measure_name", "measure_value")
 _RESERVED_PREFIXES = ("ts_", "measure_value", "__")
 
 
+# Timestream dimension names (Naming Constraints, referenced from
+# https://docs.aws.amazon.com/timestream/latest/developerguide/API_Dimension.html and
+# spelled out in https://docs.aws.amazon.com/iot/latest/apireference/API_TimestreamDimension.html):
+# not measure_name, measure_value or time; not starting with ts_ or measure_value;
+# no colon; 1 to 60 bytes. A classic Prometheus name has no colon.
+_CLASSIC = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_ESCAPED_PREFIX = "__U__"
+_CODE_POINT = re.compile(r"__|_([0-9a-f]+)_|([a-zA-Z0-9])")
+
+
 def dimension_name(label: str) -> str:
-    """The dimension name a label is stored under (reversible escape)."""
+    """The dimension name a label is stored under (reversible escape, see module doc)."""
+    if not _CLASSIC.fullmatch(label):
+        return _ESCAPED_PREFIX + "".join(
+            c if c.isascii() and c.isalnum() else "__" if c == "_" else "_%x_" % ord(c)
+            for c in label)
     if label in _RESERVED or label.startswith(_RESERVED_PREFIXES):
         return "__" + label
     return label
@@ -70,7 +91,22 @@ def dimension_name(label: str) -> str:
 
 def label_name(dimension: str) -> str:
     """Inverse of ``dimension_name``."""
+    if dimension.startswith(_ESCAPED_PREFIX):
+        return _unescape(dimension[len(_ESCAPED_PREFIX):])
     return dimension[2:] if dimension.startswith("__") else dimension
+
+
+def _unescape(body: str) -> str:
+    parts, index = [], 0
+    for match in _CODE_POINT.finditer(body):
+        if match.start() != index:
+            break
+        hex_digits, kept = match.groups()
+        parts.append(kept or ("_" if hex_digits is None else chr(int(hex_digits, 16))))
+        index = match.end()
+    if index != len(body):  # not written by dimension_name: read as before the escape
+        return "U__" + body
+    return "".join(parts)
 
 
 def encode_value(value: float) -> Optional[str]:
