@@ -11,14 +11,15 @@ def translated(*series) -> translate.Translated:
 
 def test_one_invalid_series_does_not_cost_the_valid_ones():
     good = [({"__name__": "ok", "i": str(i)}, [(1, 1.0), (2, 2.0)]) for i in range(10)]
-    result = translated(good[0], ({"__name__": "bad", "a-b": "x"}, [(1, 1.0)] * 3), *good[1:])
+    result = translated(good[0], ({"__name__": "bad", "": "x"}, [(1, 1.0)] * 3), *good[1:])
     assert [dict(s.labels)["i"] for s in result.series] == [str(i) for i in range(10)]
     assert len(result.refused) == 1 and result.refused_samples == 3
-    assert "'a-b'" in result.refused[0].reason and 'bad{a-b="x"}' in result.refused[0].reason
+    assert "empty label name" in result.refused[0].reason
+    assert 'bad{="x"}' in result.refused[0].reason
 
 
 def test_refusals_are_not_cached_as_valid():
-    bad = ({"__name__": "1bad"}, [(1, 1.0)])
+    bad = ({"job": "no metric name"}, [(1, 1.0)])
     for _ in range(2):
         result = translated(bad)
         assert (result.series, result.refused_samples) == ([], 1)
