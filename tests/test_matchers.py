@@ -20,9 +20,61 @@ def test_invalid_or_non_re2_regex_is_bad_request(pattern):
         Matcher.of(MatchType.RE, "job", pattern)
 
 
-@pytest.mark.parametrize("pattern", ["a\\(?=b\\)", "\\\\1", "[(?=]"])
+@pytest.mark.parametrize("pattern", ["a\\(?=b\\)", "\\\\1", "[(?=]", "\\\\C",
+                                     "(" * 999 + "a" + ")" * 999])
 def test_escaped_constructs_are_not_mistaken_for_unsupported_ones(pattern):
     Matcher.of(MatchType.RE, "job", pattern)
+
+
+# Prometheus 2.42's answers (Go RE2), where Python's `re` answered otherwise.
+PROMETHEUS_ANSWERS = [
+    ("\\d", "\u0663", False),            # \d is ASCII only: not an Arabic-Indic digit
+    ("(?i)i", "\u0130", False),            # no full Unicode case folding of İ
+    ("a{,2}", "a{,2}", True),               # not a repetition: literal text
+    ("a{,2}", "aa", False),
+    ("a$", "a\n", False),                  # $ is the end of text, not before a final newline
+    ("\\x{263a}", "\u263a", True),
+    ("(?U)a+", "aaa", True),                # ungreedy flag
+    ("(?-s).", "\n", False),
+    ("((?i)PRO).*", "prometheus", True),    # flag group inside a pattern
+    ("((?i)PRO).*", "PROmetheus", True),
+    ("[[:alpha:]]+", "abc", True),          # POSIX class
+    ("\\pL+", "\u00fcber", True),             # Unicode class
+    ("\\p{Greek}", "\u03b1", True),
+    ("a\\z", "a", True),
+    ("\\Qa.b\\E", "a.b", True),            # quoted literal text
+    ("\\Qa.b\\E", "axb", False),
+    ("(?P<n>a)b", "ab", True),
+    ("\\b", "", False),
+    ("x*", "", True),
+    ("a|b|", "", True),
+    ("[^a]", "\n", True),                  # a negated class matches a newline
+    ("\\s", "\u00a0", False),                # \s is ASCII whitespace only
+    ("\\w", "\u00e9", False),
+]
+
+
+@pytest.mark.parametrize("pattern,value,expected", PROMETHEUS_ANSWERS)
+def test_regexes_mean_what_they_mean_in_prometheus(pattern, value, expected):
+    assert Matcher.of(MatchType.RE, "k", pattern).matches_value(value) is expected
+    assert Matcher.of(MatchType.NRE, "k", pattern).matches_value(value) is not expected
+
+
+def test_refusals_name_the_pattern_and_re2s_reason_escaped():
+    with pytest.raises(BadRequest) as caught:
+        Matcher.of(MatchType.RE, "k", "a{1001}\x1b")
+    assert str(caught.value) == 'invalid regex "a{1001}\\x1b": invalid repetition size: {1001}'
+    with pytest.raises(BadRequest, match="nests too deeply"):
+        Matcher.of(MatchType.RE, "k", "(" * 5000 + ")" * 5000)
+    with pytest.raises(BadRequest, match="pattern too large"):
+        Matcher.of(MatchType.RE, "k", "\\pL{1000}")
+
+
+def test_a_pathological_regex_against_a_long_value_is_linear():
+    """(a+)+b backtracks exponentially in Python's re; RE2 answers in one pass."""
+    matcher = Matcher.of(MatchType.RE, "k", "(a+)+b")
+    assert not matcher.matches_value("a" * 100_000 + "!")  # no time assertion: see make bench
+    assert matcher.matches_value("a" * 100_000 + "b")
 
 
 def test_negative_regex_refuses_same_syntax():

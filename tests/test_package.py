@@ -120,14 +120,23 @@ def test_zip_holds_linux_wheels_of_the_native_dependencies(packaged):
                   for name in names if name.endswith(".dist-info/WHEEL")}
     assert f"cramjam/cramjam.{tag.replace('cp', 'cpython-')}-x86_64-linux-gnu.so" in names
     assert any(re.match(r"google/_upb/_message\..*so$", n) for n in names)
+    assert f"_re2.{tag.replace('cp', 'cpython-')}-x86_64-linux-gnu.so" in names
+    assert "re2.py" in names
     assert {"app.py", "chalicelib/codec.py", "chalicelib/prompb/remote_pb2.py",
             "chalice/app.py"} <= set(names)
     assert not any(n.startswith(("pip/", "pytest", "moto/", "duckdb")) for n in names)
-    for dist in ("cramjam", "protobuf"):
+    for dist in ("cramjam", "protobuf", "google_re2"):
         platforms = re.findall(r"Tag: \S+-\S+-(\S+)", wheels[dist])
         # The Lambda Python runtimes run on glibc >= 2.26 (Amazon Linux 2), x86_64.
-        assert any(p in ("manylinux2014_x86_64", "manylinux_2_17_x86_64") for p in platforms), \
-            (dist, platforms)
+        assert any(glibc_needed(p) <= (2, 26) for p in platforms), (dist, platforms)
+
+
+def glibc_needed(platform: str) -> tuple:
+    """The glibc a manylinux x86_64 wheel tag needs; (99,) for anything else."""
+    if platform == "manylinux2014_x86_64":
+        return (2, 17)
+    match = re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform)
+    return (int(match.group(1)), int(match.group(2))) if match else (99,)
 
 
 def test_packaged_app_imports_and_answers_on_the_lambda_path(packaged, tmp_path):
@@ -141,9 +150,10 @@ def test_packaged_app_imports_and_answers_on_the_lambda_path(packaged, tmp_path)
              "isBase64Encoded": True}
     # -S: no site-packages, so every import below must come from the zip.
     script = ("import sys; sys.path.insert(0, '.'); import json, os, cramjam, snappy, "
-              "google._upb._message, app; "
-              "assert all(m.__file__.startswith(os.getcwd()) for m in (cramjam, snappy, app)); "
+              "google._upb._message, _re2, re2, app; "
+              "assert all(m.__file__.startswith(os.getcwd()) for m in (cramjam, snappy, _re2, app)); "
               "assert snappy.uncompress(snappy.compress(b'ok')) == b'ok'; "
+              "assert re2.fullmatch('(a+)+b', 'aab'); "
               f"print(json.dumps(app.app({event!r}, None)))")
     env = {"PATH": os.environ.get("PATH", ""), "STORAGE_BACKEND": "timestream",
            "AWS_DEFAULT_REGION": "us-east-1"}

@@ -1,0 +1,41 @@
+"""A least-recently-used cache bounded by the bytes its entries are estimated to hold."""
+from collections import OrderedDict
+from threading import Lock
+from typing import Any, Hashable, Optional
+
+
+class BoundedCache:
+    """Keeps entries while their sizes add up to at most ``max_bytes``; an entry
+    larger than a quarter of that is not kept at all. Thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: "OrderedDict[Hashable, tuple]" = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key: Hashable) -> Optional[Any]:
+        """The value under ``key`` (now most recently used), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: Hashable, value: Any, size: int) -> None:
+        """Keep ``value`` under ``key``, evicting the least recently used as needed."""
+        if size > self.max_bytes // 4:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._entries[key] = (value, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self.bytes -= evicted
+
+    def __len__(self) -> int:
+        return len(self._entries)
