@@ -114,11 +114,69 @@ class InfluxServer:
 _databases = iter(range(1, 1 << 30))
 
 
-def fresh_store(server: InfluxServer, **kwargs):
+def fresh_store(server: InfluxServer, url: Optional[str] = None, **kwargs):
     """An InfluxDBStore on a new, empty database of ``server``."""
     from chalicelib.storage.influxdb import InfluxClient, InfluxDBStore
     from chalicelib.storage.influxdb_auth import InfluxCredentials
     database = f"test_{os.getpid()}_{next(_databases)}"
     credentials = InfluxCredentials("admin", "admin-secret", origin="test") if server.auth \
         else InfluxCredentials()
-    return InfluxDBStore(InfluxClient(server.url, database, credentials=credentials), **kwargs)
+    return InfluxDBStore(InfluxClient(url or server.url, database, credentials=credentials),
+                         **kwargs)
+
+
+class FaultProxy:
+    """Forwards HTTP requests to ``target_url``; answers the next ``fail`` requests with
+    ``status`` instead, and delays every answer by ``delay`` seconds."""
+
+    def __init__(self, target_url: str) -> None:
+        import http.client
+        import http.server
+        import threading
+        self.fail = 0
+        self.status = 503
+        self.delay = 0.0
+        self.requests = 0
+        self._lock = threading.Lock()
+        target = urllib.parse.urlsplit(target_url)
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with proxy._lock:
+                    proxy.requests += 1
+                    failing = proxy.fail > 0
+                    proxy.fail -= failing
+                time.sleep(proxy.delay)
+                if failing:
+                    data, status, headers = b'{"error":"injected"}', proxy.status, []
+                else:
+                    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                    conn.request("POST", self.path, body=body, headers={
+                        k: v for k, v in self.headers.items() if k.lower() != "host"})
+                    response = conn.getresponse()
+                    data, status = response.read(), response.status
+                    headers = [(k, v) for k, v in response.getheaders() if k.lower() not in
+                               ("content-length", "transfer-encoding", "connection")]
+                    conn.close()
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

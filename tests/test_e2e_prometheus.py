@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+import pytest
+
 from chalicelib.prompb import remote_pb2
 from tests.e2e import (LONG_NAME, FixtureExporter, needs_prometheus, start_prometheus,
                        writer_config)
@@ -52,10 +54,12 @@ QUERIES = [
 EMPTY_ANSWERS = {'fixture_value{v=~"two.lines"}'}
 
 
-def start_connector(tmp_path) -> (Process, str):
-    """The README's `make run`, with PORT and DATA_DIR overriding the defaults."""
+def start_connector(tmp_path, backend_env=None) -> (Process, str):
+    """The README's `make run`, with PORT and DATA_DIR overriding the defaults (and, for
+    the InfluxDB backend, the README's STORAGE_BACKEND/INFLUXDB_* variables)."""
     port = free_port()
-    env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path / "connector-data"))
+    env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path / "connector-data"),
+               **(backend_env or {}))
     proc = Process(["make", "--no-print-directory", "run", f"VENV={sys.prefix}"],
                    str(tmp_path / "connector.log"), env=env)
     return proc, port
@@ -71,11 +75,36 @@ def latest_timestamp(base_url: str, job: str) -> int:
     return max(stamps, default=0)
 
 
-def test_writer_and_reader_prometheus_agree(tmp_path):
+@pytest.fixture(params=["sqlite", "influxdb"])
+def backend_env(request):
+    """Environment of `make run` per backend: none (the embedded store), or the README's
+    `STORAGE_BACKEND=influxdb INFLUXDB_URL=... INFLUXDB_DATABASE=prometheus` on a real influxd."""
+    if request.param == "sqlite":
+        yield {}, lambda: os.listdir(request.getfixturevalue("tmp_path") / "connector-data")
+        return
+    server = request.getfixturevalue("influx_server_for_e2e")
+    # The database does not exist yet: the connector creates it.
+    yield {"STORAGE_BACKEND": "influxdb", "INFLUXDB_URL": server.url,
+           "INFLUXDB_DATABASE": "prometheus"}, \
+        lambda: server.query("SHOW MEASUREMENTS", db="prometheus")["results"][0]["series"]
+
+
+@pytest.fixture
+def influx_server_for_e2e():
+    from tests.influx_env import INFLUXD, InfluxServer
+    if INFLUXD is None and not os.environ.get("CI"):
+        pytest.skip("needs influxd (apt-get install influxdb); required in CI")
+    server = InfluxServer()
+    yield server
+    server.stop()
+
+
+def test_writer_and_reader_prometheus_agree(tmp_path, backend_env):
     processes = []
     exporter = FixtureExporter()
     try:
-        connector, connector_port = start_connector(tmp_path)
+        env, stored_in_backend = backend_env
+        connector, connector_port = start_connector(tmp_path, env)
         processes.append(connector)
         connector_url = f"http://127.0.0.1:{connector_port}"
         wait_for_port(connector_port, connector.proc, timeout=300)
@@ -116,6 +145,7 @@ remote_read:
             expected = promql(writer_url, query, at)
             assert bool(expected) != (query in EMPTY_ANSWERS), f"fixture is wrong for {query}"
             assert promql(reader_url, query, at) == expected, query
+        assert stored_in_backend()  # the samples are where the backend keeps them
     finally:
         for proc in reversed(processes):
             proc.stop()

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError, Forbidden,
                                Unauthorized, too_many_samples)
@@ -32,9 +32,11 @@ from chalicelib.storage.influxdb_line import (BITS_FIELD, NAME_TAG, VALUE_FIELD,
 from chalicelib.storage.influxql import identifier, needs_exact_check, select_statement
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCH_LINES = 5000
-CONNECT_TIMEOUT_SECONDS = 2.0
+CONNECT_TIMEOUT_SECONDS = 2.0  # creating the database at start-up
+MIN_ATTEMPT_SECONDS = 0.5      # a retry starts only if at least this much time is left
 WRITE_TIMEOUT_SECONDS = 10.0
 QUERY_TIMEOUT_SECONDS = 20.0
 CHUNK_SIZE = 10_000
@@ -149,18 +151,20 @@ def http_error(status: int, text: str, what: str,
     return BackendError(f"InfluxDB refused the {what} (HTTP {status}): {text}")
 
 
-def with_retries(call, deadline: Deadline, what: str, attempt_seconds: float):
-    """Run ``call``, retrying Transient failures with jittered exponential backoff while
-    another attempt still fits before the deadline; then BackendUnavailable (503)."""
+def with_retries(call: Callable[[float], T], deadline: Deadline, what: str,
+                 timeout: float) -> T:
+    """Run ``call(timeout)``, each attempt's timeout cut to the time left, retrying
+    Transient failures with jittered exponential backoff while at least
+    MIN_ATTEMPT_SECONDS would be left for another attempt; then BackendUnavailable (503)."""
     attempt = 0
     while True:
         attempt += 1
         try:
-            return call()
+            return call(max(MIN_ATTEMPT_SECONDS, min(timeout, deadline.remaining())))
         except Transient as exc:
             reason = str(exc)
         delay = min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-        if deadline.remaining() < delay + attempt_seconds:
+        if deadline.remaining() - delay < MIN_ATTEMPT_SECONDS:
             raise BackendUnavailable(f"InfluxDB {what} still failing after {attempt} "
                                      f"attempts ({reason}); retry later")
         LOG.info("retrying InfluxDB %s after %s (attempt %d)", what, reason, attempt)
@@ -207,8 +211,8 @@ class InfluxDBStore:
         for batch in batches(series, self.encoder, self.batch_lines):
             total += len(batch)
             body = gzip.compress("\n".join(batch).encode("utf-8"), compresslevel=1)
-            status, text = with_retries(lambda: self._write_once(body), deadline, "write",
-                                        CONNECT_TIMEOUT_SECONDS + WRITE_TIMEOUT_SECONDS)
+            status, text = with_retries(lambda timeout: self._write_once(body, timeout),
+                                        deadline, "write", WRITE_TIMEOUT_SECONDS)
             if status == 400:
                 dropped = dropped_points(text, len(batch))
                 rejected += dropped
@@ -217,8 +221,8 @@ class InfluxDBStore:
             LOG.warning("InfluxDB rejected %d of %d samples: %s", rejected, total, reasons[0])
         return WriteResult(total - rejected, rejected, tuple(reasons))
 
-    def _write_once(self, body: bytes) -> Tuple[int, str]:
-        status, text = self.client.write(body, WRITE_TIMEOUT_SECONDS)
+    def _write_once(self, body: bytes, timeout: float) -> Tuple[int, str]:
+        status, text = self.client.write(body, timeout)
         if status < 300 or status == 400:
             return status, text
         raise http_error(status, text, "write", self.client.credentials)
@@ -227,13 +231,15 @@ class InfluxDBStore:
         """Series selected by ``query`` with samples in range, sorted by labels."""
         statement = select_statement(query, self.client.retention_policy, self.client.database)
         deadline = Deadline(self.deadline_seconds)
-        return with_retries(lambda: self._read_once(query, statement, sample_limit), deadline,
-                            "query", CONNECT_TIMEOUT_SECONDS + QUERY_TIMEOUT_SECONDS)
+        return with_retries(lambda timeout: self._read_once(query, statement, sample_limit,
+                                                            timeout),
+                            deadline, "query", QUERY_TIMEOUT_SECONDS)
 
-    def _read_once(self, query: Query, statement: str, sample_limit: int) -> List[Series]:
+    def _read_once(self, query: Query, statement: str, sample_limit: int,
+                   timeout: float) -> List[Series]:
         found: Dict[Tuple, Tuple[Labels, List[int], List[float]]] = {}
         total = 0
-        for result in self.client.query(statement, QUERY_TIMEOUT_SECONDS):
+        for result in self.client.query(statement, timeout):
             if "error" in result:
                 raise BackendError(f"InfluxDB refused the query: {result['error']}")
             for item in result.get("series", []):

@@ -1,0 +1,113 @@
+"""Credentials for InfluxDB on a real influxd with authentication on: the connector's own
+(environment or an AWS Secrets Manager secret, on moto) or Prometheus's, passed through."""
+import base64
+import json
+import logging
+from collections import OrderedDict
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib import stores
+from chalicelib.config import Settings
+from chalicelib.errors import BackendError, Unauthorized
+from chalicelib.model import Series
+from chalicelib.storage.influxdb_auth import InfluxCredentials, from_secret_string
+from tests.influx_env import INFLUXD, InfluxServer
+
+pytestmark = pytest.mark.skipif(INFLUXD is None, reason="needs influxd")
+PASSWORD = "admin-secret"
+SAMPLE = [Series((("__name__", "m"),), [1], [1.0])]
+
+
+@pytest.fixture(scope="module")
+def secured():
+    server = InfluxServer(auth=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    monkeypatch.setattr(stores, "_secrets", None)
+    monkeypatch.setattr(stores, "_influxdb", OrderedDict())
+
+
+def settings(server, **env):
+    return Settings.from_env({"STORAGE_BACKEND": "influxdb", "INFLUXDB_URL": server.url,
+                              "INFLUXDB_DATABASE": "creds", "AWS_DEFAULT_REGION": "us-east-1",
+                              **env})
+
+
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_role_is_the_default_and_uses_the_environment(secured):
+    config = settings(secured, INFLUXDB_USERNAME="admin", INFLUXDB_PASSWORD=PASSWORD)
+    assert config.auth_mode == "role" and PASSWORD not in repr(config)
+    assert stores.store_for_request(config, {}).write(SAMPLE).stored == 1
+
+
+def test_wrong_password_is_a_clear_5xx_that_never_shows_the_password(secured, caplog):
+    caplog.set_level(logging.DEBUG, logger="chalicelib")
+    config = settings(secured, INFLUXDB_USERNAME="admin", INFLUXDB_PASSWORD="wrong-pass")
+    with pytest.raises(BackendError) as raised:
+        stores.store_for_request(config, {}).write(SAMPLE)
+    message = str(raised.value)
+    assert raised.value.status == 500  # Prometheus keeps the data and retries
+    assert "refused the connector's credentials (INFLUXDB_USERNAME/INFLUXDB_PASSWORD)" in message
+    assert "wrong-pass" not in message + caplog.text
+
+
+def test_basic_auth_from_prometheus_is_passed_through(secured):
+    config = settings(secured, AUTH_MODE="basic")
+    assert stores.store_for_request(config, basic("admin", PASSWORD)).write(SAMPLE).stored == 1
+    with pytest.raises(Unauthorized, match="refused the credentials in Prometheus's basic_auth"):
+        stores.store_for_request(config, basic("admin", "nope")).write(SAMPLE)
+    with pytest.raises(Unauthorized, match="configure basic_auth"):
+        stores.store_for_request(config, {})
+
+
+@mock_aws
+def test_secret_is_read_once_per_container(secured):
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = client.create_secret(Name="READONLY-InfluxDB-auth-parameters-abc", SecretString=json.dumps(
+        {"engine": "timestream-influxdb", "username": "admin", "password": PASSWORD,
+         "dbIdentifier": "abc"}))["ARN"]
+    config = settings(secured, INFLUXDB_SECRET_ARN=arn)
+    assert stores.store_for_request(config, {}).write(SAMPLE).stored == 1
+    client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    other = settings(secured, INFLUXDB_SECRET_ARN=arn, INFLUXDB_DATABASE="creds2")
+    assert stores.store_for_request(other, {}).write(SAMPLE).stored == 1  # cached
+
+
+@mock_aws
+def test_missing_secret_says_which_and_what_to_set(secured):
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf"
+    with pytest.raises(BackendError, match="secret .*absent-AbCdEf does not exist: set "
+                                           "INFLUXDB_SECRET_ARN"):
+        stores.store_for_request(settings(secured, INFLUXDB_SECRET_ARN=arn), {})
+
+
+@mock_aws
+def test_wrong_password_in_the_secret_names_the_secret(secured, caplog):
+    caplog.set_level(logging.DEBUG, logger="chalicelib")
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = client.create_secret(Name="influx", SecretString=json.dumps(
+        {"engine": "timestream-influxdb", "username": "admin", "password": "stale-pass"}))["ARN"]
+    with pytest.raises(BackendError, match=f"credentials \\(secret {arn}\\)") as raised:
+        stores.store_for_request(settings(secured, INFLUXDB_SECRET_ARN=arn), {}).write(SAMPLE)
+    assert "stale-pass" not in str(raised.value) + caplog.text
+
+
+def test_secret_shapes():
+    token = from_secret_string('{"engine": "timestream-influxdb", "token": "t0k"}', "arn")
+    assert token.headers() == {"Authorization": "Token t0k"} and "t0k" not in repr(token)
+    user = from_secret_string('{"username": "u", "password": "p"}', "arn")
+    assert user.headers() == {"Authorization": "Basic dTpw"}
+    for bad in ("not json", "[]", '{"username": "u"}'):
+        with pytest.raises(BackendError, match="secret arn"):
+            from_secret_string(bad, "arn")
+    assert InfluxCredentials().headers() == {}

@@ -1,0 +1,109 @@
+"""Faults between the connector and a real influxd: 5xx, slow answers, the server stopped
+mid-write. Transient failures are retried within the request deadline, then 503; nothing
+acknowledged is lost."""
+import threading
+import time
+
+import pytest
+
+from chalicelib.errors import BackendUnavailable
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
+from chalicelib.storage import influxdb
+from tests.influx_env import INFLUXD, FaultProxy, InfluxServer, fresh_store
+
+pytestmark = pytest.mark.skipif(INFLUXD is None, reason="needs influxd")
+
+
+def series(name, timestamps):
+    return [Series((("__name__", name),), list(timestamps), [float(t) for t in timestamps])]
+
+
+def read_timestamps(store, name):
+    result = store.read(Query(0, 10 ** 9, (Matcher.of(0, "__name__", name),)), 10 ** 6)
+    return [t for s in result for t in s.timestamps]
+
+
+@pytest.fixture
+def proxied(influx_server):
+    proxy = FaultProxy(influx_server.url)
+    store = fresh_store(influx_server, url=proxy.url, deadline_seconds=4.0)
+    yield proxy, store
+    proxy.stop()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_transient_statuses_are_retried_and_the_write_lands(proxied, status):
+    proxy, store = proxied
+    proxy.status, proxy.fail, proxy.requests = status, 3, 0
+    assert store.write(series("retried", [1, 2, 3])).stored == 3
+    assert proxy.requests == 4
+    assert read_timestamps(store, "retried") == [1, 2, 3]
+
+
+def test_reads_are_retried_too(proxied):
+    proxy, store = proxied
+    store.write(series("r", [1]))
+    proxy.fail = 2
+    assert read_timestamps(store, "r") == [1]
+
+
+def test_failure_past_the_deadline_is_503(proxied):
+    proxy, store = proxied
+    proxy.fail = 10 ** 6
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match="retry later") as raised:
+        store.write(series("never", [1]))
+    assert raised.value.status == 503
+    assert time.monotonic() - started < store.deadline_seconds + 1
+    with pytest.raises(BackendUnavailable):
+        read_timestamps(store, "never")
+
+
+def test_slow_answers_time_out_and_are_retried(proxied, monkeypatch):
+    proxy, store = proxied
+    monkeypatch.setattr(influxdb, "WRITE_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(influxdb, "MIN_ATTEMPT_SECONDS", 0.2)
+    proxy.delay = 1.0
+    with pytest.raises(BackendUnavailable, match="timed out|TimeoutError|timeout"):
+        store.write(series("slow", [1]))
+    proxy.delay = 0.0
+    assert store.write(series("slow", [2])).stored == 1
+    # The slow write may have landed after the client gave up: a retry by Prometheus
+    # rewrites the same points (idempotent), never a different value.
+    assert read_timestamps(store, "slow")[-1] == 2
+
+
+def test_server_stopped_mid_write_loses_nothing_acknowledged():
+    server = InfluxServer()
+    try:
+        store = fresh_store(server, deadline_seconds=1.5)
+        acknowledged, refused = [], []
+        stop = threading.Event()
+
+        def writer():
+            t = 0
+            while not stop.is_set():
+                batch = list(range(t, t + 50))
+                t += 50
+                try:
+                    store.write(series("kept", batch))
+                    acknowledged.extend(batch)
+                except BackendUnavailable:
+                    refused.extend(batch)  # 503: Prometheus would send these again
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        time.sleep(1.0)
+        server.stop_process()  # influxd stops mid-write
+        time.sleep(2.5)
+        server.start()
+        time.sleep(1.0)
+        stop.set()
+        thread.join(timeout=30)
+        assert refused, "no write saw the server down"
+        assert acknowledged
+        stored = set(read_timestamps(store, "kept"))
+        assert set(acknowledged) <= stored
+    finally:
+        server.stop()
