@@ -51,7 +51,8 @@ mutation: $(VENV)/.mutation
 ## proto: regenerate chalicelib/prompb/*_pb2.py from the .proto files.
 proto: $(VENV)/.dev
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
-		chalicelib/prompb/types.proto chalicelib/prompb/remote.proto chalicelib/prompb/fastpath.proto
+		chalicelib/prompb/types.proto chalicelib/prompb/remote.proto chalicelib/prompb/fastpath.proto \
+		chalicelib/prompb/write_v2.proto
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

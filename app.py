@@ -53,12 +53,12 @@ def errors_as_responses(view):
 @app.route("/write", methods=["POST"], content_types=["*/*"])
 @errors_as_responses
 def write():
-    """Remote write 1.0: store every sample of a snappy protobuf WriteRequest."""
+    """Remote write 1.0 or 2.0 (by Content-Type): store every float sample."""
     request = app.current_request
-    handlers.write(request.raw_body, request.headers,
-                   stores.store_for_request(SETTINGS, request.headers),
-                   SETTINGS.max_decoded_bytes)
-    return Response(body=b"", status_code=204)
+    written = handlers.write(request.raw_body, request.headers,
+                             stores.store_for_request(SETTINGS, request.headers),
+                             SETTINGS.max_decoded_bytes)
+    return Response(body=b"", status_code=204, headers=written.headers)
 
 
 @app.route("/read", methods=["POST"], content_types=["*/*"])

@@ -1,42 +1,61 @@
-"""Wire format of Prometheus remote read/write 1.0: snappy block + protobuf.
+"""Wire format of Prometheus remote read/write (1.0 and 2.0): snappy block + protobuf.
 
 Knows nothing of storage: bytes and headers in, protobuf messages out (and back).
 """
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import snappy
 from google.protobuf.message import DecodeError
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from chalicelib.prompb import fastpath_pb2, remote_pb2
+from chalicelib.prompb import fastpath_pb2, remote_pb2, write_v2_pb2
 
 PROTOBUF = "application/x-protobuf"
 SNAPPY = "snappy"
 WRITE_V1_PROTO = "prometheus.WriteRequest"
+WRITE_V2_PROTO = "io.prometheus.write.v2.Request"
+WRITE_PROTOS = (WRITE_V1_PROTO, WRITE_V2_PROTO)  # remote write 1.0 (the default), 2.0
 READ_RESPONSE_HEADERS = {"Content-Type": PROTOBUF, "Content-Encoding": SNAPPY}
 
 
-def check_content_headers(headers: Mapping[str, str], proto: str) -> None:
-    """Refuse (415) a body we cannot read: it must be snappy-compressed protobuf.
+def supported_types(protos: Sequence[str]) -> str:
+    """The Content-Type values naming ``protos`` (the first is also the default)."""
+    return ", ".join([PROTOBUF] + [f"{PROTOBUF};proto={proto}" for proto in protos])
 
-    ``proto`` is the only message name accepted in a ``;proto=`` parameter, so a
-    remote-write 2.0 body is refused rather than misparsed.
+
+def negotiate(headers: Mapping[str, str], protos: Sequence[str]) -> str:
+    """The message a body holds, from its headers; 415 if we cannot read it.
+
+    It must be snappy-compressed ``application/x-protobuf``; the ``;proto=``
+    parameter names the message (one of ``protos``; absent means ``protos[0]``),
+    so a message of another version is refused rather than misparsed.
     """
     headers = {name.lower(): value for name, value in headers.items()}
     content_type = headers.get("content-type", "")
     media_type, _, params = content_type.partition(";")
-    if media_type.strip().lower() != PROTOBUF:
-        raise UnsupportedMediaType(
-            f"unsupported Content-Type {content_type!r}: expected {PROTOBUF}")
+    proto = protos[0]
     for param in params.split(";"):
         key, _, value = param.partition("=")
-        if key.strip().lower() == "proto" and value.strip().strip('"') != proto:
-            raise UnsupportedMediaType(
-                f"unsupported Content-Type {content_type!r}: this endpoint reads proto={proto}")
+        if key.strip().lower() == "proto":
+            proto = value.strip().strip('"')
+    if media_type.strip().lower() != PROTOBUF or proto not in protos:
+        raise UnsupportedMediaType(f"unsupported Content-Type {content_type!r}: "
+                                   f"supported: {supported_types(protos)}")
     encoding = headers.get("content-encoding", "")
     if encoding.strip().lower() != SNAPPY:
         raise UnsupportedMediaType(
             f"unsupported Content-Encoding {encoding!r}: expected {SNAPPY}")
+    return proto
+
+
+def check_content_headers(headers: Mapping[str, str], proto: str) -> None:
+    """Refuse (415) a body that is not snappy-compressed protobuf ``proto``."""
+    negotiate(headers, (proto,))
+
+
+def write_message(headers: Mapping[str, str]) -> str:
+    """Which remote-write message a /write body holds: WRITE_V1_PROTO or WRITE_V2_PROTO."""
+    return negotiate(headers, WRITE_PROTOS)
 
 
 def decoded_length(body: bytes) -> int:
@@ -75,6 +94,12 @@ def decode_write_request(body: bytes, headers: Mapping[str, str], max_decoded_by
     check_content_headers(headers, WRITE_V1_PROTO)
     return _parse(fastpath_pb2.WriteRequestLabelsAsBytes(), decompress(body, max_decoded_bytes),
                   "WriteRequest")
+
+
+def decode_write_request_v2(body: bytes, max_decoded_bytes: int) -> write_v2_pb2.Request:
+    """Parse a remote-write 2.0 body (headers already negotiated with ``write_message``)."""
+    return _parse(write_v2_pb2.Request(), decompress(body, max_decoded_bytes),
+                  "io.prometheus.write.v2.Request")
 
 
 def decode_read_request(body: bytes, headers: Mapping[str, str],

@@ -4,9 +4,9 @@ HTTP body -> codec (bytes to protobuf) -> translate (protobuf to model) -> store
 and back for reads.
 """
 import logging
-from typing import Mapping
+from typing import Dict, Mapping, NamedTuple
 
-from chalicelib import codec, dialect, translate
+from chalicelib import codec, dialect, translate, translate_v2
 from chalicelib.errors import BadRequest, ResponseTooLarge
 from chalicelib.model import WriteResult, sample_count
 from chalicelib.prompb import remote_pb2
@@ -17,24 +17,60 @@ LOG = logging.getLogger(__name__)
 MAX_REASONS = 5  # reasons named in a 400 body
 
 
+class Written(NamedTuple):
+    """What a write stored, and the headers its answer carries."""
+
+    result: WriteResult
+    headers: Dict[str, str]  # X-Prometheus-Remote-Write-*-Written (remote write 2.0)
+
+
 def write(body: bytes, headers: Mapping[str, str], store: Store,
-          max_decoded_bytes: int) -> WriteResult:
-    """Handle a remote-write body: store every valid series, then BadRequest naming
-    what was refused (invalid series) or rejected (by the store), if anything was."""
-    request = codec.decode_write_request(body, headers, max_decoded_bytes)
-    translated = translate.series_from_write_request(request)
+          max_decoded_bytes: int) -> Written:
+    """Handle a remote-write body (1.0 or 2.0, by its Content-Type): store every valid
+    series, then BadRequest naming what was refused (invalid series), rejected (by the
+    store) or not stored (2.0 native histograms and exemplars), if anything was."""
+    histograms = exemplars = 0
+    v2 = codec.write_message(headers) == codec.WRITE_V2_PROTO
+    if v2:
+        translated, histograms, exemplars = translate_v2.series_from_request(
+            codec.decode_write_request_v2(body, max_decoded_bytes))
+    else:
+        request = codec.decode_write_request(body, headers, max_decoded_bytes)
+        translated = translate.series_from_write_request(request)
     result = store.write(translated.series) if translated.series else WriteResult(0)
     LOG.debug("write: %d series, %d samples stored, %d rejected, %d series refused",
               len(translated.series), result.stored, result.rejected, len(translated.refused))
+    answer = {"X-Prometheus-Remote-Write-Samples-Written": str(result.stored),
+              "X-Prometheus-Remote-Write-Histograms-Written": "0",
+              "X-Prometheus-Remote-Write-Exemplars-Written": "0"} if v2 else {}
+    unstored = _not_stored(histograms, exemplars)
     lost = result.rejected + translated.refused_samples
-    if lost:
-        refused = (f"; {len(translated.refused)} series refused" if translated.refused else "")
-        reasons = [refusal.reason for refusal in translated.refused] + list(result.reasons)
-        shown = "; ".join(_one_line(reason) for reason in reasons[:MAX_REASONS])
-        more = f"; and {len(reasons) - MAX_REASONS} more" if len(reasons) > MAX_REASONS else ""
-        raise BadRequest(f"{lost} of {result.stored + lost} samples rejected "
-                         f"({result.stored} stored{refused}): {shown}{more}")
-    return result
+    if lost or unstored:
+        message = f"{result.stored} samples stored"
+        if lost:
+            refused = (f"; {len(translated.refused)} series refused" if translated.refused
+                       else "")
+            reasons = [refusal.reason for refusal in translated.refused] + list(result.reasons)
+            shown = "; ".join(_one_line(reason) for reason in reasons[:MAX_REASONS])
+            more = (f"; and {len(reasons) - MAX_REASONS} more" if len(reasons) > MAX_REASONS
+                    else "")
+            message = (f"{lost} of {result.stored + lost} samples rejected "
+                       f"({result.stored} stored{refused}): {shown}{more}")
+        error = BadRequest(f"{message}; {unstored}" if unstored else message)
+        error.headers = answer
+        raise error
+    return Written(result, answer)
+
+
+def _not_stored(histograms: int, exemplars: int) -> str:
+    """Why a 2.0 request's native histograms and exemplars were not written ("" if none)."""
+    if not histograms and not exemplars:
+        return ""
+    LOG.warning("not stored: %d native histogram samples, %d exemplars (float samples only)",
+                histograms, exemplars)
+    return (f"{histograms} native histogram samples and {exemplars} exemplars not written: "
+            "this connector stores float samples only (set send_native_histograms and "
+            "send_exemplars to false in remote_write)")
 
 
 def _one_line(reason: str, limit: int = 400) -> str:

@@ -77,7 +77,8 @@ def test_body_just_under_the_cap_is_accepted():
     ({"Content-Type": "application/x-protobuf"}, "Content-Encoding"),
     ({"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, "Content-Encoding"),
     ({"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-      "Content-Encoding": "snappy"}, "proto=prometheus.WriteRequest"),
+      "Content-Encoding": "snappy"}, "supported: application/x-protobuf, "
+                                     "application/x-protobuf;proto=prometheus.WriteRequest$"),
 ])
 def test_unreadable_content_headers_are_415(headers, message):
     body = codec.encode_message(write_request())
@@ -99,3 +100,29 @@ def test_read_request_accepting_only_streamed_chunks_is_refused():
         codec.decode_read_request(codec.encode_message(request), HEADERS, 1 << 20)
     request.accepted_response_types.append(remote_pb2.ReadRequest.SAMPLES)
     codec.decode_read_request(codec.encode_message(request), HEADERS, 1 << 20)
+
+
+@pytest.mark.parametrize("content_type,message", [
+    ("application/x-protobuf", codec.WRITE_V1_PROTO),
+    ("application/x-protobuf;proto=prometheus.WriteRequest", codec.WRITE_V1_PROTO),
+    ("Application/X-Protobuf; proto=\"prometheus.WriteRequest\"", codec.WRITE_V1_PROTO),
+    ("application/x-protobuf;proto=io.prometheus.write.v2.Request", codec.WRITE_V2_PROTO),
+    ("application/x-protobuf; charset=x; proto=io.prometheus.write.v2.Request",
+     codec.WRITE_V2_PROTO),
+])
+def test_write_message_negotiated_by_content_type(content_type, message):
+    headers = {"Content-Type": content_type, "Content-Encoding": "snappy"}
+    assert codec.write_message(headers) == message
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+    "application/x-protobuf;proto=prometheus.ReadRequest",
+    "application/json", "", "application/x-protobuf;proto=",
+])
+def test_other_write_messages_are_415_listing_the_supported_types(content_type):
+    with pytest.raises(UnsupportedMediaType) as info:
+        codec.write_message({"Content-Type": content_type, "Content-Encoding": "snappy"})
+    assert str(info.value).endswith(
+        "supported: application/x-protobuf, application/x-protobuf;proto=prometheus.WriteRequest, "
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request")

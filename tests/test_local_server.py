@@ -123,3 +123,17 @@ def test_log_level_from_the_shell_wins_over_the_stage(tmp_path):
     finally:
         proc.stop()
     assert "write: 1 series, 1 samples stored" in proc.log()
+
+
+def test_remote_write_2_over_real_http(server):
+    """chalice local reads a 2.0 body (its Content-Type has a proto parameter) as binary."""
+    from tests.test_prometheus3 import V2, V2_HEADERS, WRITTEN
+    url, port, _ = server
+    labels = {"__name__": "rw2.local", "service.name": "api"}
+    status, headers, data = raw_post(port, "/write", V2().series(labels, [(7, 2.5)]).body(),
+                                     V2_HEADERS)
+    assert status == 204, data
+    assert [headers[h] for h in WRITTEN] == ["1", "0", "0"]
+    result = remote_read(url, read_request((0, 10, [(0, "service.name", "api")])))
+    assert [{l.name: l.value for l in ts.labels} for ts in result.results[0].timeseries] == \
+        [labels]

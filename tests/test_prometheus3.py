@@ -1,11 +1,13 @@
 """What a Prometheus 3 client sends and expects, built from the specifications
 (Prometheus 3 is not installable here), through the routes, on every backend."""
+import struct
+
 import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import codec
-from chalicelib.prompb import remote_pb2
+from chalicelib import codec, translate, translate_v2
+from chalicelib.prompb import remote_pb2, write_v2_pb2
 from tests.conftest import HEADERS, read_request, write_request
 from tests.test_dimension_names import timestream_refuses
 
@@ -117,3 +119,176 @@ def test_dot_matches_newline_as_the_asking_prometheus_does(request, client, back
                    user_agent).results[0]
     assert labels_of(negated) == ([{"__name__": "m", "path": "ab"}] if matches else
                                   [{"__name__": "m", "path": "a\nb"}, {"__name__": "m", "path": "ab"}])
+
+
+# --- remote write 2.0, requests built from the specification -------------------------
+
+V2_HEADERS = {"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+              "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "2.0.0",
+              "User-Agent": "Prometheus/3.5.0"}
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+WRITTEN = ("X-Prometheus-Remote-Write-Samples-Written",
+           "X-Prometheus-Remote-Write-Histograms-Written",
+           "X-Prometheus-Remote-Write-Exemplars-Written")
+
+
+class V2:
+    """Builds an io.prometheus.write.v2.Request as a sender does: one interned symbol
+    table (starting with ""), labels as sorted name/value reference pairs."""
+
+    def __init__(self) -> None:
+        self.request = write_v2_pb2.Request()
+        self.request.symbols.append("")
+        self.index = {"": 0}
+
+    def ref(self, text: str) -> int:
+        if text not in self.index:
+            self.index[text] = len(self.request.symbols)
+            self.request.symbols.append(text)
+        return self.index[text]
+
+    def series(self, labels, samples=(), histograms=(), exemplars=(), refs=None,
+               help_text="", unit=""):
+        ts = self.request.timeseries.add()
+        ts.labels_refs.extend(refs if refs is not None else
+                              [self.ref(s) for name in sorted(labels)
+                               for s in (name, labels[name])])
+        for timestamp, value in samples:
+            ts.samples.add(timestamp=timestamp, value=value, start_timestamp=timestamp - 500)
+        for timestamp in histograms:
+            ts.histograms.add(timestamp=timestamp, count_int=3, sum=1.5, schema=0)
+        for timestamp, value in exemplars:
+            ts.exemplars.add(labels_refs=[self.ref("trace_id"), self.ref("abc")],
+                             value=value, timestamp=timestamp)
+        ts.metadata.type = write_v2_pb2.Metadata.METRIC_TYPE_COUNTER
+        ts.metadata.help_ref = self.ref(help_text)
+        ts.metadata.unit_ref = self.ref(unit)
+        return self
+
+    def body(self) -> bytes:
+        return codec.encode_message(self.request)
+
+
+def write_v2(client, v2: V2):
+    return post(client, "/write", v2.body(), V2_HEADERS)
+
+
+def samples_of(result, shift=0):
+    return [[(s.timestamp - shift, struct.pack("<d", s.value)) for s in ts.samples]
+            for ts in result.timeseries]
+
+
+def test_rw2_utf8_series_is_the_same_series_as_rw1(client):
+    """Written with 1.0 and with 2.0 (other timestamps), it reads back as one series."""
+    assert write_v1(client, write_request((UTF8_LABELS, [(1000, 1.0), (2000, 2.0)]))
+                    ).status_code == 204
+    response = write_v2(client, V2().series(UTF8_LABELS, [(3000, 3.0), (4000, STALE_NAN)]))
+    assert response.status_code == 204, response.body
+    assert [response.headers[h] for h in WRITTEN] == ["2", "0", "0"]
+    [result] = read(client, read_request((0, 5000, [(0, "service.name", "api")]))).results
+    assert labels_of(result) == [UTF8_LABELS]
+    assert [t for t, _ in samples_of(result)[0]] == [1000, 2000, 3000, 4000]
+
+
+def mixed_payloads(base: int):
+    """The same data as a 1.0 and a 2.0 request: interned labels, NaN and stale
+    markers, a native histogram series, exemplars and one series that cannot be read
+    (1.0: no metric name; 2.0: a label reference outside the symbol table)."""
+    up = {"__name__": "up", "job": "api", "instance": "a:1"}
+    rate = {"__name__": "http.requests", "job": "api", "instance": "a:1", "code": "200"}
+    floats = [(base, 1.0), (base + 1, float("nan")), (base + 2, STALE_NAN),
+              (base + 3, float("inf")), (base + 4, -0.0)]
+    v1 = write_request((up, floats), (rate, [(base, 5.0), (base + 1, 6.0)]),
+                       ({"job": "no name"}, [(base, 1.0)]))
+    v1.timeseries.add().labels.add(name="__name__", value="latency")
+    v1.timeseries[-1].histograms.add(timestamp=base, count_int=3, sum=1.5)
+    v2 = V2().series(up, floats, exemplars=[(base, 1.0)], help_text="up?", unit="")
+    v2.series(rate, [(base, 5.0), (base + 1, 6.0)])
+    v2.series({"__name__": "latency"}, histograms=[base])
+    v2.series({}, [(base, 1.0)], refs=[v2.ref("__name__"), 999])
+    return v1, v2
+
+
+def test_rw2_payload_stores_what_the_rw1_payload_stores(client):
+    v1, _ = mixed_payloads(1000)
+    _, v2 = mixed_payloads(10_000)
+    assert write_v1(client, v1).status_code == 400  # the series without a metric name
+    response = write_v2(client, v2)
+    assert response.status_code == 400
+    text = response.body.decode()
+    assert "1 of 8 samples rejected (7 stored; 1 series refused)" in text
+    assert "label reference 999 is outside the symbol table" in text
+    assert "1 native histogram samples and 1 exemplars not written" in text
+    assert [response.headers[h] for h in WRITTEN] == ["7", "0", "0"]
+    matchers = [(2, "__name__", ".+")]
+    old = read(client, read_request((0, 9999, matchers))).results[0]
+    new = read(client, read_request((10_000, 19_999, matchers))).results[0]
+    assert labels_of(new) == labels_of(old) and len(labels_of(new)) == 2
+    assert samples_of(new, shift=9000) == samples_of(old)
+
+
+def test_rw2_translation_equals_rw1_translation():
+    v1, v2 = mixed_payloads(1000)
+    one = translate.series_from_write_request(
+        codec.decode_write_request(codec.encode_message(v1), HEADERS, 1 << 20))
+    two = translate_v2.series_from_request(codec.decode_write_request_v2(v2.body(), 1 << 20))
+    assert [(s.labels, list(s.timestamps), [struct.pack("<d", v) for v in s.values])
+            for s in two.translated.series] == \
+        [(s.labels, list(s.timestamps), [struct.pack("<d", v) for v in s.values])
+         for s in one.series]
+    assert (two.histograms, two.exemplars) == (1, 1)
+    assert len(two.translated.refused) == len(one.refused) == 1
+
+
+@pytest.mark.parametrize("refs,message", [
+    ([1, 2, 3], "3 label references, not name/value pairs"),
+    ([1, 50], "label reference 50 is outside the symbol table (3 symbols)"),
+    ([2**32 - 1, 1], "label reference 4294967295 is outside"),
+])
+def test_bad_symbol_references_are_400_and_the_rest_is_stored(client, refs, message):
+    v2 = V2().series({"__name__": "good"}, [(1, 1.0)])  # symbols: "", "__name__", "good"
+    v2.request.timeseries.add(labels_refs=refs).samples.add(timestamp=1, value=2.0)
+    response = write_v2(client, v2)
+    assert response.status_code == 400 and message in response.body.decode()
+    assert response.headers[WRITTEN[0]] == "1"
+    [result] = read(client, read_request((0, 10, [(0, "__name__", "good")]))).results
+    assert len(result.timeseries) == 1
+
+
+def test_bad_metadata_reference_is_400(client):
+    v2 = V2().series({"__name__": "m"}, [(1, 1.0)])
+    v2.request.timeseries[0].metadata.unit_ref = 77
+    response = write_v2(client, v2)
+    assert response.status_code == 400
+    assert "metadata reference 77 is outside the symbol table" in response.body.decode()
+    assert response.headers[WRITTEN[0]] == "0"
+
+
+def test_rw2_metadata_only_and_empty_requests_are_204_with_headers(client):
+    for v2 in (V2(), V2().series({"__name__": "m"})):
+        response = write_v2(client, v2)
+        assert response.status_code == 204, response.body
+        assert [response.headers[h] for h in WRITTEN] == ["0", "0", "0"]
+
+
+def test_rw2_body_read_as_rw1_would_be_empty_so_the_type_must_be_negotiated(client):
+    """The reserved fields make a 2.0 body parse as an empty 1.0 request: only the
+    Content-Type tells them apart, and 1.0 answers carry no Written headers."""
+    v2 = V2().series({"__name__": "m"}, [(1, 1.0)])
+    response = post(client, "/write", v2.body(), HEADERS)
+    assert response.status_code == 204 and WRITTEN[0] not in response.headers
+    assert read(client, read_request((0, 10, [(0, "__name__", "m")]))).results[0] \
+        .timeseries == []
+
+
+def test_unknown_write_message_is_415_listing_supported_types(client):
+    headers = dict(V2_HEADERS, **{"Content-Type": "application/x-protobuf;proto=x.y.Request"})
+    response = post(client, "/write", V2().body(), headers)
+    assert response.status_code == 415
+    assert "proto=io.prometheus.write.v2.Request" in response.body.decode()
+
+
+def test_invalid_protobuf_v2_body_is_400(client):
+    response = post(client, "/write", codec.snappy.compress(b"\x22\x05ab"), V2_HEADERS)
+    assert response.status_code == 400
+    assert "io.prometheus.write.v2.Request" in response.body.decode()

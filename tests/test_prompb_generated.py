@@ -8,7 +8,7 @@ import pytest
 from tests.support import ROOT
 
 PROTOS = ["chalicelib/prompb/types.proto", "chalicelib/prompb/remote.proto",
-          "chalicelib/prompb/fastpath.proto"]
+          "chalicelib/prompb/fastpath.proto", "chalicelib/prompb/write_v2.proto"]
 
 
 def test_checked_in_code_equals_a_fresh_generation(tmp_path):
@@ -53,3 +53,25 @@ def test_fast_path_view_is_wire_compatible_with_write_request():
             assert field.is_repeated and twin.is_repeated, field.name
             # a message may be read as bytes: both are length-delimited on the wire
             assert field.type == twin.type or field.type == field.TYPE_BYTES, field.name
+
+
+def test_remote_write_v2_field_numbers_match_the_specification():
+    """prompb/io/prometheus/write/v2/types.proto (Prometheus v3.14.0), as the spec publishes it."""
+    from chalicelib.prompb import write_v2_pb2 as v2
+    numbers = {
+        v2.Request: {"symbols": 4, "timeseries": 5},
+        v2.TimeSeries: {"labels_refs": 1, "samples": 2, "histograms": 3, "exemplars": 4,
+                        "metadata": 5},
+        v2.Sample: {"value": 1, "timestamp": 2, "start_timestamp": 3},
+        v2.Exemplar: {"labels_refs": 1, "value": 2, "timestamp": 3},
+        v2.Metadata: {"type": 1, "help_ref": 3, "unit_ref": 4},
+        v2.Histogram: {"count_int": 1, "count_float": 2, "sum": 3, "schema": 4,
+                       "zero_threshold": 5, "timestamp": 15, "custom_values": 16,
+                       "start_timestamp": 17},
+    }
+    for message, fields in numbers.items():
+        actual = {f.name: f.number for f in message.DESCRIPTOR.fields}
+        if message is v2.Histogram:  # its bucket fields are checked by the generation test
+            actual = {name: actual[name] for name in fields}
+        assert actual == fields, message.DESCRIPTOR.name
+    assert v2.DESCRIPTOR.package == "io.prometheus.write.v2"

@@ -1,0 +1,80 @@
+"""Remote-write 2.0 (``io.prometheus.write.v2.Request``) translated to the connector's model.
+
+- Label names and values are references into the request's symbol table. Every
+  reference is checked against the table's bounds; a series with a reference outside
+  it (or an odd number of references) is refused on its own, like a series with
+  invalid labels in 1.0 (the others are stored, the answer is 400).
+- Float samples become exactly the ``Series`` the equivalent 1.0 request gives (same
+  label rules, ``translate.validate_labels``), so they are stored the same way.
+- Metadata (type, help and unit references, bounds-checked too) and start ("created")
+  timestamps are accepted; the stores keep neither.
+- Native histogram samples and exemplars cannot be stored: they are counted, so the
+  handler can log them and answer that they were not written (never dropped silently).
+"""
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from chalicelib.errors import BadRequest
+from chalicelib.model import Labels, Series
+from chalicelib.prompb import write_v2_pb2
+from chalicelib.translate import Refusal, Translated, validate_labels
+
+# Validated label sets by their (name, value) pairs: a sender repeats its series.
+_LABELS: Dict[Tuple[Tuple[str, str], ...], Labels] = {}
+_LABELS_MAX = 200_000
+
+
+class TranslatedV2(NamedTuple):
+    """A 2.0 request split into series to store and series refused, and what of the
+    request the connector cannot store."""
+
+    translated: Translated
+    histograms: int  # native histogram samples (not stored)
+    exemplars: int  # exemplars (not stored)
+
+
+def series_from_request(request: write_v2_pb2.Request) -> TranslatedV2:
+    """Resolve each series' labels through the symbol table and validate them."""
+    symbols = list(request.symbols)
+    series: List[Series] = []
+    refused: List[Refusal] = []
+    histograms = exemplars = 0
+    for index, ts in enumerate(request.timeseries):
+        histograms += len(ts.histograms)
+        exemplars += len(ts.exemplars)
+        samples = ts.samples
+        if not samples:
+            continue
+        try:
+            labels = _labels(ts, symbols, index)
+        except BadRequest as exc:
+            refused.append(Refusal(str(exc), len(samples)))
+            continue
+        series.append(Series(labels, [s.timestamp for s in samples], [s.value for s in samples]))
+    return TranslatedV2(Translated(series, refused), histograms, exemplars)
+
+
+def _labels(ts: write_v2_pb2.TimeSeries, symbols: Sequence[str], index: int) -> Labels:
+    refs = ts.labels_refs
+    problem = _bad_refs(refs, len(symbols), "label")
+    if problem is None and ts.HasField("metadata"):
+        problem = _bad_refs((ts.metadata.help_ref, ts.metadata.unit_ref), len(symbols),
+                            "metadata")
+    if problem is not None:
+        raise BadRequest(f"series {index} of the request: {problem}")
+    pairs = tuple((symbols[refs[i]], symbols[refs[i + 1]]) for i in range(0, len(refs), 2))
+    labels = _LABELS.get(pairs)
+    if labels is None:
+        labels = validate_labels(pairs)
+        if len(_LABELS) >= _LABELS_MAX:
+            _LABELS.clear()
+        _LABELS[pairs] = labels
+    return labels
+
+
+def _bad_refs(refs: Sequence[int], size: int, what: str) -> Optional[str]:
+    if what == "label" and len(refs) % 2:
+        return f"{len(refs)} label references, not name/value pairs"
+    for ref in refs:
+        if ref >= size:
+            return f"{what} reference {ref} is outside the symbol table ({size} symbols)"
+    return None
