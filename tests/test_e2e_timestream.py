@@ -14,7 +14,6 @@ import struct
 import sys
 import threading
 import time
-from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -23,12 +22,12 @@ from moto.server import ThreadedMotoServer
 from chalicelib import codec, handlers
 from chalicelib.prompb import remote_pb2
 from chalicelib.storage.timestream import TimestreamStore
-from chalicelib.storage.timestream_query import TimestreamReader
+from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
 from tests.conftest import read_request
 from tests.e2e import (LONG_NAME, VANISH_AFTER, FixtureExporter, needs_prometheus,
                        start_prometheus, writer_config)
 from tests.support import ROOT, Process, free_port, post, wait_for_port
-from tests.timestream_env import DATABASE, TABLE, DuckDBRunner, stored_records
+from tests.timestream_env import DATABASE, TABLE, emulated_query_client, stored_records
 
 pytestmark = needs_prometheus
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -155,8 +154,8 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         assert SECRET not in connector.log()
 
         snapshot = proxy.records()  # the writer keeps writing; read what was sent by now
-        reader = TimestreamReader(DuckDBRunner(SimpleNamespace(records=lambda: snapshot)),
-                                  DATABASE, TABLE)
+        query_client, _ = emulated_query_client(lambda: snapshot)
+        reader = TimestreamReader(TimestreamQueryRunner(query_client), DATABASE, TABLE)
         store = TimestreamStore(None, reader, DATABASE, TABLE, executor=None).for_request()
         start = at_ms - 60_000
         for matchers in ([(0, "__name__", "fixture_value")],

@@ -1,67 +1,135 @@
-"""Paging and result decoding of the Timestream query client (botocore Stubber)."""
-import boto3
+"""The Query API as the reader uses it (on the emulation, which enforces Timestream's query
+rules): pages, one deadline, cancellation, idempotent retries, error mapping."""
 import pytest
-from botocore.stub import Stubber
 
 from chalicelib.errors import BackendUnavailable
-from chalicelib.storage import timestream
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
+from chalicelib.storage import timestream, timestream_query
 from chalicelib.storage.timestream import Deadline
-from chalicelib.storage.timestream_query import TimestreamQueryRunner
+from chalicelib.storage.timestream_query import TimestreamQueryRunner, timestamp_ms
+from tests.timestream_env import timestream_env
 
-COLUMNS = [{"Name": "measure_name", "Type": {"ScalarType": "VARCHAR"}},
-           {"Name": "ts_ms", "Type": {"ScalarType": "BIGINT"}},
-           {"Name": "job", "Type": {"ScalarType": "VARCHAR"}}]
+NOW_MS = 1_800_000_000_000
 
 
-def page(rows, token=None):
-    response = {"QueryId": "q", "ColumnInfo": COLUMNS,
-                "Rows": [{"Data": [{"NullValue": True} if v is None else {"ScalarValue": v}
-                                   for v in row]} for row in rows]}
-    if token:
-        response["NextToken"] = token
-    return response
+@pytest.fixture(autouse=True)
+def no_backoff_sleep(monkeypatch):
+    monkeypatch.setattr(timestream.time, "sleep", lambda seconds: None)
 
 
 @pytest.fixture
-def client():
-    return boto3.client("timestream-query", region_name="us-east-1",
-                        endpoint_url="http://127.0.0.1:1")
+def env():
+    with timestream_env(clock=lambda: NOW_MS / 1000) as env:
+        yield env
 
 
-def test_follows_next_token_through_empty_pages(client):
-    with Stubber(client) as stub:
-        stub.add_response("query", page([], token="t1"), {"QueryString": "S", "MaxRows": 1000})
-        stub.add_response("query", page([["up", "1", "a"]], token="t2"),
-                          {"QueryString": "S", "MaxRows": 1000, "NextToken": "t1"})
-        stub.add_response("query", page([["up", "2", None]]),
-                          {"QueryString": "S", "MaxRows": 1000, "NextToken": "t2"})
-        rows = list(TimestreamQueryRunner(client).rows("S", Deadline(10)))
-    assert rows == [{"measure_name": "up", "ts_ms": "1", "job": "a"},
-                    {"measure_name": "up", "ts_ms": "2", "job": None}]
+def write_series(env, count, samples=1, name="m"):
+    env.store.write([Series((("__name__", name), ("i", str(i))),
+                            [NOW_MS - 1000 * k for k in range(samples)], [1.0] * samples)
+                     for i in range(count)])
 
 
-def test_describe_lists_dimension_columns(client):
-    columns = [{"Name": n, "Type": {"ScalarType": "VARCHAR"}}
-               for n in ("Column", "Type", "Timestream attribute type")]
-    rows = [["job", "varchar", "DIMENSION"], ["measure_name", "varchar", "MEASURE_NAME"],
-            ["time", "timestamp", "TIMESTAMP"], ["measure_value::double", "double",
-                                                 "MEASURE_VALUE"]]
-    response = {"QueryId": "q", "ColumnInfo": columns,
-                "Rows": [{"Data": [{"ScalarValue": v} for v in row]} for row in rows]}
-    with Stubber(client) as stub:
-        stub.add_response("query", response,
-                          {"QueryString": 'DESCRIBE "Db"."Tb"', "MaxRows": 1000})
-        assert TimestreamQueryRunner(client).dimensions("Db", "Tb", Deadline(10)) == {"job"}
+def read(env, *matchers, limit=10 ** 6, deadline=None):
+    query = Query(0, 2 ** 62, tuple(Matcher.of(*m) for m in matchers))
+    return env.store.read(query, limit, deadline)
 
 
-def test_throttled_queries_are_retried_then_503(client, monkeypatch):
-    monkeypatch.setattr(timestream.time, "sleep", lambda s: None)
-    with Stubber(client) as stub:
-        stub.add_client_error("query", "ThrottlingException", http_status_code=400)
-        stub.add_response("query", page([["up", "1", "a"]]))
-        assert len(list(TimestreamQueryRunner(client).rows("S", Deadline(30)))) == 1
-    with Stubber(client) as stub:
-        for _ in range(50):
-            stub.add_client_error("query", "ThrottlingException", http_status_code=400)
-        with pytest.raises(BackendUnavailable, match="retry later"):
-            list(TimestreamQueryRunner(client).rows("S", Deadline(0.6)))
+def selects(env):
+    return [c for c in env.queries.calls
+            if c["Operation"] == "Query" and c["QueryString"].startswith("SELECT")]
+
+
+def test_pages_are_followed_through_pages_holding_only_a_next_token(env):
+    write_series(env, 2500)
+    assert len(read(env, (0, "__name__", "m"))) == 2500
+    pages = selects(env)
+    assert [("NextToken" in c) for c in pages] == [False, True, True, True]  # 0, 1000, 1000, 500
+    assert all(c["MaxRows"] == 1000 for c in pages)
+
+
+def test_round_trips_grow_with_series_not_samples(env):
+    write_series(env, 10, samples=600)  # 10 minutes at 1 s
+    [answer] = {len(s.timestamps) for s in read(env, (0, "__name__", "m"))}
+    assert answer == 600
+    assert len(selects(env)) == 2  # the empty first page, then 10 rows
+
+
+def test_retries_reuse_the_client_token_so_the_query_runs_once(env):
+    write_series(env, 3)
+    env.queries.faults = [("lost", None), (400, "ThrottlingException"),
+                          (500, "InternalServerException")]
+    assert len(read(env, (0, "__name__", "m"))) == 3
+    first = [c for c in env.queries.calls if c["QueryString"].startswith("SHOW")
+             and "NextToken" not in c]
+    assert len(first) == 4 and len({c["ClientToken"] for c in first}) == 1
+    assert len(env.queries.executions) == 2  # SHOW MEASURES once, SELECT once
+    tokens = [c["ClientToken"] for c in env.queries.calls]
+    assert len(set(tokens)) == len(tokens) - 3  # a fresh token per call, not per attempt
+
+
+def test_persistent_throttling_is_503(env):
+    write_series(env, 1)
+    env.queries.faults = [(400, "ThrottlingException")] * 1000
+    with pytest.raises(BackendUnavailable, match="ThrottlingException"):
+        read(env, (0, "__name__", "m"), deadline=Deadline(13))
+
+
+def test_no_call_starts_unless_it_can_finish_before_the_deadline(env):
+    write_series(env, 1)
+    with pytest.raises(BackendUnavailable, match="deadline"):
+        read(env, (0, "__name__", "m"),
+             deadline=Deadline(timestream_query.QUERY_CALL_SECONDS - 0.5))
+    assert env.queries.calls == []
+
+
+def test_one_deadline_for_every_query_of_a_request(env, monkeypatch):
+    write_series(env, 1)
+    request = env.store.for_request()
+    assert len(request.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), 10)) == 1
+    request.deadline.end -= 20  # the request has been running for a while
+    with pytest.raises(BackendUnavailable, match="deadline"):
+        request.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), 10)
+
+
+def test_a_query_abandoned_before_its_last_page_is_cancelled(env):
+    write_series(env, 2500)
+    with pytest.raises(Exception, match="sample"):
+        read(env, (0, "__name__", "m"), limit=1500)
+    assert len(env.queries.cancelled) == 1
+    [cancel] = [c for c in env.queries.calls if c["Operation"] == "CancelQuery"]
+    assert cancel["QueryId"] == env.queries.cancelled[0]
+
+
+def test_a_finished_query_is_not_cancelled(env):
+    write_series(env, 10)
+    read(env, (0, "__name__", "m"))
+    assert env.queries.cancelled == []
+
+
+def test_a_column_listed_but_unknown_to_the_query_engine_is_503(env):
+    env.store.write([Series((("__name__", "m"), ("pod", "p1")), [NOW_MS], [1.0])])
+    env.queries.unqueryable = {"pod"}
+    with pytest.raises(BackendUnavailable, match="Column 'pod' does not exist"):
+        read(env, (0, "__name__", "m"))
+
+
+def test_client_timeouts_fit_api_gateway_and_timestream():
+    call = timestream.CONNECT_TIMEOUT_SECONDS + timestream_query.QUERY_READ_TIMEOUT_SECONDS
+    assert call == timestream_query.QUERY_CALL_SECONDS
+    assert 2 * call <= 25 <= 29  # two calls fit the default request deadline
+    assert call < 60
+
+
+@pytest.mark.parametrize("text,ms", [
+    ("1970-01-01 00:00:00.000000000", 0),
+    ("2027-01-15 08:00:00.123000000", 1_800_000_000_123),
+    ("2019-12-04 19:00:01.5", 1_575_486_001_500),
+    ("2019-12-04 19:00:01", 1_575_486_001_000),
+])
+def test_timestamps_read_back_in_milliseconds(text, ms):
+    assert timestamp_ms(text) == ms
+
+
+def test_runner_needs_nothing_but_a_client():
+    assert TimestreamQueryRunner(object()).client is not None

@@ -1,10 +1,12 @@
-"""The SQL text itself: escaping, anchoring, NULL handling, ranges."""
+"""The SQL text itself: escaping, anchoring, NULL handling, ranges, which measures and
+columns a read names."""
 import pytest
 
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query
-from chalicelib.storage.timestream_sql import (identifier, literal, matcher_condition,
-                                               regex_literal, select_statement)
+from chalicelib.storage.timestream_sql import (Measure, identifier, literal, matcher_condition,
+                                               measures_statement, regex_literal,
+                                               select_statements, selected_measures)
 
 
 def test_identifiers_and_literals_are_escaped():
@@ -33,22 +35,60 @@ def test_matcher_conditions_handle_absent_labels(matcher, sql):
     assert matcher_condition(Matcher.of(*matcher), matcher[1], nullable=True) == sql
 
 
-def test_statement_selects_every_dimension_in_range_ordered_by_time():
-    query = Query(1500, 2500, (Matcher.of(0, "__name__", "up"), Matcher.of(0, "time", "x")))
-    statement = select_statement(query, "Db", 'T"1', {"job", "__time"})
+def query(*matchers, start=1500, end=2500):
+    return Query(start, end, tuple(Matcher.of(*m) for m in matchers))
+
+
+UP = Measure("up", "double", frozenset({"job", "__time"}))
+CPU = Measure("cpu", "double", frozenset({"job", "cpu", "mode"}))
+TEXT = Measure("build_info", "varchar", frozenset({"version"}))
+
+
+def test_one_row_per_series_naming_only_the_dimensions_of_the_measure():
+    [statement] = select_statements(query((0, "__name__", "up"), (0, "time", "x")), "Db", 'T"1',
+                                    [UP, CPU, TEXT])
     assert statement.dimensions == ["__time", "job"]
     assert statement.sql == (
-        'SELECT measure_name, to_milliseconds(time) AS ts_ms, measure_value::double AS ts_value, '
-        '"__time", "job" FROM "Db"."T""1" WHERE time BETWEEN from_milliseconds(1500) AND '
-        "from_milliseconds(2500) AND \"measure_name\" = 'up' AND "
-        '("__time" IS NOT NULL AND "__time" = \'x\') ORDER BY ts_ms')
+        'SELECT measure_name, "__time", "job", CREATE_TIME_SERIES(time, measure_value::double) '
+        'AS ts_samples FROM "Db"."T""1" WHERE measure_name IN (\'up\') AND time BETWEEN '
+        "from_milliseconds(1500) AND from_milliseconds(2500) AND measure_value::double IS NOT "
+        "NULL AND (\"__time\" IS NOT NULL AND \"__time\" = 'x') "
+        'GROUP BY measure_name, "__time", "job", bin(time, 1h)')
 
 
-def test_unknown_columns_and_impossible_ranges_need_no_sql():
-    up = Matcher.of(0, "__name__", "up")
-    assert select_statement(Query(0, 1, (up, Matcher.of(0, "nope", "x"))), "d", "t", set()) \
-        is None
-    assert "nope" not in select_statement(Query(0, 1, (up, Matcher.of(3, "nope", "x"))),
-                                          "d", "t", set()).sql
-    assert select_statement(Query(-2 ** 63, 2 ** 63 - 1, (up,)), "d", "t", set()).sql.count(
-        "from_milliseconds(0) AND from_milliseconds(9223372036854)") == 1
+def test_metric_names_are_matched_here_with_prometheus_semantics():
+    measures = [UP, CPU, TEXT, Measure("up2", "double", frozenset())]
+    assert [m.name for m in selected_measures(query((2, "__name__", "up|cpu")), measures)] \
+        == ["cpu", "up"]
+    assert [m.name for m in selected_measures(query((3, "__name__", "up.*")), measures)] \
+        == ["cpu"]  # build_info is VARCHAR: not ours to read
+    assert selected_measures(query((0, "__name__", "build_info")), measures) == []
+
+
+def test_a_label_a_measure_lacks_rules_it_out_unless_absent_is_what_is_asked():
+    assert selected_measures(query((0, "mode", "idle")), [UP, CPU]) == [CPU]
+    assert selected_measures(query((1, "mode", "idle")), [UP, CPU]) == [CPU, UP]
+    [statement] = select_statements(query((1, "mode", "idle")), "d", "t", [UP, CPU])
+    assert statement.dimensions == ["__time", "cpu", "job", "mode"]
+    assert '("mode" IS NULL OR NOT "mode" = \'idle\')' in statement.sql
+
+
+def test_many_measures_are_split_across_statements():
+    measures = [Measure(f"m{i:03}", "double", frozenset({f"l{i}"})) for i in range(250)]
+    statements = select_statements(query((2, "__name__", "m.*")), "d", "t", measures)
+    assert [len(s.dimensions) for s in statements] == [100, 100, 50]
+    assert "'m100'" in statements[1].sql and "'m099'" not in statements[1].sql
+
+
+def test_show_measures_narrows_to_an_exact_name():
+    assert measures_statement(query((0, "__name__", "it's")), "d", "t") \
+        == "SHOW MEASURES FROM \"d\".\"t\" LIKE 'it''s'"
+    assert measures_statement(query((2, "__name__", "up")), "d", "t") \
+        == 'SHOW MEASURES FROM "d"."t"'
+
+
+def test_impossible_ranges_need_no_sql():
+    assert select_statements(query((0, "__name__", "up"), start=5, end=4), "d", "t", [UP]) == []
+    [statement] = select_statements(query((0, "__name__", "up"), start=-2 ** 63,
+                                          end=2 ** 63 - 1), "d", "t", [UP])
+    assert "from_milliseconds(0) AND from_milliseconds(9223372036854)" in statement.sql

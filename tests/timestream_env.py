@@ -2,21 +2,23 @@
 
 moto 5 stores WriteRecords calls but answers queries only with canned results,
 so every WriteRecords call that moto accepted is also captured from the wire
-(CommonAttributes merged into each record, as Timestream does) and loaded into
-DuckDB, where the SQL the connector generates is executed for real.
+(CommonAttributes merged into each record, as Timestream does), and the Query API is
+emulated (tests/timestream_query_service.py, with the documented query rules it enforces)
+by running the connector's SQL on DuckDB loaded with those records.
 """
 import contextlib
 import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import boto3
 import duckdb
 from moto import mock_aws
 
-from chalicelib.storage.timestream import Deadline, TimestreamStore
-from chalicelib.storage.timestream_query import TimestreamReader
+from chalicelib.storage.timestream import TimestreamStore
+from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
+from tests.timestream_query_service import QueryService, install_time_functions
 
 REGION = "us-east-1"
 DATABASE = "PrometheusDatabase"
@@ -24,8 +26,6 @@ TABLE = "PrometheusMetricsTable"
 SQL_FUNCTIONS = [
     # Timestream's regexp_like is a *contains* match, as is DuckDB's regexp_matches (RE2).
     "CREATE MACRO regexp_like(s, p) AS regexp_matches(s, p)",
-    "CREATE MACRO from_milliseconds(x) AS make_timestamp(CAST(x AS BIGINT) * 1000)",
-    "CREATE MACRO to_milliseconds(t) AS epoch_ms(t)",
 ]
 
 
@@ -71,53 +71,21 @@ def stored_records(calls: List[dict]) -> List[dict]:
     return list(stored.values())
 
 
-class DuckDBRunner:
-    """Runs the connector's SQL on DuckDB loaded with the captured records."""
+def install_sql_functions(conn: duckdb.DuckDBPyConnection) -> None:
+    """Timestream's SQL functions on DuckDB."""
+    for statement in SQL_FUNCTIONS:
+        conn.execute(statement)
+    install_time_functions(conn)
 
-    def __init__(self, wire: WireLog) -> None:
-        self.wire = wire
 
-    def _load(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB database holding the stored records (rebuilt when more were written)."""
-        records = self.wire.records()
-        if getattr(self, "_loaded", None) == len(records):
-            return self._conn
-        dims = sorted({d["Name"] for r in records for d in r.get("Dimensions", [])})
-        conn = duckdb.connect()
-        for statement in SQL_FUNCTIONS:
-            conn.execute(statement)
-        conn.execute(f'CREATE SCHEMA "{DATABASE}"')
-        columns = ", ".join(["measure_name VARCHAR", '"time" TIMESTAMP', "measure_value DOUBLE"]
-                            + [f'"{d}" VARCHAR' for d in dims])
-        conn.execute(f'CREATE TABLE "{DATABASE}"."{TABLE}" ({columns})')
-        rows = []
-        for record in records:
-            assert record["TimeUnit"] == "MILLISECONDS" and record["MeasureValueType"] == "DOUBLE"
-            values = {d["Name"]: d["Value"] for d in record.get("Dimensions", [])}
-            rows.append([record["MeasureName"], int(record["Time"]),
-                         float(record["MeasureValue"])] + [values.get(d) for d in dims])
-        row_marks = "(" + ", ".join(["?", "make_timestamp(CAST(? AS BIGINT) * 1000)", "?"]
-                                    + ["?"] * len(dims)) + ")"
-        for start in range(0, len(rows), 500):  # multi-row INSERTs: executemany is slow here
-            chunk = rows[start:start + 500]
-            conn.execute(f'INSERT INTO "{DATABASE}"."{TABLE}" VALUES '
-                         + ", ".join([row_marks] * len(chunk)),
-                         [value for row in chunk for value in row])
-        self._conn, self._dims, self._loaded = conn, set(dims), len(records)
-        return conn
-
-    def rows(self, sql: str, deadline: Deadline) -> Iterator[Dict[str, Optional[str]]]:
-        conn = self._load()
-        cursor = conn.execute(sql)
-        names = [column[0] for column in cursor.description]
-        for row in cursor.fetchall():
-            yield {name: None if value is None else (repr(value) if isinstance(value, float)
-                                                     else str(value))
-                   for name, value in zip(names, row)}
-
-    def dimensions(self, database: str, table: str, deadline: Deadline):
-        self._load()
-        return self._dims
+def emulated_query_client(records: Callable[[], List[dict]]) -> Tuple[object, QueryService]:
+    """A boto3 timestream-query client answered by the emulation (tests/timestream_query_service)
+    from these stored records, and the emulation itself (faults, hidden columns, calls)."""
+    client = boto3.client("timestream-query", region_name=REGION,
+                          endpoint_url="https://query.timestream.emulated")
+    service = QueryService(DATABASE, TABLE, records, install_sql_functions)
+    service.attach(client)
+    return client, service
 
 
 class TimestreamEnv:
@@ -128,13 +96,24 @@ class TimestreamEnv:
         self.write_client.create_database(DatabaseName=DATABASE)
         self.write_client.create_table(DatabaseName=DATABASE, TableName=TABLE)
         self.wire = WireLog(self.write_client)
+        self.wires = [self.wire]
+        self.query_client, self.queries = emulated_query_client(self.records)
         self.executor = ThreadPoolExecutor(max_workers=4)
         kwargs = {"clock": clock} if clock else {}
-        self.store = TimestreamStore(self.write_client,
-                                     TimestreamReader(DuckDBRunner(self.wire), DATABASE, TABLE),
-                                     DATABASE, TABLE,
-                                     executor=self.executor, deadline_seconds=10,
+        reader = TimestreamReader(TimestreamQueryRunner(self.query_client), DATABASE, TABLE)
+        self.store = TimestreamStore(self.write_client, reader, DATABASE, TABLE,
+                                     executor=self.executor, deadline_seconds=25,
                                      retention_hours=retention_hours, **kwargs)
+
+    def records(self) -> List[dict]:
+        """What the table holds: every writer's accepted records."""
+        return stored_records([call for wire in self.wires for call in wire.calls])
+
+    def other_writer(self):
+        """Another client writing to the same table (another Lambda instance, another tool)."""
+        client = boto3.client("timestream-write", region_name=REGION)
+        self.wires.append(WireLog(client))
+        return client
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -1,84 +1,187 @@
-"""Reads from Amazon Timestream for LiveAnalytics: query -> SQL (``timestream_sql``)
--> paged Query calls -> series.
+"""Reads from Amazon Timestream for LiveAnalytics.
+
+query -> SHOW MEASURES (which measures, and the dimensions of each: fresh on every read,
+so a label another writer added is readable as soon as Timestream lists it) ->
+SELECTs returning one row per series and hour (``timestream_sql``) -> paged Query calls
+-> series. Round trips grow with the number of series, not samples.
+
+Each call of one request shares the request's deadline: a Query call starts only if it can
+finish before it (connect + read timeout), a query abandoned before its last page is
+cancelled (CancelQuery), and the retries of one call reuse one ClientToken, so Timestream
+runs (and bills) the query once.
 """
+import datetime
 import logging
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+import uuid
+from contextlib import closing
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from botocore.exceptions import ClientError
 
 from chalicelib.errors import BackendUnavailable, too_many_samples
 from chalicelib.model import Labels, Query, Series
 from chalicelib.storage.timestream import CONNECT_TIMEOUT_SECONDS, Deadline, with_retries
 from chalicelib.storage.timestream_records import decode_value, labels_from_row
-from chalicelib.storage.timestream_sql import TIME_COLUMN, VALUE_COLUMN, identifier, \
-    select_statement
+from chalicelib.storage.timestream_sql import SAMPLES_COLUMN, Measure, measures_statement, \
+    select_statements
+from chalicelib.translate import describe
 
 LOG = logging.getLogger(__name__)
 
-# Read timeout of the query client (stores.py builds it). A call starts only if
-# connect + read timeout fits before the request deadline.
-QUERY_READ_TIMEOUT_SECONDS = 20
+# The query client's read timeout (stores.py builds it). A call starts only if connect +
+# read timeout fits before the request deadline, which itself is under API Gateway's 29 s;
+# Timestream stops a query after 60 s on its side.
+QUERY_READ_TIMEOUT_SECONDS = 10
 QUERY_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + QUERY_READ_TIMEOUT_SECONDS
+MAX_ROWS = 1000  # the most Timestream returns per page
 
 
 class TimestreamQueryRunner:
-    """Runs SQL on Timestream, following NextToken pages."""
+    """Runs statements on Timestream: pages, retries, deadline, cancellation."""
 
     def __init__(self, query_client) -> None:
         self.client = query_client
 
-    def rows(self, sql: str, deadline: Deadline) -> Iterator[Dict[str, Optional[str]]]:
-        """Rows as {column: scalar string or None}."""
+    def pages(self, sql: str, deadline: Deadline) -> Iterator[dict]:
+        """The Query responses of ``sql``, first to last. Stopping early (an error, the
+        deadline, a consumer that stops reading) cancels the query."""
         token: Optional[str] = None
-        while True:
-            kwargs = {"QueryString": sql, "MaxRows": 1000}
-            if token:
-                kwargs["NextToken"] = token
-            page = with_retries(lambda: self.client.query(**kwargs), deadline, "Timestream query",
-                                QUERY_CALL_SECONDS)
-            names = [column["Name"] for column in page.get("ColumnInfo", [])]
-            for row in page.get("Rows", []):
-                yield {name: None if datum.get("NullValue") else datum.get("ScalarValue")
-                       for name, datum in zip(names, row["Data"])}
-            token = page.get("NextToken")
-            if not token:
-                return
-            if deadline.remaining() < 1:
-                raise BackendUnavailable("the query did not finish within the request deadline")
+        query_id: Optional[str] = None
+        finished = False
+        try:
+            while True:
+                if deadline.remaining() < QUERY_CALL_SECONDS:
+                    raise BackendUnavailable(
+                        "the Timestream query did not finish within the request deadline "
+                        "(REQUEST_DEADLINE_SECONDS): narrow the time range or the matchers")
+                kwargs = {"QueryString": sql, "MaxRows": MAX_ROWS,
+                          "ClientToken": uuid.uuid4().hex}  # one per call, kept by retries
+                if token:
+                    kwargs["NextToken"] = token
+                page = with_retries(lambda: self._call(kwargs), deadline, "Timestream query",
+                                    QUERY_CALL_SECONDS)
+                query_id = page.get("QueryId", query_id)
+                token = page.get("NextToken")
+                finished = not token
+                yield page
+                if finished:
+                    return
+        finally:
+            if not finished and query_id:
+                self.cancel(query_id)
 
-    def dimensions(self, database: str, table: str, deadline: Deadline) -> Set[str]:
-        """Names of the table's dimension columns."""
-        sql = f"DESCRIBE {identifier(database)}.{identifier(table)}"
-        return {row["Column"] for row in self.rows(sql, deadline)
-                if (row.get("Timestream attribute type") or "").upper() == "DIMENSION"}
+    def _call(self, kwargs: dict) -> dict:
+        try:
+            return self.client.query(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            message = error.get("Message", "")
+            if error.get("Code") == "ValidationException" and "does not exist" in message \
+                    and "Column" in message:
+                raise BackendUnavailable(
+                    f"Timestream does not show a column it listed yet ({message}): a label "
+                    "another writer just added is still propagating; retry") from None
+            raise
+
+    def cancel(self, query_id: str) -> None:
+        """Best effort: stop a query whose answer is no longer wanted."""
+        try:
+            self.client.cancel_query(QueryId=query_id)
+        except Exception as exc:  # noqa: BLE001 -- the answer is already decided
+            LOG.info("could not cancel Timestream query %s: %s", query_id, exc)
+
+    def measures(self, sql: str, deadline: Deadline) -> List[Measure]:
+        """The rows of a SHOW MEASURES statement."""
+        result = []
+        with closing(self.pages(sql, deadline)) as pages:
+            for page in pages:
+                result.extend(measures_of(page))
+        return result
+
+
+def measures_of(page: dict) -> List[Measure]:
+    """The measures in one page of SHOW MEASURES: columns ``measure_name``, ``data_type``
+    and ``dimensions``, an array of rows (``dimension_name``, ``data_type``)."""
+    columns = page.get("ColumnInfo", [])
+    names = [c["Name"] for c in columns]
+    result = []
+    if not page.get("Rows"):
+        return result
+    fields = columns[names.index("dimensions")]["Type"]["ArrayColumnInfo"]["Type"]
+    at = [f["Name"] for f in fields["RowColumnInfo"]].index("dimension_name")
+    for row in page["Rows"]:
+        data = dict(zip(names, row["Data"]))
+        dims = frozenset(item["RowValue"]["Data"][at]["ScalarValue"]
+                         for item in data["dimensions"].get("ArrayValue", []))
+        result.append(Measure(data["measure_name"]["ScalarValue"],
+                              data["data_type"]["ScalarValue"].lower(), dims))
+    return result
+
+
+_EPOCH = datetime.date(1970, 1, 1)
+_DAYS: Dict[str, int] = {}
+
+
+def timestamp_ms(text: str) -> int:
+    """Milliseconds since the epoch of a Timestream TIMESTAMP (``2019-12-04
+    19:00:01.000000000``, UTC)."""
+    day = _DAYS.get(text[:10])
+    if day is None:
+        day = _DAYS[text[:10]] = (datetime.date.fromisoformat(text[:10]) - _EPOCH).days \
+            * 86_400_000
+    millis = text[20:23]
+    return (day + int(text[11:13]) * 3_600_000 + int(text[14:16]) * 60_000
+            + int(text[17:19]) * 1000 + (int(millis.ljust(3, "0")) if millis else 0))
 
 
 class TimestreamReader:
     """Answers remote-read queries from one Timestream table."""
 
-    def __init__(self, runner, database: str, table: str) -> None:
+    def __init__(self, runner: TimestreamQueryRunner, database: str, table: str) -> None:
         self.runner = runner
         self.database = database
         self.table = table
 
     def read(self, query: Query, sample_limit: int, deadline: Deadline) -> List[Series]:
-        """Series matching ``query``, sorted by labels, samples by time."""
-        dimensions = self.runner.dimensions(self.database, self.table, deadline)
-        statement = select_statement(query, self.database, self.table, dimensions)
-        if statement is None:
-            return []
-        LOG.debug("query: %s", statement.sql)
-        grouped: Dict[Labels, Tuple[List[int], List[float]]] = {}
-        labels_cache: Dict[tuple, Labels] = {}
+        """Series matching ``query``, sorted by labels, samples by time; BackendUnavailable
+        if Timestream answers one series with two samples at one time (a dimension it does
+        not show yet merged two series: retry once it has propagated)."""
+        measures = self.runner.measures(
+            measures_statement(query, self.database, self.table), deadline)
+        grouped: Dict[Labels, List[Tuple[int, str]]] = {}
         count = 0
-        for row in self.runner.rows(statement.sql, deadline):
-            key = (row["measure_name"],) + tuple(row[d] for d in statement.dimensions)
-            labels = labels_cache.get(key)
-            if labels is None:
-                labels = labels_cache[key] = labels_from_row(
-                    row["measure_name"], {d: row[d] for d in statement.dimensions})
-            timestamps, values = grouped.setdefault(labels, ([], []))
-            timestamps.append(int(row[TIME_COLUMN]))
-            values.append(decode_value(row[VALUE_COLUMN]))
-            count += 1
-            if count > sample_limit:
-                raise too_many_samples(sample_limit)
-        return [Series(labels, ts, vs) for labels, (ts, vs) in sorted(grouped.items())]
+        for statement in select_statements(query, self.database, self.table, measures):
+            LOG.debug("query: %s", statement.sql)
+            keys: Dict[tuple, Labels] = {}
+            with closing(self.runner.pages(statement.sql, deadline)) as pages:
+                for page in pages:
+                    names = [c["Name"] for c in page.get("ColumnInfo", [])]
+                    samples_at = names.index(SAMPLES_COLUMN) if page.get("Rows") else 0
+                    for row in page.get("Rows", []):
+                        data = row["Data"]
+                        key = tuple(d.get("ScalarValue") for d in data[:samples_at])
+                        labels = keys.get(key)
+                        if labels is None:
+                            labels = keys[key] = labels_from_row(
+                                key[0], dict(zip(statement.dimensions, key[1:])))
+                        points = data[samples_at].get("TimeSeriesValue", [])
+                        grouped.setdefault(labels, []).extend(
+                            (p["Time"], p["Value"].get("ScalarValue")) for p in points)
+                        count += len(points)
+                        if count > sample_limit:
+                            raise too_many_samples(sample_limit)
+        return [self._series(labels, points) for labels, points in sorted(grouped.items())]
+
+    @staticmethod
+    def _series(labels: Labels, points: List[Tuple[str, str]]) -> Series:
+        # Timestream TIMESTAMP text sorts as time does.
+        points.sort()
+        timestamps = [timestamp_ms(t) for t, _ in points]
+        for earlier, later in zip(timestamps, timestamps[1:]):
+            if earlier == later:
+                raise BackendUnavailable(
+                    f"Timestream returned two samples at {earlier} for {describe(labels)}: "
+                    "a dimension another writer added is not visible yet (schema "
+                    "propagation), so two series look alike; retry in a moment")
+        return Series(labels, timestamps, [decode_value(v) for _, v in points])
+

@@ -7,21 +7,30 @@
   Java also matches before a final newline.
 - An empty value is an absent label, and an absent dimension reads as NULL, so
   each matcher says explicitly whether NULL rows are selected.
-- A matcher on a label that is not a column of the table is decided here, without
+- Reads scale with series, not samples: each series comes back as one row per hour
+  holding its samples (CREATE_TIME_SERIES, "Timeseries views" in the Developer Guide),
+  and only the dimensions of the measures asked for are named (SHOW MEASURES lists them
+  per measure). A matcher on a label none of those measures has is decided here, without
   SQL: it either selects every row (the label is absent everywhere) or none.
+- Metric-name matchers are decided here too, on the measure names SHOW MEASURES lists,
+  with Prometheus's own regex semantics.
 """
-from typing import Collection, List, NamedTuple, Optional
+from typing import FrozenSet, Iterable, List, NamedTuple, Sequence
 
 from chalicelib.matchers import Matcher, MatchType, anchored_source
 from chalicelib.model import Query
 from chalicelib.storage.timestream_records import dimension_name
 
-TIME_COLUMN = "ts_ms"
+SAMPLES_COLUMN = "ts_samples"  # "ts_" names cannot be dimensions: no clash with labels
+VALUE_COLUMN = "measure_value::double"
+# Rows of one series are cut at each BIN_WIDTH of time: a row must stay under Timestream's
+# 1 MB (about 3 600 samples an hour at a 1 s scrape interval take ~250 kB).
+BIN_WIDTH = "1h"
+MEASURES_PER_STATEMENT = 100
 # Prometheus asks for ranges such as [math.MinInt64, math.MaxInt64]; Timestream's
 # timestamps (nanoseconds) cannot hold those, so ranges are clamped to what it can store.
 MIN_TIME_MS = 0
 MAX_TIME_MS = 9_223_372_036_854  # 2262-04-11, the largest nanosecond timestamp
-VALUE_COLUMN = "ts_value"  # "ts_" names cannot be dimensions: no clash with labels
 
 
 def identifier(name: str) -> str:
@@ -59,6 +68,14 @@ def matcher_condition(matcher: Matcher, column: str, nullable: bool) -> str:
     return f"({col} IS NOT NULL AND {test})"
 
 
+class Measure(NamedTuple):
+    """One measure of the table, as SHOW MEASURES lists it."""
+
+    name: str
+    data_type: str
+    dimensions: FrozenSet[str]
+
+
 class SelectStatement(NamedTuple):
     """A statement and the dimension columns it returns (in order)."""
 
@@ -66,29 +83,57 @@ class SelectStatement(NamedTuple):
     dimensions: List[str]
 
 
-def select_statement(query: Query, database: str, table: str,
-                     dimensions: Collection[str]) -> Optional[SelectStatement]:
-    """The SELECT answering ``query`` on a table with these dimension columns, or
-    None when the matchers can select nothing there."""
-    start, end = max(int(query.start_ms), MIN_TIME_MS), min(int(query.end_ms), MAX_TIME_MS)
-    if start > end:
-        return None
-    conditions = [f"time BETWEEN from_milliseconds({start}) AND from_milliseconds({end})"]
+def measures_statement(query: Query, database: str, table: str) -> str:
+    """SHOW MEASURES for the measures ``query`` may select: with an exact metric name, a
+    LIKE on it (``_`` and ``%`` there can only widen the list, which is then matched
+    exactly); else every measure of the table."""
+    sql = f"SHOW MEASURES FROM {identifier(database)}.{identifier(table)}"
     for matcher in query.matchers:
-        if matcher.name == "__name__":
-            conditions.append(matcher_condition(matcher, "measure_name", nullable=False))
-            continue
-        column = dimension_name(matcher.name)
-        if column not in dimensions:
-            if matcher.matches_empty:
-                continue  # absent on every row, and absent is what it asks for
-            return None
-        conditions.append(matcher_condition(matcher, column, nullable=True))
-    columns = sorted(dimensions)
-    selected = ", ".join(["measure_name", f"to_milliseconds(time) AS {TIME_COLUMN}",
-                          f"measure_value::double AS {VALUE_COLUMN}"]
-                         + [identifier(c) for c in columns])
-    sql = (f"SELECT {selected} FROM {identifier(database)}.{identifier(table)} "
-           f"WHERE {' AND '.join(conditions)} ORDER BY {TIME_COLUMN}")
-    return SelectStatement(sql, columns)
+        if matcher.name == "__name__" and matcher.type is MatchType.EQ and matcher.value:
+            return f"{sql} LIKE {literal(matcher.value)}"
+    return sql
 
+
+def selected_measures(query: Query, measures: Iterable[Measure]) -> List[Measure]:
+    """The DOUBLE measures that can hold series selected by ``query``: the metric-name
+    matchers are decided here with Prometheus's own semantics, and a matcher that needs a
+    label the measure has no dimension for rules the measure out."""
+    names = [m for m in query.matchers if m.name == "__name__"]
+    labels = [m for m in query.matchers if m.name != "__name__"]
+    return sorted((m for m in measures
+                   if m.data_type == "double"
+                   and all(n.matches_value(m.name) for n in names)
+                   and all(l.matches_empty or dimension_name(l.name) in m.dimensions
+                           for l in labels)),
+                  key=lambda m: m.name)
+
+
+def select_statements(query: Query, database: str, table: str,
+                      measures: Sequence[Measure]) -> List[SelectStatement]:
+    """SELECTs answering ``query`` from these measures: one row per series (and
+    ``BIN_WIDTH`` of time), its samples aggregated with CREATE_TIME_SERIES; each statement
+    selects only the dimensions of its (at most ``MEASURES_PER_STATEMENT``) measures."""
+    start, end = max(int(query.start_ms), MIN_TIME_MS), min(int(query.end_ms), MAX_TIME_MS)
+    chosen = selected_measures(query, measures)
+    if start > end or not chosen:
+        return []
+    statements = []
+    for first in range(0, len(chosen), MEASURES_PER_STATEMENT):
+        chunk = chosen[first:first + MEASURES_PER_STATEMENT]
+        columns = sorted(set().union(*(m.dimensions for m in chunk)))
+        conditions = [
+            "measure_name IN (" + ", ".join(literal(m.name) for m in chunk) + ")",
+            f"time BETWEEN from_milliseconds({start}) AND from_milliseconds({end})",
+            f"{VALUE_COLUMN} IS NOT NULL"]
+        for matcher in query.matchers:
+            column = dimension_name(matcher.name)
+            if matcher.name != "__name__" and column in columns:
+                conditions.append(matcher_condition(matcher, column, nullable=True))
+            # otherwise absent on every row of the chunk, which the matcher accepts
+        keys = ", ".join(["measure_name"] + [identifier(c) for c in columns])
+        statements.append(SelectStatement(
+            f"SELECT {keys}, CREATE_TIME_SERIES(time, {VALUE_COLUMN}) AS {SAMPLES_COLUMN} "
+            f"FROM {identifier(database)}.{identifier(table)} "
+            f"WHERE {' AND '.join(conditions)} "
+            f"GROUP BY {keys}, bin(time, {BIN_WIDTH})", columns))
+    return statements

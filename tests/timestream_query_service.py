@@ -1,0 +1,405 @@
+"""An emulation of the Timestream Query API for tests: a real boto3 ``timestream-query``
+client whose calls are answered here (botocore's ``before-call`` event, the hook botocore's
+Stubber uses), the SQL executed by DuckDB on the records the connector wrote.
+
+It must refuse what Timestream refuses: each rule below cites the documentation page it
+comes from. An emulation more lenient than the service is a bug.
+
+- Query API (API_query_Query: https://docs.aws.amazon.com/timestream/latest/developerguide/
+  API_query_Query.html): ``MaxRows`` is 1..1000; a page may hold no rows and only a
+  ``NextToken`` (this emulation answers the first call of every query that way); a
+  ``NextToken`` is bound to its query string ("Invalid pagination token"); a row larger
+  than 1 MB fails the query ("Query aborted as max page response size has been exceeded
+  by the output result row"), and pages are cut at 1 MB; a ``ClientToken`` reused with
+  other parameters fails, reused with the same ones returns the same query, not a new
+  execution.
+- CancelQuery (API_query_CancelQuery.html): stops a query; its QueryId is what it takes.
+- Unknown columns (observed service message, e.g. aws-iot-fleetwise-edge issue 54):
+  ``ValidationException: line 1:N: Column 'x' does not exist`` -- including
+  ``measure_value::double`` on a table that holds no DOUBLE record yet.
+- Schema propagation (Developer Guide, "Writes": "while writing time series data with one
+  or more new dimensions, a query can return a partial subset of columns for a short period
+  of time"): dimensions in ``hidden`` are in no answer (DESCRIBE, SHOW MEASURES, SELECT) and
+  their rows come back without them; dimensions in ``unqueryable`` are listed by the
+  metadata statements but unknown to SELECT.
+- Column names and types (Developer Guide, "Queries" -> data model; DESCRIBE statements page):
+  ``measure_value::double``/``::bigint``/``::varchar``/``::boolean`` hold single-measure
+  values of that type, MULTI records' measures are columns of their own; a row of another
+  type reads NULL in ``measure_value::double``. DESCRIBE answers columns ``Column``,
+  ``Type``, ``Timestream attribute type``; SHOW MEASURES answers ``measure_name``,
+  ``data_type``, ``dimensions`` (array of rows ``dimension_name``, ``data_type``)
+  (SHOW statements page; result shape as the service returns it).
+- Functions (Developer Guide, "Date / time functions", "Timeseries views", "Aggregate
+  functions"): ``from_milliseconds``, ``to_milliseconds``, ``bin(time, 1h)``,
+  ``CREATE_TIME_SERIES(time, value)`` ("The second parameter cannot be null"; the order of
+  its points is not documented, so this emulation returns them newest first), ``array_agg``.
+  TIMESTAMPs read as ``YYYY-MM-DD HH:MM:SS.nnnnnnnnn``, DOUBLEs as Java prints them.
+"""
+import datetime
+import json
+import math
+import re
+import threading
+import uuid
+from decimal import Decimal
+from typing import Callable, Dict, List, Optional, Set
+
+import duckdb
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
+
+MAX_ROWS = 1000
+MAX_PAGE_BYTES = 1 << 20
+TYPES = ("double", "bigint", "varchar", "boolean")
+DUCK_TYPES = {"double": "DOUBLE", "bigint": "BIGINT", "varchar": "VARCHAR", "boolean": "BOOLEAN"}
+
+
+class QueryError(Exception):
+    """A Timestream error answer: (HTTP status, code, message)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def java_double(value: float) -> str:
+    """A double as Java's Double.toString prints it (what Timestream answers)."""
+    if value != value:
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "-0.0" if math.copysign(1, value) < 0 else "0.0"
+    digits = Decimal(repr(value))
+    if 1e-3 <= abs(value) < 1e7:
+        text = format(digits, "f")
+        return text if "." in text else text + ".0"
+    sign, numerals, exponent = digits.normalize().as_tuple()
+    mantissa = "".join(map(str, numerals))
+    power = exponent + len(mantissa) - 1
+    text = mantissa[0] + "." + (mantissa[1:] or "0")
+    return ("-" if sign else "") + text + "E" + str(power)
+
+
+def timestamp_text(value: datetime.datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S.") + "%06d000" % value.microsecond
+
+
+def statement_columns(records: List[dict], hidden: Set[str]):
+    """(dimension names, measure value columns {name: type}) of these records."""
+    dims: Set[str] = set()
+    measures: Dict[str, str] = {}
+    for record in records:
+        dims.update(d["Name"] for d in record.get("Dimensions", []))
+        kind = record.get("MeasureValueType", "DOUBLE").lower()
+        if kind == "multi":
+            for value in record.get("MeasureValues", []):
+                measures[value["Name"]] = value["Type"].lower()
+        else:
+            measures["measure_value::" + kind] = kind
+    return sorted(dims - hidden), measures
+
+
+class QueryService:
+    """Answers Query/CancelQuery calls of boto3 timestream-query clients."""
+
+    def __init__(self, database: str, table: str, records: Callable[[], List[dict]],
+                 install_functions: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        self.database, self.table = database, table
+        self.records = records
+        self.install_functions = install_functions
+        self.hidden: Set[str] = set()
+        self.unqueryable: Set[str] = set()
+        self.faults: List[tuple] = []  # (status, code) or ("lost", None), one per call
+        self.calls: List[dict] = []
+        self.executions: List[str] = []
+        self.cancelled: List[str] = []
+        self._queries: Dict[str, dict] = {}
+        self._tokens: Dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        self._loaded = None
+
+    def attach(self, client) -> None:
+        """Answer this client's Query and CancelQuery calls."""
+        client.meta.events.register("before-call.timestream-query.Query", self._query)
+        client.meta.events.register("before-call.timestream-query.CancelQuery", self._cancel)
+
+    # -- the wire --------------------------------------------------------------
+
+    def _answer(self, handler, params, name):
+        body = json.loads(params["body"] or b"{}")
+        with self._lock:
+            self.calls.append({"Operation": name, **body})
+            fault = self.faults.pop(0) if self.faults else None
+        if fault and fault[0] != "lost":
+            status, code = fault
+            return (AWSResponse("https://timestream", status, {}, None),
+                    {"Error": {"Code": code, "Message": "injected"},
+                     "ResponseMetadata": {"HTTPStatusCode": status}})
+        try:
+            parsed = handler(body)
+            status = 200
+        except QueryError as exc:
+            parsed = {"Error": {"Code": exc.code, "Message": exc.message},
+                      "ResponseMetadata": {"HTTPStatusCode": exc.status}}
+            status = exc.status
+        if fault:  # the service did the work, the answer never arrived
+            raise ReadTimeoutError(endpoint_url="https://query.timestream")
+        parsed.setdefault("ResponseMetadata", {"HTTPStatusCode": status})
+        return AWSResponse("https://timestream", status, {}, None), parsed
+
+    def _query(self, params, **kwargs):
+        return self._answer(self._run_query, params, "Query")
+
+    def _cancel(self, params, **kwargs):
+        return self._answer(self._run_cancel, params, "CancelQuery")
+
+    def _run_cancel(self, body: dict) -> dict:
+        query = self._queries.get(body["QueryId"])
+        if query is None:
+            raise QueryError("ValidationException", f"Query {body['QueryId']} does not exist")
+        query["cancelled"] = True
+        self.cancelled.append(body["QueryId"])
+        return {"CancellationMessage": "Query was cancelled"}
+
+    def _run_query(self, body: dict) -> dict:
+        max_rows = body.get("MaxRows", MAX_ROWS)
+        if not 1 <= max_rows <= MAX_ROWS:
+            raise QueryError("ValidationException", "MaxRows must be between 1 and 1000")
+        token = body.get("ClientToken")
+        if token is not None:
+            known = self._tokens.get(token)
+            if known is not None and known[0] != body:
+                raise QueryError("ValidationException", "ClientToken reused with different "
+                                 "parameters within the idempotency window")
+            if known is not None and known[1] is not None:
+                return known[1]
+        if "NextToken" in body:
+            answer = self._next_page(body, max_rows)
+        else:
+            query_id = uuid.uuid4().hex
+            self._queries[query_id] = {"sql": body["QueryString"], "result": None,
+                                       "cancelled": False}
+            answer = {"QueryId": query_id, "Rows": [], "ColumnInfo": [],
+                      "NextToken": json.dumps([query_id, 0])}
+        if token is not None:
+            self._tokens[token] = (body, answer)
+        return answer
+
+    def _next_page(self, body: dict, max_rows: int) -> dict:
+        try:
+            query_id, offset = json.loads(body["NextToken"])
+            query = self._queries[query_id]
+        except (ValueError, KeyError, TypeError):
+            raise QueryError("ValidationException", "Invalid pagination token") from None
+        if query["sql"] != body["QueryString"]:
+            raise QueryError("ValidationException", "Invalid pagination token")
+        if query["cancelled"]:
+            raise QueryError("ValidationException", "Query was cancelled")
+        if query["result"] is None:
+            query["result"] = self.execute(query["sql"])
+            self.executions.append(query_id)
+        columns, rows = query["result"]
+        page, size = [], 0
+        for row in rows[offset:offset + max_rows]:
+            row_size = len(json.dumps(row))
+            if row_size > MAX_PAGE_BYTES:
+                raise QueryError("ValidationException", "Query aborted as max page response "
+                                 "size has been exceeded by the output result row")
+            if page and size + row_size > MAX_PAGE_BYTES:
+                break
+            page.append(row)
+            size += row_size
+        answer = {"QueryId": query_id, "Rows": page, "ColumnInfo": columns}
+        if offset + len(page) < len(rows):
+            answer["NextToken"] = json.dumps([query_id, offset + len(page)])
+        return answer
+
+    # -- statements ------------------------------------------------------------
+
+    def execute(self, sql: str):
+        """(ColumnInfo, Rows) of one statement, as the Query API answers them."""
+        text = sql.strip()
+        table = re.escape(f'"{self.database}"."{self.table}"')
+        if re.fullmatch(rf"DESCRIBE {table}", text):
+            return self._describe()
+        show = re.fullmatch(rf"SHOW MEASURES FROM {table}(?: LIKE '((?:[^']|'')*)')?", text)
+        if show:
+            return self._show_measures(None if show.group(1) is None
+                                       else show.group(1).replace("''", "'"))
+        if not text.upper().startswith("SELECT"):
+            raise QueryError("ValidationException", f"unsupported statement: {text[:40]}")
+        return self._select(text)
+
+    def _visible_records(self) -> List[dict]:
+        return self.records()
+
+    def _describe(self):
+        dims, measures = statement_columns(self._visible_records(), self.hidden)
+        rows = [(d, "varchar", "DIMENSION") for d in dims]
+        rows.append(("measure_name", "varchar", "MEASURE_NAME"))
+        rows.append(("time", "timestamp", "TIMESTAMP"))
+        rows += [(name, kind, "MEASURE_VALUE" if name.startswith("measure_value::") else "MULTI")
+                 for name, kind in sorted(measures.items())]
+        columns = [{"Name": n, "Type": {"ScalarType": "VARCHAR"}}
+                   for n in ("Column", "Type", "Timestream attribute type")]
+        return columns, [{"Data": [{"ScalarValue": v} for v in row]} for row in rows]
+
+    def _show_measures(self, like: Optional[str]):
+        pattern = None
+        if like is not None:
+            pattern = re.compile("".join(".*" if c == "%" else "." if c == "_" else re.escape(c)
+                                         for c in like), re.S)
+        measures: Dict[str, dict] = {}
+        for record in self._visible_records():
+            name = record["MeasureName"]
+            if pattern is not None and not pattern.fullmatch(name):
+                continue
+            entry = measures.setdefault(name, {"types": set(), "dims": set()})
+            entry["types"].add(record.get("MeasureValueType", "DOUBLE").lower())
+            entry["dims"].update(d["Name"] for d in record.get("Dimensions", [])
+                                 if d["Name"] not in self.hidden)
+        row_info = [{"Name": "dimension_name", "Type": {"ScalarType": "VARCHAR"}},
+                    {"Name": "data_type", "Type": {"ScalarType": "VARCHAR"}}]
+        columns = [{"Name": "measure_name", "Type": {"ScalarType": "VARCHAR"}},
+                   {"Name": "data_type", "Type": {"ScalarType": "VARCHAR"}},
+                   {"Name": "dimensions", "Type": {"ArrayColumnInfo": {
+                       "Type": {"RowColumnInfo": row_info}}}}]
+        rows = []
+        for name in sorted(measures):
+            entry = measures[name]
+            for kind in sorted(entry["types"]):
+                dims = [{"RowValue": {"Data": [{"ScalarValue": d}, {"ScalarValue": "varchar"}]}}
+                        for d in sorted(entry["dims"])]
+                rows.append({"Data": [{"ScalarValue": name}, {"ScalarValue": kind},
+                                      {"ArrayValue": dims}]})
+        return columns, rows
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        records = self._visible_records()
+        key = (len(records), frozenset(self.hidden), frozenset(self.unqueryable))
+        if self._loaded is not None and self._loaded[0] == key:
+            return self._loaded[1]
+        dims, measures = statement_columns(records, self.hidden | self.unqueryable)
+        conn = duckdb.connect()
+        self.install_functions(conn)
+        conn.execute(f'CREATE SCHEMA "{self.database}"')
+        columns = (["measure_name VARCHAR", '"time" TIMESTAMP']
+                   + [f'"{name}" {DUCK_TYPES[kind]}' for name, kind in sorted(measures.items())]
+                   + [f'"{d}" VARCHAR' for d in dims])
+        conn.execute(f'CREATE TABLE "{self.database}"."{self.table}" ({", ".join(columns)})')
+        names = sorted(measures)
+        rows = []
+        for record in records:
+            values = dict.fromkeys(names)
+            kind = record.get("MeasureValueType", "DOUBLE").lower()
+            if kind == "multi":
+                for value in record.get("MeasureValues", []):
+                    values[value["Name"]] = value["Value"]
+            else:
+                values["measure_value::" + kind] = record["MeasureValue"]
+            unit = {"MILLISECONDS": 1000, "SECONDS": 1_000_000, "MICROSECONDS": 1,
+                    "NANOSECONDS": 0.001}[record.get("TimeUnit", "MILLISECONDS")]
+            dim_values = {d["Name"]: d["Value"] for d in record.get("Dimensions", [])}
+            rows.append([record["MeasureName"], int(int(record["Time"]) * unit)]
+                        + [values[n] for n in names] + [dim_values.get(d) for d in dims])
+        marks = "(" + ", ".join(["?", "make_timestamp(CAST(? AS BIGINT))"]
+                                + ["?"] * (len(names) + len(dims))) + ")"
+        for start in range(0, len(rows), 500):  # multi-row INSERTs: executemany is slow here
+            chunk = rows[start:start + 500]
+            conn.execute(f'INSERT INTO "{self.database}"."{self.table}" VALUES '
+                         + ", ".join([marks] * len(chunk)), [v for row in chunk for v in row])
+        self._loaded = (key, conn)
+        return conn
+
+    def _select(self, sql: str):
+        conn = self._connection()
+        try:
+            cursor = conn.execute(to_duckdb(sql))
+        except duckdb.BinderException as exc:
+            missing = re.search(r'column "([^"]+)" not found', str(exc))
+            if missing:
+                raise QueryError("ValidationException",
+                                 f"line 1:1: Column '{missing.group(1)}' does not exist") from None
+            raise QueryError("ValidationException", str(exc)) from None
+        except duckdb.Error as exc:
+            raise QueryError("ValidationException", str(exc)) from None
+        columns = [column_info(name, kind) for name, kind, *_ in cursor.description]
+        rows = [{"Data": [datum(value, info["Type"]) for value, info in zip(row, columns)]}
+                for row in cursor.fetchall()]
+        return columns, rows
+
+
+def column_info(name: str, kind) -> dict:
+    text = str(kind)
+    return {"Name": name, "Type": type_info(text)}
+
+
+def type_info(text: str) -> dict:
+    prefix = 'STRUCT("time" TIMESTAMP, "value" '
+    if text.endswith(")[]") and text.startswith(prefix):
+        inner = text[len(prefix):-3]
+        return {"TimeSeriesMeasureValueColumnInfo": {"Type": type_info(inner)}}
+    if text.endswith("[]"):
+        return {"ArrayColumnInfo": {"Type": type_info(text[:-2])}}
+    scalar = {"DOUBLE": "DOUBLE", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "VARCHAR": "VARCHAR",
+              "BOOLEAN": "BOOLEAN", "TIMESTAMP": "TIMESTAMP"}.get(text, "VARCHAR")
+    return {"ScalarType": scalar}
+
+
+def datum(value, kind: dict) -> dict:
+    if value is None:
+        return {"NullValue": True}
+    if "TimeSeriesMeasureValueColumnInfo" in kind:
+        inner = kind["TimeSeriesMeasureValueColumnInfo"]["Type"]
+        points = [{"Time": timestamp_text(p["time"]), "Value": datum(p["value"], inner)}
+                  for p in value]
+        return {"TimeSeriesValue": points[::-1]}  # no documented order: newest first here
+    if "ArrayColumnInfo" in kind:
+        return {"ArrayValue": [datum(v, kind["ArrayColumnInfo"]["Type"]) for v in value]}
+    scalar = kind.get("ScalarType")
+    if scalar == "DOUBLE":
+        return {"ScalarValue": java_double(value)}
+    if scalar == "TIMESTAMP":
+        return {"ScalarValue": timestamp_text(value)}
+    if scalar == "BOOLEAN":
+        return {"ScalarValue": "true" if value else "false"}
+    return {"ScalarValue": str(value)}
+
+
+_TOKENS = re.compile(r"""('(?:[^']|'')*')|("(?:[^"]|"")*")|(measure_value::(?:double|bigint|"""
+                     r"""varchar|boolean))|\bbin\(|\b(\d+)(ms|s|m|h|d)\b|\bCREATE_TIME_SERIES\(""",
+                     re.I)
+_UNITS = {"ms": "millisecond", "s": "second", "m": "minute", "h": "hour", "d": "day"}
+
+
+def to_duckdb(sql: str) -> str:
+    """Timestream SQL in DuckDB's dialect: ``measure_value::double`` is a column name, not a
+    cast; ``1h`` is an interval; ``bin``/``CREATE_TIME_SERIES`` are the macros installed by
+    ``install_time_functions``. String literals and quoted identifiers are left alone."""
+    def replace(match: re.Match) -> str:
+        if match.group(1) or match.group(2):
+            return match.group(0)
+        if match.group(3):
+            return '"' + match.group(3).lower() + '"'
+        if match.group(4):
+            return f"INTERVAL {match.group(4)} {_UNITS[match.group(5).lower()]}"
+        return match.group(0).lower().replace("create_time_series(", "ts_create_time_series(") \
+            .replace("bin(", "ts_bin(")
+    return _TOKENS.sub(replace, sql)
+
+
+TIME_FUNCTIONS = [
+    "CREATE MACRO from_milliseconds(x) AS make_timestamp(CAST(x AS BIGINT) * 1000)",
+    "CREATE MACRO to_milliseconds(t) AS epoch_ms(t)",
+    "CREATE MACRO ts_bin(t, i) AS time_bucket(i, t, TIMESTAMP '1970-01-01')",
+    # "The second parameter cannot be null" (Timeseries views page).
+    "CREATE MACRO ts_create_time_series(t, v) AS list({'time': t, 'value': CASE WHEN v IS NULL "
+    "THEN error('CREATE_TIME_SERIES: the second parameter cannot be null') ELSE v END})",
+]
+
+
+def install_time_functions(conn: duckdb.DuckDBPyConnection) -> None:
+    """Timestream's time functions on DuckDB."""
+    for statement in TIME_FUNCTIONS:
+        conn.execute(statement)
