@@ -1,0 +1,589 @@
+"""Prometheus regexes (Go RE2 syntax) as Java regexes with the same meaning.
+
+Timestream evaluates ``regexp_like(col, pattern)`` with ``java.util.regex`` as a
+*contains* match; Prometheus matches ``^(?:pattern)$`` with Go's RE2 (Prometheus 3:
+``^(?s:pattern)$``, where ``.`` also matches ``\\n``). The two dialects differ in
+syntax (``(?P<n>…)``, ``x{,3}``, ``[[]``, ``[a&&b]``, ``\\Z``, octal ``\\12``) and in
+meaning (``(?i)``, ``.``, ``$``, ``\\b``, ``\\s``, ``(?U)``, multi-line anchors).
+
+So the pattern is parsed here by Go's grammar (``regexp/syntax/parse.go``) and the
+Java pattern is *generated*, never copied: every literal is written as ``\\x{…}``
+(ASCII letters and digits as themselves), every class as explicit code-point
+ranges, case-insensitivity as explicit case-folding classes, ``.``/``^``/``$``/
+``\\b`` as explicit classes and lookarounds, every group as ``(?:…)``. The Java
+pattern uses no flags, so nothing depends on how Java reads a flag. The result is
+wrapped as ``\\A(?:…)\\z``; since the inside is generated, no input can escape it.
+
+What Go refuses is refused (BadRequest, 400) with Go's reason. Refused although Go
+accepts, because Java cannot be made to mean the same here: Unicode classes
+(``\\pL``, ``\\p{Greek}``) in case-insensitive mode, Unicode scripts unknown to
+Java 8, and groups nested deeper than MAX_DEPTH.
+"""
+import bisect
+from functools import lru_cache
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from chalicelib.errors import BadRequest
+
+MAX_RUNE = 0x10FFFF
+MAX_REPEAT = 1000  # Go: a count above 1000, or nested counts whose product is, is refused
+MAX_DEPTH = 200  # nested groups; Go allows a parse tree 1000 high, Java compiles recursively
+
+Ranges = List[Tuple[int, int]]
+
+_FOLD_CASE, _MULTI_LINE, _DOT_NL, _UNGREEDY = 1, 2, 4, 8
+_FLAG_LETTERS = {"i": _FOLD_CASE, "m": _MULTI_LINE, "s": _DOT_NL, "U": _UNGREEDY}
+
+_ANY: Ranges = [(0, MAX_RUNE)]
+_WORD: Ranges = [(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)]
+
+# Go's regexp/syntax/perl_groups.go: \d \s \w and the POSIX classes are ASCII only.
+_PERL_GROUPS: Dict[str, Ranges] = {
+    "d": [(0x30, 0x39)],
+    "s": [(0x09, 0x0A), (0x0C, 0x0D), (0x20, 0x20)],  # no \v, unlike Java's \s
+    "w": _WORD,
+}
+_POSIX_GROUPS: Dict[str, Ranges] = {
+    "alnum": [(0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)],
+    "alpha": [(0x41, 0x5A), (0x61, 0x7A)],
+    "ascii": [(0x00, 0x7F)],
+    "blank": [(0x09, 0x09), (0x20, 0x20)],
+    "cntrl": [(0x00, 0x1F), (0x7F, 0x7F)],
+    "digit": [(0x30, 0x39)],
+    "graph": [(0x21, 0x7E)],
+    "lower": [(0x61, 0x7A)],
+    "print": [(0x20, 0x7E)],
+    "punct": [(0x21, 0x2F), (0x3A, 0x40), (0x5B, 0x60), (0x7B, 0x7E)],
+    "space": [(0x09, 0x0D), (0x20, 0x20)],
+    "upper": [(0x41, 0x5A)],
+    "word": _WORD,
+    "xdigit": [(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)],
+}
+
+# Go's unicode.Categories (Go 1.19-1.21, what Prometheus 2.x/3.x are built with).
+_CATEGORIES = {
+    "C": ("Cc", "Cf", "Co", "Cs"), "L": ("Ll", "Lm", "Lo", "Lt", "Lu"), "M": ("Mc", "Me", "Mn"),
+    "N": ("Nd", "Nl", "No"), "P": ("Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps"),
+    "S": ("Sc", "Sk", "Sm", "So"), "Z": ("Zl", "Zp", "Zs"),
+}
+_CATEGORIES.update({sub: (sub,) for subs in list(_CATEGORIES.values()) for sub in subs})
+# Scripts Java knows since Java 8 (Character.UnicodeScript, Unicode 6.2); Go knows them
+# all. Newer scripts are refused: an older Java in Timestream would reject the pattern.
+_SCRIPTS = frozenset("""
+COMMON LATIN GREEK CYRILLIC ARMENIAN HEBREW ARABIC SYRIAC THAANA DEVANAGARI BENGALI
+GURMUKHI GUJARATI ORIYA TAMIL TELUGU KANNADA MALAYALAM SINHALA THAI LAO TIBETAN MYANMAR
+GEORGIAN HANGUL ETHIOPIC CHEROKEE CANADIAN_ABORIGINAL OGHAM RUNIC KHMER MONGOLIAN HIRAGANA
+KATAKANA BOPOMOFO HAN YI OLD_ITALIC GOTHIC DESERET INHERITED TAGALOG HANUNOO BUHID TAGBANWA
+LIMBU TAI_LE LINEAR_B UGARITIC SHAVIAN OSMANYA CYPRIOT BRAILLE BUGINESE COPTIC NEW_TAI_LUE
+GLAGOLITIC TIFINAGH SYLOTI_NAGRI OLD_PERSIAN KHAROSHTHI BALINESE CUNEIFORM PHOENICIAN
+PHAGS_PA NKO SUNDANESE BATAK LEPCHA OL_CHIKI VAI SAURASHTRA KAYAH_LI REJANG LYCIAN CARIAN
+LYDIAN CHAM TAI_THAM TAI_VIET AVESTAN EGYPTIAN_HIEROGLYPHS SAMARITAN MANDAIC LISU BAMUM
+JAVANESE MEETEI_MAYEK IMPERIAL_ARAMAIC OLD_SOUTH_ARABIAN INSCRIPTIONAL_PARTHIAN
+INSCRIPTIONAL_PAHLAVI OLD_TURKIC BRAHMI KAITHI MEROITIC_HIEROGLYPHS MEROITIC_CURSIVE
+SORA_SOMPENG CHAKMA SHARADA TAKRI MIAO
+""".title().split())  # as Go spells them: Old_Italic, Nko, Phags_Pa
+# Scripts of Unicode 7-15 (Go knows them; Java 8's Timestream would not).
+_NEWER_SCRIPTS = frozenset("""
+CAUCASIAN_ALBANIAN BASSA_VAH DUPLOYAN ELBASAN GRANTHA PAHAWH_HMONG KHOJKI LINEAR_A MAHAJANI
+MANICHAEAN MENDE_KIKAKUI MODI MRO OLD_NORTH_ARABIAN NABATAEAN PALMYRENE PAU_CIN_HAU OLD_PERMIC
+PSALTER_PAHLAVI SIDDHAM KHUDAWADI TIRHUTA WARANG_CITI AHOM ANATOLIAN_HIEROGLYPHS HATRAN
+MULTANI OLD_HUNGARIAN SIGNWRITING ADLAM BHAIKSUKI MARCHEN NEWA OSAGE TANGUT MASARAM_GONDI NUSHU
+SOYOMBO ZANABAZAR_SQUARE HANIFI_ROHINGYA OLD_SOGDIAN SOGDIAN DOGRA GUNJALA_GONDI MAKASAR
+MEDEFAIDRIN ELYMAIC NANDINAGARI NYIAKENG_PUACHUE_HMONG WANCHO YEZIDI CHORASMIAN DIVES_AKURU
+KHITAN_SMALL_SCRIPT VITHKUQI TOTO CYPRO_MINOAN OLD_UYGHUR TANGSA KAWI NAG_MUNDARI
+""".split())
+
+
+def java_regex(pattern: str, dot_all: bool = False) -> str:
+    """The Java pattern that ``regexp_like`` (a contains-match) must be given to match
+    exactly the strings Prometheus's anchored RE2 ``pattern`` matches.
+
+    ``dot_all``: the client's dialect, ``.`` matches ``\\n`` (Prometheus 3) or not (2.x).
+    BadRequest if Go refuses the pattern or Java cannot be made to mean the same."""
+    return _translate(pattern, dot_all)
+
+
+@lru_cache(maxsize=1024)
+def _translate(pattern: str, dot_all: bool) -> str:
+    return "\\A(?:" + _Translator(pattern, _DOT_NL if dot_all else 0).run() + ")\\z"
+
+
+# --- case folding -------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _fold_orbits() -> Tuple[List[int], Dict[int, Tuple[int, ...]]]:
+    """Each code point with case-fold equivalents -> its orbit, as Go's unicode.SimpleFold
+    walks it (Unicode simple case folding, CaseFolding.txt statuses C and S)."""
+    groups: Dict[int, List[int]] = {}
+    for code in range(0x41, 0x1E944):  # Go's minFold..maxFold
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        folded = char.casefold()
+        if len(folded) != 1:  # full folding (status F): the simple one is lower(), if 1 char
+            lower = char.lower()
+            folded = lower if len(lower) == 1 else char
+        groups.setdefault(ord(folded), []).append(code)
+    orbits = {}
+    for key, members in groups.items():
+        orbit = tuple(sorted(set(members) | {key}))
+        if len(orbit) > 1:
+            for code in orbit:
+                orbits[code] = orbit
+    return sorted(orbits), orbits
+
+
+def _fold(ranges: Ranges) -> Ranges:
+    """``ranges`` plus every case-fold equivalent of its members (Go's appendFoldedRange)."""
+    keys, orbits = _fold_orbits()
+    out = list(ranges)
+    for lo, hi in ranges:
+        for index in range(bisect.bisect_left(keys, lo), bisect.bisect_right(keys, hi)):
+            out.extend((code, code) for code in orbits[keys[index]])
+    return _clean(out)
+
+
+# --- code-point range sets ---------------------------------------------------------
+
+def _clean(ranges: Sequence[Tuple[int, int]]) -> Ranges:
+    """Sorted, merged ranges."""
+    out: Ranges = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _negate(ranges: Ranges) -> Ranges:
+    out, next_lo = [], 0
+    for lo, hi in ranges:
+        if next_lo <= lo - 1:
+            out.append((next_lo, lo - 1))
+        next_lo = hi + 1
+    if next_lo <= MAX_RUNE:
+        out.append((next_lo, MAX_RUNE))
+    return out
+
+
+def _char(code: int) -> str:
+    if 0x30 <= code <= 0x39 or 0x41 <= code <= 0x5A or 0x61 <= code <= 0x7A:
+        return chr(code)
+    return "\\x{%X}" % code
+
+
+def _class_body(ranges: Ranges) -> str:
+    return "".join(_char(lo) if lo == hi else f"{_char(lo)}-{_char(hi)}" for lo, hi in ranges)
+
+
+class _Item(NamedTuple):
+    """One piece of a concatenation, as Java text."""
+
+    text: str
+    unit: bool  # a quantifier may follow it directly
+    weight: int = 1  # product of the counted repetitions inside (Go's repeatIsValid)
+
+
+_NO_MATCH = _Item("(?!)", False)
+
+
+def _class_item(ranges: Ranges, properties: Sequence[str] = ()) -> _Item:
+    """A class matching ``ranges`` and the Java ``properties`` (``\\p{…}`` fragments)."""
+    ranges = _clean(ranges)
+    if properties:
+        return _Item("[" + _class_body(ranges) + "".join(properties) + "]", True)
+    if not ranges:
+        return _NO_MATCH
+    if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
+        return _Item(_char(ranges[0][0]), True)
+    return _Item("[" + _class_body(ranges) + "]", True)
+
+
+_ANY_ITEM = _class_item(_ANY)
+_NOT_NL_ITEM = _class_item(_negate([(10, 10)]))  # RE2's . excludes \n only; Java's also \r...
+_WORD_CLASS = _class_item(_WORD).text
+_ITEMS = {
+    "begin_text": _Item("\\A", False),
+    "end_text": _Item("\\z", False),
+    # RE2's lines end at \n only; Java's (?m) would also split at \r, \u0085, \u2028...
+    "begin_line": _Item("(?:\\A|(?<=\\x{A}))", False),
+    "end_line": _Item("(?=\\x{A}|\\z)", False),
+    # RE2's \b is ASCII; Java's follows Unicode letters and digits.
+    "word_boundary": _Item(f"(?:(?<={_WORD_CLASS})(?!{_WORD_CLASS})|"
+                           f"(?<!{_WORD_CLASS})(?={_WORD_CLASS}))", False),
+    "not_word_boundary": _Item(f"(?:(?<={_WORD_CLASS})(?={_WORD_CLASS})|"
+                               f"(?<!{_WORD_CLASS})(?!{_WORD_CLASS}))", False),
+}
+
+
+# --- the parser -------------------------------------------------------------------
+
+class _Frame:
+    """An open group: the flags to restore at its ``)``, its finished branches, and the
+    items of the branch being parsed."""
+
+    def __init__(self, flags: int):
+        self.flags = flags
+        self.branches: List[str] = []
+        self.weight = 0
+        self.items: List[_Item] = []
+
+    def end_branch(self) -> None:
+        self.branches.append("".join(item.text for item in self.items))
+        self.weight = max([self.weight] + [item.weight for item in self.items])
+        self.items = []
+
+    def close(self) -> _Item:
+        self.end_branch()
+        return _Item("(?:" + "|".join(self.branches) + ")", True, self.weight)
+
+
+class _Translator:
+    """Go's regexp/syntax parser (Perl flags), emitting Java instead of a syntax tree."""
+
+    def __init__(self, pattern: str, flags: int):
+        self.pattern = pattern
+        self.pos = 0
+        self.flags = flags
+        self.frames = [_Frame(flags)]
+
+    # errors
+    def invalid(self, reason: str, text: Optional[str] = None) -> BadRequest:
+        where = f": `{text}`" if text else ""
+        return BadRequest(f"invalid regex {self.pattern!r}: {reason}{where}")
+
+    def unsupported(self, reason: str) -> BadRequest:
+        return BadRequest(f"regex {self.pattern!r} cannot be evaluated by Timestream: {reason}")
+
+    # input
+    def peek(self, offset: int = 0) -> str:
+        index = self.pos + offset
+        return self.pattern[index] if index < len(self.pattern) else ""
+
+    def take(self) -> str:
+        char = self.peek()
+        if not char:
+            return ""
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise self.invalid("invalid UTF-8")
+        self.pos += 1
+        return char
+
+    # output
+    def push(self, item: _Item) -> None:
+        self.frames[-1].items.append(item)
+
+    def literal(self, code: int) -> None:
+        ranges = [(code, code)]
+        self.push(_class_item(_fold(ranges) if self.flags & _FOLD_CASE else ranges))
+
+    def run(self) -> str:
+        last_repeat = False
+        while self.pos < len(self.pattern):
+            repeat = False
+            char = self.peek()
+            if char == "(":
+                self.open_group()
+            elif char == "|":
+                self.pos += 1
+                self.frames[-1].end_branch()
+            elif char == ")":
+                self.pos += 1
+                if len(self.frames) == 1:
+                    raise self.invalid("unexpected )")
+                frame = self.frames.pop()
+                self.flags = frame.flags
+                self.push(frame.close())
+            elif char == "^":
+                self.pos += 1
+                self.push(_ITEMS["begin_line" if self.flags & _MULTI_LINE else "begin_text"])
+            elif char == "$":
+                self.pos += 1
+                self.push(_ITEMS["end_line" if self.flags & _MULTI_LINE else "end_text"])
+            elif char == ".":
+                self.pos += 1
+                self.push(_ANY_ITEM if self.flags & _DOT_NL else _NOT_NL_ITEM)
+            elif char == "[":
+                self.push(self.parse_class())
+            elif char in "*+?":
+                self.pos += 1
+                self.repeat(char, 0, 0, last_repeat, self.pos - 1)
+                repeat = True
+            elif char == "{":
+                start = self.pos
+                counts = self.parse_counts()
+                if counts is None:  # not a repetition: { is a literal (so x{,3} is text)
+                    self.pos += 1
+                    self.literal(ord("{"))
+                else:
+                    self.repeat("{", counts[0], counts[1], last_repeat, start)
+                    repeat = True
+            elif char == "\\":
+                self.parse_backslash()
+            else:
+                self.literal(ord(self.take()))
+            last_repeat = repeat
+        if len(self.frames) > 1:
+            raise self.invalid("missing closing )")
+        return self.frames[0].close().text[3:-1]
+
+    def open_group(self) -> None:
+        if len(self.frames) > MAX_DEPTH:
+            raise self.unsupported(f"groups nest more than {MAX_DEPTH} deep")
+        if self.peek(1) != "?":
+            self.pos += 1
+            self.frames.append(_Frame(self.flags))
+            return
+        rest = self.pattern[self.pos:]
+        if rest.startswith("(?P<") and len(rest) > 4 or rest.startswith("(?<") and len(rest) > 3:
+            end = rest.find(">")
+            if end < 0:
+                raise self.invalid("invalid named capture", rest)
+            name = rest[4 if rest[2] == "P" else 3:end]
+            if not name or not all(c == "_" or c.isascii() and c.isalnum() for c in name):
+                raise self.invalid("invalid named capture", rest[:end + 1])
+            self.pos += end + 1
+            self.frames.append(_Frame(self.flags))  # names do not matter: (?:...)
+            return
+        start = self.pos
+        self.pos += 2
+        flags, sign, saw_flag = self.flags, 1, False
+        while self.pos < len(self.pattern):
+            char = self.take()
+            if char in _FLAG_LETTERS:
+                flags = flags | _FLAG_LETTERS[char] if sign > 0 else flags & ~_FLAG_LETTERS[char]
+                saw_flag = True
+            elif char == "-" and sign > 0:
+                sign, saw_flag = -1, False
+            elif char in ":)" and (sign > 0 or saw_flag):
+                if char == ":":
+                    self.frames.append(_Frame(self.flags))
+                self.flags = flags
+                return
+            else:
+                break
+        raise self.invalid("invalid or unsupported Perl syntax", self.pattern[start:self.pos])
+
+    def parse_int(self) -> Optional[int]:
+        """Go's parseInt: decimal digits without leading zeros (-1 if absurdly large)."""
+        start = self.pos
+        while self.peek().isascii() and self.peek().isdigit():
+            self.pos += 1
+        digits = self.pattern[start:self.pos]
+        if not digits or len(digits) > 1 and digits[0] == "0":
+            return None
+        return int(digits) if len(digits) <= 8 else -1
+
+    def parse_counts(self) -> Optional[Tuple[int, int]]:
+        """``{n}``, ``{n,}`` (max -1), ``{n,m}`` at pos; None (pos unchanged) if not one."""
+        start = self.pos
+        self.pos += 1
+        low = high = self.parse_int()
+        if low is not None and self.peek() == ",":
+            self.pos += 1
+            if self.peek() == "}":
+                high = -1
+            else:
+                high = self.parse_int()
+                if high == -1:  # parseInt found too big a number
+                    low = -1
+        if low is None or high is None or self.peek() != "}":
+            self.pos = start
+            return None
+        self.pos += 1
+        if low < 0 or low > MAX_REPEAT or high > MAX_REPEAT or 0 <= high < low:
+            raise self.invalid("invalid repeat count", self.pattern[start:self.pos])
+        return low, high
+
+    def repeat(self, op: str, low: int, high: int, last_repeat: bool, start: int) -> None:
+        """Apply ``op`` (``*+?`` or ``{`` with counts) to the last item, as Go's repeat."""
+        lazy = self.peek() == "?"
+        if lazy:
+            self.pos += 1
+        if last_repeat:
+            raise self.invalid("invalid nested repetition operator", self.pattern[start:self.pos])
+        items = self.frames[-1].items
+        if not items:
+            raise self.invalid("missing argument to repetition operator",
+                               self.pattern[start:self.pos])
+        sub = items.pop()
+        weight = sub.weight
+        if op == "{":
+            bound = low if high == -1 else high
+            if high == 0:
+                weight = 1  # Go's repeatIsValid does not look inside x{0}
+            elif bound:
+                weight *= bound
+            if (low >= 2 or high >= 2) and weight > MAX_REPEAT:
+                raise self.invalid("invalid repeat count", self.pattern[start:self.pos])
+            op = f"{{{low}}}" if low == high else f"{{{low},}}" if high == -1 else f"{{{low},{high}}}"
+        ungreedy = bool(self.flags & _UNGREEDY) != lazy  # greediness cannot change a match
+        text = sub.text if sub.unit else f"(?:{sub.text})"
+        items.append(_Item(text + op + ("?" if ungreedy else ""), False, weight))
+
+    def parse_backslash(self) -> None:
+        kind = self.peek(1)
+        simple = {"A": "begin_text", "z": "end_text", "b": "word_boundary",
+                  "B": "not_word_boundary"}
+        if kind in simple:
+            self.pos += 2
+            self.push(_ITEMS[simple[kind]])
+        elif kind == "C":
+            raise self.invalid("invalid escape sequence", "\\C")
+        elif kind == "Q":  # \Q...\E: literal text up to \E or the end
+            end = self.pattern.find("\\E", self.pos + 2)
+            end = len(self.pattern) if end < 0 else end
+            self.pos += 2
+            while self.pos < end:
+                self.literal(ord(self.take()))
+            self.pos = min(end + 2, len(self.pattern))
+        elif kind in ("p", "P"):
+            ranges, properties = self.parse_unicode_class()
+            self.push(_class_item(ranges, properties))
+        elif kind.lower() in _PERL_GROUPS:
+            self.pos += 2
+            self.push(_class_item(self.group(_PERL_GROUPS[kind.lower()], kind.isupper())))
+        else:
+            self.literal(self.parse_escape())
+
+    def group(self, ranges: Ranges, negated: bool) -> Ranges:
+        """A Perl/POSIX group, case-folded first if (?i) (Go's appendGroup)."""
+        if self.flags & _FOLD_CASE:
+            ranges = _fold(ranges)
+        return _negate(_clean(ranges)) if negated else list(ranges)
+
+    def parse_escape(self) -> int:
+        """Go's parseEscape at pos (a backslash): the code point it stands for."""
+        start = self.pos
+        self.pos += 1
+        char = self.take()
+        if not char:
+            raise self.invalid("trailing backslash at end of expression")
+        if char.isascii() and not char.isalnum():
+            return ord(char)
+        if char in "1234567" and not ("0" <= self.peek() <= "7"):
+            raise self.invalid("invalid escape sequence (backreferences are not supported)",
+                               self.pattern[start:self.pos])
+        if "0" <= char <= "7":
+            value = int(char)
+            for _ in range(2):
+                if not "0" <= self.peek() <= "7":
+                    break
+                value = value * 8 + int(self.take())
+            return value
+        if char == "x":
+            if self.peek() == "{":
+                end = self.pattern.find("}", self.pos)
+                digits = self.pattern[self.pos + 1:end] if end > 0 else ""
+                if digits and all(c in "0123456789abcdefABCDEF" for c in digits):
+                    value = int(digits, 16)
+                    if value <= MAX_RUNE:
+                        self.pos = end + 1
+                        return value
+            else:
+                digits = self.pattern[self.pos:self.pos + 2]
+                if len(digits) == 2 and all(c in "0123456789abcdefABCDEF" for c in digits):
+                    self.pos += 2
+                    return int(digits, 16)
+            raise self.invalid("invalid escape sequence", self.pattern[start:self.pos + 1])
+        controls = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
+        if char in controls:
+            return controls[char]
+        raise self.invalid("invalid escape sequence", self.pattern[start:self.pos])
+
+    def parse_unicode_class(self) -> Tuple[Ranges, List[str]]:
+        """``\\pX``, ``\\p{Name}``, ``\\P…``, ``\\p{^Name}`` at pos: ranges and Java fragments."""
+        start = self.pos
+        negated = self.peek(1) == "P"
+        self.pos += 2
+        if self.peek() == "{":
+            end = self.pattern.find("}", self.pos)
+            if end < 0:
+                raise self.invalid("invalid character class range", self.pattern[start:])
+            name = self.pattern[self.pos + 1:end]
+            self.pos = end + 1
+        else:
+            name = self.take()
+        if name.startswith("^"):
+            negated, name = not negated, name[1:]
+        seq = self.pattern[start:self.pos]
+        if name == "Any":
+            return ([] if negated else list(_ANY)), []
+        if name in _CATEGORIES:
+            parts = _CATEGORIES[name]
+            java = [f"gc={part}" for part in parts]
+            if negated and len(parts) > 1:  # Java's one-letter C also holds Cn: name them
+                java = [f"gc={name}"] + (["gc=Cn"] if name == "C" else [])
+                fragments = ["\\P{" + java[0] + "}"] + ["\\p{" + j + "}" for j in java[1:]]
+            else:
+                fragments = [("\\P{" if negated else "\\p{") + j + "}" for j in java]
+        elif name in _SCRIPTS:
+            fragments = [("\\P{" if negated else "\\p{") + "sc=" + name + "}"]
+        elif name.upper() in _NEWER_SCRIPTS:
+            raise self.unsupported(f"{seq}: scripts newer than Unicode 6.2 (Java 8)")
+        else:
+            raise self.invalid("invalid character class range", seq)
+        if self.flags & _FOLD_CASE:
+            raise self.unsupported(f"Unicode classes such as {seq} in case-insensitive mode")
+        return [], fragments
+
+    def parse_class(self) -> _Item:
+        """Go's parseClass at pos (``[``)."""
+        start = self.pos
+        self.pos += 1
+        negated = self.peek() == "^"
+        if negated:
+            self.pos += 1
+        ranges: Ranges = []
+        properties: List[str] = []
+        first = True
+        while self.peek() != "]" or first:
+            if self.pos >= len(self.pattern):
+                raise self.invalid("missing closing ]", self.pattern[start:])
+            first = False
+            if self.pattern.startswith("[:", self.pos) and self.pos + 2 < len(self.pattern):
+                end = self.pattern.find(":]", self.pos + 2)
+                if end >= 0:
+                    name = self.pattern[self.pos + 2:end]
+                    self.pos = end + 2
+                    bare = name[1:] if name.startswith("^") else name
+                    if bare not in _POSIX_GROUPS:
+                        raise self.invalid("invalid character class range", f"[:{name}:]")
+                    ranges += self.group(_POSIX_GROUPS[bare], name.startswith("^"))
+                    continue
+            if self.peek() == "\\" and self.peek(1) in ("p", "P"):
+                more, fragments = self.parse_unicode_class()
+                ranges += more
+                properties += fragments
+                continue
+            if self.peek() == "\\" and self.peek(1).lower() in _PERL_GROUPS:
+                kind = self.peek(1)
+                self.pos += 2
+                ranges += self.group(_PERL_GROUPS[kind.lower()], kind.isupper())
+                continue
+            range_start = self.pos
+            low = self.class_char()
+            high = low
+            if self.peek() == "-" and self.peek(1) not in ("]", ""):
+                self.pos += 1
+                high = self.class_char()
+                if high < low:
+                    raise self.invalid("invalid character class range",
+                                       self.pattern[range_start:self.pos])
+            ranges += _fold([(low, high)]) if self.flags & _FOLD_CASE else [(low, high)]
+        self.pos += 1
+        if not negated:
+            return _class_item(ranges, properties)
+        if not properties:
+            return _class_item(_negate(_clean(ranges)))
+        # A negated union with Unicode properties: any one code point not in it.
+        return _Item(f"(?:(?!{_class_item(ranges, properties).text}){_ANY_ITEM.text})", True)
+
+    def class_char(self) -> int:
+        if self.peek() == "\\":
+            return self.parse_escape()
+        if self.pos >= len(self.pattern):
+            raise self.invalid("missing closing ]")
+        return ord(self.take())

@@ -1,0 +1,334 @@
+"""Prometheus regexes translated for Timestream mean what they mean in Prometheus.
+
+Two real engines decide: RE2 (google-re2, with Prometheus's anchoring ``^(?:re)$``, or
+``^(?s:re)$`` for Prometheus 3 clients) says what Prometheus answers, and Java's
+``java.util.regex`` (tests/java/RegexOracle.java, one JVM per session) says what
+Timestream's ``regexp_like`` answers for the translated pattern. Every pattern of the
+corpus is checked against every tricky string, in both dialects.
+
+Where C++ RE2 (the oracle) and Go's regexp/syntax (what Prometheus runs) disagree,
+Go is the truth; those patterns are listed in GO_REFUSES_RE2_ACCEPTS.
+"""
+import os
+import shutil
+import subprocess
+import threading
+from typing import Dict, List, Sequence
+
+import pytest
+import re2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chalicelib.errors import BadRequest
+from chalicelib.storage.timestream_regex import java_regex
+
+ORACLE = os.path.join(os.path.dirname(__file__), "java", "RegexOracle.java")
+
+STRINGS = [
+    "", "a", "A", "b", "B", "ab", "abc", "ABC", "aB", "ax", "xb", "a)|(b", "aab", "bb",
+    "\n", "a\n", "\na", "a\nb", "\r", "a\r", "\r\n", "\u0085", "\u2028", "\u2029", "a\u2028",
+    "\x0b", "\x0c", "\t", " ", "\x00", "\x7f", "_", "-", "[", "]", "&", "^", "{", "}", ",",
+    "x{,3}", "x", "xx", "xxx", "xxxx", "x{2}", "a.b", "a\\b", "\\", ".", "'", '"',
+    "k", "K", "\u212a", "s", "S", "\u017f", "ss", "SS", "\u00df", "\u1e9e",
+    "i", "I", "\u0130", "\u0131", "\u00b5", "\u03bc", "\u039c", "\u03c2", "\u03c3", "\u03a3",
+    "\u01c4", "\u01c5", "\u01c6", "\u0345", "\u03b9", "\u1fbe", "\u2126", "\u03c9", "\u00e9",
+    "\u00c9", "e\u0301", "\u03b1", "\u0391", "\u0436", "\u0416", "\u05d0", "\u4e2d",
+    "\U0001f600", "\U0001f600\U0001f600", "\U00010400", "\U00010428", "\U0010ffff", "\ue000",
+    "\ud7ff", "0", "9", "42", "\u0663", "\u0969", "\uff11", "\u2170", "\u2160", "a b", "a_b",
+    "foo", "foobar", "bar", "api", "api_http", "apix", "prometheus", "node_exporter:9100",
+    "2xx", "5xx", "GET", "get", "a1", "word word",
+]
+
+CORPUS = [
+    # literals, alternation, anchoring (the issue's escape: a)|(b must not become a|b)
+    "", "a", "abc", "a|b", "a|", "|a", "|", "api.*", "api_.+", "foo|bar", "(foo|bar)",
+    "(?:a|b)c", "a(b|c)", "((a))", "()", "(|)", "a()b", "^a", "a$", "^a$", "^$", "$^", "^",
+    "$", "a^b", "a$b", "\\Aa\\z", "a\\z", "\\A", "\\z", "(a|^b)", "(a$|b)",
+    # Java's $ also matches before a final line terminator
+    "a$\n", "a$\\n", "a$\\s", "a$[\\n\\r]", "a$.", "(?s)a$.", "a\\z\\n", "$\\n", "a$\r",
+    "a$\u0085", "a$\u2028", "a$(\\n)?", "(?m)a$\\n", "(?m)a$\r", "(?ms)a$.", "(?m)a$\u2028",
+    "(?m)a$\u0085.*", "(?ms).*$.*", "(?ms).*^.*", "(?ms)a.^", "(?m)\r^a",
+    # Java syntax that is literal in RE2
+    "x{,3}", "x{,}", "x{", "x{a}", "{", "}", "{}", "x{01}", "x{2", "a{2,", "a{,", "a}",
+    "[[]", "[]]", "[]a]", "[^]a]", "[a&&b]", "[a&&[b]]", "[&]", "[&&]", "a&&b", "[a-]",
+    "[-a]", "[a-c-e]", "[--/]", "[\\]]", "[\\[]", "[\\-]", "[\\^]", "[^^]", "[a^]",
+    "[:alpha:]", "[[:alpha:]]", "[[:^alpha:]]", "[[:word:]]+", "[[:space:]]", "[[:punct:]]",
+    "[[:upper:][:digit:]]", "[[:xdigit:]]+", "[[:print:]]", "[[:graph:]]", "[[:cntrl:]]",
+    "[[:blank:]]", "[[:ascii:]]", "[[:alnum:]]", "[[:lower:]]", "[[:^space:]]", "[[:]",
+    "[[:a]", "#", "a#b", " ", "a b", "'", "a'b", "\"", "\\'",
+    # escapes
+    "\\.", "a\\.b", "\\\\", "\\-", "\\_", "\\ ", "\\#", "\\&", "\\~", "\\n", "\\r", "\\t",
+    "\\f", "\\v", "\\a", "\\x41", "\\x{41}", "\\x{1F600}", "\\x{10FFFF}", "\\x{0}", "\\0",
+    "\\00", "\\012", "\\101", "\\12", "\\0101", "\\Qa.b\\E", "\\Qa.b", "\\Q\\E", "\\Qa\\E+",
+    "\\Q[\\E", "a\\Q|\\Eb", "\\Q\\\\E",
+    # Perl classes: ASCII in RE2 (Java's \s adds \x0B)
+    "\\d", "\\d+", "\\D", "\\s", "\\S", "\\w", "\\w+", "\\W", "[\\d]", "[\\D]", "[^\\d]",
+    "[\\s\\d]", "[^\\s]", "[\\w-]+", "[\\d-z]", "\\d\\s\\w",
+    # dot and line terminators
+    ".", ".*", ".+", "a.c", "..", "(?s).", "(?s).*", "(?-s).", "(?s:.)", "(?-s:.)",
+    "(?s)a.(?-s).", "[^a]", "[^\\n]", "[^x]+", "a.*", ".*a.*",
+    # case folding: Unicode simple folding in RE2, ASCII-only in Java without UNICODE_CASE
+    "(?i)a", "(?i)abc", "(?i)k", "(?i)K", "(?i)s", "(?i)\u00df", "(?i)\u1e9e", "(?i)i",
+    "(?i)\u0130", "(?i)\u0131", "(?i)\u03c3", "(?i)\u03a3", "(?i)\u00b5", "(?i)\u03bc",
+    "(?i)\u01c5", "(?i)\u0345", "(?i)\u2126", "(?i)\u03c9", "(?i)\u00e9", "(?i)\U00010400",
+    "(?i)[a-z]", "(?i)[k]", "(?i)[^k]", "(?i)[^a-z]", "(?i)[\u00e0-\u00ff]", "(?i)[a-z]+",
+    "(?i)\\w", "(?i)\\W", "(?i)[[:lower:]]", "(?i)[[:^upper:]]", "(?i)[^[:lower:]]",
+    "(?i)get|post", "a(?i)b", "(?i)a(?-i)b", "(?i:a)b", "a(?i:b)c", "((?i)a)b", "(?i)a|b",
+    "a(?i)b|c", "(?i)\\x{212A}", "(?i)\\Qk\\E", "(?i).", "(?i)[\\x{0}-\\x{10FFFF}]",
+    # multi-line: RE2's lines end at \n only
+    "(?m)^a", "(?m)a$", "(?m)^a$", "(?m)^$", "(?m)^", "(?m)$", "(?m)a$\\n^b", "(?m:^a)",
+    "(?m)\\Aa\\z", "(?-m)^a$", "(?ms)^a.b$", "(?m).$",
+    # word boundaries: ASCII in RE2
+    "\\b", "\\B", "\\ba", "a\\b", "\\bword\\b", "\\Bb", "a\\B", ".*\\b.*", "\\b\u00e9",
+    "\u00e9\\b", "\\B\u00e9", ".\\b.", ".\\B.",
+    # repetition
+    "a*", "a+", "a?", "a*?", "a+?", "a??", "a{2}", "a{2,}", "a{2,3}", "a{0}", "a{0,0}",
+    "a{0,1}", "a{1000}", "x{2}", "x{1,2}", "(ab)*", "(ab)+", "(a|b)*c", "(a*)*", "(a*)+",
+    "(a?)*", "(a*)*b", "(?:a{2}){3}", "(a{10}){100}", "a*(?i)*", "(?U)a+", "(?U)a+?",
+    "(?U:a*)b", "a*\\Q\\E*", "^*", "$+", "\\b*", "(?:^)*a", "(?m)(?:^a)+", ".{2}", ".{0,3}",
+    "[ab]{2,3}", "(?s).{1,2}", "x{2}{,3}",
+    # groups and flags
+    "(?P<name>a)", "(?P<n1>a)|(?P<n2>b)", "(?<name>a)", "(?P<a_1>x)+", "(?:)", "(?i)",
+    "(?)", "(?i-s)a.", "(?s-i)A.", "(?i-i)a", "(?U-U)a*", "(a)(?i)b", "(a(?i)b)c",
+    # Unicode classes
+    "\\pL", "\\pL+", "\\PL", "\\p{L}", "\\p{Lu}", "\\p{Ll}", "\\p{Lt}", "\\pN", "\\p{Nd}",
+    "\\p{Nl}", "\\pM", "\\pP", "\\pS", "\\pZ", "\\p{Zs}", "\\pC", "\\PC", "\\p{Cc}", "\\p{Co}",
+    "\\p{Greek}", "\\P{Greek}", "\\p{^Greek}", "\\P{^Greek}", "\\p{Latin}+", "\\p{Han}",
+    "\\p{Cyrillic}", "\\p{Hebrew}", "\\p{Common}", "\\p{Any}", "\\P{Any}", "\\p{^Any}",
+    "[\\pL]", "[^\\pL]", "[\\pL\\d]", "[^\\pL\\d]", "[\\PL]", "[^\\PL]", "[\\pC]", "[^\\pC]",
+    "[\\p{Greek}a]", "[^\\p{Greek}a]", "[\\p{Lu}\\p{Nd}_]+", "[\\p{Any}]", "[^\\p{Any}]",
+    "\\pN\\PN", "[\\pN-]",
+    # astral characters and surrogates
+    "\U0001f600", "\U0001f600+", "[\U0001f600]", "[\U0001f600-\U0001f64f]", "[^a]{2}",
+    ".{2}", "\\x{D800}", "[\\x{D000}-\\x{E000}]", "[^\\x{D800}-\\x{DFFF}]", "\\x{D83D}",
+    "\\x{D83D}\\x{DE00}", "[\\x{D83D}][\\x{DE00}]", ".\\x{DE00}", "[\\x{D800}-\\x{DBFF}].*",
+    "\\x{D83D}.", "[\\x{D83D}\\x{DE00}]+",
+    # classes with escapes
+    "[\\n]", "[\\x41-\\x43]", "[\\x{1F600}]", "[\\0-\\x{1F}]", "[\\.]", "[.]", "[*+?]",
+    "[$^]", "[|]", "[(]", "[)]", "[{]", "[\\\\]", "[a\\-z]", "[\\t\\v]", "[\u00e9]",
+    # everyday Prometheus matchers
+    "prometheus|node_exporter:.*", "api_http_requests_total", "(5|4)xx", "[45]xx",
+    "GET|POST|PUT", ".*_total", "node_.*", "foo.*bar", "(?i)prometheus", ".+:9100",
+]
+
+GO_REFUSES = [
+    # unbalanced groups: the anchoring must not be escapable
+    "a)|(b", ")", "(", "a)", "(a", "(?:a", "((a)", "a))(b",
+    # invalid escapes
+    "\\", "a\\", "\\Z", "\\1", "\\8", "\\9", "\\e", "\\g", "\\h", "\\u0041", "\\c", "\\k<n>",
+    "\\x", "\\x4", "\\xZZ", "\\x{}", "\\x{110000}", "\\x{41", "\\N", "\\G", "\\R", "\\X",
+    "\\y", "\\\u00e9", "[\\b]", "[\\B]", "[\\A]", "[\\z]", "[\\Q]", "[\\1]",
+    # repetition
+    "*", "+", "?", "a**", "a*+", "a++", "a?+", "a*?*", "a{2}{3}", "a{2}*", "{2}", "x|*",
+    "(*)", "(?i)*", "a{1001}", "a{2,1001}", "a{1001,}", "a{3,2}", "a{100000000}",
+    "(a{100}){11}", "((a{10}){10}){11}", "(a{2,}){501}", "((a{500}){0,}){3}",
+    "((a{500})*){3}", "((a{500}){1}){3}",
+    # classes
+    "[", "[a", "[]", "[^]", "[^", "[b-a]", "[a-\\d]", "[[:foo:]]", "[[:^foo:]]", "[[::]]",
+    "\\p", "\\p{", "\\p{Greek", "\\p{Foo}", "\\pX", "\\p{greek}", "\\p{}", "\\p{Cn}",
+    "\\p{LC}", "[\\p{Foo}]",
+    # Perl syntax RE2 has not
+    "(?=a)", "(?!a)", "(?<=a)", "(?<!a)", "(?>a)", "(?#c)", "(?x)a", "(?P=n)", "(?P>n)",
+    "(?-)", "(?i-)", "(?--i)", "(?i-:a)", "(?P<>a)", "(?P<n-1>a)", "(?<n", "(?P<n",
+    "(?'n'a)", "(?u)a", "(?a)", "(?", "(?i", "(?i:",
+]
+
+# Go refuses them, C++ RE2 (the test oracle) accepts them: Go is what Prometheus runs.
+GO_REFUSES_RE2_ACCEPTS = ["\\C"]  # any byte
+
+# Go accepts them (its repeatIsValid does not look inside x{0}), C++ RE2 refuses them.
+GO_ACCEPTS_RE2_REFUSES = {"((a{500}){0}){3}": ["", "a", "a" * 500]}  # -> matches "" only
+
+
+@pytest.mark.parametrize("pattern,values", sorted(GO_ACCEPTS_RE2_REFUSES.items()))
+def test_what_go_accepts_and_cpp_re2_refuses_is_translated(java_oracle, pattern, values):
+    with pytest.raises(re2.error):
+        re2.compile(pattern)
+    [answer] = java_oracle.find([(java_regex(pattern), values)])
+    assert answer == "1" + "0" * (len(values) - 1)
+
+
+# Go accepts them, but Java cannot be made to mean the same: refused with 400.
+REFUSED_FOR_TIMESTREAM = [
+    "(?i)\\pL", "(?i)\\p{Greek}", "(?i)[\\pL]", "(?i)\\PL", "\\p{Adlam}", "\\p{Vithkuqi}",
+    "(" * (201) + ")" * 201,
+]
+
+
+class JavaOracle:
+    """One JVM running RegexOracle.java: regexp_like's answers for batches of patterns."""
+
+    def __init__(self) -> None:
+        java = shutil.which("java")
+        if java is None:
+            pytest.fail("`java` is needed (apt-get install openjdk-17-jre-headless; .ci/run does)")
+        self.process = subprocess.Popen([java, "-Xss8m", ORACLE], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, encoding="ascii")
+
+    @staticmethod
+    def _token(text: str) -> str:
+        return "x" + text.encode("utf-8").hex()
+
+    def find(self, cases: Sequence[tuple]) -> List[str]:
+        """For each (java_pattern, values): one '1'/'0' per value, or 'E…' if it does not
+        compile."""
+        lines = [" ".join([self._token(p)] + [self._token(v) for v in values]) + "\n"
+                 for p, values in cases]
+
+        def write() -> None:
+            self.process.stdin.writelines(lines)
+            self.process.stdin.flush()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        answers = [self.process.stdout.readline().rstrip("\n") for _ in lines]
+        writer.join()
+        return answers
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def java_oracle():
+    oracle = JavaOracle()
+    yield oracle
+    oracle.close()
+
+
+def prometheus_matches(pattern: str, values: Sequence[str], dot_all: bool) -> str:
+    """What Prometheus answers: the whole value must match (^(?:re)$), and for
+    Prometheus 3 ``.`` also matches ``\\n`` (^(?s:re)$). The anchoring is done by RE2
+    itself rather than by pasting text, which would let ``a)|(b`` escape it and an
+    unterminated ``\\Q`` swallow it (Prometheus 2.x refuses ``\\Qa``; 3.x, which parses
+    before anchoring, takes it as the literal ``a``: so does the translation)."""
+    options = re2.Options()
+    options.dot_nl = dot_all
+    compiled = re2.compile(pattern, options)
+    return "".join("1" if compiled.fullmatch(value) else "0" for value in values)
+
+
+def compare(java_oracle, patterns: Sequence[str], values: Sequence[str], dot_all: bool
+            ) -> Dict[str, str]:
+    """Patterns (accepted by RE2) whose translation answers differently, with the values."""
+    translated = [(p, java_regex(p, dot_all)) for p in patterns]
+    answers = java_oracle.find([(java, values) for _, java in translated])
+    wrong = {}
+    for (pattern, java), answer in zip(translated, answers):
+        expected = prometheus_matches(pattern, values, dot_all)
+        if answer != expected:
+            diff = [repr(v) for v, a, e in zip(values, answer, expected) if a != e]
+            wrong[pattern] = f"{java} -> {answer[:80]} vs RE2 {expected}: {diff[:6]}"
+    return wrong
+
+
+@pytest.mark.parametrize("dot_all", [False, True], ids=["prometheus2", "prometheus3"])
+def test_corpus_means_in_java_what_it_means_in_re2(java_oracle, dot_all):
+    assert compare(java_oracle, CORPUS, STRINGS, dot_all) == {}
+
+
+def test_corpus_is_accepted_by_re2_and_translated():
+    for pattern in CORPUS:
+        re2.compile(pattern)  # the corpus holds valid RE2 only
+        java = java_regex(pattern)
+        assert java.startswith("\\A(?:") and java.endswith(")\\z")
+        # Plain ASCII without quotes: nothing in it reaches SQL unescaped.
+        assert java.isascii() and "'" not in java and "\n" not in java, pattern
+
+
+@pytest.mark.parametrize("pattern", GO_REFUSES)
+def test_what_go_refuses_is_a_400(pattern):
+    with pytest.raises(re2.error):
+        re2.compile(pattern)
+    with pytest.raises(BadRequest, match="invalid regex"):
+        java_regex(pattern)
+
+
+@pytest.mark.parametrize("pattern", GO_REFUSES_RE2_ACCEPTS)
+def test_what_go_refuses_and_cpp_re2_accepts_is_a_400(pattern):
+    with pytest.raises(BadRequest, match="invalid regex"):
+        java_regex(pattern)
+
+
+@pytest.mark.parametrize("pattern", REFUSED_FOR_TIMESTREAM)
+def test_what_java_cannot_mean_is_a_400(pattern):
+    re2.compile(pattern)  # valid RE2 ...
+    with pytest.raises(BadRequest, match="cannot be evaluated by Timestream"):
+        java_regex(pattern)  # ... but no Java pattern is known to mean the same
+
+
+def test_escaping_the_anchoring_is_refused_not_reinterpreted(java_oracle):
+    # '^(?:a)|(b)\z' would select "ab", "ax" and "xb".
+    with pytest.raises(BadRequest, match="unexpected \\)"):
+        java_regex("a)|(b")
+    [answer] = java_oracle.find([(java_regex("a|b"), ["ab", "ax", "xb", "a", "b"])])
+    assert answer == "00011"
+
+
+def test_issue_examples_mean_what_prometheus_means(java_oracle):
+    """The constructs issue 8 names, each on the string that shows the difference."""
+    cases = [  # pattern, values, Prometheus 2.x answers
+        ("x{,3}", ["x{,3}", "x", "xxx"], "100"),
+        ("[[]", ["["], "1"),
+        ("[a&&b]", ["&", "a", "b", "c"], "1110"),
+        ("\\v", ["\x0b", "\n"], "10"),
+        ("\\s", ["\x0b", " ", "\t"], "011"),
+        ("(?i)k", ["K", "k", "\u212a"], "111"),
+        ("(?i)i", ["I", "\u0130", "\u0131"], "100"),
+        (".", ["\r", "\u0085", "\u2028", "\u2029", "\n"], "11110"),
+        ("a$", ["a", "a\n"], "10"),
+        ("\\b\u00e9", ["\u00e9"], "0"),
+        ("(?U)a+", ["aaa"], "1"),
+        ("(?P<name>a)", ["a"], "1"),
+        ("\\d", ["\u0663", "3"], "01"),
+        (".", ["\U0001f600"], "1"),
+    ]
+    answers = java_oracle.find([(java_regex(p), values) for p, values, _ in cases])
+    assert answers == [expected for _, _, expected in cases]
+    for pattern, values, expected in cases:
+        assert prometheus_matches(pattern, values, False) == expected, pattern
+
+
+def test_dot_all_follows_the_client_dialect(java_oracle):
+    answers = java_oracle.find([(java_regex("a.b", False), ["a\nb", "a\rb"]),
+                                (java_regex("a.b", True), ["a\nb", "a\rb"]),
+                                (java_regex("(?-s)a.b", True), ["a\nb", "a\rb"])])
+    assert answers == ["01", "11", "01"]
+
+
+def test_every_translation_compiles_in_java(java_oracle):
+    answers = java_oracle.find([(java_regex(p, d), []) for p in CORPUS for d in (False, True)])
+    assert [a for a in answers if a.startswith("E")] == []
+
+
+# Random patterns from RE2's building blocks, checked the same way.
+_PIECES = ["a", "b", "k", "K", "s", "\u00df", "\u00e9", "\U0001f600", "\n", "\r", "_", "-",
+           ".", "^", "$", "|", "(", ")", "(?:", "(?i)", "(?s)", "(?m)", "(?-s)", "(?i:",
+           "*", "+", "?", "{2}", "{1,2}", "{,2}", "{", "}", "[", "]", "[^", "\\d", "\\s",
+           "\\w", "\\W", "\\b", "\\B", "\\pL", "\\PN", "[[:alpha:]]", "\\Q", "\\E", "\\.",
+           "&&", "\\x{212A}", "\\z", "\\A", ":", "0"]
+_VALUE_CHARS = "abkKs\u00df\u00e9\U0001f600\n\r_-. 0\u212a\u017f\u0663A["
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern=st.lists(st.sampled_from(_PIECES), max_size=8).map("".join),
+       values=st.lists(st.text(_VALUE_CHARS, max_size=5), min_size=1, max_size=6),
+       dot_all=st.booleans())
+def test_random_patterns_agree_or_are_refused(java_oracle, pattern, values, dot_all):
+    try:
+        re2.compile(pattern)
+        re2_accepts = True
+    except re2.error:
+        re2_accepts = False
+    try:
+        java_regex(pattern, dot_all)
+    except BadRequest as exc:
+        # Refused: RE2 refuses it too, or Go does (nested repetition), or Java cannot.
+        assert (not re2_accepts or "nested repetition" in str(exc)
+                or "cannot be evaluated by Timestream" in str(exc)), str(exc)
+        return
+    assert re2_accepts, f"{pattern!r} translated though RE2 refuses it"
+    values = values + STRINGS[:20]
+    assert compare(java_oracle, [pattern], values, dot_all) == {}
