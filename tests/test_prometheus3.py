@@ -104,12 +104,7 @@ def test_invalid_utf8_in_a_label_name_is_400(client):
 @pytest.mark.parametrize("user_agent,matches", [
     ("Prometheus/3.0.0", True), ("Prometheus/3.5.0", True), ("Prometheus/2.42.0", False),
     ("Prometheus/2.55.1", False), (None, True)])
-def test_dot_matches_newline_as_the_asking_prometheus_does(request, client, backend,
-                                                          user_agent, matches):
-    if backend.wire is not None and matches:
-        # The Timestream SQL translation reads matcher.dot_all once it lands (issue 8, item 6).
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="timestream_sql.regex_literal does not read matcher.dot_all yet"))
+def test_dot_matches_newline_as_the_asking_prometheus_does(client, user_agent, matches):
     write_v1(client, write_request(({"__name__": "m", "path": "a\nb"}, [(1, 1.0)]),
                                    ({"__name__": "m", "path": "ab"}, [(1, 2.0)])))
     expected = [{"__name__": "m", "path": "a\nb"}] if matches else []

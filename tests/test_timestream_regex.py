@@ -332,3 +332,9 @@ def test_random_patterns_agree_or_are_refused(java_oracle, pattern, values, dot_
     assert re2_accepts, f"{pattern!r} translated though RE2 refuses it"
     values = values + STRINGS[:20]
     assert compare(java_oracle, [pattern], values, dot_all) == {}
+
+
+def test_a_lone_surrogate_in_the_pattern_is_invalid_utf8():
+    # Go reads the pattern as UTF-8; Python strings can carry what UTF-8 cannot.
+    with pytest.raises(BadRequest, match="invalid UTF-8"):
+        java_regex("a\ud800")

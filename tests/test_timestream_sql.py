@@ -2,6 +2,7 @@
 columns a read names."""
 import pytest
 
+from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query
 from chalicelib.storage.timestream_sql import (Measure, identifier, literal, matcher_condition,
@@ -15,10 +16,14 @@ def test_identifiers_and_literals_are_escaped():
     assert literal("back\\slash\nnewline") == "'back\\slash\nnewline'"
 
 
-def test_regexes_are_anchored_like_prometheus():
-    assert regex_literal("api.*") == "'^(?:api.*)\\z'"
-    assert regex_literal("(?i)a|b") == "'^(?i)(?:a|b)\\z'"
-    assert regex_literal("it's") == "'^(?:it''s)\\z'"
+def test_regexes_are_translated_to_java_and_anchored_like_prometheus():
+    # What the patterns mean in Java is tested against a real JVM in test_timestream_regex.
+    assert regex_literal("api.*") == "'\\A(?:api[\\x{0}-\\x{9}\\x{B}-\\x{10FFFF}]*)\\z'"
+    assert regex_literal("api.*", dot_all=True) == "'\\A(?:api[\\x{0}-\\x{10FFFF}]*)\\z'"
+    assert regex_literal("(?i)a|b") == "'\\A(?:[Aa]|[Bb])\\z'"
+    assert regex_literal("it's") == "'\\A(?:it\\x{27}s)\\z'"
+    with pytest.raises(BadRequest, match="unexpected"):
+        regex_literal("a)|(b")
 
 
 @pytest.mark.parametrize("matcher,sql", [
@@ -26,10 +31,10 @@ def test_regexes_are_anchored_like_prometheus():
     ((0, "job", ""), '"job" IS NULL'),
     ((1, "job", ""), '"job" IS NOT NULL'),
     ((1, "job", "a"), '("job" IS NULL OR NOT "job" = \'a\')'),
-    ((2, "job", "a.*"), '("job" IS NOT NULL AND regexp_like("job", \'^(?:a.*)\\z\'))'),
-    ((2, "job", "a|"), '("job" IS NULL OR regexp_like("job", \'^(?:a|)\\z\'))'),
-    ((3, "job", "a"), '("job" IS NULL OR NOT regexp_like("job", \'^(?:a)\\z\'))'),
-    ((3, "job", ".*"), '("job" IS NOT NULL AND NOT regexp_like("job", \'^(?:.*)\\z\'))'),
+    ((2, "job", "a.*"), '("job" IS NOT NULL AND regexp_like("job", \'\\A(?:a[\\x{0}-\\x{9}\\x{B}-\\x{10FFFF}]*)\\z\'))'),
+    ((2, "job", "a|"), '("job" IS NULL OR regexp_like("job", \'\\A(?:a|)\\z\'))'),
+    ((3, "job", "a"), '("job" IS NULL OR NOT regexp_like("job", \'\\A(?:a)\\z\'))'),
+    ((3, "job", ".*"), '("job" IS NOT NULL AND NOT regexp_like("job", \'\\A(?:[\\x{0}-\\x{9}\\x{B}-\\x{10FFFF}]*)\\z\'))'),
 ])
 def test_matcher_conditions_handle_absent_labels(matcher, sql):
     assert matcher_condition(Matcher.of(*matcher), matcher[1], nullable=True) == sql

@@ -2,9 +2,8 @@
 
 - Identifiers are double-quoted (``"`` doubled) and string literals single-quoted
   (``'`` doubled): no label name or value can change the statement.
-- Regexes are anchored as Prometheus anchors them; ``regexp_like`` alone is a
-  *contains* match. ``\\z`` (end of input) is used rather than ``$``, which in
-  Java also matches before a final newline.
+- Regexes are translated to Java patterns with the same meaning, anchored
+  (timestream_regex); ``regexp_like`` alone is a *contains* match.
 - An empty value is an absent label, and an absent dimension reads as NULL, so
   each matcher says explicitly whether NULL rows are selected.
 - Reads scale with series, not samples: each series comes back as one row per hour
@@ -17,9 +16,10 @@
 """
 from typing import FrozenSet, Iterable, List, NamedTuple, Sequence
 
-from chalicelib.matchers import Matcher, MatchType, anchored_source
+from chalicelib.matchers import Matcher, MatchType
 from chalicelib.model import Query
 from chalicelib.storage.timestream_records import dimension_name
+from chalicelib.storage.timestream_regex import java_regex
 
 SAMPLES_COLUMN = "ts_samples"  # "ts_" names cannot be dimensions: no clash with labels
 VALUE_COLUMN = "measure_value::double"
@@ -43,9 +43,9 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def regex_literal(pattern: str) -> str:
-    """A Prometheus regex as an anchored regexp_like pattern literal."""
-    return literal("^" + anchored_source(pattern) + "\\z")
+def regex_literal(pattern: str, dot_all: bool = False) -> str:
+    """A Prometheus regex as the regexp_like pattern literal that means the same."""
+    return literal(java_regex(pattern, dot_all))
 
 
 def matcher_condition(matcher: Matcher, column: str, nullable: bool) -> str:
@@ -54,7 +54,7 @@ def matcher_condition(matcher: Matcher, column: str, nullable: bool) -> str:
     if matcher.type in (MatchType.EQ, MatchType.NEQ):
         test = f"{col} = {literal(matcher.value)}"
     else:
-        test = f"regexp_like({col}, {regex_literal(matcher.value)})"
+        test = f"regexp_like({col}, {regex_literal(matcher.value, matcher.dot_all)})"
     if matcher.type in (MatchType.NEQ, MatchType.NRE):
         test = f"NOT {test}"
     if matcher.type is MatchType.EQ and matcher.value == "":
