@@ -71,6 +71,21 @@ class SeriesIndex:
             self.max_id = series_id
 
 
+def store_failure(exc: sqlite3.Error, path: str) -> BackendUnavailable:
+    """A 503 (Prometheus retries) whose message names the cause."""
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    if code.startswith("SQLITE_FULL"):
+        cause = f"disk full: no space left for {path}"
+    elif code.startswith("SQLITE_IOERR"):
+        cause = f"I/O error writing {path} (disk full, file size limit or failing disk?)"
+    elif code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        cause = f"busy: another writer held {path} too long"
+    else:
+        cause = f"failed on {path}"
+    return BackendUnavailable(f"embedded store {cause} [{code or type(exc).__name__}: {exc}]; "
+                              "nothing of this request was stored, retry later")
+
+
 class SQLiteStore:
     """Durable embedded store in ``data_dir``."""
 
@@ -100,7 +115,11 @@ class SQLiteStore:
             self._index.load(self._conn())
 
     def write(self, series: Sequence[Series]) -> WriteResult:
-        """Store every sample of ``series``; duplicates (same series and time) are kept once."""
+        """Store every sample of ``series``; duplicates (same series and time) are kept once.
+
+        All or nothing: on any failure (disk full, I/O error, lock timeout) nothing of
+        the request is stored and the in-memory index is untouched (it only ever learns
+        ids that are committed), so a retry can never file samples under a dead id."""
         if not series:
             return WriteResult(0)
         conn = self._conn()
@@ -120,26 +139,31 @@ class SQLiteStore:
                         zip(series_ids, timestamps, bits))
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
-                    with self._index_lock:  # it may hold ids of rolled-back series
-                        self._index = SeriesIndex()
+                    # SQLite may have rolled back already (SQLITE_FULL, IOERR do).
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
-        except sqlite3.OperationalError as exc:  # locked, disk full, I/O: retryable
-            raise BackendUnavailable(f"embedded store unavailable: {exc}") from None
+            self._refresh()  # the series this write added, now committed
+        except sqlite3.Error as exc:
+            raise store_failure(exc, self.path) from None
         return WriteResult(sample_count(series))
 
     def _series_ids(self, conn: sqlite3.Connection, series: Sequence[Series]) -> List[int]:
-        """Ids of ``series``, inserting new ones (inside the caller's transaction)."""
+        """Ids of ``series``, inserting new ones (inside the caller's transaction, which
+        holds the write lock). New ids stay local until the transaction commits."""
         index = self._index
         missing = [s.labels for s in series if s.labels not in index.ids]
-        if missing:
-            conn.executemany(
-                "INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)",
-                ((metric_name(labels), json.dumps(labels, ensure_ascii=False))
-                 for labels in dict.fromkeys(missing)))
-            self._refresh()
-            index = self._index
-        return [index.ids[s.labels] for s in series]
+        if not missing:
+            return [index.ids[s.labels] for s in series]
+        conn.executemany(
+            "INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)",
+            ((metric_name(labels), json.dumps(labels, ensure_ascii=False))
+             for labels in dict.fromkeys(missing)))
+        # Every row past the index's last id: ours, or committed by another process.
+        added = {tuple(tuple(pair) for pair in json.loads(text)): series_id
+                 for series_id, text in conn.execute(
+                     "SELECT id, labels FROM series WHERE id > ?", (index.max_id,))}
+        return [index.ids.get(s.labels) or added[s.labels] for s in series]
 
     def read(self, query: Query, sample_limit: int) -> List[Series]:
         """Series matching ``query`` with their samples in range, sorted by labels."""
