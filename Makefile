@@ -64,4 +64,5 @@ package: $(VENV)/.dev
 ## policies: IAM policies for STAGE, ACCOUNT and REGION into out/policies.
 policies: $(VENV)/.dev
 	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1"; exit 2; }
-	$(BIN)/python -m deploy.policies --stage $(STAGE) --account $(ACCOUNT) --region $(REGION)
+	$(BIN)/python -m deploy.policies --stage $(STAGE) --account $(ACCOUNT) --region $(REGION) \
+		$(if $(SECRET_ARN),--secret-arn $(SECRET_ARN))

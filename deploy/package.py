@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 
+from deploy import influxdb
 from deploy.stage import ROOT, Stage, load_stage
 
 LOG_LEVELS = ["info", "debug", "warn", "error"]
@@ -157,7 +158,10 @@ def package(stage_name: str, out_dir: str) -> str:
                               f"{stage_name}-merge-template.json")
     os.makedirs(os.path.dirname(merge_path), exist_ok=True)
     with open(merge_path, "w") as handle:
-        json.dump(merge_template(stage), handle, indent=2)
+        template = merge_template(stage)
+        if stage.backend == "influxdb":
+            template = influxdb.adapt_merge_template(stage, template)
+        json.dump(template, handle, indent=2)
     chalice = os.path.join(os.path.dirname(sys.executable), "chalice")
     subprocess.run([chalice, "package", "--stage", stage_name, "--pkg-format", "cloudformation",
                     "--template-format", "yaml", "--merge-template", merge_path, out_dir],

@@ -18,6 +18,7 @@ import os
 import re
 from typing import Dict
 
+from deploy import influxdb
 from deploy.stage import ROOT, Stage, load_stage
 
 VERSION = "2012-10-17"
@@ -106,13 +107,35 @@ POLICIES = {
 }
 
 
-def generate(stage: Stage, account: str, region: str) -> Dict[str, dict]:
-    """Every policy, by file name; ValueError on a malformed account or region."""
+def generate(stage: Stage, account: str, region: str,
+             secret_arn: str = "") -> Dict[str, dict]:
+    """Every policy, by file name; ValueError on a malformed account or region (or, for an
+    InfluxDB stage, secret ARN)."""
     if not ACCOUNT.match(account):
         raise ValueError(f"ACCOUNT must be a 12-digit AWS account id, got {account!r}")
     if not REGION.match(region):
         raise ValueError(f"REGION must be an AWS region such as us-east-1, got {region!r}")
+    if stage.backend == "influxdb":
+        return influxdb_policies(stage, account, region, secret_arn)
     return {name: build(stage, account, region) for name, build in POLICIES.items()}
+
+
+def influxdb_policies(stage: Stage, account: str, region: str, secret_arn: str) -> dict:
+    """A Timestream for InfluxDB stage: the function's role reads the one secret and attaches
+    to the VPC; Prometheus sends no AWS keys, so there is no Prometheus user policy.
+    With account and region ``*`` (the .chalice file for `chalice deploy`) and no
+    secret ARN, the secret is left as a wildcard to replace with ``make policies``' output."""
+    if account == "*" and not secret_arn:
+        secret = "arn:aws:secretsmanager:*:*:secret:*"
+    else:
+        secret = influxdb.check_secret_arn(secret_arn, account, region)
+    deployment = deployment_policy(stage, account, region)
+    deployment["Statement"] += influxdb.deployment_statements()
+    return {
+        "execution-policy.json": influxdb.execution_policy(
+            execution_policy(stage, account, region)["Statement"], secret, account, region),
+        "deployment-policy.json": deployment,
+    }
 
 
 def dumps(policy: dict) -> str:
@@ -124,10 +147,12 @@ def main() -> None:
     parser.add_argument("--stage", required=True)
     parser.add_argument("--account", required=True)
     parser.add_argument("--region", required=True)
+    parser.add_argument("--secret-arn", default="",
+                        help="InfluxDB stages: the ARN of the InfluxDB credentials secret")
     parser.add_argument("--out", default=os.path.join(ROOT, "out", "policies"))
     args = parser.parse_args()
     try:
-        policies = generate(load_stage(args.stage), args.account, args.region)
+        policies = generate(load_stage(args.stage), args.account, args.region, args.secret_arn)
     except ValueError as exc:
         parser.error(str(exc))
     os.makedirs(args.out, exist_ok=True)

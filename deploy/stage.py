@@ -19,6 +19,7 @@ class Stage(NamedTuple):
     memory_size: int
     timeout_seconds: int
     policy_file: str
+    backend: str = "timestream"  # or "influxdb" (Timestream for InfluxDB: see deploy/influxdb.py)
 
     @property
     def function_name(self) -> str:
@@ -27,7 +28,7 @@ class Stage(NamedTuple):
 
 
 def load_stage(name: str, config_path: str = CONFIG) -> Stage:
-    """The named stage; ValueError if it is missing or is not a Timestream stage."""
+    """The named stage; ValueError if it is missing or uses neither Timestream backend."""
     with open(config_path) as handle:
         config = json.load(handle)
     stages = config.get("stages", {})
@@ -35,16 +36,19 @@ def load_stage(name: str, config_path: str = CONFIG) -> Stage:
         raise ValueError(f"no stage {name!r} in {config_path}: choose one of {sorted(stages)}")
     stage = stages[name]
     env = {**config.get("environment_variables", {}), **stage.get("environment_variables", {})}
-    if env.get("STORAGE_BACKEND") != "timestream":
-        raise ValueError(f"stage {name!r} does not use Timestream: nothing to deploy")
+    backend = env.get("STORAGE_BACKEND")
+    if backend not in ("timestream", "influxdb"):
+        raise ValueError(f"stage {name!r} does not use Timestream (for LiveAnalytics or for "
+                         "InfluxDB): nothing to deploy")
     return Stage(
         name=name,
         app_name=config["app_name"],
         api_gateway_stage=stage.get("api_gateway_stage", config.get("api_gateway_stage", "api")),
-        database=env["DEFAULT_DATABASE"],
-        table=env["DEFAULT_TABLE"],
+        database=env["DEFAULT_DATABASE" if backend == "timestream" else "INFLUXDB_DATABASE"],
+        table=env.get("DEFAULT_TABLE", ""),
         log_level=env.get("LOG_LEVEL", "info"),
         memory_size=int(stage.get("lambda_memory_size", config.get("lambda_memory_size", 128))),
         timeout_seconds=int(stage.get("lambda_timeout", config.get("lambda_timeout", 60))),
         policy_file=stage.get("iam_policy_file", "policy-%s.json" % name),
+        backend=backend,
     )
