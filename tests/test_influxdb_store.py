@@ -1,7 +1,10 @@
 """The InfluxDB backend on a real influxd: hostile names and values, no InfluxQL injection,
 the shape InfluxDB's own Prometheus endpoint writes, rejected points, batching."""
 import gzip
+import os
+import re
 import struct
+import time
 
 import pytest
 
@@ -13,7 +16,7 @@ from chalicelib.storage import influxdb
 from chalicelib.storage.influxdb_line import series_key, stored_key, stored_tag
 from tests.conftest import write_request
 from tests.influx_env import fresh_store
-from tests.support import post
+from tests.support import ROOT, post
 
 HOSTILE = [
     "a,b", "a b", "a=b", "a\\b", "a\\", "\\", "a\\,b", "a\\ b", "a\\=b", "a\\\\", "two\nlines",
@@ -165,3 +168,27 @@ def test_sample_limit_stops_a_chunked_read(influx_server):
                                                      25_000)) == 25_000
     with pytest.raises(Exception, match="more than 24999 samples"):
         store.read(query((0, "__name__", "many")), 24_999)
+
+
+def readme() -> str:
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        return handle.read()
+
+
+def test_readme_states_the_tested_local_command():
+    # tests/test_e2e_prometheus.py runs this command with these variables (ports aside).
+    assert "STORAGE_BACKEND=influxdb INFLUXDB_URL=http://127.0.0.1:8086 " \
+           "INFLUXDB_DATABASE=prometheus make run" in readme()
+
+
+def test_readme_verification_sample_reads_back_through_the_connector(influx_server):
+    store = fresh_store(influx_server)
+    line = re.search(r'--data-binary "([^"]+)"', readme()).group(1)
+    now = int(time.time())
+    assert influx_server.write_lines(store.client.database, line.replace("$(date +%s)", str(now)),
+                                     precision="s") == 204
+    [found] = store.read(query((0, "__name__", "prometheus_temperature"),
+                               start=(now - 1) * 1000, end=(now + 1) * 1000), 10)
+    assert found.labels == labels(__name__="prometheus_temperature", instance="localhost:9090",
+                                  job="prometheus")
+    assert list(found.values) == [98.76] and list(found.timestamps) == [now * 1000]
