@@ -61,8 +61,10 @@ clean:
 package: $(VENV)/.dev
 	$(BIN)/python -m deploy.package --stage $(STAGE)
 
-## policies: IAM policies for STAGE, ACCOUNT and REGION into out/policies.
+## policies: IAM policies for STAGE, ACCOUNT and REGION into out/policies, and the execution
+## policy into .chalice/policy-STAGE.json (what chalice deploy attaches). STACK_NAME: the
+## `sam deploy --stack-name` the deployment policy covers (default PrometheusTimestreamConnector).
 policies: $(VENV)/.dev
-	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1"; exit 2; }
+	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1 [STACK_NAME=...]"; exit 2; }
 	$(BIN)/python -m deploy.policies --stage $(STAGE) --account $(ACCOUNT) --region $(REGION) \
-		$(if $(SECRET_ARN),--secret-arn $(SECRET_ARN))
+		$(if $(SECRET_ARN),--secret-arn $(SECRET_ARN)) $(if $(STACK_NAME),--stack-name $(STACK_NAME))

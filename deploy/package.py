@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 
+from chalicelib.storage.timestream_iam import ANY, TABLE, actions_on
 from deploy import influxdb
 from deploy.stage import ROOT, Stage, load_stage
 
@@ -93,9 +94,8 @@ def execution_policy_document() -> dict:
         {"Effect": "Allow",
          "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
          "Resource": [_sub(log_group), _sub(log_group + ":*")]},
-        {"Effect": "Allow", "Action": ["timestream:WriteRecords", "timestream:Select"],
-         "Resource": _sub(table)},
-        {"Effect": "Allow", "Action": ["timestream:DescribeEndpoints"], "Resource": "*"},
+        {"Effect": "Allow", "Action": actions_on(TABLE), "Resource": _sub(table)},
+        {"Effect": "Allow", "Action": actions_on(ANY), "Resource": "*"},
     ]}
 
 

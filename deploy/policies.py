@@ -9,8 +9,10 @@ writes ``out/policies/``:
 - ``deployment-policy.json``: the user who runs ``chalice deploy`` or deploys the
   packaged SAM template (the original connector's list, trimmed to what this stack creates).
 
-With ``--account '*' --region '*'`` it prints the policy kept as
-``.chalice/policy-<stage>.json``, which ``chalice deploy`` attaches to the role.
+It also writes the execution policy to the stage's ``iam_policy_file``
+(``.chalice/policy-<stage>.json``), the file ``chalice deploy`` attaches to the role: what
+``make policies`` prints is what gets deployed. The committed file is the one for
+``--account '*' --region '*'``.
 """
 import argparse
 import json
@@ -18,10 +20,16 @@ import os
 import re
 from typing import Dict
 
+from chalicelib.storage.timestream_iam import ANY, TABLE, actions_on
 from deploy import influxdb
 from deploy.stage import ROOT, Stage, load_stage
 
 VERSION = "2012-10-17"
+STACK_NAME = "PrometheusTimestreamConnector"  # the README's `sam deploy --stack-name`
+# `sam deploy --resolve-s3` creates this stack, holding the artifact bucket
+# aws-sam-cli-managed-default-samclisourcebucket-<random>.
+SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
+STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 ACCOUNT = re.compile(r"^(\d{12}|\*)$")
 REGION = re.compile(r"^([a-z]{2}(-gov)?-[a-z]+-\d|\*)$")
 
@@ -32,12 +40,12 @@ def table_arn(stage: Stage, account: str, region: str) -> str:
 
 
 def timestream_statements(stage: Stage, account: str, region: str) -> list:
+    """What the connector's Timestream calls need (chalicelib/storage/timestream_iam.py)."""
     return [
-        {"Sid": "ReadWriteTheTable", "Effect": "Allow",
-         "Action": ["timestream:WriteRecords", "timestream:Select"],
+        {"Sid": "ReadWriteTheTable", "Effect": "Allow", "Action": actions_on(TABLE),
          "Resource": table_arn(stage, account, region)},
-        {"Sid": "DiscoverEndpoints", "Effect": "Allow",
-         "Action": ["timestream:DescribeEndpoints"], "Resource": "*"},
+        {"Sid": "ActionsWithoutResource", "Effect": "Allow", "Action": actions_on(ANY),
+         "Resource": "*"},
     ]
 
 
@@ -56,8 +64,11 @@ def prometheus_user_policy(stage: Stage, account: str, region: str) -> dict:
     return {"Version": VERSION, "Statement": timestream_statements(stage, account, region)}
 
 
-def deployment_policy(stage: Stage, account: str, region: str) -> dict:
-    """What deploying this stack needs, with chalice deploy or the SAM template."""
+def deployment_policy(stage: Stage, account: str, region: str,
+                      stack_name: str = STACK_NAME) -> dict:
+    """What deploying this stack needs: `chalice deploy` (role and function named after the
+    app), or `sam deploy --stack-name <stack_name> --resolve-s3` (role and function named
+    after the stack, plus SAM's own managed stack and its artifact bucket)."""
     def arn(service: str, resource: str) -> str:
         return f"arn:aws:{service}:{region}:{account}:{resource}"
     prefix = stage.app_name
@@ -76,7 +87,7 @@ def deployment_policy(stage: Stage, account: str, region: str) -> dict:
          "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy",
                     "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole"],
          "Resource": [f"arn:aws:iam::{account}:role/{prefix}-*",
-                      f"arn:aws:iam::{account}:role/{prefix}*-ApiHandlerRole-*"]},
+                      f"arn:aws:iam::{account}:role/{stack_name}-ApiHandlerRole-*"]},
         {"Sid": "Function", "Effect": "Allow",
          "Action": ["lambda:CreateFunction", "lambda:GetFunction",
                     "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionCode",
@@ -84,43 +95,48 @@ def deployment_policy(stage: Stage, account: str, region: str) -> dict:
                     "lambda:RemovePermission", "lambda:GetPolicy", "lambda:TagResource",
                     "lambda:ListTags"],
          "Resource": [arn("lambda", f"function:{prefix}-*"),
-                      arn("lambda", f"function:{prefix}*-APIHandler-*")]},
+                      arn("lambda", f"function:{stack_name}-APIHandler-*")]},
         {"Sid": "Stack", "Effect": "Allow",
          "Action": ["cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet",
                     "cloudformation:ExecuteChangeSet", "cloudformation:DescribeStacks",
                     "cloudformation:DescribeStackEvents", "cloudformation:GetTemplate"],
-         "Resource": [arn("cloudformation", f"stack/{prefix}*/*"),
+         "Resource": [arn("cloudformation", f"stack/{stack_name}/*"),
+                      arn("cloudformation", f"stack/{SAM_MANAGED_STACK}/*"),
                       f"arn:aws:cloudformation:{region}:aws:transform/Serverless-2016-10-31"]},
         {"Sid": "PackageBucket", "Effect": "Allow",
          "Action": ["s3:CreateBucket", "s3:GetObject", "s3:PutObject", "s3:GetBucketLocation",
                     "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:PutBucketTagging",
                     "s3:PutEncryptionConfiguration", "s3:PutBucketVersioning",
                     "s3:PutBucketPublicAccessBlock"],
-         "Resource": ["arn:aws:s3:::aws-sam-cli-managed-default*"]},
+         "Resource": [f"arn:aws:s3:::{SAM_MANAGED_STACK}-samclisourcebucket-*",
+                      f"arn:aws:s3:::{SAM_MANAGED_STACK}-samclisourcebucket-*/*"]},
     ]}
 
 
 POLICIES = {
     "execution-policy.json": execution_policy,
     "prometheus-user-policy.json": prometheus_user_policy,
-    "deployment-policy.json": deployment_policy,
 }
 
 
-def generate(stage: Stage, account: str, region: str,
-             secret_arn: str = "") -> Dict[str, dict]:
-    """Every policy, by file name; ValueError on a malformed account or region (or, for an
-    InfluxDB stage, secret ARN)."""
+def generate(stage: Stage, account: str, region: str, secret_arn: str = "",
+             stack_name: str = STACK_NAME) -> Dict[str, dict]:
+    """Every policy, by file name; ValueError on a malformed account, region or stack name
+    (or, for an InfluxDB stage, secret ARN)."""
     if not ACCOUNT.match(account):
         raise ValueError(f"ACCOUNT must be a 12-digit AWS account id, got {account!r}")
     if not REGION.match(region):
         raise ValueError(f"REGION must be an AWS region such as us-east-1, got {region!r}")
+    if not STACK.match(stack_name):
+        raise ValueError(f"STACK_NAME must be a CloudFormation stack name, got {stack_name!r}")
     if stage.backend == "influxdb":
-        return influxdb_policies(stage, account, region, secret_arn)
-    return {name: build(stage, account, region) for name, build in POLICIES.items()}
+        return influxdb_policies(stage, account, region, secret_arn, stack_name)
+    return {**{name: build(stage, account, region) for name, build in POLICIES.items()},
+            "deployment-policy.json": deployment_policy(stage, account, region, stack_name)}
 
 
-def influxdb_policies(stage: Stage, account: str, region: str, secret_arn: str) -> dict:
+def influxdb_policies(stage: Stage, account: str, region: str, secret_arn: str,
+                      stack_name: str = STACK_NAME) -> dict:
     """A Timestream for InfluxDB stage: the function's role reads the one secret and attaches
     to the VPC; Prometheus sends no AWS keys, so there is no Prometheus user policy.
     With account and region ``*`` (the .chalice file for `chalice deploy`) and no
@@ -129,7 +145,7 @@ def influxdb_policies(stage: Stage, account: str, region: str, secret_arn: str) 
         secret = "arn:aws:secretsmanager:*:*:secret:*"
     else:
         secret = influxdb.check_secret_arn(secret_arn, account, region)
-    deployment = deployment_policy(stage, account, region)
+    deployment = deployment_policy(stage, account, region, stack_name)
     deployment["Statement"] += influxdb.deployment_statements()
     return {
         "execution-policy.json": influxdb.execution_policy(
@@ -149,17 +165,24 @@ def main() -> None:
     parser.add_argument("--region", required=True)
     parser.add_argument("--secret-arn", default="",
                         help="InfluxDB stages: the ARN of the InfluxDB credentials secret")
+    parser.add_argument("--stack-name", default=STACK_NAME)
     parser.add_argument("--out", default=os.path.join(ROOT, "out", "policies"))
+    parser.add_argument("--chalice-dir", default=os.path.join(ROOT, ".chalice"),
+                        help="where the stage's iam_policy_file is (chalice deploy attaches it)")
     args = parser.parse_args()
     try:
-        policies = generate(load_stage(args.stage), args.account, args.region, args.secret_arn)
+        stage = load_stage(args.stage)
+        policies = generate(stage, args.account, args.region, args.secret_arn, args.stack_name)
     except ValueError as exc:
         parser.error(str(exc))
     os.makedirs(args.out, exist_ok=True)
-    for name, policy in policies.items():
-        with open(os.path.join(args.out, name), "w") as handle:
+    paths = {os.path.join(args.out, name): policy for name, policy in policies.items()}
+    # The very policy `chalice deploy` attaches to the function's role.
+    paths[os.path.join(args.chalice_dir, stage.policy_file)] = policies["execution-policy.json"]
+    for path, policy in paths.items():
+        with open(path, "w") as handle:
             handle.write(dumps(policy))
-        print(os.path.join(args.out, name))
+        print(path)
 
 
 if __name__ == "__main__":

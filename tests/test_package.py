@@ -162,3 +162,13 @@ def test_packaged_app_imports_and_answers_on_the_lambda_path(packaged, tmp_path)
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout.strip().splitlines()[-1])
     assert response["statusCode"] == 401  # no credentials: refused before anything else
+
+
+def test_readme_claims_only_the_tls_the_template_sets(packaged):
+    """API Gateway's default execute-api endpoint of a REGIONAL API uses the TLS_1_0 security
+    policy; only a custom domain name takes another. The template sets none."""
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        readme = handle.read()
+    assert "SecurityPolicy" not in json.dumps(packaged[2], default=str)
+    assert "with TLS 1.2" not in readme
+    assert "`TLS_1_0` security policy" in readme
