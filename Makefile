@@ -67,4 +67,5 @@ package: $(VENV)/.dev
 policies: $(VENV)/.dev
 	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1 [STACK_NAME=...]"; exit 2; }
 	$(BIN)/python -m deploy.policies --stage $(STAGE) --account $(ACCOUNT) --region $(REGION) \
-		$(if $(SECRET_ARN),--secret-arn $(SECRET_ARN)) $(if $(STACK_NAME),--stack-name $(STACK_NAME))
+		$(if $(SECRET_ARN),--secret-arn $(SECRET_ARN)) $(if $(STACK_NAME),--stack-name $(STACK_NAME)) \
+		$(if $(CHALICE_DIR),--chalice-dir $(CHALICE_DIR))

@@ -145,7 +145,8 @@ def test_a_missing_or_foreign_secret_arn_is_refused(secret):
 def test_make_policies_command_takes_the_secret_arn(tmp_path):
     subprocess.run(["make", "--no-print-directory", "policies", f"VENV={sys.prefix}",
                     "STAGE=influxdb", f"ACCOUNT={ACCOUNT}", f"REGION={REGION}",
-                    f"SECRET_ARN={SECRET}"], cwd=ROOT, check=True, capture_output=True)
+                    f"SECRET_ARN={SECRET}", f"CHALICE_DIR={tmp_path}"],  # not the committed file
+                   cwd=ROOT, check=True, capture_output=True)
     with open(os.path.join(ROOT, "out", "policies", "execution-policy.json")) as handle:
         assert SECRET in handle.read()
 
