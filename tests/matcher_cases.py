@@ -38,6 +38,11 @@ CASES = [
     ([(RE, "job", "db|api")], {"api", "db"}),
     ([(RE, "job", "api|")], {"api", "nojob"}),
     ([(RE, "job", "(?i)API")], {"api"}),
+    # Constructs Java reads otherwise (Timestream): Unicode case folding, ASCII \b, RE2 lines.
+    ([(RE, "job", "(?i)ÜNÏ")], {"unicode"}),
+    ([(RE, "job", "\\bapi\\b.*")], {"api", "api2"}),
+    ([(RE, "path", "line1\n(?m)^line2$")], {"unicode"}),
+    ([(RE, "path", "line1$\n.*")], set()),
     ([(EQ, "path", '/a"b')], {"api"}),
     ([(EQ, "path", "C:\\x")], {"api2"}),
     ([(RE, "path", "C:\\\\x")], {"api2"}),

@@ -2,19 +2,16 @@
 
 Two real engines decide: RE2 (google-re2, with Prometheus's anchoring ``^(?:re)$``, or
 ``^(?s:re)$`` for Prometheus 3 clients) says what Prometheus answers, and Java's
-``java.util.regex`` (tests/java/RegexOracle.java, one JVM per session) says what
+``java.util.regex`` (tests/java_regex.py: one JVM per test process) says what
 Timestream's ``regexp_like`` answers for the translated pattern. Every pattern of the
 corpus is checked against every tricky string, in both dialects.
 
 Where C++ RE2 (the oracle) and Go's regexp/syntax (what Prometheus runs) disagree,
 Go is the truth; those patterns are listed in GO_REFUSES_RE2_ACCEPTS.
 """
-import os
-import shutil
-import subprocess
-import threading
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
+import duckdb
 import pytest
 import re2
 from hypothesis import HealthCheck, given, settings
@@ -22,8 +19,8 @@ from hypothesis import strategies as st
 
 from chalicelib.errors import BadRequest
 from chalicelib.storage.timestream_regex import java_regex
-
-ORACLE = os.path.join(os.path.dirname(__file__), "java", "RegexOracle.java")
+from tests import java_regex as java_regex_engine
+from tests.timestream_env import install_sql_functions
 
 STRINGS = [
     "", "a", "A", "b", "B", "ab", "abc", "ABC", "aB", "ax", "xb", "a)|(b", "aab", "bb",
@@ -156,46 +153,9 @@ REFUSED_FOR_TIMESTREAM = [
 ]
 
 
-class JavaOracle:
-    """One JVM running RegexOracle.java: regexp_like's answers for batches of patterns."""
-
-    def __init__(self) -> None:
-        java = shutil.which("java")
-        if java is None:
-            pytest.fail("`java` is needed (apt-get install openjdk-17-jre-headless; .ci/run does)")
-        self.process = subprocess.Popen([java, "-Xss8m", ORACLE], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, encoding="ascii")
-
-    @staticmethod
-    def _token(text: str) -> str:
-        return "x" + text.encode("utf-8").hex()
-
-    def find(self, cases: Sequence[tuple]) -> List[str]:
-        """For each (java_pattern, values): one '1'/'0' per value, or 'E…' if it does not
-        compile."""
-        lines = [" ".join([self._token(p)] + [self._token(v) for v in values]) + "\n"
-                 for p, values in cases]
-
-        def write() -> None:
-            self.process.stdin.writelines(lines)
-            self.process.stdin.flush()
-
-        writer = threading.Thread(target=write)
-        writer.start()
-        answers = [self.process.stdout.readline().rstrip("\n") for _ in lines]
-        writer.join()
-        return answers
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def java_oracle():
-    oracle = JavaOracle()
-    yield oracle
-    oracle.close()
+    return java_regex_engine.shared()
 
 
 def prometheus_matches(pattern: str, values: Sequence[str], dot_all: bool) -> str:
@@ -338,3 +298,14 @@ def test_a_lone_surrogate_in_the_pattern_is_invalid_utf8():
     # Go reads the pattern as UTF-8; Python strings can carry what UTF-8 cannot.
     with pytest.raises(BadRequest, match="invalid UTF-8"):
         java_regex("a\ud800")
+
+
+def test_the_timestream_emulation_runs_regexp_like_on_java():
+    conn = duckdb.connect()
+    install_sql_functions(conn)
+    # Java's answers (a contains-match; $ before a final newline; lookbehind), not RE2's.
+    assert conn.execute("SELECT regexp_like('xa' || chr(10), 'a$'), regexp_like('xab', 'a'), "
+                        "regexp_like('ab', '(?<=a)b'), regexp_like(NULL, 'a')"
+                        ).fetchone() == (True, True, True, None)
+    with pytest.raises(duckdb.Error, match="invalid Java regex"):
+        conn.execute("SELECT regexp_like('a', '(?P<n>a)')").fetchone()

@@ -18,15 +18,12 @@ from moto import mock_aws
 
 from chalicelib.storage.timestream import TimestreamStore
 from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
+from tests import java_regex
 from tests.timestream_query_service import QueryService, install_time_functions
 
 REGION = "us-east-1"
 DATABASE = "PrometheusDatabase"
 TABLE = "PrometheusMetricsTable"
-SQL_FUNCTIONS = [
-    # Timestream's regexp_like is a *contains* match, as is DuckDB's regexp_matches (RE2).
-    "CREATE MACRO regexp_like(s, p) AS regexp_matches(s, p)",
-]
 
 
 def merge_common(common: dict, record: dict) -> dict:
@@ -73,8 +70,12 @@ def stored_records(calls: List[dict]) -> List[dict]:
 
 def install_sql_functions(conn: duckdb.DuckDBPyConnection) -> None:
     """Timestream's SQL functions on DuckDB."""
-    for statement in SQL_FUNCTIONS:
-        conn.execute(statement)
+    # "The regular expression functions in Timestream for LiveAnalytics support the Java
+    # pattern syntax" (Developer Guide, Regular expression functions): regexp_like is a
+    # contains-match run by a real java.util.regex, not DuckDB's RE2.
+    conn.create_function("regexp_like", java_regex.regexp_like,
+                         [duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR")],
+                         duckdb.sqltype("BOOLEAN"))
     install_time_functions(conn)
 
 
