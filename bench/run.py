@@ -160,6 +160,8 @@ def main() -> None:
     print(f"\n{'cold start (import, median of 7)':48} {'seconds':>12} {'vs baseline':>12}")
     print(f"{'import boto3 (baseline)':48} {boto3_s:12.3f} {1:11.2f}x")
     print(f"{'import app':48} {app_s:12.3f} {app_s / boto3_s:11.2f}x")
+    from bench import timestream_read  # Query round trips of a 240 000-sample read
+    timestream_read.report()
 
 
 if __name__ == "__main__":
