@@ -69,5 +69,6 @@ def read():
     body = handlers.read(request.raw_body, request.headers,
                          stores.store_for_request(SETTINGS, request.headers),
                          SETTINGS.max_decoded_bytes, SETTINGS.read_sample_limit,
-                         SETTINGS.max_response_bytes)
+                         SETTINGS.max_response_bytes, SETTINGS.read_byte_limit,
+                         SETTINGS.read_query_limit)
     return Response(body=body, status_code=200, headers=dict(READ_RESPONSE_HEADERS))

@@ -14,6 +14,8 @@ DATA_DIR = "DATA_DIR"                        # embedded store directory
 MAX_DECODED_BYTES = "MAX_DECODED_BYTES"      # cap on a decompressed request body
 READ_SAMPLE_LIMIT = "READ_SAMPLE_LIMIT"      # cap on samples in one /read response
 MAX_RESPONSE_BYTES = "MAX_RESPONSE_BYTES"    # cap on one /read response body
+READ_BYTE_LIMIT = "READ_BYTE_LIMIT"          # cap on bytes (labels + samples) one /read gathers
+READ_QUERY_LIMIT = "READ_QUERY_LIMIT"        # cap on queries in one /read request
 LOG_LEVEL = "LOG_LEVEL"                      # info | debug | warn | error
 DEFAULT_DATABASE = "DEFAULT_DATABASE"        # Timestream database
 DEFAULT_TABLE = "DEFAULT_TABLE"              # Timestream table
@@ -50,6 +52,10 @@ class Settings:
     read_sample_limit: int = 5_000_000
     # Lambda caps synchronous responses at 6 MB, and base64 makes a binary body 4/3 larger.
     max_response_bytes: int = 4_400_000
+    # Bytes of series and samples one read may gather (encoded size, before compression);
+    # with the sample limit, what bounds a read's memory (see `make bench`).
+    read_byte_limit: int = 256 * 1024 * 1024
+    read_query_limit: int = 64
     log_level: str = "INFO"
     database: str = "PrometheusDatabase"
     table: str = "PrometheusMetricsTable"
@@ -94,6 +100,8 @@ class Settings:
             max_decoded_bytes=_positive_int(env, MAX_DECODED_BYTES, defaults.max_decoded_bytes),
             read_sample_limit=_positive_int(env, READ_SAMPLE_LIMIT, defaults.read_sample_limit),
             max_response_bytes=_positive_int(env, MAX_RESPONSE_BYTES, defaults.max_response_bytes),
+            read_byte_limit=_positive_int(env, READ_BYTE_LIMIT, defaults.read_byte_limit),
+            read_query_limit=_positive_int(env, READ_QUERY_LIMIT, defaults.read_query_limit),
             log_level=LOG_LEVELS[level],
             database=get(DEFAULT_DATABASE, defaults.database),
             table=get(DEFAULT_TABLE, defaults.table),

@@ -4,11 +4,13 @@ HTTP body -> codec (bytes to protobuf) -> translate (protobuf to model) -> store
 and back for reads.
 """
 import logging
-from typing import Dict, Mapping, NamedTuple
+import sys
+from typing import Dict, List, Mapping, NamedTuple, Optional
 
 from chalicelib import codec, dialect, translate, translate_v2
-from chalicelib.errors import BadRequest, ResponseTooLarge
-from chalicelib.model import WriteResult, sample_count
+from chalicelib.errors import BadRequest, ResponseTooLarge, too_many_samples
+from chalicelib.budget import ReadBudget
+from chalicelib.model import Query, Series, WriteResult
 from chalicelib.prompb import remote_pb2
 from chalicelib.storage.base import Store
 from chalicelib.text import escape_control
@@ -79,18 +81,25 @@ def _one_line(reason: str, limit: int = 400) -> str:
 
 
 def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_bytes: int,
-         sample_limit: int, max_response_bytes: int) -> bytes:
-    """Handle a remote-read body; returns the snappy-compressed ReadResponse."""
+         sample_limit: int, max_response_bytes: int, byte_limit: Optional[int] = None,
+         query_limit: int = 64) -> bytes:
+    """Handle a remote-read body; returns the snappy-compressed ReadResponse.
+
+    Limits, each a 400 naming it: ``query_limit`` queries per request, then
+    ``sample_limit`` samples and ``byte_limit`` bytes gathered (labels included,
+    counted as they arrive, before the response is built; default: no more than
+    the sample limit allows), then ``max_response_bytes`` of compressed body."""
     request = codec.decode_read_request(body, headers, max_decoded_bytes)
+    if len(request.queries) > query_limit:
+        raise BadRequest(f"{len(request.queries)} queries in one read request, over the limit "
+                         f"of {query_limit} (READ_QUERY_LIMIT)")
     queries = translate.queries_from_read_request(request,
                                                   dialect.dot_matches_newline(headers))
+    budget = ReadBudget(sample_limit, byte_limit or sys.maxsize)
     response = remote_pb2.ReadResponse()
-    remaining = sample_limit
     for query in queries:
-        series = store.read(query, remaining)
-        remaining -= sample_count(series)
-        response.results.append(translate.query_result(series))
-    LOG.debug("read: %d queries, %d samples", len(queries), sample_limit - remaining)
+        response.results.append(translate.query_result(_gather(store, query, budget)))
+    LOG.debug("read: %d queries, %d samples", len(queries), sample_limit - budget.samples_left)
     encoded = codec.encode_read_response(response)
     if len(encoded) > max_response_bytes:
         raise ResponseTooLarge(
@@ -98,3 +107,16 @@ def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_byte
             "(MAX_RESPONSE_BYTES): narrow the matchers or the time range")
     return encoded
 
+
+def _gather(store: Store, query: Query, budget: ReadBudget) -> List[Series]:
+    """One query's series: charged to ``budget`` as they are gathered by a store that
+    can (``read_within``), else as soon as the store hands them over."""
+    read_within = getattr(store, "read_within", None)
+    if read_within is not None:
+        return read_within(query, budget)
+    try:
+        series = store.read(query, max(budget.samples_left, 0))
+    except ResponseTooLarge:  # named after what is left: name the request's limit
+        raise too_many_samples(budget.sample_limit) from None
+    budget.take_series(series)
+    return series

@@ -12,13 +12,15 @@ allows one writer at a time anyway) and reads run beside them under WAL.
 import json
 import os
 import sqlite3
+import sys
 import threading
 from array import array
 from itertools import chain, groupby, repeat
 from operator import itemgetter
 from typing import Dict, List, Sequence, Tuple
 
-from chalicelib.errors import BackendUnavailable, too_many_samples
+from chalicelib.budget import SAMPLE_BYTES, ReadBudget, series_bytes
+from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult, metric_name, sample_count
 
@@ -38,6 +40,8 @@ CREATE TABLE IF NOT EXISTS samples (
 """
 DB_FILE = "prometheus.sqlite3"
 READ_CHUNK = 500  # series ids per SELECT (SQLite allows 32766 parameters)
+FETCH_ROWS = 8192  # sample rows fetched (and charged to the read budget) at a time
+_SERIES_ID, _TIME, _BITS = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def floats_to_bits(values: Sequence[float]) -> array:
@@ -47,7 +51,7 @@ def floats_to_bits(values: Sequence[float]) -> array:
 
 def bits_to_floats(bits: Sequence[int]) -> array:
     """Inverse of ``floats_to_bits``."""
-    return array("d", array("q", bits).tobytes())
+    return array("d", (bits if isinstance(bits, array) else array("q", bits)).tobytes())
 
 
 class SeriesIndex:
@@ -167,28 +171,37 @@ class SQLiteStore:
 
     def read(self, query: Query, sample_limit: int) -> List[Series]:
         """Series matching ``query`` with their samples in range, sorted by labels."""
+        return self.read_within(query, ReadBudget(sample_limit, sys.maxsize))
+
+    def read_within(self, query: Query, budget: ReadBudget) -> List[Series]:
+        """``read``, charging ``budget`` as rows arrive (every FETCH_ROWS rows and each
+        series' labels), so a read past a limit stops before it holds the data."""
         self._refresh()
         conn = self._conn()
         selected = dict(self._select(query))
-        samples: Dict[int, list] = {}
-        total = 0
+        gathered: Dict[int, Tuple[array, array]] = {}
         ids = list(selected)
         for start in range(0, len(ids), READ_CHUNK):
             chunk = ids[start:start + READ_CHUNK]
-            rows = conn.execute(
+            cursor = conn.execute(
                 f"SELECT series_id, t, v FROM samples WHERE series_id IN "
                 f"({','.join('?' * len(chunk))}) AND t BETWEEN ? AND ? ORDER BY series_id, t",
                 (*chunk, query.start_ms, query.end_ms))
-            for series_id, group in groupby(rows, key=itemgetter(0)):
-                samples[series_id] = list(group)
-                total += len(samples[series_id])
-                if total > sample_limit:
-                    raise too_many_samples(sample_limit)
-        result = []
-        for series_id, rows in samples.items():
-            _, timestamps, bits = zip(*rows)
-            result.append(Series(selected[series_id], list(timestamps),
-                                 list(bits_to_floats(bits))))
+            while True:
+                rows = cursor.fetchmany(FETCH_ROWS)
+                if not rows:
+                    break
+                budget.take(len(rows), SAMPLE_BYTES * len(rows))
+                for series_id, group in groupby(rows, key=_SERIES_ID):
+                    arrays = gathered.get(series_id)
+                    if arrays is None:
+                        budget.take(0, series_bytes(selected[series_id]))
+                        arrays = gathered[series_id] = (array("q"), array("q"))
+                    group = list(group)
+                    arrays[0].extend(map(_TIME, group))
+                    arrays[1].extend(map(_BITS, group))
+        result = [Series(selected[series_id], timestamps, bits_to_floats(bits))
+                  for series_id, (timestamps, bits) in gathered.items()]
         result.sort(key=lambda item: item.labels)
         return result
 
