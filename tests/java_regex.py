@@ -23,7 +23,7 @@ class JavaRegex:
         if java is None:
             raise RuntimeError("`java` is needed for the tests "
                                "(apt-get install openjdk-17-jre-headless; .ci/run does)")
-        self.process = subprocess.Popen([java, "-Xss8m", ORACLE], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([java, ORACLE], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, encoding="ascii")
         self.lock = threading.Lock()
 

@@ -105,7 +105,7 @@ def java_regex(pattern: str, dot_all: bool = False) -> str:
 
 @lru_cache(maxsize=1024)
 def _translate(pattern: str, dot_all: bool) -> str:
-    return "\\A(?:" + _Translator(pattern, _DOT_NL if dot_all else 0).run() + ")\\z"
+    return "\\A" + _Translator(pattern, _DOT_NL if dot_all else 0).run() + "\\z"
 
 
 # --- case folding -------------------------------------------------------------
@@ -184,9 +184,10 @@ class _Item(NamedTuple):
     text: str
     unit: bool  # a quantifier may follow it directly
     weight: int = 1  # product of the counted repetitions inside (Go's repeatIsValid)
+    ranges: Optional[Ranges] = None  # the code points it matches, if it matches one
 
 
-_NO_MATCH = _Item("(?!)", False)
+_NO_MATCH = _Item("(?!)", False, ranges=[])
 
 
 def _class_item(ranges: Ranges, properties: Sequence[str] = ()) -> _Item:
@@ -197,8 +198,8 @@ def _class_item(ranges: Ranges, properties: Sequence[str] = ()) -> _Item:
     if not ranges:
         return _NO_MATCH
     if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
-        return _Item(_char(ranges[0][0]), True)
-    return _Item("[" + _class_body(ranges) + "]", True)
+        return _Item(_char(ranges[0][0]), True, ranges=ranges)
+    return _Item("[" + _class_body(ranges) + "]", True, ranges=ranges)
 
 
 _ANY_ITEM = _class_item(_ANY)
@@ -226,18 +227,28 @@ class _Frame:
 
     def __init__(self, flags: int):
         self.flags = flags
-        self.branches: List[str] = []
-        self.weight = 0
+        self.branches: List[List[_Item]] = []
         self.items: List[_Item] = []
 
     def end_branch(self) -> None:
-        self.branches.append("".join(item.text for item in self.items))
-        self.weight = max([self.weight] + [item.weight for item in self.items])
+        self.branches.append(self.items)
         self.items = []
 
     def close(self) -> _Item:
+        """The group as one item. Branches matching one code point each become one class
+        (as Go does): the same strings, and Java needs no stack per repetition of it
+        (``(a|b)*`` overflows Java's default stack on 2 000 characters, ``[ab]*`` does not)."""
         self.end_branch()
-        return _Item("(?:" + "|".join(self.branches) + ")", True, self.weight)
+        weight = max([1] + [item.weight for branch in self.branches for item in branch])
+        singles = [b[0].ranges for b in self.branches if len(b) == 1 and b[0].ranges is not None]
+        others = ["".join(item.text for item in b) for b in self.branches
+                  if not (len(b) == 1 and b[0].ranges is not None)]
+        if singles:
+            merged = _class_item([r for ranges in singles for r in ranges])
+            if not others:
+                return merged
+            others.insert(0, merged.text)
+        return _Item("(?:" + "|".join(others) + ")", True, weight)
 
 
 class _Translator:
@@ -327,7 +338,7 @@ class _Translator:
             last_repeat = repeat
         if len(self.frames) > 1:
             raise self.invalid("missing closing )")
-        return self.frames[0].close().text[3:-1]
+        return self.frames[0].close().text  # a class, a literal or a (?:...) group
 
     def open_group(self) -> None:
         if len(self.frames) > MAX_DEPTH:
