@@ -133,3 +133,17 @@ def test_timestamps_read_back_in_milliseconds(text, ms):
 
 def test_runner_needs_nothing_but_a_client():
     assert TimestreamQueryRunner(object()).client is not None
+
+
+def test_rows_over_one_megabyte_are_read_again_in_narrower_bins(env):
+    """A series scraped 10 times a second: 36 000 samples an hour is over 1 MB in one row."""
+    base = 1_800_000_000_000 - 1_800_000_000_000 % 3_600_000
+    records = [{"MeasureName": "fast", "MeasureValueType": "DOUBLE", "MeasureValue": "1.5",
+                "Time": str(base + 100 * i), "TimeUnit": "MILLISECONDS",
+                "Dimensions": [{"Name": "job", "Value": "x"}]} for i in range(20_000)]
+    env.wires[0].calls.append({"Records": records})
+    [series] = read(env, (0, "__name__", "fast"))
+    assert series.timestamps == [base + 100 * i for i in range(20_000)]
+    sqls = [c["QueryString"] for c in selects(env) if "NextToken" not in c]
+    assert [s.endswith("bin(time, 1h)") for s in sqls] == [True, False]
+    assert sqls[1].endswith("bin(time, 1m)")

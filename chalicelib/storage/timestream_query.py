@@ -18,12 +18,12 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import BackendUnavailable, too_many_samples
+from chalicelib.errors import BackendError, BackendUnavailable, too_many_samples
 from chalicelib.model import Labels, Query, Series
 from chalicelib.storage.timestream import CONNECT_TIMEOUT_SECONDS, Deadline, with_retries
 from chalicelib.storage.timestream_records import decode_value, labels_from_row
-from chalicelib.storage.timestream_sql import SAMPLES_COLUMN, Measure, measures_statement, \
-    select_statements
+from chalicelib.storage.timestream_sql import BIN_WIDTHS, SAMPLES_COLUMN, Measure, \
+    SelectStatement, measures_statement, select_statements
 from chalicelib.translate import describe
 
 LOG = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ LOG = logging.getLogger(__name__)
 QUERY_READ_TIMEOUT_SECONDS = 10
 QUERY_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + QUERY_READ_TIMEOUT_SECONDS
 MAX_ROWS = 1000  # the most Timestream returns per page
+
+
+class RowTooLarge(Exception):
+    """A result row of the query is over Timestream's 1 MB ("max page response size")."""
 
 
 class TimestreamQueryRunner:
@@ -76,6 +80,8 @@ class TimestreamQueryRunner:
         except ClientError as exc:
             error = exc.response.get("Error", {})
             message = error.get("Message", "")
+            if error.get("Code") == "ValidationException" and "max page response size" in message:
+                raise RowTooLarge(message) from None
             if error.get("Code") == "ValidationException" and "does not exist" in message \
                     and "Column" in message:
                 raise BackendUnavailable(
@@ -148,29 +154,51 @@ class TimestreamReader:
         not show yet merged two series: retry once it has propagated)."""
         measures = self.runner.measures(
             measures_statement(query, self.database, self.table), deadline)
-        grouped: Dict[Labels, List[Tuple[int, str]]] = {}
+        grouped: Dict[Labels, List[Tuple[str, str]]] = {}
         count = 0
-        for statement in select_statements(query, self.database, self.table, measures):
-            LOG.debug("query: %s", statement.sql)
-            keys: Dict[tuple, Labels] = {}
-            with closing(self.runner.pages(statement.sql, deadline)) as pages:
-                for page in pages:
-                    names = [c["Name"] for c in page.get("ColumnInfo", [])]
-                    samples_at = names.index(SAMPLES_COLUMN) if page.get("Rows") else 0
-                    for row in page.get("Rows", []):
-                        data = row["Data"]
-                        key = tuple(d.get("ScalarValue") for d in data[:samples_at])
-                        labels = keys.get(key)
-                        if labels is None:
-                            labels = keys[key] = labels_from_row(
-                                key[0], dict(zip(statement.dimensions, key[1:])))
-                        points = data[samples_at].get("TimeSeriesValue", [])
-                        grouped.setdefault(labels, []).extend(
-                            (p["Time"], p["Value"].get("ScalarValue")) for p in points)
-                        count += len(points)
-                        if count > sample_limit:
-                            raise too_many_samples(sample_limit)
+        statements = select_statements(query, self.database, self.table, measures)
+        for index, statement in enumerate(statements):
+            for narrower in BIN_WIDTHS[1:] + (None,):
+                try:
+                    count = self._gather(statement, deadline, grouped, count, sample_limit)
+                    break
+                except RowTooLarge:
+                    if narrower is None:
+                        raise BackendError("a series has more samples than one Timestream result "
+                                           f"row holds (1 MB) even per {BIN_WIDTHS[-1]}") from None
+                    LOG.info("a result row is over 1 MB: reading again by %s", narrower)
+                    statement = select_statements(query, self.database, self.table, measures,
+                                                  narrower)[index]
         return [self._series(labels, points) for labels, points in sorted(grouped.items())]
+
+    def _gather(self, statement: SelectStatement, deadline: Deadline,
+                grouped: Dict[Labels, List[Tuple[str, str]]], count: int,
+                sample_limit: int) -> int:
+        """Add the points of ``statement`` to ``grouped``; the new sample count. Nothing is
+        added if it fails (RowTooLarge)."""
+        LOG.debug("query: %s", statement.sql)
+        found: Dict[Labels, List[Tuple[str, str]]] = {}
+        keys: Dict[tuple, Labels] = {}
+        with closing(self.runner.pages(statement.sql, deadline)) as pages:
+            for page in pages:
+                names = [c["Name"] for c in page.get("ColumnInfo", [])]
+                samples_at = names.index(SAMPLES_COLUMN) if page.get("Rows") else 0
+                for row in page.get("Rows", []):
+                    data = row["Data"]
+                    key = tuple(d.get("ScalarValue") for d in data[:samples_at])
+                    labels = keys.get(key)
+                    if labels is None:
+                        labels = keys[key] = labels_from_row(
+                            key[0], dict(zip(statement.dimensions, key[1:])))
+                    points = data[samples_at].get("TimeSeriesValue", [])
+                    found.setdefault(labels, []).extend(
+                        (p["Time"], p["Value"].get("ScalarValue")) for p in points)
+                    count += len(points)
+                    if count > sample_limit:
+                        raise too_many_samples(sample_limit)
+        for labels, points in found.items():
+            grouped.setdefault(labels, []).extend(points)
+        return count
 
     @staticmethod
     def _series(labels: Labels, points: List[Tuple[str, str]]) -> Series:

@@ -23,9 +23,10 @@ from chalicelib.storage.timestream_regex import java_regex
 
 SAMPLES_COLUMN = "ts_samples"  # "ts_" names cannot be dimensions: no clash with labels
 VALUE_COLUMN = "measure_value::double"
-# Rows of one series are cut at each BIN_WIDTH of time: a row must stay under Timestream's
-# 1 MB (about 3 600 samples an hour at a 1 s scrape interval take ~250 kB).
-BIN_WIDTH = "1h"
+# Rows of one series are cut at each bin of time: a row must stay under Timestream's 1 MB
+# (about 3 600 samples an hour at a 1 s scrape interval take ~250 kB). A statement whose row
+# is still too large is run again with the next, narrower bin.
+BIN_WIDTHS = ("1h", "1m")
 MEASURES_PER_STATEMENT = 100
 # Prometheus asks for ranges such as [math.MinInt64, math.MaxInt64]; Timestream's
 # timestamps (nanoseconds) cannot hold those, so ranges are clamped to what it can store.
@@ -108,10 +109,10 @@ def selected_measures(query: Query, measures: Iterable[Measure]) -> List[Measure
                   key=lambda m: m.name)
 
 
-def select_statements(query: Query, database: str, table: str,
-                      measures: Sequence[Measure]) -> List[SelectStatement]:
+def select_statements(query: Query, database: str, table: str, measures: Sequence[Measure],
+                      bin_width: str = BIN_WIDTHS[0]) -> List[SelectStatement]:
     """SELECTs answering ``query`` from these measures: one row per series (and
-    ``BIN_WIDTH`` of time), its samples aggregated with CREATE_TIME_SERIES; each statement
+    ``bin_width`` of time), its samples aggregated with CREATE_TIME_SERIES; each statement
     selects only the dimensions of its (at most ``MEASURES_PER_STATEMENT``) measures."""
     start, end = max(int(query.start_ms), MIN_TIME_MS), min(int(query.end_ms), MAX_TIME_MS)
     chosen = selected_measures(query, measures)
@@ -135,5 +136,5 @@ def select_statements(query: Query, database: str, table: str,
             f"SELECT {keys}, CREATE_TIME_SERIES(time, {VALUE_COLUMN}) AS {SAMPLES_COLUMN} "
             f"FROM {identifier(database)}.{identifier(table)} "
             f"WHERE {' AND '.join(conditions)} "
-            f"GROUP BY {keys}, bin(time, {BIN_WIDTH})", columns))
+            f"GROUP BY {keys}, bin(time, {bin_width})", columns))
     return statements
