@@ -164,8 +164,9 @@ def test_sample_limit_stops_a_chunked_read(influx_server):
     store = fresh_store(influx_server)
     store.write([Series(labels(__name__="many", s=str(s)), list(range(5000)),
                         [1.0] * 5000) for s in range(5)])
-    assert sum(len(s.timestamps) for s in store.read(query((0, "__name__", "many")),
-                                                     25_000)) == 25_000
+    result = store.read(query((0, "__name__", "many")), 25_000)  # over several chunks
+    assert [dict(s.labels)["s"] for s in result] == ["0", "1", "2", "3", "4"]
+    assert all(list(s.timestamps) == list(range(5000)) for s in result)
     with pytest.raises(Exception, match="more than 24999 samples"):
         store.read(query((0, "__name__", "many")), 24_999)
 
@@ -192,3 +193,66 @@ def test_readme_verification_sample_reads_back_through_the_connector(influx_serv
     assert found.labels == labels(__name__="prometheus_temperature", instance="localhost:9090",
                                   job="prometheus")
     assert list(found.values) == [98.76] and list(found.timestamps) == [now * 1000]
+
+
+def test_hostile_label_names_cannot_change_the_statement(store):
+    names = ['a"b', "a'b", "a b", "a,b", "a=b", "a\\", "a\\\"", "ü日本", "a\nb", "a/b", "\") OR (\""]
+    store.write([Series(labels(__name__="n", **{name: "v", "i": str(i)}), [1], [1.0])
+                 for i, name in enumerate(names)])
+    for i, name in enumerate(names):
+        for matchers in ([(0, name, "v")], [(2, name, "v|w")], [(1, name, "")]):
+            [found] = store.read(query((0, "__name__", "n"), *matchers), 100)
+            assert dict(found.labels) == {"__name__": "n", name: "v", "i": str(i)}, matchers
+        assert len(store.read(query((0, "__name__", "n"), (0, name, "")), 100)) == len(names) - 1
+
+
+def test_a_retention_policy_other_than_the_default(influx_server):
+    store = fresh_store(influx_server)
+    database = store.client.database
+    influx_server.query(f'CREATE RETENTION POLICY "week" ON "{database}" DURATION 7d REPLICATION 1')
+    in_rp = fresh_store(influx_server)
+    in_rp.client.database, in_rp.client.retention_policy = database, "week"
+    now = int(time.time() * 1000)
+    assert in_rp.write([Series(labels(__name__="rp"), [now], [1.0])]).stored == 1
+    [found] = in_rp.read(query((0, "__name__", "rp"), start=now - 1, end=now + 1), 10)
+    assert list(found.values) == [1.0]
+    assert store.read(query((0, "__name__", "rp"), start=now - 1, end=now + 1), 10) == []
+    assert influx_server.query("SELECT * FROM week.rp", db=database)["results"][0]["series"]
+
+
+def test_ranges_past_what_influxdb_can_represent_are_clamped(store):
+    store.write([Series(labels(__name__="wide"), [-5, 0, 5], [1.0, 2.0, 3.0])])
+    [found] = store.read(query((0, "__name__", "wide"), start=-2 ** 62, end=2 ** 62), 10)
+    assert list(found.timestamps) == [-5, 0, 5]
+
+
+def test_values_written_by_others_that_are_not_samples_are_skipped(influx_server):
+    store = fresh_store(influx_server)
+    database = store.client.database
+    lines = ('m,__name__=m value_bits="zz" 1000\nm,__name__=m other=1 2000\n'
+             'm,__name__=m,k=base64:!! value=3 3000')
+    assert influx_server.write_lines(database, lines) == 204
+    [found] = store.read(query((0, "__name__", "m")), 10)
+    assert (list(found.timestamps), dict(found.labels)["k"]) == ([3000], "base64:!!")
+
+
+def test_dropped_point_counts():
+    assert influxdb.dropped_points("partial write: field type conflict dropped=3", 10) == 3
+    assert influxdb.dropped_points("a dropped=2; b dropped=4", 5) == 5
+    assert influxdb.dropped_points("unable to parse 'x': bad; unable to parse 'y': bad", 9) == 2
+    assert influxdb.dropped_points("something else", 7) == 7
+
+
+def test_several_queries_answer_in_order(store):
+    from chalicelib import handlers
+    from chalicelib.prompb import remote_pb2
+    from tests.conftest import HEADERS, read_request
+    store.write([Series(labels(__name__="q1"), [1], [1.0]),
+                 Series(labels(__name__="q2"), [1], [2.0])])
+    body = handlers.read(codec.encode_message(read_request(
+        (0, 10, [(0, "__name__", "q2")]), (0, 10, [(0, "__name__", "none")]),
+        (0, 10, [(0, "__name__", "q1")]))), HEADERS, store, 1 << 20, 100, 1 << 20)
+    response = remote_pb2.ReadResponse()
+    response.ParseFromString(codec.decompress(body, 1 << 20))
+    assert [[s.value for ts in r.timeseries for s in ts.samples] for r in response.results] == \
+        [[2.0], [], [1.0]]

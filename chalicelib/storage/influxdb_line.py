@@ -76,8 +76,9 @@ def decode(stored: str) -> str:
         return stored
     data = stored[len(ENCODED_PREFIX):]
     try:
-        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
+        return base64.b64decode(data + "=" * (-len(data) % 4), altchars=b"-_",
+                                validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
         return stored  # written by someone else; keep it literally
 
 
