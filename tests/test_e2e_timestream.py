@@ -156,7 +156,7 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         snapshot = proxy.records()  # the writer keeps writing; read what was sent by now
         query_client, _ = emulated_query_client(lambda: snapshot)
         reader = TimestreamReader(TimestreamQueryRunner(query_client), DATABASE, TABLE)
-        store = TimestreamStore(None, reader, DATABASE, TABLE, executor=None).for_request()
+        timestream = TimestreamStore(None, reader, DATABASE, TABLE, executor=None)
         start = at_ms - 60_000
         for matchers in ([(0, "__name__", "fixture_value")],
                          [(2, "__name__", "fixture_.*")],
@@ -169,7 +169,9 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
             expected = prometheus_remote_read(writer_url, request).results[0]
             body = handlers.read(codec.encode_message(request),
                                  {"Content-Type": "application/x-protobuf",
-                                  "Content-Encoding": "snappy"}, store, 1 << 26, 10 ** 7, 1 << 30)
+                                  "Content-Encoding": "snappy"},
+                                 timestream.for_request(),  # one deadline per request, as in app.py
+                                 1 << 26, 10 ** 7, 1 << 30)
             got = remote_pb2.ReadResponse()
             got.ParseFromString(codec.decompress(body, 1 << 30))
             assert expected.timeseries, matchers
