@@ -115,15 +115,16 @@ def _fold_orbits() -> Tuple[List[int], Dict[int, Tuple[int, ...]]]:
     """Each code point with case-fold equivalents -> its orbit, as Go's unicode.SimpleFold
     walks it (Unicode simple case folding, CaseFolding.txt statuses C and S)."""
     groups: Dict[int, List[int]] = {}
-    for code in range(0x41, 0x1E944):  # Go's minFold..maxFold
-        if 0xD800 <= code <= 0xDFFF:
+    for start in range(0x41, 0x1E944, 256):  # Go's minFold..maxFold, a block at a time
+        block = "".join(map(chr, range(start, min(start + 256, 0x1E944))))
+        folded = block.casefold()
+        if folded == block:
             continue
-        char = chr(code)
-        folded = char.casefold()
-        if len(folded) != 1:  # full folding (status F): the simple one is lower(), if 1 char
-            lower = char.lower()
-            folded = lower if len(lower) == 1 else char
-        groups.setdefault(ord(folded), []).append(code)
+        if len(folded) != len(block):  # full folding (status F) of some: one at a time
+            folded = "".join(_simple_fold(char) for char in block)
+        for char, fold in zip(block, folded):
+            if char != fold:
+                groups.setdefault(ord(fold), []).append(ord(char))
     orbits = {}
     for key, members in groups.items():
         orbit = tuple(sorted(set(members) | {key}))
@@ -131,6 +132,16 @@ def _fold_orbits() -> Tuple[List[int], Dict[int, Tuple[int, ...]]]:
             for code in orbit:
                 orbits[code] = orbit
     return sorted(orbits), orbits
+
+
+def _simple_fold(char: str) -> str:
+    """Simple case folding: casefold() unless it expands (ß -> ss); then the one-character
+    lowercase if there is one (ẞ -> ß, status S), else the character itself (İ)."""
+    folded = char.casefold()
+    if len(folded) == 1:
+        return folded
+    lower = char.lower()
+    return lower if len(lower) == 1 else char
 
 
 def _fold(ranges: Ranges) -> Ranges:
