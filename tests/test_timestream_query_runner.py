@@ -147,3 +147,22 @@ def test_rows_over_one_megabyte_are_read_again_in_narrower_bins(env):
     sqls = [c["QueryString"] for c in selects(env) if "NextToken" not in c]
     assert [s.endswith("bin(time, 1h)") for s in sqls] == [True, False]
     assert sqls[1].endswith("bin(time, 1m)")
+
+
+class Countdown:
+    """A deadline whose remaining seconds are given call by call."""
+
+    def __init__(self, *remaining):
+        self.values = list(remaining)
+
+    def remaining(self):
+        return self.values.pop(0) if len(self.values) > 1 else self.values[0]
+
+
+def test_a_query_abandoned_at_the_deadline_is_cancelled(env):
+    write_series(env, 10)
+    with pytest.raises(BackendUnavailable, match="deadline"):
+        read(env, (0, "__name__", "m"), deadline=Countdown(30, 30, 30, 5))
+    [started] = [c for c in selects(env)]  # the SELECT's first call, then no time left
+    assert env.queries.cancelled == [env.queries.executions[-1]]
+    assert "NextToken" not in started

@@ -177,8 +177,11 @@ class QueryService:
         if "NextToken" in body:
             answer = self._next_page(body, max_rows)
         else:
+            # A new query starts running (and is billed) now; its first answer holds no rows.
+            result = self.execute(body["QueryString"])
             query_id = uuid.uuid4().hex
-            self._queries[query_id] = {"sql": body["QueryString"], "result": None,
+            self.executions.append(query_id)
+            self._queries[query_id] = {"sql": body["QueryString"], "result": result,
                                        "cancelled": False}
             answer = {"QueryId": query_id, "Rows": [], "ColumnInfo": [],
                       "NextToken": json.dumps([query_id, 0])}
@@ -196,9 +199,6 @@ class QueryService:
             raise QueryError("ValidationException", "Invalid pagination token")
         if query["cancelled"]:
             raise QueryError("ValidationException", "Query was cancelled")
-        if query["result"] is None:
-            query["result"] = self.execute(query["sql"])
-            self.executions.append(query_id)
         columns, rows = query["result"]
         page, size = [], 0
         for row in rows[offset:offset + max_rows]:
