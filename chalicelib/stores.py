@@ -125,7 +125,8 @@ def _secrets_client(settings: Settings):
 
 def influxdb_store(settings: Settings, headers: Mapping[str, str]) -> Store:
     """The InfluxDB store for the request's credentials (bounded LRU keyed by their digest)."""
-    from chalicelib.storage.influxdb import InfluxClient, InfluxDBStore
+    from chalicelib.storage.influxdb import InfluxDBStore
+    from chalicelib.storage.influxdb_client import InfluxClient
 
     credentials = influxdb_credentials(settings, headers)
     key = "\0".join([credentials.cache_key(), settings.influxdb_url, settings.influxdb_database,

@@ -9,7 +9,7 @@ import pytest
 from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage import influxdb
+from chalicelib.storage import influxdb, influxdb_client
 from tests.influx_env import INFLUXD, FaultProxy, InfluxServer, fresh_store
 
 pytestmark = pytest.mark.skipif(INFLUXD is None, reason="needs influxd")
@@ -63,7 +63,7 @@ def test_failure_past_the_deadline_is_503(proxied):
 def test_slow_answers_time_out_and_are_retried(proxied, monkeypatch):
     proxy, store = proxied
     monkeypatch.setattr(influxdb, "WRITE_TIMEOUT_SECONDS", 0.5)
-    monkeypatch.setattr(influxdb, "MIN_ATTEMPT_SECONDS", 0.2)
+    monkeypatch.setattr(influxdb_client, "MIN_ATTEMPT_SECONDS", 0.2)
     proxy.delay = 1.0
     with pytest.raises(BackendUnavailable, match="timed out|TimeoutError|timeout"):
         store.write(series("slow", [1]))

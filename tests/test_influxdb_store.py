@@ -13,7 +13,7 @@ from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.storage import influxdb
-from chalicelib.storage.influxdb_line import series_key, stored_key, stored_tag
+from chalicelib.storage.influxdb_line import stored_key
 from tests.conftest import write_request
 from tests.influx_env import fresh_store
 from tests.support import ROOT, post
@@ -120,13 +120,6 @@ def test_reads_what_influxdbs_own_prometheus_endpoint_wrote(influx_server):
     shape = "SELECT * FROM up GROUP BY *"
     assert influx_server.query(shape, db=ours.client.database, epoch="ms") == \
         influx_server.query(shape, db=database, epoch="ms")
-
-
-def test_line_protocol_escaping():
-    assert series_key(labels(__name__="m x,y", a="b c,d=e")) == "m\\ x\\,y,__name__=m\\ x\\,y,a=b\\ c\\,d\\=e"
-    assert stored_tag("a\\b") == "a\\b"
-    assert stored_tag("a\\").startswith("base64:")
-    assert stored_tag("base64:x").startswith("base64:")
 
 
 def test_points_influxdb_can_never_store_are_counted_and_the_rest_stored(influx_server):

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import json
 import threading
-from typing import Dict, Mapping, NamedTuple, Optional
+from typing import Dict, Mapping, NamedTuple
 
 from chalicelib.auth import credentials_from_headers
 from chalicelib.errors import BackendError, Unauthorized

@@ -105,12 +105,12 @@ def field_text(value: float) -> str:
     return f'{BITS_FIELD}="{bits:016x}"'
 
 
-def value_from_fields(value: Optional[float], bits: Optional[str]) -> Optional[float]:
+def value_from_fields(value: object, bits: object) -> Optional[float]:
     """The sample value of a stored point (``value`` wins if a point has both)."""
-    if value is not None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if bits is None:
-        return None
+    if not isinstance(bits, str):
+        return None  # no sample here (or a field of another type, written by someone else)
     try:
         return struct.unpack("<d", struct.pack("<Q", int(bits, 16)))[0]
     except (ValueError, struct.error):

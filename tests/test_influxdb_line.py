@@ -1,0 +1,92 @@
+"""Line protocol: escaping, the reversible ``base64:`` form, exact values, batching."""
+import math
+import struct
+
+import pytest
+
+from chalicelib.model import Series
+from chalicelib.storage.influxdb_line import (LineEncoder, batches, decode, field_text,
+                                              series_key, stored_key, stored_measurement,
+                                              stored_tag, value_from_fields)
+
+STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+def test_series_key_escapes_commas_spaces_and_equals():
+    labels = (("__name__", "m x,y=z"), ("a", "b c,d=e"), ("k y", "v"))
+    assert series_key(labels) == \
+        "m\\ x\\,y=z,__name__=m\\ x\\,y\\=z,a=b\\ c\\,d\\=e,k\\ y=v"
+
+
+@pytest.mark.parametrize("text", ["two\nlines", "cr\rx", "nul\x00x", "tab\tx", "del\x7fx",
+                                  "a\\,b", "a\\ b", "a\\=b", "a\\", "base64:x", "base64:"])
+def test_what_line_protocol_cannot_carry_is_encoded_and_decodes_back(text):
+    assert stored_tag(text).startswith("base64:")
+    assert "\n" not in stored_tag(text) and "\\" not in stored_tag(text)
+    assert decode(stored_tag(text)) == text
+    assert decode(stored_key(text)) == text and decode(stored_measurement(text)) == text
+
+
+@pytest.mark.parametrize("text", ["a\\b", "C:\\\\x", "a b", "a,b", "a=b", "#x", "ü 日本", "'\"",
+                                  "base64", "xbase64:"])
+def test_everything_else_is_stored_as_is(text):
+    assert stored_tag(text) == text and decode(text) == text
+
+
+def test_reserved_keys_and_comment_measurements_are_encoded():
+    for key in ("time", "_field", "_measurement"):
+        assert stored_key(key) != key and decode(stored_key(key)) == key
+    assert stored_key("value") == "value" and stored_tag("time") == "time"
+    assert stored_measurement("#m") != "#m" and decode(stored_measurement("#m")) == "#m"
+    assert stored_measurement("m#") == "m#"
+
+
+def test_text_that_only_looks_encoded_stays_literal():
+    assert decode("base64:!!") == "base64:!!"
+    assert decode("base64:_w") == "base64:_w"  # not UTF-8
+    assert decode("base64:YQ") == "a"
+
+
+def bits(value):
+    return struct.unpack("<Q", struct.pack("<d", value))[0]
+
+
+def test_values_are_exact_and_special_values_keep_their_bits():
+    assert field_text(0.1 + 0.2) == "value=0.30000000000000004"
+    assert field_text(-0.0) == "value=-0.0"
+    assert field_text(5e-324) == "value=5e-324"
+    assert field_text(STALE) == 'value_bits="7ff0000000000002"'
+    assert field_text(float("inf")) == 'value_bits="7ff0000000000000"'
+    assert field_text(float("-inf")) == 'value_bits="fff0000000000000"'
+    for value in (STALE, float("nan"), float("inf"), float("-inf")):
+        text = field_text(value).split('"')[1]
+        assert bits(value_from_fields(None, text)) == bits(value)
+
+
+def test_value_from_fields():
+    assert value_from_fields(2, None) == 2.0 and isinstance(value_from_fields(2, None), float)
+    assert value_from_fields(1.5, "7ff0000000000000") == 1.5  # value wins
+    assert math.isinf(value_from_fields(None, "7ff0000000000000"))
+    for value, text in ((None, None), ("s", None), (True, None), (None, "zz"), (None, 5),
+                        (None, "1" * 17)):
+        assert value_from_fields(value, text) is None, (value, text)
+
+
+def test_lines_and_batches():
+    series = [Series((("__name__", "m"),), [1, 2, 3], [1.0, float("nan"), 3.0]),
+              Series((("__name__", "n"), ("a", "b")), [4, 5], [4.0, 5.0])]
+    encoder = LineEncoder()
+    assert list(encoder.lines(series)) == [
+        "m,__name__=m value=1.0 1", 'm,__name__=m value_bits="7ff8000000000000" 2',
+        "m,__name__=m value=3.0 3", "n,__name__=n,a=b value=4.0 4", "n,__name__=n,a=b value=5.0 5"]
+    assert [len(b) for b in batches(series, encoder, 2)] == [2, 2, 1]
+    assert [len(b) for b in batches(series, encoder, 5)] == [5]
+    assert list(batches([], encoder, 5)) == []
+
+
+def test_key_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(LineEncoder, "MAX_CACHED", 2)
+    encoder = LineEncoder()
+    for name in "abc":
+        assert encoder.key((("__name__", name),)) == f"{name},__name__={name}"
+    assert len(encoder._keys) == 1
