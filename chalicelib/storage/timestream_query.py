@@ -14,6 +14,7 @@ import datetime
 import logging
 import uuid
 from contextlib import closing
+from operator import itemgetter
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from botocore.exceptions import ClientError
@@ -154,7 +155,7 @@ class TimestreamReader:
         not show yet merged two series: retry once it has propagated)."""
         measures = self.runner.measures(
             measures_statement(query, self.database, self.table), deadline)
-        grouped: Dict[Labels, List[Tuple[str, str]]] = {}
+        grouped: Dict[Labels, List[Tuple[int, float]]] = {}
         count = 0
         statements = select_statements(query, self.database, self.table, measures)
         for index, statement in enumerate(statements):
@@ -172,12 +173,12 @@ class TimestreamReader:
         return [self._series(labels, points) for labels, points in sorted(grouped.items())]
 
     def _gather(self, statement: SelectStatement, deadline: Deadline,
-                grouped: Dict[Labels, List[Tuple[str, str]]], count: int,
+                grouped: Dict[Labels, List[Tuple[int, float]]], count: int,
                 sample_limit: int) -> int:
         """Add the points of ``statement`` to ``grouped``; the new sample count. Nothing is
         added if it fails (RowTooLarge)."""
         LOG.debug("query: %s", statement.sql)
-        found: Dict[Labels, List[Tuple[str, str]]] = {}
+        found: Dict[Labels, List[Tuple[int, float]]] = {}
         keys: Dict[tuple, Labels] = {}
         with closing(self.runner.pages(statement.sql, deadline)) as pages:
             for page in pages:
@@ -192,7 +193,8 @@ class TimestreamReader:
                             key[0], dict(zip(statement.dimensions, key[1:])))
                     points = data[samples_at].get("TimeSeriesValue", [])
                     found.setdefault(labels, []).extend(
-                        (p["Time"], p["Value"].get("ScalarValue")) for p in points)
+                        (timestamp_ms(p["Time"]), decode_value(p["Value"]["ScalarValue"]))
+                        for p in points)
                     count += len(points)
                     if count > sample_limit:
                         raise too_many_samples(sample_limit)
@@ -201,15 +203,14 @@ class TimestreamReader:
         return count
 
     @staticmethod
-    def _series(labels: Labels, points: List[Tuple[str, str]]) -> Series:
-        # Timestream TIMESTAMP text sorts as time does.
-        points.sort()
-        timestamps = [timestamp_ms(t) for t, _ in points]
+    def _series(labels: Labels, points: List[Tuple[int, float]]) -> Series:
+        points.sort(key=itemgetter(0))  # CREATE_TIME_SERIES documents no order
+        timestamps = [t for t, _ in points]
         for earlier, later in zip(timestamps, timestamps[1:]):
             if earlier == later:
                 raise BackendUnavailable(
                     f"Timestream returned two samples at {earlier} for {describe(labels)}: "
                     "a dimension another writer added is not visible yet (schema "
                     "propagation), so two series look alike; retry in a moment")
-        return Series(labels, timestamps, [decode_value(v) for _, v in points])
+        return Series(labels, timestamps, [v for _, v in points])
 

@@ -7,7 +7,9 @@
 - An empty value is an absent label, and an absent dimension reads as NULL, so
   each matcher says explicitly whether NULL rows are selected.
 - Reads scale with series, not samples: each series comes back as one row per hour
-  holding its samples (CREATE_TIME_SERIES, "Timeseries views" in the Developer Guide),
+  holding its samples (CREATE_TIME_SERIES, "Timeseries views" in the Developer Guide: it
+  pairs each time with its value, which ``array_agg`` could only do with a ROW constructor
+  and an ordered aggregate, neither documented for Timestream),
   and only the dimensions of the measures asked for are named (SHOW MEASURES lists them
   per measure). A matcher on a label none of those measures has is decided here, without
   SQL: it either selects every row (the label is absent everywhere) or none.
