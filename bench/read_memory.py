@@ -88,22 +88,26 @@ def stage_env(stage: str) -> dict:
 def report() -> None:
     """Print the peak memory of the largest allowed reads, per stage and shape."""
     from chalicelib.config import Settings
-    print(f"\n{'largest allowed read (embedded store)':52} {'peak MiB':>9}  outcome")
+    print(f"\n{'largest allowed read (embedded store)':58} {'peak MiB':>9}  outcome")
     for stage in ("local", "dev"):
         env = stage_env(stage)
         settings = Settings.from_env(env)
         limit = settings.read_sample_limit
+        # Big labels: as many 1 MiB-label copies (queries) as the byte limit allows.
+        copies = min(settings.read_query_limit, settings.read_byte_limit // (1 << 20) - 1)
+        label_series = max(1, (settings.read_byte_limit // (1 << 20) - 1) // copies)
         shapes = [
-            (f"{stage}: {limit:,} samples in 10 series, 1 read", 10, limit // 10, 10, 1, 1),
+            (f"{stage}: {limit:,} samples in 10 series", 10, limit // 10, 10, 1, 1),
             (f"{stage}: same, 2 concurrent reads", 10, limit // 10, 10, 2, 1),
-            (f"{stage}: 1 series with a 1 MiB label x {settings.read_query_limit} queries",
-             1, 10, 1 << 20, 1, settings.read_query_limit),
+            (f"{stage}: {label_series} series of 1 MiB labels x {copies} queries",
+             label_series, 10, 1 << 20, 1, copies),
+            (f"{stage}: same, 2 concurrent reads", label_series, 10, 1 << 20, 2, copies),
         ]
         for name, series, samples, label_bytes, concurrent, queries in shapes:
             got = measure(env, series, samples, label_bytes, concurrent, queries)
             outcome = ", ".join(str(o) if isinstance(o, str) else f"200 ({o:,} B)"
                                 for o in got["outcomes"])
-            print(f"{name:52} {got['peak_above_idle'] / 2**20:9.0f}  {outcome}")
+            print(f"{name:58} {got['peak_above_idle'] / 2**20:9.0f}  {outcome}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench import read_memory  # noqa: E402
 from chalicelib import codec, handlers  # noqa: E402
 from chalicelib.prompb import remote_pb2  # noqa: E402
 from chalicelib.storage.sqlite import SQLiteStore  # noqa: E402
@@ -160,6 +161,7 @@ def main() -> None:
     print(f"\n{'cold start (import, median of 7)':48} {'seconds':>12} {'vs baseline':>12}")
     print(f"{'import boto3 (baseline)':48} {boto3_s:12.3f} {1:11.2f}x")
     print(f"{'import app':48} {app_s:12.3f} {app_s / boto3_s:11.2f}x")
+    read_memory.report()
     from bench import timestream_read  # Query round trips of a 240 000-sample read
     timestream_read.report()
 

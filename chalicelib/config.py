@@ -49,12 +49,13 @@ class Settings:
     backend: str = "sqlite"
     data_dir: str = "./data"
     max_decoded_bytes: int = 32 * 1024 * 1024
-    read_sample_limit: int = 5_000_000
+    # Two concurrent reads at these limits fit in 512 MB (measured by `make bench`).
+    read_sample_limit: int = 4_000_000
     # Lambda caps synchronous responses at 6 MB, and base64 makes a binary body 4/3 larger.
     max_response_bytes: int = 4_400_000
     # Bytes of series and samples one read may gather (encoded size, before compression);
     # with the sample limit, what bounds a read's memory (see `make bench`).
-    read_byte_limit: int = 256 * 1024 * 1024
+    read_byte_limit: int = 80 * 1024 * 1024
     read_query_limit: int = 64
     log_level: str = "INFO"
     database: str = "PrometheusDatabase"

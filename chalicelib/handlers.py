@@ -5,13 +5,13 @@ and back for reads.
 """
 import logging
 import sys
-from typing import Dict, List, Mapping, NamedTuple, Optional
+from typing import Dict, Iterable, Mapping, NamedTuple, Optional
 
 from chalicelib import codec, dialect, translate, translate_v2
 from chalicelib.errors import BadRequest, ResponseTooLarge, too_many_samples
 from chalicelib.budget import ReadBudget
 from chalicelib.model import Query, Series, WriteResult
-from chalicelib.prompb import remote_pb2
+from chalicelib.prompb import fastpath_pb2
 from chalicelib.storage.base import Store
 from chalicelib.text import escape_control
 
@@ -96,9 +96,12 @@ def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_byte
     queries = translate.queries_from_read_request(request,
                                                   dialect.dot_matches_newline(headers))
     budget = ReadBudget(sample_limit, byte_limit or sys.maxsize)
-    response = remote_pb2.ReadResponse()
+    # Built one series at a time: each is encoded as soon as it is gathered.
+    response = fastpath_pb2.ReadResponseSeriesAsBytes()
     for query in queries:
-        response.results.append(translate.query_result(_gather(store, query, budget)))
+        add = response.results.add().timeseries.append
+        for series in _gather(store, query, budget):
+            add(translate.encoded_series(series))
     LOG.debug("read: %d queries, %d samples", len(queries), sample_limit - budget.samples_left)
     encoded = codec.encode_read_response(response)
     if len(encoded) > max_response_bytes:
@@ -108,7 +111,7 @@ def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_byte
     return encoded
 
 
-def _gather(store: Store, query: Query, budget: ReadBudget) -> List[Series]:
+def _gather(store: Store, query: Query, budget: ReadBudget) -> Iterable[Series]:
     """One query's series: charged to ``budget`` as they are gathered by a store that
     can (``read_within``), else as soon as the store hands them over."""
     read_within = getattr(store, "read_within", None)

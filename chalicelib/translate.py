@@ -157,11 +157,22 @@ def query_result(series: Sequence[Series]) -> remote_pb2.QueryResult:
     """A protobuf QueryResult holding ``series`` in the given order."""
     result = remote_pb2.QueryResult()
     for item in series:
-        ts = result.timeseries.add()
-        add_label = ts.labels.add
-        for name, value in item.labels:
-            add_label(name=name, value=value)
-        add_sample = ts.samples.add  # faster than building Sample objects and extending
-        for timestamp, value in zip(item.timestamps, item.values):
-            add_sample(timestamp=timestamp, value=value)
+        _fill(result.timeseries.add(), item)
     return result
+
+
+def encoded_series(series: Series) -> bytes:
+    """``series`` as an encoded ``prometheus.TimeSeries`` (for a response built one
+    series at a time, see fastpath.proto)."""
+    message = types_pb2.TimeSeries()
+    _fill(message, series)
+    return message.SerializeToString()
+
+
+def _fill(ts: types_pb2.TimeSeries, item: Series) -> None:
+    add_label = ts.labels.add
+    for name, value in item.labels:
+        add_label(name=name, value=value)
+    add_sample = ts.samples.add  # faster than building Sample objects and extending
+    for timestamp, value in zip(item.timestamps, item.values):
+        add_sample(timestamp=timestamp, value=value)

@@ -35,7 +35,7 @@ def test_one_huge_series_is_refused_before_it_is_loaded(store):
     tracemalloc.start()
     try:
         with pytest.raises(ResponseTooLarge, match="more than 1000 samples"):
-            store.read_within(everything(), ReadBudget(1000, 1 << 30))
+            list(store.read_within(everything(), ReadBudget(1000, 1 << 30)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -46,9 +46,9 @@ def test_label_bytes_count_against_the_byte_limit(store):
     store.write([Series((("__name__", "m"), ("big", BIG), ("i", str(i))), [1], [1.0])
                  for i in range(20)])
     one = series_bytes((("__name__", "m"), ("big", BIG), ("i", "10")))
-    assert len(store.read_within(everything(), ReadBudget(100, 20 * (one + 18)))) == 20
+    assert len(list(store.read_within(everything(), ReadBudget(100, 20 * (one + 18))))) == 20
     with pytest.raises(ResponseTooLarge, match="READ_BYTE_LIMIT"):
-        store.read_within(everything(), ReadBudget(100, 10 * one))
+        list(store.read_within(everything(), ReadBudget(100, 10 * one)))
 
 
 def test_byte_limit_counts_across_the_queries_of_a_request(store):

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from chalicelib.prompb import types_pb2 as chalicelib_dot_prompb_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n chalicelib/prompb/fastpath.proto\x12\x13prometheus.fastpath\x1a\x1d\x63halicelib/prompb/types.proto\"u\n\x19WriteRequestLabelsAsBytes\x12@\n\ntimeseries\x18\x01 \x03(\x0b\x32,.prometheus.fastpath.TimeSeriesLabelsAsBytes\x12\x10\n\x08metadata\x18\x03 \x03(\x0cJ\x04\x08\x02\x10\x03\"u\n\x17TimeSeriesLabelsAsBytes\x12\x0e\n\x06labels\x18\x01 \x03(\x0c\x12#\n\x07samples\x18\x02 \x03(\x0b\x32\x12.prometheus.Sample\x12\x11\n\texemplars\x18\x03 \x03(\x0c\x12\x12\n\nhistograms\x18\x04 \x03(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n chalicelib/prompb/fastpath.proto\x12\x13prometheus.fastpath\x1a\x1d\x63halicelib/prompb/types.proto\"u\n\x19WriteRequestLabelsAsBytes\x12@\n\ntimeseries\x18\x01 \x03(\x0b\x32,.prometheus.fastpath.TimeSeriesLabelsAsBytes\x12\x10\n\x08metadata\x18\x03 \x03(\x0cJ\x04\x08\x02\x10\x03\"u\n\x17TimeSeriesLabelsAsBytes\x12\x0e\n\x06labels\x18\x01 \x03(\x0c\x12#\n\x07samples\x18\x02 \x03(\x0b\x32\x12.prometheus.Sample\x12\x11\n\texemplars\x18\x03 \x03(\x0c\x12\x12\n\nhistograms\x18\x04 \x03(\x0c\"[\n\x19ReadResponseSeriesAsBytes\x12>\n\x07results\x18\x01 \x03(\x0b\x32-.prometheus.fastpath.QueryResultSeriesAsBytes\".\n\x18QueryResultSeriesAsBytes\x12\x12\n\ntimeseries\x18\x01 \x03(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,4 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WRITEREQUESTLABELSASBYTES']._serialized_end=205
   _globals['_TIMESERIESLABELSASBYTES']._serialized_start=207
   _globals['_TIMESERIESLABELSASBYTES']._serialized_end=324
+  _globals['_READRESPONSESERIESASBYTES']._serialized_start=326
+  _globals['_READRESPONSESERIESASBYTES']._serialized_end=417
+  _globals['_QUERYRESULTSERIESASBYTES']._serialized_start=419
+  _globals['_QUERYRESULTSERIESASBYTES']._serialized_end=465
 # @@protoc_insertion_point(module_scope)

@@ -26,3 +26,15 @@ class TimeSeriesLabelsAsBytes(_message.Message):
     exemplars: _containers.RepeatedScalarFieldContainer[bytes]
     histograms: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, labels: _Optional[_Iterable[bytes]] = ..., samples: _Optional[_Iterable[_Union[_types_pb2.Sample, _Mapping]]] = ..., exemplars: _Optional[_Iterable[bytes]] = ..., histograms: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ReadResponseSeriesAsBytes(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[QueryResultSeriesAsBytes]
+    def __init__(self, results: _Optional[_Iterable[_Union[QueryResultSeriesAsBytes, _Mapping]]] = ...) -> None: ...
+
+class QueryResultSeriesAsBytes(_message.Message):
+    __slots__ = ("timeseries",)
+    TIMESERIES_FIELD_NUMBER: _ClassVar[int]
+    timeseries: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, timeseries: _Optional[_Iterable[bytes]] = ...) -> None: ...

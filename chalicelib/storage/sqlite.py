@@ -17,7 +17,7 @@ import threading
 from array import array
 from itertools import chain, groupby, repeat
 from operator import itemgetter
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 from chalicelib.budget import SAMPLE_BYTES, ReadBudget, series_bytes
 from chalicelib.errors import BackendUnavailable
@@ -42,6 +42,7 @@ DB_FILE = "prometheus.sqlite3"
 READ_CHUNK = 500  # series ids per SELECT (SQLite allows 32766 parameters)
 FETCH_ROWS = 8192  # sample rows fetched (and charged to the read budget) at a time
 _SERIES_ID, _TIME, _BITS = itemgetter(0), itemgetter(1), itemgetter(2)
+_LABELS = itemgetter(1)
 
 
 def floats_to_bits(values: Sequence[float]) -> array:
@@ -171,18 +172,18 @@ class SQLiteStore:
 
     def read(self, query: Query, sample_limit: int) -> List[Series]:
         """Series matching ``query`` with their samples in range, sorted by labels."""
-        return self.read_within(query, ReadBudget(sample_limit, sys.maxsize))
+        return list(self.read_within(query, ReadBudget(sample_limit, sys.maxsize)))
 
-    def read_within(self, query: Query, budget: ReadBudget) -> List[Series]:
-        """``read``, charging ``budget`` as rows arrive (every FETCH_ROWS rows and each
-        series' labels), so a read past a limit stops before it holds the data."""
+    def read_within(self, query: Query, budget: ReadBudget) -> Iterator[Series]:
+        """``read``, one series at a time, charging ``budget`` as rows arrive (every
+        FETCH_ROWS rows, and each series' labels): a read past a limit stops before it
+        holds the data, and at most READ_CHUNK series are held at once."""
         self._refresh()
         conn = self._conn()
-        selected = dict(self._select(query))
-        gathered: Dict[int, Tuple[array, array]] = {}
-        ids = list(selected)
-        for start in range(0, len(ids), READ_CHUNK):
-            chunk = ids[start:start + READ_CHUNK]
+        selected = sorted(self._select(query), key=_LABELS)
+        for start in range(0, len(selected), READ_CHUNK):
+            chunk = dict(selected[start:start + READ_CHUNK])  # in label order
+            gathered: Dict[int, Tuple[array, array]] = {}
             cursor = conn.execute(
                 f"SELECT series_id, t, v FROM samples WHERE series_id IN "
                 f"({','.join('?' * len(chunk))}) AND t BETWEEN ? AND ? ORDER BY series_id, t",
@@ -195,15 +196,15 @@ class SQLiteStore:
                 for series_id, group in groupby(rows, key=_SERIES_ID):
                     arrays = gathered.get(series_id)
                     if arrays is None:
-                        budget.take(0, series_bytes(selected[series_id]))
+                        budget.take(0, series_bytes(chunk[series_id]))
                         arrays = gathered[series_id] = (array("q"), array("q"))
                     group = list(group)
                     arrays[0].extend(map(_TIME, group))
                     arrays[1].extend(map(_BITS, group))
-        result = [Series(selected[series_id], timestamps, bits_to_floats(bits))
-                  for series_id, (timestamps, bits) in gathered.items()]
-        result.sort(key=lambda item: item.labels)
-        return result
+            for series_id, labels in chunk.items():
+                arrays = gathered.pop(series_id, None)
+                if arrays is not None:
+                    yield Series(labels, arrays[0], bits_to_floats(arrays[1]))
 
     def _select(self, query: Query) -> List[Tuple[int, Labels]]:
         """(id, labels) of the series the matchers select: metric-name matchers are
