@@ -164,6 +164,8 @@ def main() -> None:
     read_memory.report()
     from bench import timestream_read  # Query round trips of a 240 000-sample read
     timestream_read.report()
+    from bench import influxdb  # the InfluxDB backend beside influxd's own endpoints
+    influxdb.report(bodies, body, samples, args.senders, send_all)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ MODULES: Dict[str, List[str]] = {
                                                  "tests/test_store_contract.py"],
     "chalicelib/storage/timestream_sql.py": ["tests/test_timestream_sql.py",
                                              "tests/test_store_contract.py"],
+    "chalicelib/storage/influxdb_line.py": ["tests/test_influxdb_line.py",
+                                            "tests/test_influxql.py"],
+    "chalicelib/storage/influxql.py": ["tests/test_influxql.py", "tests/test_influxdb_line.py"],
 }
 
 CONFIG = """[cosmic-ray]

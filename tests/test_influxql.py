@@ -5,9 +5,9 @@ import pytest
 
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query
-from chalicelib.storage.influxql import (MAX_NANOS, MIN_NANOS, condition, identifier,
-                                         needs_exact_check, regex_literal, select_statement,
-                                         source, string_literal)
+from chalicelib.storage.influxql import (MAX_NANOS, MIN_NANOS, approximate_keys, condition,
+                                         identifier, regex_literal, select_statement, source,
+                                         string_literal)
 
 
 def m(type_, name, value, dot_all=False):
@@ -78,9 +78,7 @@ def test_select_statement():
     assert f"time >= {MIN_NANOS} AND time <= {MAX_NANOS} " in wide
 
 
-def test_exact_check_only_for_encoded_values_under_regex_matchers():
-    regex = (m(0, "__name__", "m"), m(2, "job", "a.*"))
-    assert needs_exact_check(regex, [("job", "base64:YQpi")])
-    assert not needs_exact_check(regex, [("job", "api")])
-    assert not needs_exact_check(regex, [("other", "base64:YQpi")])
-    assert not needs_exact_check((m(0, "job", "a\nb"),), [("job", "base64:YQpi")])
+def test_regex_matchers_keys_are_checked_exactly_when_encoded():
+    matchers = (m(0, "__name__", "m"), m(2, "job", "a.*"), m(3, "time", "x"),
+                m(1, "path", "p"))
+    assert approximate_keys(matchers) == {"job", "base64:dGltZQ"}

@@ -12,16 +12,16 @@ the sample limit.
 import gzip
 import logging
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from chalicelib.errors import BackendError, ConnectorError, too_many_samples
 from chalicelib.matchers import matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult
 from chalicelib.storage.influxdb_client import (Deadline, InfluxClient, Transient, http_error,
                                                 with_retries)
-from chalicelib.storage.influxdb_line import (BITS_FIELD, NAME_TAG, VALUE_FIELD, LineEncoder,
-                                              batches, decode, value_from_fields)
-from chalicelib.storage.influxql import identifier, needs_exact_check, select_statement
+from chalicelib.storage.influxdb_line import (BITS_FIELD, ENCODED_PREFIX, NAME_TAG, VALUE_FIELD,
+                                              LineEncoder, batches, decode, value_from_fields)
+from chalicelib.storage.influxql import approximate_keys, identifier, select_statement
 
 LOG = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class InfluxDBStore:
     def _read_once(self, query: Query, statement: str, sample_limit: int,
                    timeout: float) -> List[Series]:
         found: Dict[Tuple, Tuple[Labels, List[int], List[float]]] = {}
+        approximate = approximate_keys(query.matchers)
         total = 0
         for result in self.client.query(statement, timeout):
             if "error" in result:
@@ -108,7 +109,8 @@ class InfluxDBStore:
                 key = (item.get("name", ""), tuple(tags))
                 entry = found.get(key)
                 if entry is None:
-                    entry = found[key] = (self._labels(item.get("name", ""), tags, query),
+                    entry = found[key] = (self._labels(item.get("name", ""), tags, query,
+                                                       approximate),
                                           [], [])
                 columns = item.get("columns", [])
                 at = {name: columns.index(name) for name in ("time", VALUE_FIELD, BITS_FIELD)
@@ -131,10 +133,12 @@ class InfluxDBStore:
         return result
 
     @staticmethod
-    def _labels(measurement: str, tags: List[Tuple[str, str]], query: Query) -> Optional[Labels]:
+    def _labels(measurement: str, tags: List[Tuple[str, str]], query: Query,
+                approximate: FrozenSet[str]) -> Optional[Labels]:
         """Decoded labels of a result series; None if an exact check rules it out."""
         labels = {decode(key): decode(value) for key, value in tags if value != ""}
         labels.setdefault(NAME_TAG, decode(measurement))
-        if needs_exact_check(query.matchers, tags) and not matches_all(query.matchers, labels):
+        if any(key in approximate and value.startswith(ENCODED_PREFIX) for key, value in tags) \
+                and not matches_all(query.matchers, labels):
             return None
         return tuple(sorted(labels.items()))

@@ -12,10 +12,10 @@ Semantics: regexes are fully anchored (``^(?:re)$``; ``(?s)`` in front for clien
 whose ``.`` matches a newline), an empty value is the same as an absent tag. Stored
 text in the reversible ``base64:`` form (see ``influxdb_line``) cannot be matched by
 a regex inside InfluxDB, so regex conditions also select every encoded value; the
-store decides those series exactly in Python (``needs_exact_check``).
+store decides those series exactly in Python (``approximate_keys``).
 """
 import re
-from typing import List, Optional, Tuple
+from typing import FrozenSet, Optional, Tuple
 
 from chalicelib.matchers import Matcher, MatchType
 from chalicelib.model import Query
@@ -97,13 +97,11 @@ def source(matchers: Tuple[Matcher, ...], prefix: str = "") -> str:
     return prefix + "/.*/"
 
 
-def needs_exact_check(matchers: Tuple[Matcher, ...], stored_labels: List[Tuple[str, str]]) -> bool:
-    """Whether a series' stored (key, value) pairs hold encoded text a regex matcher
-    could only have selected approximately."""
-    regex_keys = {stored_key(m.name) for m in matchers
-                  if m.type in (MatchType.RE, MatchType.NRE)}
-    return any(key in regex_keys and value.startswith(ENCODED_PREFIX)
-               for key, value in stored_labels)
+def approximate_keys(matchers: Tuple[Matcher, ...]) -> FrozenSet[str]:
+    """Stored tag keys under a regex matcher: a series whose value for one of them is in
+    the encoded form was selected approximately and must be checked exactly."""
+    return frozenset(stored_key(m.name) for m in matchers
+                     if m.type in (MatchType.RE, MatchType.NRE))
 
 
 def select_statement(query: Query, retention_policy: Optional[str] = None,
