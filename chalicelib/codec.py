@@ -81,11 +81,32 @@ def decompress(body: bytes, max_decoded_bytes: int) -> bytes:
             f"decoded body would be {length} bytes, over the limit of {max_decoded_bytes}")
     try:
         data = snappy.uncompress(body)
-    except Exception as exc:  # the backend raises its own error types
-        raise BadRequest(f"body is not valid snappy block data: {exc}") from None
+    except Exception:  # the backend raises its own error types, without a message
+        raise BadRequest(f"body is not valid snappy block data: {why_not_snappy(body, length)}"
+                         ) from None
     if len(data) != length:
-        raise BadRequest("body is not valid snappy block data: length mismatch")
+        raise BadRequest(f"body is not valid snappy block data: it declares {length} decoded "
+                         f"bytes but holds {len(data)}")
     return data
+
+
+#: How bodies that are not snappy block data usually start.
+_NOT_SNAPPY = (
+    (b"\xff\x06\x00\x00sNaPpY", "it is snappy *framed* (stream) format; remote read/write "
+                                "use the snappy block format"),
+    (b"\x1f\x8b", "it is gzip-compressed; remote read/write use snappy block format"),
+    (b"(\xb5/\xfd", "it is zstd-compressed; remote read/write use snappy block format"),
+    (b"{", "it looks like JSON text, not snappy-compressed protobuf"),
+)
+
+
+def why_not_snappy(body: bytes, length: int) -> str:
+    """A one-line guess at what is wrong with a body the snappy decoder refused."""
+    for start, reason in _NOT_SNAPPY:
+        if body.startswith(start):
+            return reason
+    return (f"corrupt or truncated ({len(body)} bytes that declare {length} decoded bytes; "
+            "is it uncompressed protobuf?)")
 
 
 def decode_write_request(body: bytes, headers: Mapping[str, str], max_decoded_bytes: int

@@ -24,6 +24,11 @@ LOG = logging.getLogger(__name__)
 # over and over, so each is decoded and validated once. Bounded: cleared when full.
 _LABELS: Dict[Tuple[bytes, ...], Labels] = {}
 _LABELS_MAX = 200_000
+# And bounded in bytes: the encoded labels (the key) and their decoded text, roughly
+# twice as much. A label set larger than LABELS_ENTRY_MAX_BYTES is never cached.
+LABELS_CACHE_MAX_BYTES = 64 << 20
+LABELS_ENTRY_MAX_BYTES = 64 << 10
+_labels_bytes = 0
 
 
 def validate_labels(labels: Labels) -> Labels:
@@ -66,9 +71,20 @@ def decode_labels(encoded: Tuple[bytes, ...]) -> Labels:
 
 
 def _remember(encoded: Tuple[bytes, ...], labels: Labels) -> None:
-    if len(_LABELS) >= _LABELS_MAX:
+    global _labels_bytes
+    size = 3 * sum(map(len, encoded)) + 64 * len(encoded) + 100
+    if size > LABELS_ENTRY_MAX_BYTES:
+        return
+    if len(_LABELS) >= _LABELS_MAX or _labels_bytes + size > LABELS_CACHE_MAX_BYTES:
         _LABELS.clear()
+        _labels_bytes = 0
     _LABELS[encoded] = labels
+    _labels_bytes += size
+
+
+def labels_cache_bytes() -> int:
+    """Estimated bytes held by the label cache (never above LABELS_CACHE_MAX_BYTES)."""
+    return _labels_bytes
 
 
 def describe(labels: Iterable) -> str:

@@ -33,3 +33,18 @@ def test_series_described_with_control_characters_escaped():
 
 def test_escape_cuts_long_values():
     assert escape("x" * 1000, 10) == "x" * 10 + "..."
+
+
+def test_label_cache_is_bounded_in_bytes():
+    big = ({"__name__": "big", "v": "x" * 900_000}, [(1, 1.0)])
+    for _ in range(3):
+        assert len(translated(big).series) == 1
+    assert translate.labels_cache_bytes() < translate.LABELS_CACHE_MAX_BYTES
+    before = translate.labels_cache_bytes()
+    translated(({"__name__": "big", "v": "y" * 900_000}, [(1, 1.0)]))
+    assert translate.labels_cache_bytes() == before  # a 900 kB label set is not cached
+    peak = 0
+    for i in range(2000):  # ~45 kB each: 90 MB in all
+        translated(({"__name__": "many", "v": "x" * 15_000 + str(i)}, [(1, 1.0)]))
+        peak = max(peak, translate.labels_cache_bytes())
+    assert translate.LABELS_CACHE_MAX_BYTES // 2 < peak <= translate.LABELS_CACHE_MAX_BYTES
