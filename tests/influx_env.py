@@ -91,9 +91,10 @@ class InfluxServer:
         fields = {"q": q, **params}
         if db:
             fields["db"] = db
-        if self.auth and auth:
-            fields.update(u=auth[0], p=auth[1])
-        request = urllib.request.Request(self.url + "/query",
+        credentials = ""
+        if self.auth and auth:  # influxd reads u and p from the URL only
+            credentials = "?" + urllib.parse.urlencode({"u": auth[0], "p": auth[1]})
+        request = urllib.request.Request(self.url + "/query" + credentials,
                                          data=urllib.parse.urlencode(fields).encode(),
                                          method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
