@@ -11,8 +11,9 @@ from moto import mock_aws
 
 from chalicelib import stores
 from chalicelib.config import Settings
-from chalicelib.errors import BackendError, Unauthorized
-from chalicelib.model import Series
+from chalicelib.errors import BackendError, Forbidden, Unauthorized
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
 from chalicelib.storage.influxdb_auth import InfluxCredentials, from_secret_string
 from tests.influx_env import INFLUXD, InfluxServer
 
@@ -111,3 +112,17 @@ def test_secret_shapes():
         with pytest.raises(BackendError, match="secret arn"):
             from_secret_string(bad, "arn")
     assert InfluxCredentials().headers() == {}
+
+
+def test_a_user_without_write_rights_is_forbidden(secured):
+    secured.query('CREATE DATABASE "creds"')
+    secured.query("CREATE USER reader WITH PASSWORD 'r-pass'")
+    secured.query('GRANT READ ON "creds" TO reader')
+    config = settings(secured, AUTH_MODE="basic")
+    store = stores.store_for_request(config, basic("reader", "r-pass"))
+    with pytest.raises(Forbidden, match="HTTP 403"):
+        store.write(SAMPLE)
+    assert store.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), 10) is not None
+    role = settings(secured, INFLUXDB_USERNAME="reader", INFLUXDB_PASSWORD="r-pass")
+    with pytest.raises(BackendError, match="refused the connector's credentials .*HTTP 403"):
+        stores.store_for_request(role, {}).write(SAMPLE)

@@ -249,3 +249,15 @@ def test_several_queries_answer_in_order(store):
     response.ParseFromString(codec.decompress(body, 1 << 20))
     assert [[s.value for ts in r.timeseries for s in ts.samples] for r in response.results] == \
         [[2.0], [], [1.0]]
+
+
+def test_a_missing_database_is_a_clear_500(influx_server):
+    from chalicelib.errors import BackendError
+    from chalicelib.storage.influxdb import InfluxDBStore
+    from chalicelib.storage.influxdb_client import InfluxClient
+    store = InfluxDBStore(InfluxClient(influx_server.url, "absent"), create_database=False)
+    with pytest.raises(BackendError, match="database not found.*create the database") as raised:
+        store.write([Series(labels(__name__="m"), [1], [1.0])])
+    assert raised.value.status == 500
+    with pytest.raises(BackendError, match="database not found"):
+        store.read(query((0, "__name__", "m")), 10)

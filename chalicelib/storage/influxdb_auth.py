@@ -45,7 +45,7 @@ class InfluxCredentials(NamedTuple):
 
     def cache_key(self) -> str:
         """A digest identifying these credentials without holding them in clear."""
-        material = "\0".join([self.username, self.password, self.token])
+        material = "\0".join([self.username, self.password, self.token, self.origin])
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
