@@ -16,6 +16,8 @@ def test_series_key_escapes_commas_spaces_and_equals():
     labels = (("__name__", "m x,y=z"), ("a", "b c,d=e"), ("k y", "v"))
     assert series_key(labels) == \
         "m\\ x\\,y=z,__name__=m\\ x\\,y\\=z,a=b\\ c\\,d\\=e,k\\ y=v"
+    decoded_name = "".join(["__na", "me__"])  # as from protobuf: equal, not the same object
+    assert series_key(((decoded_name, "up"),)) == "up,__name__=up"
 
 
 @pytest.mark.parametrize("text", ["two\nlines", "cr\rx", "nul\x00x", "tab\tx", "del\x7fx",
@@ -87,6 +89,8 @@ def test_lines_and_batches():
 def test_key_cache_is_bounded(monkeypatch):
     monkeypatch.setattr(LineEncoder, "MAX_CACHED", 2)
     encoder = LineEncoder()
-    for name in "abc":
+    for name in "ab":
         assert encoder.key((("__name__", name),)) == f"{name},__name__={name}"
-    assert len(encoder._keys) == 1
+    assert len(encoder._keys) == 2
+    assert encoder.key((("__name__", "c"),)) == "c,__name__=c"
+    assert len(encoder._keys) == 1  # full: emptied before adding

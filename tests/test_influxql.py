@@ -32,6 +32,8 @@ def test_literals_and_identifiers():
     ("[\r\x00]", "/^(?:[\\x{0d}\\x{00}])$/"),
     ("(?i)x|y", "/^(?:(?i)x|y)$/"),
     ("\\d+\\.", "/^(?:\\d+\\.)$/"),
+    ("abc\\/", "/^(?:abc\\/)$/"),        # an escape late in the pattern
+    ("a\\", "/^(?:a\\)$/"),              # a trailing backslash passes through (RE2 refuses it)
 ])
 def test_regex_literals(pattern, literal):
     assert regex_literal(pattern) == literal
@@ -64,6 +66,8 @@ def test_sources():
     assert source((m(2, "__name__", "u.*", dot_all=True),)) == "/(?s)^(?:u.*)$|^base64:/"
     assert source((m(2, "__name__", ".*"), m(0, "job", "x"))) == "/.*/"
     assert source((m(1, "__name__", "up"),)) == "/.*/"
+    assert source((m(3, "__name__", "up|"),)) == "/.*/"  # !~ never narrows FROM
+    assert source((m(0, "A", "x"), m(2, "B", "y"))) == "/.*/"  # only __name__ names measurements
     assert source((m(0, "__name__", ""), m(0, "job", "x"))) == "/.*/"
     assert source((m(0, "__name__", "up"),), '"db"."rp".') == '"db"."rp"."up"'
 
