@@ -9,6 +9,7 @@ write touches the series table only for series it has never seen.
 Concurrency: one connection per thread; writes are serialised by a lock (SQLite
 allows one writer at a time anyway) and reads run beside them under WAL.
 """
+import hashlib
 import json
 import os
 import sqlite3
@@ -17,7 +18,7 @@ import threading
 from array import array
 from itertools import chain, groupby, repeat
 from operator import itemgetter
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from chalicelib.budget import SAMPLE_BYTES, ReadBudget, series_bytes
 from chalicelib.errors import BackendUnavailable
@@ -55,25 +56,68 @@ def bits_to_floats(bits: Sequence[int]) -> array:
     return array("d", (bits if isinstance(bits, array) else array("q", bits)).tobytes())
 
 
-class SeriesIndex:
-    """In-memory view of the series table: ids by labels, labels by id and by name."""
+#: The series index keeps label sets in memory up to this many bytes in all...
+INDEX_MAX_BYTES = 256 << 20
+#: ...and only those whose stored (JSON) form is at most this long. The others stay on
+#: disk: the index knows them by a digest, and a read loads their labels when it needs them.
+INDEX_ENTRY_MAX_BYTES = 16 << 10
 
-    def __init__(self) -> None:
+
+def labels_json(labels: Labels) -> str:
+    """The stored form of a label set (the ``series.labels`` column)."""
+    return json.dumps(labels, ensure_ascii=False)
+
+
+def labels_digest(text: str) -> bytes:
+    """Key of a label set kept on disk: the SHA-256 of its stored form."""
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def parse_labels(text: str) -> Labels:
+    """Inverse of ``labels_json``."""
+    return tuple(tuple(pair) for pair in json.loads(text))
+
+
+class SeriesIndex:
+    """In-memory view of the series table, bounded in bytes: ids by labels, labels by id
+    and by name for label sets that fit; ids by digest for the others (``on_disk``)."""
+
+    def __init__(self, max_bytes: int = INDEX_MAX_BYTES,
+                 entry_max_bytes: int = INDEX_ENTRY_MAX_BYTES) -> None:
         self.ids: Dict[Labels, int] = {}
         self.labels: Dict[int, Labels] = {}
         self.by_name: Dict[str, List[int]] = {}
+        self.digests: Dict[bytes, int] = {}
+        self.on_disk: List[int] = []
         self.max_id = 0
+        self.bytes = 0
+        self.max_bytes = max_bytes
+        self.entry_max_bytes = entry_max_bytes
 
     def load(self, conn: sqlite3.Connection) -> None:
         """Pick up series added since the last load (by this or another process)."""
         rows = conn.execute("SELECT id, labels FROM series WHERE id > ? ORDER BY id",
                             (self.max_id,)).fetchall()
         for series_id, text in rows:
-            labels = tuple(tuple(pair) for pair in json.loads(text))
-            self.ids[labels] = series_id
-            self.labels[series_id] = labels
-            self.by_name.setdefault(metric_name(labels), []).append(series_id)
+            # Python objects: ~3x the text, plus the tuples and dict slots.
+            cost = 3 * len(text) + 200
+            if len(text) <= self.entry_max_bytes and self.bytes + cost <= self.max_bytes:
+                labels = parse_labels(text)
+                self.ids[labels] = series_id
+                self.labels[series_id] = labels
+                self.by_name.setdefault(metric_name(labels), []).append(series_id)
+                self.bytes += cost
+            else:
+                self.digests[labels_digest(text)] = series_id
+                self.on_disk.append(series_id)
             self.max_id = series_id
+
+    def id_of(self, labels: Labels) -> Optional[int]:
+        """The id of a known series, or None."""
+        series_id = self.ids.get(labels)
+        if series_id is None and self.digests:
+            series_id = self.digests.get(labels_digest(labels_json(labels)))
+        return series_id
 
 
 def store_failure(exc: sqlite3.Error, path: str) -> BackendUnavailable:
@@ -94,13 +138,14 @@ def store_failure(exc: sqlite3.Error, path: str) -> BackendUnavailable:
 class SQLiteStore:
     """Durable embedded store in ``data_dir``."""
 
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, index_max_bytes: int = INDEX_MAX_BYTES,
+                 index_entry_max_bytes: int = INDEX_ENTRY_MAX_BYTES) -> None:
         os.makedirs(data_dir, exist_ok=True)
         self.path = os.path.join(data_dir, DB_FILE)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._index_lock = threading.Lock()
-        self._index = SeriesIndex()
+        self._index = SeriesIndex(index_max_bytes, index_entry_max_bytes)
         conn = self._conn()
         conn.executescript(SCHEMA)
         self._refresh()
@@ -157,18 +202,18 @@ class SQLiteStore:
         """Ids of ``series``, inserting new ones (inside the caller's transaction, which
         holds the write lock). New ids stay local until the transaction commits."""
         index = self._index
-        missing = [s.labels for s in series if s.labels not in index.ids]
+        ids = [index.id_of(s.labels) for s in series]
+        missing = [s.labels for s, series_id in zip(series, ids) if series_id is None]
         if not missing:
-            return [index.ids[s.labels] for s in series]
+            return ids
         conn.executemany(
             "INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)",
-            ((metric_name(labels), json.dumps(labels, ensure_ascii=False))
-             for labels in dict.fromkeys(missing)))
+            ((metric_name(labels), labels_json(labels)) for labels in dict.fromkeys(missing)))
         # Every row past the index's last id: ours, or committed by another process.
-        added = {tuple(tuple(pair) for pair in json.loads(text)): series_id
-                 for series_id, text in conn.execute(
-                     "SELECT id, labels FROM series WHERE id > ?", (index.max_id,))}
-        return [index.ids.get(s.labels) or added[s.labels] for s in series]
+        added = {parse_labels(text): series_id for series_id, text in conn.execute(
+            "SELECT id, labels FROM series WHERE id > ?", (index.max_id,))}
+        return [series_id if series_id is not None else added[s.labels]
+                for s, series_id in zip(series, ids)]
 
     def read(self, query: Query, sample_limit: int) -> List[Series]:
         """Series matching ``query`` with their samples in range, sorted by labels."""
@@ -180,7 +225,7 @@ class SQLiteStore:
         holds the data, and at most READ_CHUNK series are held at once."""
         self._refresh()
         conn = self._conn()
-        selected = sorted(self._select(query), key=_LABELS)
+        selected = sorted(self._select(conn, query), key=_LABELS)
         for start in range(0, len(selected), READ_CHUNK):
             chunk = dict(selected[start:start + READ_CHUNK])  # in label order
             gathered: Dict[int, Tuple[array, array]] = {}
@@ -206,14 +251,25 @@ class SQLiteStore:
                 if arrays is not None:
                     yield Series(labels, arrays[0], bits_to_floats(arrays[1]))
 
-    def _select(self, query: Query) -> List[Tuple[int, Labels]]:
+    def _select(self, conn: sqlite3.Connection, query: Query) -> List[Tuple[int, Labels]]:
         """(id, labels) of the series the matchers select: metric-name matchers are
-        decided once per distinct name, the others per series."""
+        decided once per distinct name, the others per series; series whose labels
+        stay on disk are loaded READ_CHUNK at a time and only kept if selected."""
         on_name = [m for m in query.matchers if m.name == "__name__"]
         others = [m for m in query.matchers if m.name != "__name__"]
         with self._index_lock:
             index = self._index
             candidates = [(i, index.labels[i]) for name, ids in index.by_name.items()
                           if all(m.matches_value(name) for m in on_name) for i in ids]
-        return [(i, labels) for i, labels in candidates
-                if not others or matches_all(others, dict(labels))]
+            on_disk = list(index.on_disk)
+        selected = [(i, labels) for i, labels in candidates
+                    if not others or matches_all(others, dict(labels))]
+        for start in range(0, len(on_disk), READ_CHUNK):
+            chunk = on_disk[start:start + READ_CHUNK]
+            for series_id, text in conn.execute(
+                    f"SELECT id, labels FROM series WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk):
+                labels = parse_labels(text)
+                if matches_all(query.matchers, dict(labels)):
+                    selected.append((series_id, labels))
+        return selected
