@@ -1,4 +1,4 @@
-"""`make run` (chalice local on the embedded store) over real HTTP."""
+"""`make run` (chalice local on the embedded store, and on InfluxDB) over real HTTP."""
 import http.client
 import os
 import sys
@@ -25,10 +25,16 @@ def start(tmp_path, data_dir, **env_vars) -> (Process, str):
     return proc, f"http://127.0.0.1:{port}", port
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "influxdb"])
+def server(request, tmp_path_factory):
+    """`make run` on the embedded store, and with the README's InfluxDB variables."""
     tmp_path = tmp_path_factory.mktemp("server")
-    proc, url, port = start(tmp_path, tmp_path / "data")
+    env = {}
+    if request.param == "influxdb":
+        influx = request.getfixturevalue("influx_server")
+        env = {"STORAGE_BACKEND": "influxdb", "INFLUXDB_URL": influx.url,
+               "INFLUXDB_DATABASE": "local_server"}
+    proc, url, port = start(tmp_path, tmp_path / "data", **env)
     yield url, port, tmp_path
     proc.stop()
 
