@@ -65,8 +65,11 @@ def test_wrong_password_is_a_clear_5xx_that_never_shows_the_password(secured, ca
 def test_basic_auth_from_prometheus_is_passed_through(secured):
     config = settings(secured, AUTH_MODE="basic")
     assert stores.store_for_request(config, basic("admin", PASSWORD)).write(SAMPLE).stored == 1
+    refused = stores.store_for_request(config, basic("admin", "nope"))
     with pytest.raises(Unauthorized, match="refused the credentials in Prometheus's basic_auth"):
-        stores.store_for_request(config, basic("admin", "nope")).write(SAMPLE)
+        refused.write(SAMPLE)
+    with pytest.raises(Unauthorized, match="for query"):
+        refused.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), 10)
     with pytest.raises(Unauthorized, match="configure basic_auth"):
         stores.store_for_request(config, {})
 

@@ -107,3 +107,14 @@ def test_server_stopped_mid_write_loses_nothing_acknowledged():
         assert set(acknowledged) <= stored
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("status", [413, 422])
+def test_other_refusals_are_a_5xx_that_says_so(proxied, status):
+    from chalicelib.errors import BackendError
+    proxy, store = proxied
+    proxy.status, proxy.fail = status, 2
+    with pytest.raises(BackendError, match=f"InfluxDB refused the write \\(HTTP {status}\\)"):
+        store.write(series("refused", [1]))
+    with pytest.raises(BackendError, match=f"HTTP {status}"):
+        read_timestamps(store, "refused")
