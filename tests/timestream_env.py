@@ -102,8 +102,9 @@ class TimestreamEnv:
         self.executor = ThreadPoolExecutor(max_workers=4)
         kwargs = {"clock": clock} if clock else {}
         reader = TimestreamReader(TimestreamQueryRunner(self.query_client), DATABASE, TABLE)
+        # 60 s: the emulation runs slower than Timestream on a loaded test machine.
         self.store = TimestreamStore(self.write_client, reader, DATABASE, TABLE,
-                                     executor=self.executor, deadline_seconds=25,
+                                     executor=self.executor, deadline_seconds=60,
                                      retention_hours=retention_hours, **kwargs)
 
     def records(self) -> List[dict]:
