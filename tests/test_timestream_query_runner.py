@@ -167,3 +167,22 @@ def test_a_query_abandoned_at_the_deadline_is_cancelled(env):
     [started] = [c for c in selects(env)]  # the SELECT's first call, then no time left
     assert env.queries.cancelled == [env.queries.executions[-1]]
     assert "NextToken" not in started
+
+
+def test_show_measures_rows_are_read_by_column_and_field_name():
+    """The result shape of SHOW MEASURES, with the row fields in another order."""
+    from chalicelib.storage.timestream_query import measures_of
+    from chalicelib.storage.timestream_sql import Measure
+    fields = [{"Name": "data_type", "Type": {"ScalarType": "VARCHAR"}},
+              {"Name": "dimension_name", "Type": {"ScalarType": "VARCHAR"}}]
+    page = {"ColumnInfo": [
+        {"Name": "dimensions", "Type": {"ArrayColumnInfo": {"Type": {"RowColumnInfo": fields}}}},
+        {"Name": "data_type", "Type": {"ScalarType": "VARCHAR"}},
+        {"Name": "measure_name", "Type": {"ScalarType": "VARCHAR"}}],
+        "Rows": [{"Data": [{"ArrayValue": [{"RowValue": {"Data": [{"ScalarValue": "varchar"},
+                                                                  {"ScalarValue": "job"}]}}]},
+                           {"ScalarValue": "DOUBLE"}, {"ScalarValue": "up"}]},
+                 {"Data": [{"NullValue": True}, {"ScalarValue": "bigint"}, {"ScalarValue": "n"}]}]}
+    assert measures_of(page) == [Measure("up", "double", frozenset({"job"})),
+                                 Measure("n", "bigint", frozenset())]
+    assert measures_of({"QueryId": "q", "Rows": [], "ColumnInfo": [], "NextToken": "t"}) == []
