@@ -233,6 +233,8 @@ def test_dropped_point_counts():
     assert influxdb.dropped_points("partial write: field type conflict dropped=3", 10) == 3
     assert influxdb.dropped_points("a dropped=2; b dropped=4", 5) == 5
     assert influxdb.dropped_points("unable to parse 'x': bad; unable to parse 'y': bad", 9) == 2
+    assert influxdb.dropped_points("partial write: unable to parse 'x': time outside range "
+                                   "dropped=0", 9) == 1  # what influxd 1.6.7 answers
     assert influxdb.dropped_points("something else", 7) == 7
 
 
@@ -261,3 +263,11 @@ def test_a_missing_database_is_a_clear_500(influx_server):
     assert raised.value.status == 500
     with pytest.raises(BackendError, match="database not found"):
         store.read(query((0, "__name__", "m")), 10)
+
+
+def test_timestamps_influxdb_cannot_represent_are_counted_and_the_rest_stored(store):
+    result = store.write([Series(labels(__name__="far"), [5, 10 ** 16, 6], [1.0, 2.0, 3.0])])
+    assert (result.stored, result.rejected) == (2, 1)
+    assert "unable to parse" in result.reasons[0]
+    [found] = store.read(query((0, "__name__", "far")), 10)
+    assert list(found.timestamps) == [5, 6]

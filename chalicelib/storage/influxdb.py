@@ -29,16 +29,16 @@ BATCH_LINES = 5000
 CREATE_DATABASE_TIMEOUT_SECONDS = 4.0
 WRITE_TIMEOUT_SECONDS = 10.0
 QUERY_TIMEOUT_SECONDS = 20.0
+REASON_CHARS = 300
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
 def dropped_points(text: str, lines: int) -> int:
-    """How many points of a batch a 400 answer says were not stored."""
-    counts = [int(n) for n in _DROPPED.findall(text)]
-    if counts:
-        return min(lines, sum(counts))
-    return min(lines, max(1, text.count("unable to parse"))) if "unable to parse" in text \
-        else lines
+    """How many points of a batch a 400 answer says were not stored: the lines it could
+    not parse plus the points it dropped (InfluxDB 1.x: ``partial write: unable to parse
+    '…': …`` and ``… dropped=N``); all of them if it says neither."""
+    counted = sum(int(n) for n in _DROPPED.findall(text)) + text.count("unable to parse")
+    return min(lines, counted) if counted else lines
 
 
 class InfluxDBStore:
@@ -77,7 +77,8 @@ class InfluxDBStore:
             if status == 400:
                 dropped = dropped_points(text, len(batch))
                 rejected += dropped
-                reasons.append(f"InfluxDB did not store {dropped} of {len(batch)} points: {text}")
+                reasons.append(f"InfluxDB did not store {dropped} of {len(batch)} points: "
+                               f"{text[:REASON_CHARS]}")
         if rejected:
             LOG.warning("InfluxDB rejected %d of %d samples: %s", rejected, total, reasons[0])
         return WriteResult(total - rejected, rejected, tuple(reasons))

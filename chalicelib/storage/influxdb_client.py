@@ -53,7 +53,7 @@ def _error_text(body: bytes) -> str:
         text = json.loads(text).get("error", text)
     except (ValueError, AttributeError):
         pass
-    return text[:300]
+    return text
 
 
 class InfluxClient:
@@ -118,6 +118,7 @@ class InfluxClient:
 def http_error(status: int, text: str, what: str,
                credentials: InfluxCredentials) -> Exception:
     """The exception an InfluxDB error status maps to (Transient if worth retrying)."""
+    text = text[:300]
     if status == 429 or status >= 500:
         return Transient(f"HTTP {status}: {text}")
     if status in (401, 403):
