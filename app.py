@@ -6,7 +6,6 @@ from chalice import Chalice, Response
 from chalice.app import CaseInsensitiveMapping
 
 from chalicelib import handlers, stores
-from chalicelib.codec import READ_RESPONSE_HEADERS
 from chalicelib.config import Settings
 from chalicelib.errors import ConnectorError
 from chalicelib.text import escape_control
@@ -64,11 +63,11 @@ def write():
 @app.route("/read", methods=["POST"], content_types=["*/*"])
 @errors_as_responses
 def read():
-    """Remote read (SAMPLES): one QueryResult per query, in request order."""
+    """Remote read (SAMPLES or STREAMED_XOR_CHUNKS): every query answered, in request order."""
     request = app.current_request
-    body = handlers.read(request.raw_body, request.headers,
-                         stores.store_for_request(SETTINGS, request.headers),
-                         SETTINGS.max_decoded_bytes, SETTINGS.read_sample_limit,
-                         SETTINGS.max_response_bytes, SETTINGS.read_byte_limit,
-                         SETTINGS.read_query_limit)
-    return Response(body=body, status_code=200, headers=dict(READ_RESPONSE_HEADERS))
+    headers, body = handlers.read(request.raw_body, request.headers,
+                                  stores.store_for_request(SETTINGS, request.headers),
+                                  SETTINGS.max_decoded_bytes, SETTINGS.read_sample_limit,
+                                  SETTINGS.max_response_bytes, SETTINGS.read_byte_limit,
+                                  SETTINGS.read_query_limit)
+    return Response(body=body, status_code=200, headers=headers)

@@ -51,7 +51,8 @@ def read():
     try:
         outcomes.append(len(handlers.read(body, headers, store, settings.max_decoded_bytes,
                                           settings.read_sample_limit, settings.max_response_bytes,
-                                          settings.read_byte_limit, settings.read_query_limit)))
+                                          settings.read_byte_limit,
+                                          settings.read_query_limit)[1]))
     except ConnectorError as exc:
         outcomes.append(f"{exc.status}: {str(exc)[:60]}")
 threads = [threading.Thread(target=read) for _ in range(concurrent)]

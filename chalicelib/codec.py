@@ -4,6 +4,7 @@ Knows nothing of storage: bytes and headers in, protobuf messages out (and back)
 """
 from typing import Mapping, Sequence
 
+import google_crc32c
 import snappy
 from google.protobuf.message import DecodeError
 
@@ -16,6 +17,13 @@ WRITE_V1_PROTO = "prometheus.WriteRequest"
 WRITE_V2_PROTO = "io.prometheus.write.v2.Request"
 WRITE_PROTOS = (WRITE_V1_PROTO, WRITE_V2_PROTO)  # remote write 1.0 (the default), 2.0
 READ_RESPONSE_HEADERS = {"Content-Type": PROTOBUF, "Content-Encoding": SNAPPY}
+# A streamed (STREAMED_XOR_CHUNKS) read answer: frames, not snappy-compressed.
+STREAMED_READ_HEADERS = {
+    "Content-Type": "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"}
+SAMPLES = remote_pb2.ReadRequest.SAMPLES
+STREAMED_XOR_CHUNKS = remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS
+_RESPONSE_TYPE_NAMES = {value: name for name, value
+                        in remote_pb2.ReadRequest.ResponseType.items()}
 
 
 def supported_types(protos: Sequence[str]) -> str:
@@ -125,14 +133,34 @@ def decode_write_request_v2(body: bytes, max_decoded_bytes: int) -> write_v2_pb2
 
 def decode_read_request(body: bytes, headers: Mapping[str, str],
                         max_decoded_bytes: int) -> remote_pb2.ReadRequest:
-    """Parse a remote-read request body and check we can answer its response type."""
+    """Parse a remote-read request body (``read_response_type`` picks the answer's type)."""
     check_content_headers(headers, "prometheus.ReadRequest")
-    request = _parse(remote_pb2.ReadRequest(), decompress(body, max_decoded_bytes), "ReadRequest")
-    accepted = list(request.accepted_response_types)
-    if accepted and remote_pb2.ReadRequest.SAMPLES not in accepted:
-        names = ", ".join(remote_pb2.ReadRequest.ResponseType.Name(t) for t in accepted)
-        raise BadRequest(f"unsupported accepted_response_types [{names}]: only SAMPLES is served")
-    return request
+    return _parse(remote_pb2.ReadRequest(), decompress(body, max_decoded_bytes), "ReadRequest")
+
+
+def read_response_type(request: remote_pb2.ReadRequest) -> int:
+    """The first response type in the client's ``accepted_response_types`` we serve
+    (none listed means SAMPLES); BadRequest if it lists none we serve. Values this
+    connector does not know are skipped, as Prometheus's own server does."""
+    accepted = list(request.accepted_response_types) or [SAMPLES]
+    for response_type in accepted:
+        if response_type in (SAMPLES, STREAMED_XOR_CHUNKS):
+            return response_type
+    names = ", ".join(_RESPONSE_TYPE_NAMES.get(t, str(t)) for t in accepted)
+    raise BadRequest(f"unsupported accepted_response_types [{names}]: "
+                     "this server answers SAMPLES and STREAMED_XOR_CHUNKS")
+
+
+def frame(message: bytes) -> bytes:
+    """One frame of a streamed read response, as Prometheus's ChunkedWriter writes it:
+    uvarint length, CRC32C (Castagnoli) of the message as a big-endian uint32, message."""
+    length = len(message)
+    prefix = bytearray()
+    while length >= 0x80:
+        prefix.append((length & 0x7F) | 0x80)
+        length >>= 7
+    prefix.append(length)
+    return bytes(prefix) + google_crc32c.value(message).to_bytes(4, "big") + message
 
 
 def encode_read_response(response: remote_pb2.ReadResponse) -> bytes:

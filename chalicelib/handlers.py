@@ -5,9 +5,9 @@ and back for reads.
 """
 import logging
 import sys
-from typing import Dict, Iterable, Mapping, NamedTuple, Optional
+from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
 
-from chalicelib import codec, dialect, translate, translate_v2
+from chalicelib import codec, dialect, streamed, translate, translate_v2
 from chalicelib.errors import BadRequest, ResponseTooLarge, too_many_samples
 from chalicelib.budget import ReadBudget
 from chalicelib.model import Query, Series, WriteResult
@@ -82,20 +82,26 @@ def _one_line(reason: str, limit: int = 400) -> str:
 
 def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_bytes: int,
          sample_limit: int, max_response_bytes: int, byte_limit: Optional[int] = None,
-         query_limit: int = 64) -> bytes:
-    """Handle a remote-read body; returns the snappy-compressed ReadResponse.
+         query_limit: int = 64) -> Tuple[Dict[str, str], bytes]:
+    """Handle a remote-read body; returns the answer's headers and body: a snappy-compressed
+    ReadResponse (SAMPLES) or ChunkedReadResponse frames (STREAMED_XOR_CHUNKS), whichever
+    the client prefers (``codec.read_response_type``).
 
     Limits, each a 400 naming it: ``query_limit`` queries per request, then
     ``sample_limit`` samples and ``byte_limit`` bytes gathered (labels included,
     counted as they arrive, before the response is built; default: no more than
     the sample limit allows), then ``max_response_bytes`` of compressed body."""
     request = codec.decode_read_request(body, headers, max_decoded_bytes)
+    response_type = codec.read_response_type(request)
     if len(request.queries) > query_limit:
         raise BadRequest(f"{len(request.queries)} queries in one read request, over the limit "
                          f"of {query_limit} (READ_QUERY_LIMIT)")
     queries = translate.queries_from_read_request(request,
                                                   dialect.dot_matches_newline(headers))
     budget = ReadBudget(sample_limit, byte_limit or sys.maxsize)
+    if response_type == codec.STREAMED_XOR_CHUNKS:
+        frames = streamed.frames(queries, lambda query: _gather(store, query, budget))
+        return dict(codec.STREAMED_READ_HEADERS), streamed.join(frames, max_response_bytes)
     # Built one series at a time: each is encoded as soon as it is gathered.
     response = fastpath_pb2.ReadResponseSeriesAsBytes()
     for query in queries:
@@ -108,7 +114,7 @@ def read(body: bytes, headers: Mapping[str, str], store: Store, max_decoded_byte
         raise ResponseTooLarge(
             f"response would be {len(encoded)} bytes, over the limit of {max_response_bytes} "
             "(MAX_RESPONSE_BYTES): narrow the matchers or the time range")
-    return encoded
+    return dict(codec.READ_RESPONSE_HEADERS), encoded
 
 
 def _gather(store: Store, query: Query, budget: ReadBudget) -> Iterable[Series]:

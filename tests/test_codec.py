@@ -93,15 +93,37 @@ def test_explicit_v1_proto_parameter_is_accepted():
     codec.decode_write_request(codec.encode_message(write_request()), headers, 1 << 20)
 
 
-def test_read_request_accepting_only_streamed_chunks_is_refused():
+@pytest.mark.parametrize("accepted,chosen", [
+    ([], remote_pb2.ReadRequest.SAMPLES),
+    ([0], remote_pb2.ReadRequest.SAMPLES),
+    ([1], remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS),
+    ([1, 0], remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS),  # Prometheus >= 2.55 asks so
+    ([0, 1], remote_pb2.ReadRequest.SAMPLES),
+    ([7, 1, 0], remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS),  # unknown values are skipped
+])
+def test_read_response_type_in_the_clients_order(accepted, chosen):
     request = read_request((0, 1, [(0, "__name__", "up")]))
-    request.accepted_response_types.append(remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS)
-    with pytest.raises(BadRequest, match="only SAMPLES"):
-        codec.decode_read_request(codec.encode_message(request), HEADERS, 1 << 20)
-    request.accepted_response_types.append(remote_pb2.ReadRequest.SAMPLES)
-    codec.decode_read_request(codec.encode_message(request), HEADERS, 1 << 20)
+    request.accepted_response_types.extend(accepted)
+    decoded = codec.decode_read_request(codec.encode_message(request), HEADERS, 1 << 20)
+    assert codec.read_response_type(decoded) == chosen
 
 
+def test_only_unknown_response_types_is_400_not_500():
+    request = read_request((0, 1, [(0, "__name__", "up")]))
+    request.accepted_response_types.extend([7, 9])
+    decoded = codec.decode_read_request(codec.encode_message(request), HEADERS, 1 << 20)
+    with pytest.raises(BadRequest, match=r"\[7, 9\]: this server answers SAMPLES and "
+                                         "STREAMED_XOR_CHUNKS"):
+        codec.read_response_type(decoded)
+
+
+def test_frame_is_uvarint_length_crc32c_big_endian_and_message():
+    # the CRC-32C check value of "123456789" is 0xE3069283; RFC 3720 (B.4) gives
+    # 0x8A9136AA for 32 zero bytes
+    assert codec.frame(b"123456789") == b"\x09\xe3\x06\x92\x83123456789"
+    assert codec.frame(bytes(32)) == b"\x20\x8a\x91\x36\xaa" + bytes(32)
+    big = codec.frame(b"x" * 300)
+    assert big[:2] == b"\xac\x02" and big[6:] == b"x" * 300
 @pytest.mark.parametrize("content_type,message", [
     ("application/x-protobuf", codec.WRITE_V1_PROTO),
     ("application/x-protobuf;proto=prometheus.WriteRequest", codec.WRITE_V1_PROTO),

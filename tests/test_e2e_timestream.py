@@ -167,11 +167,11 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
                          [(0, "__name__", "up")]):
             request = read_request((start, at_ms, matchers))
             expected = prometheus_remote_read(writer_url, request).results[0]
-            body = handlers.read(codec.encode_message(request),
-                                 {"Content-Type": "application/x-protobuf",
-                                  "Content-Encoding": "snappy"},
-                                 timestream.for_request(),  # one deadline per request, as in app.py
-                                 1 << 26, 10 ** 7, 1 << 30)
+            _, body = handlers.read(codec.encode_message(request),
+                                    {"Content-Type": "application/x-protobuf",
+                                     "Content-Encoding": "snappy"},
+                                    timestream.for_request(),  # one deadline per request
+                                    1 << 26, 10 ** 7, 1 << 30)
             got = remote_pb2.ReadResponse()
             got.ParseFromString(codec.decompress(body, 1 << 30))
             assert expected.timeseries, matchers

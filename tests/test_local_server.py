@@ -143,3 +143,21 @@ def test_remote_write_2_over_real_http(server):
     result = remote_read(url, read_request((0, 10, [(0, "service.name", "api")])))
     assert [{l.name: l.value for l in ts.labels} for ts in result.results[0].timeseries] == \
         [labels]
+
+
+def test_streamed_remote_read_over_real_http(server):
+    """As Prometheus >= 2.55 asks: STREAMED_XOR_CHUNKS first, no Accept header."""
+    from tests.streamed_reader import as_bits, decode_xor, read_frames
+    url, port, _ = server
+    samples = [(t, float(t)) for t in range(1000, 1300)]
+    assert remote_write(url, write_request(({"__name__": "streamed_local"}, samples)))[0] == 204
+    request = read_request((0, 5000, [(0, "__name__", "streamed_local")]))
+    request.accepted_response_types.extend([remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS,
+                                            remote_pb2.ReadRequest.SAMPLES])
+    status, headers, data = raw_post(port, "/read", codec.encode_message(request),
+                                     dict(PROM_HEADERS, **{"User-Agent": "Prometheus/3.5.0"}))
+    assert status == 200, data
+    assert headers["Content-Type"].startswith("application/x-streamed-protobuf")
+    got = [s for frame in read_frames(data) for c in frame.chunked_series[0].chunks
+           for s in decode_xor(c.data)]
+    assert got == [(t, as_bits(v)) for t, v in samples]

@@ -122,10 +122,11 @@ def test_zip_holds_linux_wheels_of_the_native_dependencies(packaged):
     assert any(re.match(r"google/_upb/_message\..*so$", n) for n in names)
     assert f"_re2.{tag.replace('cp', 'cpython-')}-x86_64-linux-gnu.so" in names
     assert "re2.py" in names
+    assert f"google_crc32c/_crc32c.{tag.replace('cp', 'cpython-')}-x86_64-linux-gnu.so" in names
     assert {"app.py", "chalicelib/codec.py", "chalicelib/prompb/remote_pb2.py",
             "chalice/app.py"} <= set(names)
     assert not any(n.startswith(("pip/", "pytest", "moto/", "duckdb")) for n in names)
-    for dist in ("cramjam", "protobuf", "google_re2"):
+    for dist in ("cramjam", "protobuf", "google_re2", "google_crc32c"):
         platforms = re.findall(r"Tag: \S+-\S+-(\S+)", wheels[dist])
         # The Lambda Python runtimes run on glibc >= 2.26 (Amazon Linux 2), x86_64.
         assert any(glibc_needed(p) <= (2, 26) for p in platforms), (dist, platforms)

@@ -6,9 +6,12 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import codec, translate, translate_v2
+from chalicelib import codec, streamed, translate, translate_v2
+from chalicelib.errors import ResponseTooLarge
+from chalicelib.model import Series
 from chalicelib.prompb import remote_pb2, write_v2_pb2
 from tests.conftest import HEADERS, read_request, write_request
+from tests.streamed_reader import as_bits, decode_xor, read_frames
 from tests.test_dimension_names import timestream_refuses
 
 UTF8_LABELS = {"__name__": "http.server.request.duration", "service.name": "api",
@@ -287,3 +290,151 @@ def test_invalid_protobuf_v2_body_is_400(client):
     response = post(client, "/write", codec.snappy.compress(b"\x22\x05ab"), V2_HEADERS)
     assert response.status_code == 400
     assert "io.prometheus.write.v2.Request" in response.body.decode()
+
+
+# --- streamed remote read (STREAMED_XOR_CHUNKS), as Prometheus >= 2.55 asks for it --------
+
+def read_streamed(client, request, accepted=(1, 0)):
+    """The frames of a streamed answer, checked with the test's own reader (CRC, lengths,
+    chunks), merged per query and series: {query_index: [(labels, [(t, bits)])]}."""
+    request.accepted_response_types.extend(accepted)
+    response = post(client, "/read", codec.encode_message(request),
+                    dict(HEADERS, **{"User-Agent": "Prometheus/3.5.0"}))
+    assert response.status_code == 200, response.body
+    assert response.headers["Content-Type"] == \
+        "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
+    assert "Content-Encoding" not in response.headers
+    answers = {}
+    for frame in read_frames(response.body):
+        [series] = frame.chunked_series
+        labels = {l.name: l.value for l in series.labels}
+        found = answers.setdefault(frame.query_index, [])
+        if not found or found[-1][0] != labels:
+            found.append((labels, []))
+        for chunk in series.chunks:
+            samples = decode_xor(chunk.data)
+            assert chunk.type == 1 and 1 <= len(samples) <= 120
+            assert (chunk.min_time_ms, chunk.max_time_ms) == (samples[0][0], samples[-1][0])
+            found[-1][1].extend(samples)
+    return answers
+
+
+def as_samples_answer(response: remote_pb2.ReadResponse):
+    return {index: [({l.name: l.value for l in ts.labels},
+                     [(s.timestamp, as_bits(s.value)) for s in ts.samples])
+                    for ts in result.timeseries]
+            for index, result in enumerate(response.results) if result.timeseries}
+
+
+def test_streamed_read_decodes_to_exactly_the_samples_answer(client):
+    many = [(t, float(t % 13) if t % 50 else STALE_NAN) for t in range(0, 300_000, 1000)]
+    write_v1(client, write_request(
+        (UTF8_LABELS, [(1000, 1.5), (2000, float("nan")), (3000, STALE_NAN)]),
+        ({"__name__": "many", "job": "a"}, many),
+        ({"__name__": "many", "job": "b"}, [(5, -0.0), (6, float("inf"))])))
+    request = read_request((0, 400_000, [(0, "__name__", "many")]),
+                           (0, 10, [(0, "__name__", "missing")]),
+                           (0, 400_000, [(2, "service.name", "a.i")]),
+                           (100_000, 200_000, [(0, "job", "a")]))
+    samples = as_samples_answer(read(client, request, "Prometheus/3.5.0"))
+    frames = read_streamed(client, request)
+    assert frames == samples
+    assert set(frames) == {0, 2, 3} and len(frames[0][0][1]) == 300
+
+
+def test_streamed_read_as_api_gateway_invokes_the_function(client):
+    """Lambda proxy event without an Accept header: the frames come back base64-encoded."""
+    import base64
+    write_v1(client, write_request(({"__name__": "up"}, [(1, 1.0)])))
+    request = read_request((0, 10, [(0, "__name__", "up")]))
+    request.accepted_response_types.append(1)
+    event = {
+        "requestContext": {"resourcePath": "/read", "httpMethod": "POST", "stage": "dev"},
+        "headers": {"content-type": "application/x-protobuf", "content-encoding": "snappy",
+                    "user-agent": "Prometheus/3.5.0"},
+        "pathParameters": {}, "multiValueQueryStringParameters": None, "stageVariables": {},
+        "body": base64.b64encode(codec.encode_message(request)).decode(),
+        "isBase64Encoded": True,
+    }
+    response = app_module.app(event, None)
+    assert response["statusCode"] == 200 and response["isBase64Encoded"] is True
+    [frame] = read_frames(base64.b64decode(response["body"]))
+    assert decode_xor(frame.chunked_series[0].chunks[0].data) == [(1, as_bits(1.0))]
+
+
+@pytest.mark.parametrize("accepted,streamed", [
+    ((), False), ((0,), False), ((0, 1), False), ((1,), True), ((1, 0), True),
+    ((7, 1), True), ((7, 0), False)])
+def test_response_type_in_the_clients_order(client, accepted, streamed):
+    request = read_request((0, 10, [(0, "__name__", "up")]))
+    request.accepted_response_types.extend(accepted)
+    response = post(client, "/read", codec.encode_message(request), HEADERS)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith(
+        "application/x-streamed-protobuf" if streamed else "application/x-protobuf")
+
+
+def test_only_unknown_response_types_are_400(client):
+    request = read_request((0, 10, [(0, "__name__", "up")]))
+    request.accepted_response_types.append(7)
+    response = post(client, "/read", codec.encode_message(request), HEADERS)
+    assert response.status_code == 400
+    assert "[7]" in response.body.decode()
+
+
+def test_streamed_read_keeps_the_sample_limit(client, monkeypatch):
+    import dataclasses
+    monkeypatch.setattr(app_module, "SETTINGS",
+                        dataclasses.replace(app_module.SETTINGS, read_sample_limit=100))
+    write_v1(client, write_request(({"__name__": "m"}, [(t, 1.0) for t in range(150)])))
+    request = read_request((0, 1000, [(0, "__name__", "m")]))
+    request.accepted_response_types.append(1)
+    response = post(client, "/read", codec.encode_message(request), HEADERS)
+    assert response.status_code == 400 and b"more than 100 samples" in response.body
+
+
+def test_frames_are_capped_and_a_series_split_over_them():
+    labels = (("__name__", "m"), ("job", "x" * 50))
+    timestamps = list(range(0, 5000))
+    series = Series(labels, timestamps, [float(t * 7 % 11) for t in timestamps])
+    frames = list(streamed.series_frames(3, series, max_frame_bytes=2000))
+    parsed = read_frames(b"".join(frames))
+    assert len(parsed) > 3
+    for frame, raw in zip(parsed, frames):
+        assert frame.query_index == 3
+        assert [(l.name, l.value) for l in frame.chunked_series[0].labels] == list(labels)
+        # a frame passes the cap by at most one chunk, as in Prometheus
+        biggest_chunk = max(c.ByteSize() for c in frame.chunked_series[0].chunks)
+        assert len(raw) <= 2000 + biggest_chunk + 16
+    assert [s for f in parsed for c in f.chunked_series[0].chunks
+            for s in decode_xor(c.data)] == [(t, as_bits(v)) for t, v in
+                                             zip(timestamps, series.values)]
+
+
+def test_frames_are_built_one_query_at_a_time():
+    reads = []
+
+    def read_query(query):
+        reads.append(query)
+        return [Series((("__name__", f"m{query}"),), [1], [1.0])]
+    frames = streamed.frames([0, 1, 2], read_query)
+    next(frames)
+    assert reads == [0]  # the second query is read only when its frames are due
+    assert len(list(frames)) == 2 and reads == [0, 1, 2]
+
+
+def test_streamed_read_keeps_the_byte_limit(client, monkeypatch):
+    import dataclasses
+    monkeypatch.setattr(app_module, "SETTINGS",
+                        dataclasses.replace(app_module.SETTINGS, read_byte_limit=5000))
+    write_v1(client, write_request(({"__name__": "m"}, [(t, 1.0) for t in range(1000)])))
+    request = read_request((0, 1000, [(0, "__name__", "m")]))
+    request.accepted_response_types.append(1)
+    response = post(client, "/read", codec.encode_message(request), HEADERS)
+    assert response.status_code == 400 and b"READ_BYTE_LIMIT" in response.body
+
+
+def test_joined_frames_respect_the_response_byte_limit():
+    with pytest.raises(ResponseTooLarge, match="MAX_RESPONSE_BYTES"):
+        streamed.join(iter([b"x" * 60, b"y" * 60]), 100)
+    assert streamed.join(iter([b"x" * 60, b"y" * 40]), 100) == b"x" * 60 + b"y" * 40

@@ -21,8 +21,9 @@ def store(tmp_path):
 
 
 def read(store, request, samples=10_000_000, nbytes=1 << 30, queries=64):
+    """The body of the answer."""
     return handlers.read(codec.encode_message(request), HEADERS, store, 1 << 26, samples,
-                         1 << 30, nbytes, queries)
+                         1 << 30, nbytes, queries)[1]
 
 
 def everything(name="m"):

@@ -1,0 +1,158 @@
+"""XOR chunks: decoded by a reader written from Prometheus's format documentation
+(tests/streamed_reader.py), and compared byte for byte with the chunks the real
+Prometheus (2.42, Debian) encodes for the same samples."""
+import random
+import struct
+import time
+import urllib.request
+
+import pytest
+
+from chalicelib import codec
+from chalicelib.chunks import MAX_SAMPLES_PER_CHUNK, series_chunks, xor_chunk
+from chalicelib.prompb import remote_pb2
+from tests.conftest import read_request, write_request
+from tests.e2e import PROMETHEUS, needs_prometheus
+from tests.streamed_reader import as_bits, decode_xor, read_frames
+from tests.support import Process, free_port, wait_for_port
+
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+SPECIAL = [0.0, -0.0, 1.0, 1.0, 1.0, 2.0, 1e-300, 5e-324, 1.7976931348623157e308, -1.5,
+           float("inf"), float("-inf"), float("nan"), STALE_NAN, 0.1 + 0.2, 123456789.123,
+           -123456789.123, 2 ** 53, 2 ** 53 + 1, 42.0, 42.0, 1e10, 1e-10]
+# Deltas of deltas at and around each bucket's bounds (-(2^(n-1) - 1) .. 2^(n-1)):
+# 14, 17, 20 and 64 bits, in both directions.
+BOUNDS = [0, 1, -1, 8191, 8192, 8193, 65535, 65536, 65537, 524287, 524288, 524289,
+          10 ** 12]
+
+
+def dod_timestamps(start: int, bounds=BOUNDS) -> list:
+    """Timestamps whose deltas of deltas go +d then -d for each bound d."""
+    timestamps, delta = [start, start + 1000], 1000
+    for bound in bounds:
+        for dod in (bound, -bound):
+            delta += dod
+            timestamps.append(timestamps[-1] + delta)
+    return timestamps
+
+
+def decoded(chunk: bytes):
+    return decode_xor(chunk)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 119, 120])
+def test_round_trip_exact_bits(count):
+    rng = random.Random(count)
+    timestamps = sorted(rng.sample(range(-10 ** 6, 10 ** 9), count))
+    values = [rng.choice(SPECIAL + [rng.uniform(-1e6, 1e6)]) for _ in range(count)]
+    assert decoded(xor_chunk(timestamps, values)) == \
+        [(t, as_bits(v)) for t, v in zip(timestamps, values)]
+
+
+def test_every_timestamp_bucket_and_value_window():
+    timestamps = dod_timestamps(1_700_000_000_000)
+    values = (SPECIAL * 2)[:len(timestamps)]
+    assert decoded(xor_chunk(timestamps, values)) == \
+        [(t, as_bits(v)) for t, v in zip(timestamps, values)]
+
+
+def test_known_bytes():
+    # 3 samples at 0, 1000, 2000 with values 0.0, 1110.0, 1110.0: header 0003; ts_0 0;
+    # v_0 0.0; delta 1000 (e8 07); v_1 opens a window (11, leading 1, 11 significant bits);
+    # dod 0 and an unchanged value are two 0 bits; zero padding.
+    # 1110.0 = 0x4091580000000000: leading 1, trailing 43, 20 significant bits 0x8122b.
+    assert xor_chunk([0, 1000, 2000], [0.0, 1110.0, 1110.0]).hex() == \
+        "0003" "00" "0000000000000000" "e807" "c2a4091580"
+
+
+def test_a_chunk_ending_on_whole_bytes_ends_with_an_empty_byte_as_in_prometheus():
+    assert xor_chunk([5], [1.0]).hex() == "0001" "0a" "3ff0000000000000" "00"
+    assert decoded(xor_chunk([5], [1.0])) == [(5, as_bits(1.0))]
+
+
+def test_chunks_hold_at_most_120_samples():
+    timestamps = list(range(0, 250_000, 1000))
+    values = [float(i % 7) for i in range(len(timestamps))]
+    chunks = list(series_chunks(timestamps, values))
+    assert [len(decoded(c.data)) for c in chunks] == [120, 120, 10]
+    assert MAX_SAMPLES_PER_CHUNK == 120
+    assert [(c.min_time_ms, c.max_time_ms) for c in chunks] == \
+        [(0, 119_000), (120_000, 239_000), (240_000, 249_000)]
+    assert [s for c in chunks for s in decoded(c.data)] == \
+        [(t, as_bits(v)) for t, v in zip(timestamps, values)]
+
+
+def test_refuses_what_a_chunk_cannot_hold():
+    for timestamps, values in (([], []), ([1, 2], [1.0]), (list(range(65536)), [0.0] * 65536)):
+        with pytest.raises(ValueError):
+            xor_chunk(timestamps, values)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    """A real Prometheus with its remote-write receiver: it encodes the chunks."""
+    work = tmp_path_factory.mktemp("prometheus-chunks")
+    (work / "prometheus.yml").write_text("global: {scrape_interval: 1h}\n")
+    port = free_port()
+    proc = Process([PROMETHEUS or "prometheus", f"--config.file={work / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={work / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--web.enable-remote-write-receiver", "--log.level=warn"],
+                   str(work / "log.txt"))
+    try:
+        wait_for_port(port, proc.proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+def post(url: str, body: bytes, content_type: str) -> bytes:
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": content_type, "Content-Encoding": "snappy",
+        "X-Prometheus-Remote-Write-Version": "0.1.0"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
+
+
+@needs_prometheus
+def test_chunks_equal_those_prometheus_encodes(prometheus):
+    now = int(time.time() * 1000)
+    rng = random.Random(7)
+    start = now - 50 * 60_000
+    series = {  # within Prometheus's head window; 2^63 ms jumps are for the unit tests
+        "dods": (dod_timestamps(start, BOUNDS[:-1]), None),
+        "long": (list(range(start, start + 400_000, 1000)), None),
+        "jitter": (sorted(rng.sample(range(start, start + 1_500_000), 300)), None),
+        "single": ([start + 5], None),  # ends on whole bytes: Prometheus's extra empty byte
+        "pair": ([start, start + 7], None),
+    }
+    written = {}
+    for name, (timestamps, _) in series.items():
+        values = [rng.choice(SPECIAL + [rng.uniform(-1e3, 1e3), float(i)])
+                  for i in range(len(timestamps))]
+        written[name] = [(t, as_bits(v)) for t, v in zip(timestamps, values)]
+        post(prometheus + "/api/v1/write",
+             codec.encode_message(write_request(({"__name__": name}, list(zip(timestamps,
+                                                                                values))))),
+             "application/x-protobuf")
+    request = read_request((start - 1, now, [(2, "__name__", "|".join(series))]))
+    request.accepted_response_types.append(remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS)
+    body = post(prometheus + "/api/v1/read", codec.encode_message(request),
+                "application/x-protobuf")
+    seen = {}
+    chunks_checked = 0
+    for frame in read_frames(body):
+        for chunked in frame.chunked_series:
+            name = {l.name: l.value for l in chunked.labels}["__name__"]
+            for chunk in chunked.chunks:
+                assert chunk.type == 1  # XOR
+                samples = decode_xor(chunk.data)  # the test's reader reads Prometheus's bytes
+                seen.setdefault(name, []).extend(samples)
+                # ... and the connector's encoder writes exactly Prometheus's bytes
+                ts = [t for t, _ in samples]
+                values = [struct.unpack(">d", struct.pack(">Q", b))[0] for _, b in samples]
+                assert xor_chunk(ts, values) == chunk.data, (name, chunk.min_time_ms)
+                assert (chunk.min_time_ms, chunk.max_time_ms) == (ts[0], ts[-1])
+                chunks_checked += 1
+    assert seen == written
+    assert chunks_checked >= 8
