@@ -101,9 +101,25 @@ def prometheus(tmp_path_factory):
                    str(work / "log.txt"))
     try:
         wait_for_port(port, proc.proc)
-        yield f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url)
+        yield url
     finally:
         proc.stop()
+
+
+def wait_until_ready(url: str, timeout: float = 60.0) -> None:
+    """Prometheus listens before its TSDB is open (it answers 503 until then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/-/ready", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def post(url: str, body: bytes, content_type: str) -> bytes:
