@@ -244,7 +244,7 @@ def test_several_queries_answer_in_order(store):
     from tests.conftest import HEADERS, read_request
     store.write([Series(labels(__name__="q1"), [1], [1.0]),
                  Series(labels(__name__="q2"), [1], [2.0])])
-    body = handlers.read(codec.encode_message(read_request(
+    _, body = handlers.read(codec.encode_message(read_request(
         (0, 10, [(0, "__name__", "q2")]), (0, 10, [(0, "__name__", "none")]),
         (0, 10, [(0, "__name__", "q1")]))), HEADERS, store, 1 << 20, 100, 1 << 20)
     response = remote_pb2.ReadResponse()
