@@ -79,14 +79,15 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
         return session.client(name, endpoint_url=settings.endpoint_url, config=config)
 
     write_client = client("timestream-write", timestream.WRITE_READ_TIMEOUT_SECONDS)
-    query_client = client("timestream-query", timestream_query.QUERY_READ_TIMEOUT_SECONDS)
+    query_timeout = timestream_query.query_read_timeout(settings.request_deadline_seconds)
+    query_client = client("timestream-query", query_timeout)
     with _lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,
                                            thread_name_prefix="timestream-write")
     retention = None if settings.magnetic_store_writes else settings.memory_store_retention_hours
-    reader = timestream_query.TimestreamReader(timestream_query.TimestreamQueryRunner(query_client),
-                                               settings.database, settings.table)
+    runner = timestream_query.TimestreamQueryRunner(query_client, query_timeout)
+    reader = timestream_query.TimestreamReader(runner, settings.database, settings.table)
     return timestream.TimestreamStore(write_client, reader,
                                       settings.database, settings.table, executor=_executor,
                                       deadline_seconds=settings.request_deadline_seconds,

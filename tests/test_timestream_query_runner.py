@@ -1,5 +1,7 @@
 """The Query API as the reader uses it (on the emulation, which enforces Timestream's query
 rules): pages, one deadline, cancellation, idempotent retries, error mapping."""
+import time
+
 import pytest
 
 from chalicelib.errors import BackendUnavailable
@@ -88,7 +90,7 @@ def test_one_deadline_for_every_query_of_a_request(env, monkeypatch):
     write_series(env, 1)
     request = env.store.for_request()
     assert len(request.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), 10)) == 1
-    request.deadline.end -= 20  # the request has been running for a while
+    request.deadline.end = time.monotonic() + 11  # the request has been running a while
     with pytest.raises(BackendUnavailable, match="deadline"):
         request.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), 10)
 
@@ -115,11 +117,24 @@ def test_a_column_listed_but_unknown_to_the_query_engine_is_503(env):
         read(env, (0, "__name__", "m"))
 
 
-def test_client_timeouts_fit_api_gateway_and_timestream():
-    call = timestream.CONNECT_TIMEOUT_SECONDS + timestream_query.QUERY_READ_TIMEOUT_SECONDS
-    assert call == timestream_query.QUERY_CALL_SECONDS
-    assert 2 * call <= 25 <= 29  # two calls fit the default request deadline
-    assert call < 60
+@pytest.mark.parametrize("deadline", [8, 13, 25, 27])
+def test_client_timeouts_fit_api_gateway_and_timestream(deadline):
+    """Two query calls fit the request deadline (SAM: TimeoutInMillis - 2 s, at most 27 s)."""
+    read_timeout = timestream_query.query_read_timeout(deadline)
+    call = timestream.CONNECT_TIMEOUT_SECONDS + read_timeout
+    assert TimestreamQueryRunner(None, read_timeout).call_seconds == call
+    assert 2 * call <= deadline and read_timeout <= 10 < 29 < 60
+    assert timestream_query.query_read_timeout(25) == 10
+
+
+def test_the_query_client_gets_the_timeout_for_the_stage_deadline():
+    from chalicelib import stores
+    from chalicelib.config import Settings
+    store = stores.timestream_store(Settings(backend="timestream", region="us-east-1",
+                                             endpoint_url="http://127.0.0.1:1",
+                                             request_deadline_seconds=13), None)
+    assert store.reader.runner.client.meta.config.read_timeout == 4.5
+    assert store.reader.runner.call_seconds == 6.5
 
 
 @pytest.mark.parametrize("text,ms", [

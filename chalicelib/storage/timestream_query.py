@@ -29,11 +29,17 @@ from chalicelib.translate import describe
 
 LOG = logging.getLogger(__name__)
 
-# The query client's read timeout (stores.py builds it). A call starts only if connect +
-# read timeout fits before the request deadline, which itself is under API Gateway's 29 s;
-# Timestream stops a query after 60 s on its side.
+# The query client's read timeout (stores.py builds it): at most 10 s, and short enough that
+# two calls (connect + read timeout each) fit in the request deadline, which itself is under
+# API Gateway's 29 s; Timestream stops a query after 60 s on its side. A call starts only if
+# connect + read timeout fits before the deadline.
 QUERY_READ_TIMEOUT_SECONDS = 10
 QUERY_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + QUERY_READ_TIMEOUT_SECONDS
+
+
+def query_read_timeout(deadline_seconds: float) -> float:
+    """The query client's read timeout for a request deadline (REQUEST_DEADLINE_SECONDS)."""
+    return max(1.0, min(QUERY_READ_TIMEOUT_SECONDS, deadline_seconds / 2 - CONNECT_TIMEOUT_SECONDS))
 MAX_ROWS = 1000  # the most Timestream returns per page
 
 
@@ -44,8 +50,10 @@ class RowTooLarge(Exception):
 class TimestreamQueryRunner:
     """Runs statements on Timestream: pages, retries, deadline, cancellation."""
 
-    def __init__(self, query_client) -> None:
+    def __init__(self, query_client,
+                 read_timeout: float = QUERY_READ_TIMEOUT_SECONDS) -> None:
         self.client = query_client
+        self.call_seconds = CONNECT_TIMEOUT_SECONDS + read_timeout  # the client's timeouts
 
     def pages(self, sql: str, deadline: Deadline) -> Iterator[dict]:
         """The Query responses of ``sql``, first to last. Stopping early (an error, the
@@ -55,7 +63,7 @@ class TimestreamQueryRunner:
         finished = False
         try:
             while True:
-                if deadline.remaining() < QUERY_CALL_SECONDS:
+                if deadline.remaining() < self.call_seconds:
                     raise BackendUnavailable(
                         "the Timestream query did not finish within the request deadline "
                         "(REQUEST_DEADLINE_SECONDS): narrow the time range or the matchers")
@@ -64,7 +72,7 @@ class TimestreamQueryRunner:
                 if token:
                     kwargs["NextToken"] = token
                 page = with_retries(lambda: self._call(kwargs), deadline, "Timestream query",
-                                    QUERY_CALL_SECONDS)
+                                    self.call_seconds)
                 query_id = page.get("QueryId", query_id)
                 token = page.get("NextToken")
                 finished = not token
