@@ -9,7 +9,7 @@ that are not Prometheus, or do not say, get the current Prometheus's semantics
 import re
 from typing import Mapping
 
-_PROMETHEUS = re.compile(r"\s*Prometheus/v?(\d+)\.", re.IGNORECASE)
+_PROMETHEUS = re.compile(r"Prometheus/(\d+)\.", re.IGNORECASE)
 #: The major version whose semantics a client that is not Prometheus gets.
 DEFAULT_MAJOR = 3
 

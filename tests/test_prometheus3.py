@@ -29,8 +29,12 @@ class Backend:
         return {d["Name"] for r in self.wire.records() for d in r.get("Dimensions", [])}
 
 
-@pytest.fixture(params=["sqlite", "timestream"])
+@pytest.fixture(params=["sqlite", "timestream", "influxdb"])
 def backend(request, tmp_path):
+    if request.param == "influxdb":
+        from tests.influx_env import fresh_store
+        yield Backend(fresh_store(request.getfixturevalue("influx_server")))
+        return
     if request.param == "sqlite":
         from chalicelib.storage.sqlite import SQLiteStore
         yield Backend(SQLiteStore(str(tmp_path / "data")))
@@ -236,6 +240,18 @@ def test_rw2_translation_equals_rw1_translation():
          for s in one.series]
     assert (two.histograms, two.exemplars) == (1, 1)
     assert len(two.translated.refused) == len(one.refused) == 1
+
+
+def test_rw2_label_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(translate_v2, "_LABELS", {})
+    monkeypatch.setattr(translate_v2, "_LABELS_MAX", 2)
+    v2 = V2()
+    for i in range(5):
+        v2.series({"__name__": f"m{i}"}, [(1, 1.0)])
+    decoded = translate_v2.series_from_request(v2.request)
+    assert [dict(s.labels)["__name__"] for s in decoded.translated.series] == \
+        [f"m{i}" for i in range(5)]
+    assert len(translate_v2._LABELS) <= 2
 
 
 @pytest.mark.parametrize("refs,message", [
