@@ -138,3 +138,10 @@ def test_sql_dialect_differences_stay_out_of_literals():
 def test_doubles_read_as_java_prints_them(value, text):
     assert java_double(value) == text
     assert float(text) == value
+
+
+def test_query_strings_and_client_tokens_have_documented_lengths(service):
+    assert error(service, "SELECT 1 FROM " + T + " WHERE " + "1 = 1 AND " * 30_000 + "1 = 1")[
+        "Message"].startswith("QueryString")
+    with pytest.raises(botocore.exceptions.ClientError, match="ClientToken"):
+        service.client.query(QueryString=f"SELECT 1 FROM {T}", ClientToken="x" * 129)

@@ -97,3 +97,11 @@ def test_impossible_ranges_need_no_sql():
     [statement] = select_statements(query((0, "__name__", "up"), start=-2 ** 63,
                                           end=2 ** 63 - 1), "d", "t", [UP])
     assert "from_milliseconds(0) AND from_milliseconds(9223372036854)" in statement.sql
+
+
+def test_a_statement_over_timestreams_length_limit_is_a_400():
+    from chalicelib.errors import BadRequest
+    huge = query((0, "__name__", "up"), (0, "job", "x" * 300_000))
+    with pytest.raises(BadRequest, match="over its limit of 262144") as raised:
+        select_statements(huge, "d", "t", [UP])
+    assert raised.value.status == 400

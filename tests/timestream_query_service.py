@@ -6,7 +6,8 @@ It must refuse what Timestream refuses: each rule below cites the documentation 
 comes from. An emulation more lenient than the service is a bug.
 
 - Query API (API_query_Query: https://docs.aws.amazon.com/timestream/latest/developerguide/
-  API_query_Query.html): ``MaxRows`` is 1..1000; a page may hold no rows and only a
+  API_query_Query.html): ``MaxRows`` is 1..1000, ``QueryString`` 1..262 144 characters,
+  ``ClientToken`` 32..128; a page may hold no rows and only a
   ``NextToken`` (this emulation answers the first call of every query that way); a
   ``NextToken`` is bound to its query string ("Invalid pagination token"); a row larger
   than 1 MB fails the query ("Query aborted as max page response size has been exceeded
@@ -49,6 +50,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
 MAX_ROWS = 1000
+MAX_QUERY_STRING = 262_144
 MAX_PAGE_BYTES = 1 << 20
 TYPES = ("double", "bigint", "varchar", "boolean")
 DUCK_TYPES = {"double": "DOUBLE", "bigint": "BIGINT", "varchar": "VARCHAR", "boolean": "BOOLEAN"}
@@ -166,7 +168,11 @@ class QueryService:
         max_rows = body.get("MaxRows", MAX_ROWS)
         if not 1 <= max_rows <= MAX_ROWS:
             raise QueryError("ValidationException", "MaxRows must be between 1 and 1000")
+        if not 1 <= len(body["QueryString"]) <= MAX_QUERY_STRING:
+            raise QueryError("ValidationException", "QueryString must be 1 to 262144 characters")
         token = body.get("ClientToken")
+        if token is not None and not 32 <= len(token) <= 128:
+            raise QueryError("ValidationException", "ClientToken must be 32 to 128 characters")
         if token is not None:
             known = self._tokens.get(token)
             if known is not None and known[0] != body:

@@ -18,6 +18,7 @@
 """
 from typing import FrozenSet, Iterable, List, NamedTuple, Sequence
 
+from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher, MatchType
 from chalicelib.model import Query
 from chalicelib.storage.timestream_records import dimension_name
@@ -30,6 +31,7 @@ VALUE_COLUMN = "measure_value::double"
 # is still too large is run again with the next, narrower bin.
 BIN_WIDTHS = ("1h", "1m")
 MEASURES_PER_STATEMENT = 100
+MAX_QUERY_STRING = 262_144  # API_query_Query: QueryString length
 # Prometheus asks for ranges such as [math.MinInt64, math.MaxInt64]; Timestream's
 # timestamps (nanoseconds) cannot hold those, so ranges are clamped to what it can store.
 MIN_TIME_MS = 0
@@ -134,9 +136,13 @@ def select_statements(query: Query, database: str, table: str, measures: Sequenc
                 conditions.append(matcher_condition(matcher, column, nullable=True))
             # otherwise absent on every row of the chunk, which the matcher accepts
         keys = ", ".join(["measure_name"] + [identifier(c) for c in columns])
-        statements.append(SelectStatement(
+        statement = SelectStatement(
             f"SELECT {keys}, CREATE_TIME_SERIES(time, {VALUE_COLUMN}) AS {SAMPLES_COLUMN} "
             f"FROM {identifier(database)}.{identifier(table)} "
             f"WHERE {' AND '.join(conditions)} "
-            f"GROUP BY {keys}, bin(time, {bin_width})", columns))
+            f"GROUP BY {keys}, bin(time, {bin_width})", columns)
+        if len(statement.sql) > MAX_QUERY_STRING:
+            raise BadRequest(f"the matchers make a Timestream query of {len(statement.sql)} "
+                             f"characters, over its limit of {MAX_QUERY_STRING}")
+        statements.append(statement)
     return statements
