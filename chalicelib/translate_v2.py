@@ -11,6 +11,7 @@
 - Native histogram samples and exemplars cannot be stored: they are counted, so the
   handler can log them and answer that they were not written (never dropped silently).
 """
+import operator
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from chalicelib.errors import BadRequest
@@ -21,6 +22,8 @@ from chalicelib.translate import Refusal, Translated, validate_labels
 # Validated label sets by their (name, value) pairs: a sender repeats its series.
 _LABELS: Dict[Tuple[Tuple[str, str], ...], Labels] = {}
 _LABELS_MAX = 200_000
+_TIMESTAMP = operator.attrgetter("timestamp")
+_VALUE = operator.attrgetter("value")
 
 
 class TranslatedV2(NamedTuple):
@@ -49,7 +52,7 @@ def series_from_request(request: write_v2_pb2.Request) -> TranslatedV2:
         except BadRequest as exc:
             refused.append(Refusal(str(exc), len(samples)))
             continue
-        series.append(Series(labels, [s.timestamp for s in samples], [s.value for s in samples]))
+        series.append(Series(labels, list(map(_TIMESTAMP, samples)), list(map(_VALUE, samples))))
     return TranslatedV2(Translated(series, refused), histograms, exemplars)
 
 
@@ -61,7 +64,8 @@ def _labels(ts: write_v2_pb2.TimeSeries, symbols: Sequence[str], index: int) -> 
                             "metadata")
     if problem is not None:
         raise BadRequest(f"series {index} of the request: {problem}")
-    pairs = tuple((symbols[refs[i]], symbols[refs[i + 1]]) for i in range(0, len(refs), 2))
+    strings = list(map(symbols.__getitem__, refs))
+    pairs = tuple(zip(strings[::2], strings[1::2]))
     labels = _LABELS.get(pairs)
     if labels is None:
         labels = validate_labels(pairs)
@@ -74,7 +78,7 @@ def _labels(ts: write_v2_pb2.TimeSeries, symbols: Sequence[str], index: int) -> 
 def _bad_refs(refs: Sequence[int], size: int, what: str) -> Optional[str]:
     if what == "label" and len(refs) % 2:
         return f"{len(refs)} label references, not name/value pairs"
-    for ref in refs:
-        if ref >= size:
-            return f"{what} reference {ref} is outside the symbol table ({size} symbols)"
+    if refs and max(refs) >= size:
+        ref = next(ref for ref in refs if ref >= size)
+        return f"{what} reference {ref} is outside the symbol table ({size} symbols)"
     return None
