@@ -13,7 +13,7 @@ import pytest
 from chalicelib.prompb import remote_pb2
 from tests.e2e import (LONG_NAME, FixtureExporter, needs_prometheus, start_prometheus,
                        writer_config)
-from tests.support import Process, free_port, promql, remote_read, wait_for_port
+from tests.support import ROOT, Process, free_port, promql, remote_read, wait_for_port
 
 pytestmark = needs_prometheus
 
@@ -75,18 +75,46 @@ def latest_timestamp(base_url: str, job: str) -> int:
     return max(stamps, default=0)
 
 
-@pytest.fixture(params=["sqlite", "influxdb"])
-def backend_env(request):
-    """Environment of `make run` per backend: none (the embedded store), or the README's
-    `STORAGE_BACKEND=influxdb INFLUXDB_URL=... INFLUXDB_DATABASE=prometheus` on a real influxd."""
+@pytest.fixture(params=["sqlite", "influxdb", "influxdb-packaged"])
+def backend(request, tmp_path):
+    """How the connector runs per backend: the README's `make run` (the embedded store, or
+    `STORAGE_BACKEND=influxdb INFLUXDB_URL=... INFLUXDB_DATABASE=prometheus` on a real
+    influxd), or the `influxdb` stage's packaged zip behind an API Gateway stand-in.
+    Yields (start() -> (process, port), a check that the samples are in the backend)."""
     if request.param == "sqlite":
-        yield {}, lambda: os.listdir(request.getfixturevalue("tmp_path") / "connector-data")
+        yield (lambda: start_connector(tmp_path),
+               lambda: os.listdir(tmp_path / "connector-data"))
         return
     server = request.getfixturevalue("influx_server_for_e2e")
     # The database does not exist yet: the connector creates it.
-    yield {"STORAGE_BACKEND": "influxdb", "INFLUXDB_URL": server.url,
-           "INFLUXDB_DATABASE": "prometheus"}, \
-        lambda: server.query("SHOW MEASUREMENTS", db="prometheus")["results"][0]["series"]
+    env = {"STORAGE_BACKEND": "influxdb", "INFLUXDB_URL": server.url,
+           "INFLUXDB_DATABASE": "prometheus"}
+    stored = lambda: server.query("SHOW MEASUREMENTS", db="prometheus")["results"][0]["series"]  # noqa: E731
+    if request.param == "influxdb":
+        yield lambda: start_connector(tmp_path, env), stored
+        return
+    yield lambda: start_packaged(tmp_path, "influxdb", env), stored
+
+
+def start_packaged(tmp_path, stage: str, env: dict) -> (Process, int):
+    """`make package STAGE=stage`'s zip, run with only its own contents (python -I -S)
+    behind tests/lambda_gateway.py, with the environment the template would set."""
+    import shutil
+    import zipfile
+
+    from deploy.package import package
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    package(stage, str(tmp_path / "package"))
+    code = tmp_path / "lambda"
+    with zipfile.ZipFile(tmp_path / "package" / "deployment.zip") as archive:
+        archive.extractall(code)
+    shutil.copy(os.path.join(ROOT, "tests", "lambda_gateway.py"), code / "lambda_gateway.py")
+    port = free_port()
+    proc = Process([sys.executable, "-I", "-S", "lambda_gateway.py", str(port), stage],
+                   str(tmp_path / "connector.log"), cwd=str(code),
+                   env={"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1",
+                        "AUTH_MODE": "role", "LOG_LEVEL": "info", **env})
+    return proc, port
 
 
 @pytest.fixture
@@ -99,12 +127,12 @@ def influx_server_for_e2e():
     server.stop()
 
 
-def test_writer_and_reader_prometheus_agree(tmp_path, backend_env):
+def test_writer_and_reader_prometheus_agree(tmp_path, backend):
     processes = []
     exporter = FixtureExporter()
     try:
-        env, stored_in_backend = backend_env
-        connector, connector_port = start_connector(tmp_path, env)
+        start, stored_in_backend = backend
+        connector, connector_port = start()
         processes.append(connector)
         connector_url = f"http://127.0.0.1:{connector_port}"
         wait_for_port(connector_port, connector.proc, timeout=300)
