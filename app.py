@@ -55,7 +55,7 @@ def write():
     """Remote write 1.0 or 2.0 (by Content-Type): store every float sample."""
     request = app.current_request
     written = handlers.write(request.raw_body, request.headers,
-                             stores.store_for_request(SETTINGS, request.headers),
+                             stores.store_for_request(SETTINGS, request.headers, writing=True),
                              SETTINGS.max_decoded_bytes)
     return Response(body=b"", status_code=204, headers=written.headers)
 

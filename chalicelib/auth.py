@@ -8,13 +8,18 @@ credentials add their session token in the ``X-AWS-Session-Token`` header
 Credentials are never logged; ``Credentials.__repr__`` hides the secrets.
 """
 import base64
-import binascii
 import hashlib
+import re
 from typing import Mapping, NamedTuple, Optional
 
 from chalicelib.errors import Unauthorized
 
 SESSION_TOKEN_HEADER = "x-aws-session-token"
+# IAM AccessKeyId: pattern [\w]+ (IAM API reference, AccessKey). Secrets and session tokens
+# are printable ASCII without spaces; anything else (a CR/LF, a non-ASCII byte) cannot be
+# signed and would only fail later, so it is refused here, without calling AWS.
+_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9_]{1,128}")
+_SECRET = re.compile(r"[\x21-\x7e]+")
 
 
 class Credentials(NamedTuple):
@@ -44,11 +49,20 @@ def credentials_from_headers(headers: Mapping[str, str]) -> Credentials:
                            "access key id as username and its secret access key as password")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not ASCII, not base64 (binascii.Error), not UTF-8
         raise Unauthorized("malformed basic auth header: not base64 of username:password") \
             from None
     access_key_id, sep, secret = decoded.partition(":")
     if not sep or not access_key_id or not secret:
         raise Unauthorized("basic auth must carry an access key id and a secret access key")
+    if not _ACCESS_KEY_ID.fullmatch(access_key_id):
+        raise Unauthorized("malformed access key id in basic auth username: an IAM access key "
+                           "id has only letters, digits and '_'")
+    if not _SECRET.fullmatch(secret):
+        raise Unauthorized("malformed secret access key in basic auth password: it must be "
+                           "printable ASCII without spaces or line breaks (check the "
+                           "password_file for a trailing newline)")
     token = lowered.get(SESSION_TOKEN_HEADER, "").strip() or None
+    if token is not None and not _SECRET.fullmatch(token):
+        raise Unauthorized("malformed X-AWS-Session-Token header: it must be printable ASCII")
     return Credentials(access_key_id, secret, token)

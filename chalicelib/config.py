@@ -25,8 +25,6 @@ AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 TIMESTREAM_ENDPOINT_URL = "TIMESTREAM_ENDPOINT_URL"  # e.g. a moto server; skips discovery
 WRITE_CONCURRENCY = "WRITE_CONCURRENCY"      # parallel WriteRecords calls per request
 REQUEST_DEADLINE_SECONDS = "REQUEST_DEADLINE_SECONDS"  # finish before the Lambda timeout
-MEMORY_STORE_RETENTION_HOURS = "MEMORY_STORE_RETENTION_HOURS"
-MAGNETIC_STORE_WRITES = "MAGNETIC_STORE_WRITES"  # "true" if the table accepts late data
 # InfluxDB backend (STORAGE_BACKEND=influxdb). Not set in the `local` stage, so the shell's win.
 INFLUXDB_URL = "INFLUXDB_URL"                # e.g. https://<id>.timestream-influxdb.<region>.on.aws:8086
 INFLUXDB_DATABASE = "INFLUXDB_DATABASE"      # v1 database, or the 2.x/3.x bucket's DBRP database
@@ -65,8 +63,6 @@ class Settings:
     endpoint_url: Optional[str] = None
     write_concurrency: int = 8
     request_deadline_seconds: float = 25.0
-    memory_store_retention_hours: float = 6.0
-    magnetic_store_writes: bool = False
     influxdb_url: str = "http://127.0.0.1:8086"
     influxdb_database: str = "prometheus"
     influxdb_retention_policy: str = ""
@@ -112,9 +108,6 @@ class Settings:
             write_concurrency=_positive_int(env, WRITE_CONCURRENCY, defaults.write_concurrency),
             request_deadline_seconds=float(
                 get(REQUEST_DEADLINE_SECONDS, str(defaults.request_deadline_seconds))),
-            memory_store_retention_hours=float(
-                get(MEMORY_STORE_RETENTION_HOURS, str(defaults.memory_store_retention_hours))),
-            magnetic_store_writes=get(MAGNETIC_STORE_WRITES, "false").lower() in ("1", "true", "yes"),
             influxdb_url=get(INFLUXDB_URL, defaults.influxdb_url),
             influxdb_database=get(INFLUXDB_DATABASE, defaults.influxdb_database),
             influxdb_retention_policy=get(INFLUXDB_RETENTION_POLICY, ""),

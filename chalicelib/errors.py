@@ -69,6 +69,13 @@ class BackendError(ConnectorError):
     status = 500
 
 
+class CredentialsFailed(ConnectorError):
+    """Credentials missing, malformed or refused on /write. A 5xx, not 401/403: Prometheus
+    drops a batch answered 4xx, and an expired token or a key rotation must not lose data."""
+
+    status = 500
+
+
 class BackendUnavailable(ConnectorError):
     """Transient backend failure (throttling, 5xx, timeout): retry later."""
 

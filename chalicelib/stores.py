@@ -11,6 +11,7 @@ from typing import Dict, Mapping, Optional
 
 from chalicelib.auth import Credentials, credentials_from_headers
 from chalicelib.config import Settings
+from chalicelib.errors import CredentialsFailed, Unauthorized
 from chalicelib.storage.base import Store
 from chalicelib.storage.sqlite import SQLiteStore
 
@@ -19,16 +20,25 @@ MAX_CACHED_CREDENTIALS = 32
 _lock = threading.Lock()
 _embedded: Dict[str, Store] = {}
 _timestream: "OrderedDict[str, Store]" = OrderedDict()
-_executor: Optional[ThreadPoolExecutor] = None
 
 
-def store_for_request(settings: Settings, headers: Mapping[str, str]) -> Store:
-    """The store a request writes to / reads from (Unauthorized if credentials are missing)."""
+def store_for_request(settings: Settings, headers: Mapping[str, str],
+                      writing: bool = False) -> Store:
+    """The store a request writes to / reads from. Timestream: missing or malformed
+    credentials are Unauthorized (401) for a read, CredentialsFailed (5xx, so Prometheus
+    keeps the samples) for a write."""
     if settings.backend == "sqlite":
         return embedded_store(settings)
     if settings.backend == "influxdb":
         return influxdb_store(settings, headers)
-    credentials = credentials_from_headers(headers) if settings.auth_mode == "basic" else None
+    credentials = None
+    if settings.auth_mode == "basic":
+        try:
+            credentials = credentials_from_headers(headers)
+        except Unauthorized as exc:
+            if writing:
+                raise CredentialsFailed(str(exc)) from None
+            raise
     return timestream_store(settings, credentials).for_request()
 
 
@@ -54,7 +64,8 @@ def timestream_store(settings: Settings, credentials: Optional[Credentials]) -> 
     with _lock:
         _timestream[key] = store
         while len(_timestream) > MAX_CACHED_CREDENTIALS:
-            _timestream.popitem(last=False)
+            _, evicted = _timestream.popitem(last=False)
+            evicted.executor.shutdown(wait=False)
     return store
 
 
@@ -64,7 +75,6 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
 
     from chalicelib.storage import timestream, timestream_query
 
-    global _executor
     session = boto3.session.Session(
         aws_access_key_id=credentials.access_key_id if credentials else None,
         aws_secret_access_key=credentials.secret_access_key if credentials else None,
@@ -81,17 +91,15 @@ def _new_timestream_store(settings: Settings, credentials: Optional[Credentials]
     write_client = client("timestream-write", timestream.WRITE_READ_TIMEOUT_SECONDS)
     query_timeout = timestream_query.query_read_timeout(settings.request_deadline_seconds)
     query_client = client("timestream-query", query_timeout)
-    with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,
-                                           thread_name_prefix="timestream-write")
-    retention = None if settings.magnetic_store_writes else settings.memory_store_retention_hours
+    # One pool per credential: calls that hang or fail with one key never hold the
+    # threads another key's writes need.
+    executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,
+                                  thread_name_prefix="timestream-write")
     runner = timestream_query.TimestreamQueryRunner(query_client, query_timeout)
     reader = timestream_query.TimestreamReader(runner, settings.database, settings.table)
     return timestream.TimestreamStore(write_client, reader,
-                                      settings.database, settings.table, executor=_executor,
-                                      deadline_seconds=settings.request_deadline_seconds,
-                                      retention_hours=retention)
+                                      settings.database, settings.table, executor=executor,
+                                      deadline_seconds=settings.request_deadline_seconds)
 
 
 # --- InfluxDB backend -------------------------------------------------------------------

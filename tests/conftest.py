@@ -65,5 +65,5 @@ def store(request, tmp_path):
         yield SQLiteStore(str(tmp_path / "data"))
         return
     from tests.timestream_env import timestream_env
-    with timestream_env() as env:
+    with timestream_env(magnetic_writes=True) as env:  # the contract writes 1970 times
         yield env.store

@@ -11,8 +11,10 @@ from moto import mock_aws
 import app as app_module
 from chalicelib import codec, stores
 from chalicelib.storage import timestream
-from tests.conftest import HEADERS, write_request
+from tests.conftest import HEADERS, read_request, write_request
 from tests.faults import FaultInjector
+from tests.timestream_env import WireLog
+from tests.timestream_rules import WriteRules
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"AKIDEXAMPLE:{SECRET}".encode()).decode()}
@@ -24,7 +26,7 @@ def client(monkeypatch, caplog):
     monkeypatch.setattr(timestream.time, "sleep", lambda s: None)
     settings = dataclasses.replace(app_module.SETTINGS, backend="timestream", auth_mode="basic",
                                    region="us-east-1", endpoint_url=None,
-                                   request_deadline_seconds=1.0)
+                                   request_deadline_seconds=8.0)  # one 7-s call fits
     monkeypatch.setattr(app_module, "SETTINGS", settings)
     monkeypatch.setattr(stores, "_timestream", type(stores._timestream)())
     with mock_aws():
@@ -52,11 +54,49 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-def test_no_credentials_is_401_with_challenge(client):
-    response = write(client, write_request(), headers=HEADERS)
+def read(client, headers):
+    body = codec.encode_message(read_request((0, 1, [(0, "__name__", "up")])))
+    return client.http.post("/read", headers=headers, body=body)
+
+
+def test_no_credentials_is_500_on_write_so_prometheus_keeps_the_samples_and_401_on_read(
+        client, caplog):
+    response = write(client, write_request(({"__name__": "up"}, [(now_ms(), 1.0)])),
+                     headers=HEADERS)
+    assert response.status_code == 500
+    assert b"basic_auth" in response.body
+    assert any(r.levelname == "ERROR" and "basic_auth" in r.getMessage() for r in caplog.records)
+    response = read(client, HEADERS)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Basic")
-    assert b"basic_auth" in response.body
+
+
+@pytest.mark.parametrize("authorization,message", [
+    ("Basic " + base64.b64encode("AKIDEXAMPLE:sécret".encode()).decode(), b"secret access key"),
+    ("Basic " + base64.b64encode(b"AKIDEXAMPLE:secret\r\n").decode(), b"line breaks"),
+    ("Basic " + base64.b64encode(b"AKID\nEXAMPLE:secret").decode(), b"access key id"),
+    ("Basic c2Vj\u00e9cmV0", b"not base64"),
+])
+def test_a_malformed_authorization_header_is_refused_at_once_without_calling_aws(
+        client, monkeypatch, authorization, message):
+    monkeypatch.setattr(stores, "_new_timestream_store",
+                        lambda *args: pytest.fail("no store (no AWS call) for bad credentials"))
+    headers = {**HEADERS, "Authorization": authorization}
+    response = write(client, write_request(({"__name__": "up"}, [(now_ms(), 1.0)])), headers)
+    assert response.status_code == 500 and message in response.body
+    assert read(client, headers).status_code == 401
+
+
+def test_a_series_without_labels_is_stored_through_the_route(client):
+    store = stores.store_for_request(app_module.SETTINGS, AUTH).store
+    rules = WriteRules()
+    WireLog(store.write_client, rules)
+    request = write_request(({"__name__": "cluster:http_requests:rate5m"}, [(now_ms(), 1.0)]),
+                            ({"__name__": "up", "job": "a"}, [(now_ms(), 1.0)]))
+    response = write(client, request)
+    assert response.status_code == 204, response.body
+    assert sorted(r["MeasureName"] for r in rules.records()) == [
+        "cluster:http_requests:rate5m", "up"]
 
 
 def test_write_lands_as_records(client):
@@ -76,7 +116,7 @@ def test_invalid_samples_are_400_with_counts_after_valid_ones_are_written(client
 
 def test_throttling_is_503_so_prometheus_retries(client):
     store = stores.store_for_request(app_module.SETTINGS, AUTH).store
-    FaultInjector(store.write_client, "WriteRecords", [(400, "ThrottlingException")] * 100)
+    FaultInjector(store.write_client, "WriteRecords", [(400, "ThrottlingException")] * 10 ** 6)
     response = write(client, write_request(({"__name__": "up"}, [(now_ms(), 1.0)])))
     assert response.status_code == 503
     assert b"ThrottlingException" in response.body
@@ -91,10 +131,23 @@ def test_missing_table_is_500_naming_what_to_create(client):
     assert b"create-table" in response.body
 
 
-def test_refused_credentials_are_401_and_denied_access_403(client):
+def test_refused_credentials_and_denied_access_on_write_are_500_logged_at_error(client, caplog):
     store = stores.store_for_request(app_module.SETTINGS, AUTH).store
     FaultInjector(store.write_client, "WriteRecords",
                   [(400, "UnrecognizedClientException"), (400, "AccessDeniedException")])
-    request = write_request(({"__name__": "up"}, [(now_ms(), 1.0)]))
-    assert write(client, request).status_code == 401
-    assert write(client, request).status_code == 403
+    request = write_request(({"__name__": "up", "job": "a"}, [(now_ms(), 1.0)]))
+    response = write(client, request)
+    assert response.status_code == 500 and b"refused the credentials" in response.body
+    response = write(client, request)
+    assert response.status_code == 500 and b"access denied" in response.body
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("refused the credentials" in m for m in errors)
+    assert any("access denied" in m for m in errors)
+
+
+def test_refused_credentials_on_read_stay_401_and_denied_access_403(client):
+    store = stores.store_for_request(app_module.SETTINGS, AUTH).store
+    FaultInjector(store.reader.runner.client, "Query",
+                  [(400, "UnrecognizedClientException"), (400, "AccessDeniedException")])
+    assert read(client, {**HEADERS, **AUTH}).status_code == 401
+    assert read(client, {**HEADERS, **AUTH}).status_code == 403

@@ -38,3 +38,23 @@ def test_secrets_stay_out_of_repr_and_cache_key():
     assert "topsecret" not in repr(creds) and "token" not in repr(creds)
     assert "topsecret" not in creds.cache_key()
     assert creds.cache_key() != Credentials("AKID", "other", "token").cache_key()
+
+
+@pytest.mark.parametrize("user,password,token,message", [
+    ("AKIDEXAMPLE", "secret\r\n", None, "line breaks"),
+    ("AKIDEXAMPLE", "sé", None, "printable ASCII"),
+    ("AKID EXAMPLE", "secret", None, "access key id"),
+    ("AKIDEXAMPLE", "secret", "tok\x00en", "X-AWS-Session-Token"),
+])
+def test_credentials_that_cannot_be_signed_are_refused_without_calling_aws(user, password,
+                                                                           token, message):
+    headers = {"Authorization": basic(user, password)}
+    if token:
+        headers["X-AWS-Session-Token"] = token
+    with pytest.raises(Unauthorized, match=message):
+        credentials_from_headers(headers)
+
+
+def test_non_ascii_bytes_in_the_header_are_refused_not_a_crash():
+    with pytest.raises(Unauthorized, match="not base64"):
+        credentials_from_headers({"Authorization": "Basic QUtJRDpz\u00ffZWNyZXQ="})

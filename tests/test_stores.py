@@ -35,3 +35,38 @@ def test_embedded_store_is_one_per_data_dir(tmp_path):
     assert stores.store_for_request(settings, {}) is stores.embedded_store(settings)
     other = dataclasses.replace(settings, data_dir=str(tmp_path / "b"))
     assert stores.embedded_store(other) is not stores.embedded_store(settings)
+
+
+def test_writes_hanging_with_one_key_do_not_hold_the_threads_of_another(monkeypatch):
+    """8 requests whose calls hang (an unreachable endpoint, a key AWS is slow to refuse)
+    must not delay a valid key's write: each credential has its own pool."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib.model import Series
+    with mock_aws():
+        settings = dataclasses.replace(SETTINGS, endpoint_url=None, write_concurrency=2)
+        admin = boto3.client("timestream-write", region_name="us-east-1")
+        admin.create_database(DatabaseName=settings.database)
+        admin.create_table(DatabaseName=settings.database, TableName=settings.table)
+        release = threading.Event()
+        stuck = stores.timestream_store(settings, Credentials("AKIDSTUCK", "s"))
+        stuck.write_client.meta.events.register(
+            "before-call.timestream-write.WriteRecords", lambda **kwargs: release.wait(30) and None)
+        good = stores.timestream_store(settings, Credentials("AKIDGOOD", "s"))
+        now = int(time.time() * 1000)
+        batch = [Series((("__name__", "m"), ("i", str(i))), [now], [1.0]) for i in range(300)]
+        with ThreadPoolExecutor(8) as requests:
+            hanging = [requests.submit(stuck.write, batch) for _ in range(8)]
+            time.sleep(0.5)  # the stuck key's calls now hold its threads
+            started = time.monotonic()
+            assert good.write(batch).stored == 300
+            elapsed = time.monotonic() - started
+            release.set()
+            for future in hanging:
+                future.result()
+    assert elapsed < 10  # on one shared pool it waits for the stuck calls (30 s)

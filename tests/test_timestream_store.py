@@ -4,10 +4,11 @@ import struct
 
 import pytest
 
-from chalicelib.errors import BackendError, BackendUnavailable, Forbidden, Unauthorized
+from chalicelib.errors import BackendError, BackendUnavailable, CredentialsFailed
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.storage import timestream
+from chalicelib.storage import timestream_records as records
 from chalicelib.translate import validate_labels
 from tests.faults import FaultInjector
 from tests.timestream_env import timestream_env
@@ -23,7 +24,7 @@ def no_backoff_sleep(monkeypatch):
 
 @pytest.fixture
 def env():
-    with timestream_env(retention_hours=6, clock=lambda: NOW_MS / 1000) as env:
+    with timestream_env(clock=lambda: NOW_MS / 1000) as env:
         yield env
 
 
@@ -157,7 +158,7 @@ def test_reserved_label_names_are_escaped_and_read_back(env):
     ({"__name__": "m" * 257}, [(NOW_MS, 1.0)], "longer than 256 bytes"),
     ({"__name__": "m", **{f"l{i}": "v" for i in range(129)}}, [(NOW_MS, 1.0)],
      "more than 128 labels"),
-    ({"__name__": "m", "big": "v" * 2100}, [(NOW_MS, 1.0)], "2048-byte limit"),
+    ({"__name__": "m", "big": "v" * 2046}, [(NOW_MS, 1.0)], "2048-byte limit"),
     ({"__name__": "m"}, [(NOW_MS + 16 * 60_000, 1.0)], "15 minutes in the future"),
     ({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0)], "memory store retention"),
 ])
@@ -172,7 +173,7 @@ def test_samples_over_timestream_limits_are_rejected_and_counted(env, labels, sa
 
 
 def test_magnetic_store_writes_accept_old_samples():
-    with timestream_env(retention_hours=None, clock=lambda: NOW_MS / 1000) as env:
+    with timestream_env(magnetic_writes=True, clock=lambda: NOW_MS / 1000) as env:
         old = series({"__name__": "m"}, [(NOW_MS - 30 * 86_400_000, 1.0)])
         assert env.store.write([old]).rejected == 0
 
@@ -188,8 +189,8 @@ def test_throttling_and_5xx_are_retried_and_nothing_is_lost(env):
 
 
 def test_persistent_throttling_becomes_503_after_the_other_batches_are_written(env):
-    env.store.deadline_seconds = 1.0
-    FaultInjector(env.write_client, "WriteRecords", [(400, "ThrottlingException")] * 1000)
+    env.store.deadline_seconds = 8.0  # one 7-s call fits
+    FaultInjector(env.write_client, "WriteRecords", [(400, "ThrottlingException")] * 10 ** 6)
     with pytest.raises(BackendUnavailable, match="ThrottlingException"):
         env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
 
@@ -211,29 +212,63 @@ def test_connection_errors_are_retried(env, monkeypatch):
 @pytest.mark.parametrize("status,code,error,message", [
     (404, "ResourceNotFoundException", BackendError,
      "PrometheusDatabase.PrometheusMetricsTable does not exist"),
-    (400, "ValidationException", BackendError, "ValidationException"),
-    (403, "AccessDeniedException", Forbidden, "access denied"),
-    (400, "UnrecognizedClientException", Unauthorized, "refused the credentials"),
-    (403, "InvalidSignatureException", Unauthorized, "refused the credentials"),
-    (400, "ExpiredTokenException", Unauthorized, "refused the credentials"),
+    (403, "AccessDeniedException", CredentialsFailed, "access denied"),
+    (400, "UnrecognizedClientException", CredentialsFailed, "refused the credentials"),
+    (403, "InvalidSignatureException", CredentialsFailed, "refused the credentials"),
+    (400, "ExpiredTokenException", CredentialsFailed, "refused the credentials"),
 ])
-def test_configuration_and_credential_errors(env, status, code, error, message):
+def test_configuration_and_credential_errors_on_write_are_5xx(env, status, code, error,
+                                                              message):
+    """Prometheus drops a batch answered 4xx: refused credentials must not lose samples."""
     FaultInjector(env.write_client, "WriteRecords", [(status, code)])
     with pytest.raises(error, match=message) as raised:
         env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
-    assert raised.value.status == {BackendError: 500, Forbidden: 403, Unauthorized: 401}[error]
+    assert raised.value.status == 500
 
 
-def test_rejected_duplicates_count_as_written_and_other_rejections_are_counted(env):
-    rejected = [{"RecordIndex": 0, "Reason": "A record already exists with the same time, "
-                 "dimensions, measure name, and record version."},
-                {"RecordIndex": 1, "Reason": "The record timestamp is outside the time range"}]
+def test_a_validation_exception_isolates_the_refused_record_and_stores_the_rest(env,
+                                                                             monkeypatch):
+    # A record the connector's own checks miss: Timestream refuses the whole call.
+    monkeypatch.setattr(records, "check_series", lambda labels: None)
+    batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, float(i))]) for i in range(99)]
+    batch.insert(37, series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0)]))
+    result = env.store.write(batch)
+    assert (result.stored, result.rejected) == (99, 1)
+    assert "Timestream refused the record: Dimension name" in result.reasons[0]
+    assert "x" * 61 in result.reasons[0]
+    assert len(env.wire.records()) == 99
+
+
+def test_a_validation_exception_for_every_record_rejects_them_all(env, monkeypatch):
+    monkeypatch.setattr(records, "check_series", lambda labels: None)
+    batch = [series({"__name__": "m", "x" * 61: str(i)}, [(NOW_MS, 1.0)]) for i in range(5)]
+    result = env.store.write(batch)
+    assert (result.stored, result.rejected) == (0, 5)
+
+
+def test_conflicting_values_are_rejected_duplicates_and_identical_rewrites_are_fine(env,
+                                                                                   caplog):
+    first = [series({"__name__": "a", "job": "x"}, [(NOW_MS, 1.0), (NOW_MS - 1, 5.0)])]
+    assert env.store.write(first).rejected == 0
+    assert env.store.write(first).rejected == 0  # a retried write: accepted, not counted
+    result = env.store.write([series({"__name__": "a", "job": "x"},
+                                     [(NOW_MS, 2.0), (NOW_MS - 1, 5.0), (NOW_MS - 2, 7.0)])])
+    assert (result.stored, result.rejected) == (2, 1)
+    assert 'a{job="x"}: duplicate sample for timestamp' in result.reasons[0]
+    assert "duplicate sample for timestamp" in caplog.text
+    [read] = read_all(env, (0, "__name__", "a"))
+    assert read.values == [7.0, 5.0, 1.0]
+
+
+def test_other_rejections_are_counted_with_timestreams_reason(env):
+    rejected = [{"RecordIndex": 1, "Reason": "The record timestamp is outside the time range"}]
     FaultInjector(env.write_client, "WriteRecords", [(419, "RejectedRecordsException")],
                   extra={"RejectedRecords": rejected})
     result = env.store.write([series({"__name__": "a"}, [(NOW_MS, 1.0)]),
                               series({"__name__": "b"}, [(NOW_MS, 2.0)])])
     assert (result.stored, result.rejected) == (1, 1)
-    assert "b{}" in result.reasons[0] and "outside the time range" in result.reasons[0]
+    assert "b{}: Timestream rejected the record: The record timestamp is outside" \
+        in result.reasons[0]
 
 
 def test_a_matcher_on_a_label_that_is_no_column_does_not_fail(env):
@@ -265,3 +300,53 @@ def test_a_retry_starts_only_if_another_call_fits_before_the_deadline():
     with pytest.raises(BackendUnavailable):
         timestream.with_retries(throttled, timestream.Deadline(7.5), "x", attempt_seconds=7)
     assert len(calls) >= 2
+
+
+def test_retention_comes_from_the_table_not_a_setting():
+    """A table keeping 12 h in memory takes a 7-h-old sample (a hand-set 6 h refused it)."""
+    with timestream_env(memory_hours=12, clock=lambda: NOW_MS / 1000) as env:
+        result = env.store.write([series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0),
+                                                             (NOW_MS - 13 * 3_600_000, 2.0)])])
+        assert (result.stored, result.rejected) == (1, 1)
+        assert "older than the memory store retention" in result.reasons[0]
+
+
+def test_table_facts_are_read_once_and_cached(env):
+    calls = []
+    env.write_client.meta.events.register("before-call.timestream-write.DescribeTable",
+                                          lambda **kwargs: calls.append(1))
+    for _ in range(3):
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
+    assert len(calls) == 1
+
+
+def test_without_describe_table_permission_timestream_judges_the_times(env, caplog):
+    FaultInjector(env.write_client, "DescribeTable", [(400, "AccessDeniedException")])
+    result = env.store.write([series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0),
+                                                         (NOW_MS, 2.0)])])
+    assert (result.stored, result.rejected) == (1, 1)
+    assert "Timestream rejected the record: The record timestamp is outside" in result.reasons[0]
+    assert "timestream:DescribeTable" in caplog.text
+
+
+def test_no_call_starts_unless_it_can_finish_before_the_one_request_deadline(env, monkeypatch):
+    """400 calls of 1 s each would take 400 s: the request answers 503 once no further call
+    fits, instead of running every call's first attempt."""
+    from concurrent.futures import ThreadPoolExecutor
+    clock = [0.0]
+    env.store.executor = ThreadPoolExecutor(1)  # one call at a time: a deterministic clock
+    monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
+    env.store.deadline_seconds = 25.0
+    started = []
+
+    def slow_call(**kwargs):
+        started.append(clock[0])
+        clock[0] += 1.0  # each call takes one (fake) second
+    env.write_client.meta.events.register("before-call.timestream-write.WriteRecords",
+                                          slow_call)
+    batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, 1.0)]) for i in range(40_000)]
+    env.store.table_facts(timestream.Deadline(25))
+    with pytest.raises(BackendUnavailable, match="not started"):
+        env.store.write(batch)
+    env.store.executor.shutdown()
+    assert max(started) == 25.0 - env.store.call_seconds  # the last call that could finish

@@ -1,29 +1,40 @@
 """Test harness for the Timestream backend: moto for the AWS wire, DuckDB for the SQL.
 
-moto 5 stores WriteRecords calls but answers queries only with canned results,
-so every WriteRecords call that moto accepted is also captured from the wire
-(CommonAttributes merged into each record, as Timestream does), and the Query API is
-emulated (tests/timestream_query_service.py, with the documented query rules it enforces)
-by running the connector's SQL on DuckDB loaded with those records.
+moto 5 stores whatever WriteRecords sends and answers queries only with canned results.
+So each WriteRecords request is first judged by ``WriteRules`` (Timestream's documented
+write rules, tests/timestream_rules.py), which refuses what the service refuses and keeps
+what it would store (CommonAttributes merged in); the Query API is emulated
+(tests/timestream_query_service.py, with the documented query rules it enforces) by running
+the connector's SQL on DuckDB loaded with those records.
 """
 import contextlib
 import copy
+import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import boto3
 import duckdb
+from botocore.config import Config
 from moto import mock_aws
 
+from chalicelib.storage import timestream
 from chalicelib.storage.timestream import TimestreamStore
 from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
 from tests import java_regex
 from tests.timestream_query_service import QueryService, install_time_functions
+from tests.timestream_rules import WriteRules
 
 REGION = "us-east-1"
 DATABASE = "PrometheusDatabase"
 TABLE = "PrometheusMetricsTable"
+# The connector's client settings (stores.py): no botocore retries, its timeouts.
+CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"},
+                       connect_timeout=timestream.CONNECT_TIMEOUT_SECONDS,
+                       read_timeout=timestream.WRITE_READ_TIMEOUT_SECONDS)
 
 
 def merge_common(common: dict, record: dict) -> dict:
@@ -34,14 +45,26 @@ def merge_common(common: dict, record: dict) -> dict:
 
 
 class WireLog:
-    """Captures the parameters of each successful WriteRecords call of a client."""
+    """Judges each WriteRecords call of a client by Timestream's rules (``rules`` holds what
+    the table stores) and captures the parameters of each successful call."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, rules: WriteRules) -> None:
+        self.rules = rules
         self.calls: List[dict] = []
         self._pending: Dict[int, dict] = {}
         client.meta.events.register("provide-client-params.timestream-write.WriteRecords",
                                     self._params)
+        # Last: injected faults (tests.faults) answer before the table sees the call.
+        client.meta.events.register_last("before-call.timestream-write.WriteRecords",
+                                         self._judge)
         client.meta.events.register("after-call.timestream-write.WriteRecords", self._done)
+
+    def _judge(self, params, **kwargs):
+        refusal = self.rules.write_records(json.loads(params["body"]))
+        if refusal is None:
+            return None
+        self._pending.pop(threading.get_ident(), None)
+        return SimpleNamespace(status_code=refusal.status, headers={}), refusal.parsed()
 
     def _params(self, params, **kwargs):
         self._pending[threading.get_ident()] = copy.deepcopy(params)
@@ -52,7 +75,8 @@ class WireLog:
             self.calls.append(params)
 
     def records(self) -> List[dict]:
-        return stored_records(self.calls)
+        """What the table holds."""
+        return self.rules.records()
 
 
 def stored_records(calls: List[dict]) -> List[dict]:
@@ -90,13 +114,22 @@ def emulated_query_client(records: Callable[[], List[dict]]) -> Tuple[object, Qu
 
 
 class TimestreamEnv:
-    """moto-backed Timestream with a store, its wire log and a DuckDB query engine."""
+    """moto-backed Timestream with a store, its wire log and a DuckDB query engine.
 
-    def __init__(self, retention_hours: Optional[float] = None, clock=None) -> None:
-        self.write_client = boto3.client("timestream-write", region_name=REGION)
+    The table's memory-store retention and magnetic-store writes are set on the table
+    (the store reads them with DescribeTable) and enforced by the write rules."""
+
+    def __init__(self, memory_hours: int = 6, magnetic_writes: bool = False, clock=None) -> None:
+        self.write_client = boto3.client("timestream-write", region_name=REGION,
+                                         config=CLIENT_CONFIG)
         self.write_client.create_database(DatabaseName=DATABASE)
-        self.write_client.create_table(DatabaseName=DATABASE, TableName=TABLE)
-        self.wire = WireLog(self.write_client)
+        self.write_client.create_table(
+            DatabaseName=DATABASE, TableName=TABLE,
+            RetentionProperties={"MemoryStoreRetentionPeriodInHours": memory_hours,
+                                 "MagneticStoreRetentionPeriodInDays": 73000},
+            MagneticStoreWriteProperties={"EnableMagneticStoreWrites": magnetic_writes})
+        self.rules = WriteRules(memory_hours, magnetic_writes, clock=clock or time.time)
+        self.wire = WireLog(self.write_client, self.rules)
         self.wires = [self.wire]
         self.query_client, self.queries = emulated_query_client(self.records)
         self.executor = ThreadPoolExecutor(max_workers=4)
@@ -104,17 +137,16 @@ class TimestreamEnv:
         reader = TimestreamReader(TimestreamQueryRunner(self.query_client), DATABASE, TABLE)
         # 60 s: the emulation runs slower than Timestream on a loaded test machine.
         self.store = TimestreamStore(self.write_client, reader, DATABASE, TABLE,
-                                     executor=self.executor, deadline_seconds=60,
-                                     retention_hours=retention_hours, **kwargs)
+                                     executor=self.executor, deadline_seconds=60, **kwargs)
 
     def records(self) -> List[dict]:
         """What the table holds: every writer's accepted records."""
-        return stored_records([call for wire in self.wires for call in wire.calls])
+        return self.rules.records()
 
     def other_writer(self):
         """Another client writing to the same table (another Lambda instance, another tool)."""
         client = boto3.client("timestream-write", region_name=REGION)
-        self.wires.append(WireLog(client))
+        self.wires.append(WireLog(client, self.rules))
         return client
 
     def close(self) -> None:

@@ -9,15 +9,15 @@ import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, TypeVar
+from typing import Callable, List, NamedTuple, Optional, Tuple, TypeVar
 
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
                                  HTTPClientError)
 
-from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError, Forbidden,
-                               Unauthorized)
+from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError,
+                               CredentialsFailed, Forbidden, Unauthorized)
 from chalicelib.model import Query, Series, WriteResult, sample_count
-from chalicelib.storage.timestream_records import Batch, Rejected, build_batches
+from chalicelib.storage.timestream_records import Batch, Rejected, build_batches, split_batch
 from chalicelib.translate import describe
 
 LOG = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException",
                    "InvalidClientTokenId", "ExpiredTokenException", "SignatureDoesNotMatch",
                    "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken"}
 DENIED = {"AccessDeniedException", "AccessDenied"}
+TABLE_FACTS_TTL_SECONDS = 300.0  # retention changes are rare; Timestream judges meanwhile
 # Timeouts of the boto3 clients (stores.py builds them). A retry starts only if one
 # more call (connect + read timeout) fits before the request deadline.
 CONNECT_TIMEOUT_SECONDS = 2
@@ -45,6 +46,13 @@ class Deadline:
 
     def remaining(self) -> float:
         return self.end - time.monotonic()
+
+    def check(self, call_seconds: float, what: str) -> None:
+        """BackendUnavailable (503) unless a call of ``call_seconds`` (the client's timeouts)
+        can finish before the deadline: no call starts that cannot finish in time."""
+        if self.remaining() < call_seconds:
+            raise BackendUnavailable(f"{what} not started: it might not finish within the "
+                                     "request deadline; retry later")
 
 
 def error_for(exc: ClientError, what: str) -> ConnectorError:
@@ -92,18 +100,38 @@ def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
         time.sleep(delay)
 
 
+CONFLICT = "already exists"
+
+
 def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
-    """Rejections that are real: a record that "already exists" is a retried write
-    that Timestream already has (the first value for a series and time wins, as in
-    the embedded store), so it counts as written."""
+    """The records Timestream rejected, with its reasons. "Already exists" is a sample
+    whose value differs from the one stored for that series and time (an identical
+    re-write is accepted): a duplicate sample, counted like the others."""
     result = []
     for rejection in rejections:
         reason = rejection.get("Reason", "rejected")
-        if "already exists" in reason:
-            continue
         labels = batch.labels[rejection.get("RecordIndex", 0)]
-        result.append(Rejected(labels, 1, f"Timestream rejected the record: {reason}"))
+        if CONFLICT in reason:
+            reason = ("duplicate sample for timestamp: Timestream holds a different value for "
+                      f"this series and time ({reason})")
+        else:
+            reason = f"Timestream rejected the record: {reason}"
+        result.append(Rejected(labels, 1, reason))
     return result
+
+
+class TableFacts(NamedTuple):
+    """What the table says about which times it takes (DescribeTable)."""
+
+    memory_hours: float
+    magnetic_writes: bool
+    magnetic_days: float
+
+    def oldest_ms(self, now_ms: int) -> int:
+        """The oldest time the table takes a record for."""
+        if self.magnetic_writes:
+            return now_ms - int(self.magnetic_days * 86_400_000)
+        return now_ms - int(self.memory_hours * 3_600_000)
 
 
 class TimestreamStore:
@@ -111,7 +139,6 @@ class TimestreamStore:
 
     def __init__(self, write_client, reader, database: str, table: str, *,
                  executor: ThreadPoolExecutor, deadline_seconds: float = 25.0,
-                 retention_hours: Optional[float] = 6.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.write_client = write_client
         self.reader = reader
@@ -119,8 +146,12 @@ class TimestreamStore:
         self.table = table
         self.executor = executor
         self.deadline_seconds = deadline_seconds
-        self.retention_hours = retention_hours
         self.clock = clock
+        self._facts: Tuple[float, Optional[TableFacts]] = (-TABLE_FACTS_TTL_SECONDS, None)
+        config = getattr(getattr(write_client, "meta", None), "config", None)
+        # The longest a write call can take: its client's timeouts.
+        self.call_seconds = (config.connect_timeout + config.read_timeout) if config \
+            else WRITE_CALL_SECONDS
 
     @property
     def what(self) -> str:
@@ -128,13 +159,21 @@ class TimestreamStore:
 
     # -- writes --------------------------------------------------------------
 
-    def write(self, series: List[Series]) -> WriteResult:
-        """Write all samples; rejects are counted with reasons, after the rest is written."""
+    def write(self, series: List[Series], deadline: Optional[Deadline] = None) -> WriteResult:
+        """Write all samples; rejects are counted with reasons, after the rest is written.
+
+        Credentials AWS refuses are a 5xx here (Prometheus keeps the samples and retries;
+        a 401/403 would make it drop them)."""
+        try:
+            return self._write(series, deadline or Deadline(self.deadline_seconds))
+        except (Unauthorized, Forbidden) as exc:
+            raise CredentialsFailed(str(exc)) from None
+
+    def _write(self, series: List[Series], deadline: Deadline) -> WriteResult:
         now_ms = int(self.clock() * 1000)
-        oldest = None if self.retention_hours is None \
-            else now_ms - int(self.retention_hours * 3_600_000)
-        batches, rejected = build_batches(series, now_ms, oldest)
-        deadline = Deadline(self.deadline_seconds)
+        facts = self.table_facts(deadline)
+        batches, rejected = build_batches(series, now_ms,
+                                          facts.oldest_ms(now_ms) if facts else None)
         futures = [self.executor.submit(self._write_batch, batch, deadline) for batch in batches]
         failure: Optional[BaseException] = None
         for future in futures:  # wait for every call, so what can be written is written
@@ -154,18 +193,56 @@ class TimestreamStore:
         reasons = tuple(f"{describe(r.labels)}: {r.reason}" for r in rejected)
         return WriteResult(total - count, count, reasons)
 
+    def table_facts(self, deadline: Deadline) -> Optional[TableFacts]:
+        """Retention and magnetic-store writes of the table (DescribeTable, cached); None if
+        they cannot be read (then Timestream alone judges the times)."""
+        fetched, facts = self._facts
+        if time.monotonic() - fetched < TABLE_FACTS_TTL_SECONDS:
+            return facts
+        try:
+            deadline.check(self.call_seconds, f"DescribeTable of {self.what}")
+            table = with_retries(lambda: self.write_client.describe_table(
+                DatabaseName=self.database, TableName=self.table), deadline, self.what,
+                self.call_seconds)["Table"]
+            retention = table.get("RetentionProperties", {})
+            facts = TableFacts(
+                float(retention.get("MemoryStoreRetentionPeriodInHours", 6)),
+                bool(table.get("MagneticStoreWriteProperties", {})
+                     .get("EnableMagneticStoreWrites", False)),
+                float(retention.get("MagneticStoreRetentionPeriodInDays", 73000)))
+        except Forbidden as exc:
+            LOG.warning("cannot read the table's retention (%s): Timestream alone will judge "
+                        "sample times; grant timestream:DescribeTable (make policies)", exc)
+            facts = None
+        self._facts = (time.monotonic(), facts)
+        return facts
+
     def _write_batch(self, batch: Batch, deadline: Deadline) -> List[Rejected]:
-        def call() -> List[Rejected]:
+        """Write one batch; a batch Timestream refuses as a whole (ValidationException) is
+        split until the refused records are alone, and they are reported."""
+        def call():
             try:
                 self.write_client.write_records(
                     DatabaseName=self.database, TableName=self.table,
                     CommonAttributes=batch.common, Records=batch.records)
                 return []
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "RejectedRecordsException":
-                    raise
-                return rejected_records(batch, exc.response.get("RejectedRecords", []))
-        return with_retries(call, deadline, self.what, WRITE_CALL_SECONDS)
+                code = exc.response.get("Error", {}).get("Code")
+                if code == "RejectedRecordsException":
+                    return rejected_records(batch, exc.response.get("RejectedRecords", []))
+                if code == "ValidationException":
+                    return exc.response.get("Error", {}).get("Message") or code
+                raise
+        deadline.check(self.call_seconds, f"writing to {self.what}")
+        outcome = with_retries(call, deadline, self.what, self.call_seconds)
+        if not isinstance(outcome, str):
+            return outcome
+        if len(batch.records) == 1:
+            return [Rejected(batch.labels[0], 1, f"Timestream refused the record: {outcome}")]
+        rejected: List[Rejected] = []
+        for half in split_batch(batch):
+            rejected.extend(self._write_batch(half, deadline))
+        return rejected
 
     # -- reads (timestream_query.TimestreamReader) -----------------------------
 
@@ -189,8 +266,8 @@ class TimestreamRequest:
         self.deadline = deadline
 
     def write(self, series: List[Series]) -> WriteResult:
-        """Write ``series`` (see ``TimestreamStore.write``)."""
-        return self.store.write(series)
+        """Write ``series`` within this request's deadline (see ``TimestreamStore.write``)."""
+        return self.store.write(series, self.deadline)
 
     def read(self, query: Query, sample_limit: int) -> List[Series]:
         """Answer ``query`` within this request's deadline."""

@@ -42,7 +42,7 @@ MAX_RECORDS_PER_CALL = 100
 MAX_DIMENSION_NAME_BYTES = 60
 MAX_MEASURE_NAME_BYTES = 256
 MAX_DIMENSIONS = 128
-MAX_RECORD_BYTES = 2048
+MAX_DIMENSION_BYTES = 2048  # ts-limits: dimension name/value pair size per series
 FUTURE_WINDOW_MS = 15 * 60 * 1000
 LABELLESS_DIMENSION = "__name__"
 RESERVED_VALUE_REASON = ("value of magnitude 1.7976931348623151e308 to 1.7976931348623155e308: "
@@ -168,9 +168,10 @@ def check_series(labels: Labels) -> Optional[str]:
             return f"label name {name!r} longer than {MAX_DIMENSION_NAME_BYTES} bytes"
     if not dims:
         dims = [(LABELLESS_DIMENSION, measure)]
-    size = record_size(measure, dims)
-    if size > MAX_RECORD_BYTES:
-        return f"a record would take {size} bytes, over Timestream's {MAX_RECORD_BYTES}-byte limit"
+    size = sum(len(n.encode()) + len(v.encode()) for n, v in dims)
+    if size > MAX_DIMENSION_BYTES:
+        return (f"labels take {size} bytes, over Timestream's {MAX_DIMENSION_BYTES}-byte limit "
+                "for dimension names and values per series")
     return None
 
 
@@ -249,6 +250,17 @@ def _batch(chunk: List[Tuple[Labels, dict]]) -> Batch:
             entry["MeasureName"] = record["MeasureName"]
         slim.append(entry)
     return Batch(common, slim, [labels for labels, _ in chunk])
+
+
+def split_batch(batch: Batch) -> Tuple[Batch, Batch]:
+    """The two halves of a batch, each with its own CommonAttributes."""
+    common_dims = batch.common.get("Dimensions", [])
+    full = [{"MeasureName": r.get("MeasureName", batch.common.get("MeasureName")),
+             "Dimensions": common_dims + r.get("Dimensions", []), "Time": r["Time"],
+             "MeasureValue": r["MeasureValue"]} for r in batch.records]
+    chunk = list(zip(batch.labels, full))
+    middle = len(chunk) // 2
+    return _batch(chunk[:middle]), _batch(chunk[middle:])
 
 
 def labels_from_row(measure_name: str, dimensions: Dict[str, Optional[str]]) -> Labels:
