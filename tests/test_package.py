@@ -162,7 +162,10 @@ def test_packaged_app_imports_and_answers_on_the_lambda_path(packaged, tmp_path)
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout.strip().splitlines()[-1])
-    assert response["statusCode"] == 401  # no credentials: refused before anything else
+    # No credentials: refused before anything else; 500 on /write so Prometheus keeps the data.
+    assert response["statusCode"] == 500
+    assert "missing credentials" in base64.b64decode(response["body"]).decode() \
+        if response.get("isBase64Encoded") else "missing credentials" in response["body"]
 
 
 def test_readme_claims_only_the_tls_the_template_sets(packaged):

@@ -40,14 +40,14 @@ def backend(request, tmp_path):
         yield Backend(SQLiteStore(str(tmp_path / "data")))
         return
     from tests.timestream_env import timestream_env
-    with timestream_env() as env:
+    with timestream_env(magnetic_writes=True) as env:  # the tests write 1970 times
         yield Backend(env.store, env.wire)
 
 
 @pytest.fixture
 def client(backend, monkeypatch):
     monkeypatch.setattr(app_module.stores, "store_for_request",
-                        lambda settings, headers: backend.store)
+                        lambda settings, headers, **kwargs: backend.store)
     with Client(app_module.app, stage_name="local") as client:
         yield client
 
