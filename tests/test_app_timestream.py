@@ -145,7 +145,9 @@ def test_refused_credentials_and_denied_access_on_write_are_500_logged_at_error(
     assert any("access denied" in m for m in errors)
 
 
-def test_refused_credentials_on_read_stay_401_and_denied_access_403(client):
+def test_refused_credentials_on_read_stay_401_and_denied_access_403(client, monkeypatch):
+    monkeypatch.setattr(app_module, "SETTINGS", dataclasses.replace(  # a query call must fit
+        app_module.SETTINGS, request_deadline_seconds=25.0))
     store = stores.store_for_request(app_module.SETTINGS, AUTH).store
     FaultInjector(store.reader.runner.client, "Query",
                   [(400, "UnrecognizedClientException"), (400, "AccessDeniedException")])

@@ -145,7 +145,7 @@ class TimestreamEnv:
 
     def other_writer(self):
         """Another client writing to the same table (another Lambda instance, another tool)."""
-        client = boto3.client("timestream-write", region_name=REGION)
+        client = boto3.client("timestream-write", region_name=REGION, config=CLIENT_CONFIG)
         self.wires.append(WireLog(client, self.rules))
         return client
 
