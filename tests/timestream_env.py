@@ -140,8 +140,10 @@ class TimestreamEnv:
                                      executor=self.executor, deadline_seconds=60, **kwargs)
 
     def records(self) -> List[dict]:
-        """What the table holds: every writer's accepted records."""
-        return self.rules.records()
+        """What the table holds: every writer's accepted records (and records a test put
+        straight into a wire log's calls)."""
+        return stored_records([{"Records": self.rules.records()}]
+                              + [call for wire in self.wires for call in wire.calls])
 
     def other_writer(self):
         """Another client writing to the same table (another Lambda instance, another tool)."""
