@@ -156,7 +156,9 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         snapshot = proxy.records()  # the writer keeps writing; read what was sent by now
         query_client, _ = emulated_query_client(lambda: snapshot)
         reader = TimestreamReader(TimestreamQueryRunner(query_client), DATABASE, TABLE)
-        timestream = TimestreamStore(None, reader, DATABASE, TABLE, executor=None)
+        # A long deadline: the emulation (DuckDB, a JVM for regexes) is no measure of time.
+        timestream = TimestreamStore(None, reader, DATABASE, TABLE, executor=None,
+                                     deadline_seconds=300)
         start = at_ms - 60_000
         for matchers in ([(0, "__name__", "fixture_value")],
                          [(2, "__name__", "fixture_.*")],

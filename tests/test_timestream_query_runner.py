@@ -127,9 +127,12 @@ def test_client_timeouts_fit_api_gateway_and_timestream(deadline):
     assert timestream_query.query_read_timeout(25) == 10
 
 
-def test_the_query_client_gets_the_timeout_for_the_stage_deadline():
+def test_the_query_client_gets_the_timeout_for_the_stage_deadline(monkeypatch):
+    from collections import OrderedDict
+
     from chalicelib import stores
     from chalicelib.config import Settings
+    monkeypatch.setattr(stores, "_timestream", OrderedDict())  # no store cached by other tests
     store = stores.timestream_store(Settings(backend="timestream", region="us-east-1",
                                              endpoint_url="http://127.0.0.1:1",
                                              request_deadline_seconds=13), None)

@@ -107,7 +107,8 @@ def test_data_written_by_the_go_connector_reads_back(env):
     metric name, every label a dimension, DOUBLE formatted with 6 decimals, milliseconds,
     one record per sample, no CommonAttributes."""
     go = env.other_writer()
-    samples = {("node_cpu_seconds_total", "0", "idle"): [(NOW_MS - 30_000, 1234.5), (NOW_MS, 1240.25)],
+    samples = {("node_cpu_seconds_total", "0", "idle"): [(NOW_MS - 30_000, 1234.5),
+                                                          (NOW_MS, 1240.25)],
                ("node_cpu_seconds_total", "1", "user"): [(NOW_MS, 0.1 + 0.2)],
                ("up", None, None): [(NOW_MS, 1.0)]}
     records = []

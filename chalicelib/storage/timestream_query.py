@@ -37,10 +37,13 @@ QUERY_READ_TIMEOUT_SECONDS = 10
 QUERY_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + QUERY_READ_TIMEOUT_SECONDS
 
 
+MAX_ROWS = 1000  # the most Timestream returns per page
+
+
 def query_read_timeout(deadline_seconds: float) -> float:
     """The query client's read timeout for a request deadline (REQUEST_DEADLINE_SECONDS)."""
-    return max(1.0, min(QUERY_READ_TIMEOUT_SECONDS, deadline_seconds / 2 - CONNECT_TIMEOUT_SECONDS))
-MAX_ROWS = 1000  # the most Timestream returns per page
+    return max(1.0, min(QUERY_READ_TIMEOUT_SECONDS,
+                        deadline_seconds / 2 - CONNECT_TIMEOUT_SECONDS))
 
 
 class RowTooLarge(Exception):
@@ -142,6 +145,8 @@ def timestamp_ms(text: str) -> int:
     19:00:01.000000000``, UTC)."""
     day = _DAYS.get(text[:10])
     if day is None:
+        if len(_DAYS) > 100_000:  # about 270 years of days: bounded
+            _DAYS.clear()
         day = _DAYS[text[:10]] = (datetime.date.fromisoformat(text[:10]) - _EPOCH).days \
             * 86_400_000
     millis = text[20:23]
