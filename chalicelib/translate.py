@@ -145,7 +145,12 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -
                 refused.append(Refusal(str(exc), len(samples)))
                 continue
             _remember(encoded, labels)
-        result.append(Series(labels, list(map(_TIMESTAMP, samples)), list(map(_VALUE, samples))))
+        if len(samples) == 1:  # the usual case: one message object instead of two maps
+            sample = samples[0]
+            result.append(Series(labels, [sample.timestamp], [sample.value]))
+        else:
+            result.append(Series(labels, list(map(_TIMESTAMP, samples)),
+                                 list(map(_VALUE, samples))))
     if histograms:
         LOG.warning("skipped %d native histogram samples: native histograms are not stored",
                     histograms)
