@@ -41,3 +41,25 @@ def test_index_stays_within_its_byte_bound_and_every_series_reads_back(tmp_path)
     reopened = SQLiteStore(str(tmp_path), index_max_bytes=200_000, index_entry_max_bytes=1000)
     assert len(reopened.read(query((0, "__name__", "m")), 10_000)) == 400
     assert reopened._index.bytes <= 200_000
+
+
+def test_lock_timeout_leaves_nothing_behind_and_says_busy(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from chalicelib.errors import BackendUnavailable
+    store = SQLiteStore(str(tmp_path), lock_timeout=0.2)
+    store.write([Series(labels(1), [1], [1.0])])
+    other = sqlite3.connect(store.path, isolation_level=None)  # another process's writer
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(BackendUnavailable, match="embedded store busy: another writer held"):
+        store.write([Series(labels(2), [2], [2.0]), Series(labels(1), [3], [1.0])])
+    other.execute("INSERT INTO series (name, labels) VALUES ('m', '[[\"__name__\",\"other\"]]')")
+    other.execute("COMMIT")
+    other.close()
+    # The retry gets fresh ids: series 2 is not filed under the other writer's new series.
+    store.write([Series(labels(2), [2], [2.0]), Series(labels(1), [3], [1.0])])
+    got = {dict(s.labels)["i"]: list(s.values) for s in store.read(query((0, "__name__", "m")), 9)}
+    assert got == {"0001": [1.0, 1.0], "0002": [2.0]}
+    assert [list(s.values) for s in store.read(query((0, "__name__", "other")), 9)] == []

@@ -148,8 +148,10 @@ class SQLiteStore:
     """Durable embedded store in ``data_dir``."""
 
     def __init__(self, data_dir: str, index_max_bytes: int = INDEX_MAX_BYTES,
-                 index_entry_max_bytes: int = INDEX_ENTRY_MAX_BYTES) -> None:
+                 index_entry_max_bytes: int = INDEX_ENTRY_MAX_BYTES,
+                 lock_timeout: float = 30.0) -> None:
         os.makedirs(data_dir, exist_ok=True)
+        self.lock_timeout = lock_timeout  # seconds a write waits for another process's lock
         self.path = os.path.join(data_dir, DB_FILE)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -162,7 +164,7 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=self.lock_timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
