@@ -114,19 +114,27 @@ def _reason(exc: Exception) -> str:
 def _refuse_what_go_refuses(pattern: str) -> None:
     """C++ RE2 accepts ``\\C`` (any byte) and any nesting depth; Go does not."""
     depth = deepest = 0
-    escaped = False
-    for char in pattern:
-        if escaped:
-            if char == "C":
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            if pattern.startswith("C", index + 1):
                 raise BadRequest(f"invalid regex {quoted(pattern)}: invalid escape sequence \\C")
-            escaped = False
-        elif char == "\\":
-            escaped = True
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            index += 1 + pattern.startswith("^", index + 1)
+            index += pattern.startswith("]", index)  # a leading "]" is literal
+            continue
         elif char == "(":
             depth += 1
             deepest = max(deepest, depth)
         elif char == ")":
             depth -= 1
+        index += 1
     if deepest >= MAX_NESTING:
         raise BadRequest(f"invalid regex {quoted(pattern, 60)}: expression nests too deeply "
                          f"({deepest} groups, at most {MAX_NESTING - 1})")

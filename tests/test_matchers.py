@@ -21,7 +21,8 @@ def test_invalid_or_non_re2_regex_is_bad_request(pattern):
 
 
 @pytest.mark.parametrize("pattern", ["a\\(?=b\\)", "\\\\1", "[(?=]", "\\\\C",
-                                     "(" * 999 + "a" + ")" * 999])
+                                     "(" * 999 + "a" + ")" * 999, "[" + "(" * 2000 + "]",
+                                     "[](]" * 2000, "[^](]" * 2000, "\\(" * 2000])
 def test_escaped_constructs_are_not_mistaken_for_unsupported_ones(pattern):
     Matcher.of(MatchType.RE, "job", pattern)
 
