@@ -1,9 +1,12 @@
 """End to end on the `dev` stage: a real Prometheus writes through `chalice local --stage dev`
 into Timestream (a moto server), with basic-auth IAM keys.
 
-Every WriteRecords call is recorded on its way to moto. The records must hold the
-writer's exact samples, with CommonAttributes and at most 100 records per call;
-reading them back (the connector's SQL run on DuckDB loaded with those records)
+Every WriteRecords call passes a proxy on its way to moto that answers one call in three
+with a fault (500 or throttling) and judges the others by Timestream's documented write
+rules (tests/timestream_rules.py: at least one dimension, conflicts, time window...).
+The writer has a recording rule whose series has no label but its name. The records
+must hold the writer's exact samples, with CommonAttributes and at most 100 records per
+call; reading them back (the connector's SQL run on DuckDB loaded with those records)
 must equal the writer Prometheus's own remote-read answer, sample bit for sample bit.
 """
 import http.client
@@ -27,22 +30,58 @@ from tests.conftest import read_request
 from tests.e2e import (LONG_NAME, VANISH_AFTER, FixtureExporter, needs_prometheus,
                        start_prometheus, writer_config)
 from tests.support import ROOT, Process, free_port, post, wait_for_port
-from tests.timestream_env import DATABASE, TABLE, emulated_query_client, stored_records
+from tests.timestream_env import DATABASE, TABLE, emulated_query_client
+from tests.timestream_rules import WriteRules
 
 pytestmark = needs_prometheus
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+LABELLESS = "cluster:http_requests:rate5m"
+RULES = f"""groups:
+  - name: e2e
+    rules:
+      - record: {LABELLESS}
+        expr: sum(rate(prometheus_http_requests_total[5m]))
+"""
+FAULTS = [(500, "InternalServerException"), (400, "ThrottlingException")]
 
 
 class RecordingProxy:
-    """Forwards AWS JSON requests to moto and keeps each WriteRecords request body."""
+    """Forwards AWS JSON requests to moto; answers one WriteRecords call in three with a
+    fault, judges the others by Timestream's write rules (``rules`` holds what the table
+    stores) and keeps each accepted request body."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, rules: WriteRules) -> None:
         self.calls = []
+        self.rules = rules
+        self.write_calls = 0
+        self.faults = 0
+        self.refusals = []
+        lock = threading.Lock()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("X-Amz-Target", "").endswith(".WriteRecords"):
+                    with lock:
+                        proxy.write_calls += 1
+                        fault = FAULTS[proxy.faults % 2] if proxy.write_calls % 3 == 0 else None
+                        proxy.faults += fault is not None
+                    if fault:
+                        status, code = fault
+                        return self.answer(status, json.dumps(
+                            {"__type": code, "message": f"injected {code}"}).encode())
+                    refusal = proxy.rules.write_records(json.loads(body))
+                    if refusal is not None:
+                        proxy.refusals.append(refusal)
+                        return self.answer(refusal.status, refusal.body())
                 conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 conn.request("POST", self.path, body=body, headers=headers)
@@ -67,7 +106,7 @@ class RecordingProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def records(self):
-        return stored_records(self.calls)
+        return self.rules.records()
 
     def stop(self):
         self.server.shutdown()
@@ -100,7 +139,7 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         admin = boto3.client("timestream-write", region_name="us-east-1", endpoint_url=moto_url)
         admin.create_database(DatabaseName=DATABASE)
         admin.create_table(DatabaseName=DATABASE, TableName=TABLE)
-        proxy = RecordingProxy(moto._port)
+        proxy = RecordingProxy(moto._port, WriteRules())
         stoppers.append(proxy.stop)
         exporter = FixtureExporter()
         stoppers.append(exporter.stop)
@@ -115,9 +154,12 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         wait_for_port(port, connector.proc)
 
         writer_port = free_port()
+        rules = tmp_path / "rules.yml"
+        rules.write_text(RULES)
         writer = start_prometheus(tmp_path, "writer", writer_port, writer_config(
             writer_port, exporter.port, f"http://127.0.0.1:{port}/write",
-            auth=f'basic_auth: {{username: AKIDEXAMPLE, password: "{SECRET}"}}'))
+            auth=f'basic_auth: {{username: AKIDEXAMPLE, password: "{SECRET}"}}')
+            + f"rule_files: [{json.dumps(str(rules))}]\n")
         stoppers.append(writer.stop)
         writer_url = f"http://127.0.0.1:{writer_port}"
 
@@ -127,10 +169,12 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
                 if record["MeasureName"] == "up":
                     job = {d["Name"]: d["Value"] for d in record["Dimensions"]}["job"]
                     newest[job] = max(newest.get(job, 0), int(record["Time"]))
+                elif record["MeasureName"] == LABELLESS:
+                    newest[LABELLESS] = max(newest.get(LABELLESS, 0), int(record["Time"]))
             return newest
 
         deadline = time.monotonic() + 90
-        while len(newest_up_per_job()) < 2:  # both targets scraped and written
+        while len(newest_up_per_job()) < 3:  # both targets and the rule written
             assert time.monotonic() < deadline, connector.log() + writer.log()
             time.sleep(0.5)
         time.sleep(VANISH_AFTER + 2)  # the vanishing fixture series goes stale meanwhile
@@ -145,13 +189,20 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         for call in proxy.calls:
             common = call["CommonAttributes"]
             assert "MeasureName" in common or all("MeasureName" in r for r in call["Records"])
-            jobs = {d["Value"] for r in call["Records"]
-                    for d in common.get("Dimensions", []) + r.get("Dimensions", [])
-                    if d["Name"] == "job"}
-            if len(jobs) == 1:  # one target per call: its labels are billed once
+            targets = {tuple(sorted((d["Name"], d["Value"])
+                                    for d in common.get("Dimensions", []) + r.get("Dimensions", [])
+                                    if d["Name"] in ("job", "instance")))
+                       for r in call["Records"]}
+            if len(targets) == 1 and len(next(iter(targets))) == 2:
+                # one target per call: its labels are billed once
                 assert {d["Name"] for d in common["Dimensions"]} >= {"job", "instance"}
         assert LONG_NAME in {r["MeasureName"] for r in proxy.records()}
         assert SECRET not in connector.log()
+        # Faults were injected and retried; nothing was refused or answered 4xx/5xx.
+        assert proxy.faults >= 3 and proxy.refusals == []
+        assert "/write 4" not in connector.log() and "/write 5" not in connector.log()
+        assert [r["Dimensions"] for r in proxy.records() if r["MeasureName"] == LABELLESS][0] \
+            == [{"Name": "__name__", "Value": LABELLESS}]
 
         snapshot = proxy.records()  # the writer keeps writing; read what was sent by now
         query_client, _ = emulated_query_client(lambda: snapshot)
@@ -166,7 +217,8 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
                          [(0, "__name__", "fixture_value"), (3, "kind", "n.*|quote")],
                          [(0, "__name__", "fixture_value"), (0, "kind", "vanishing")],
                          [(0, "job", "self"), (2, "__name__", "prometheus_tsdb_.*")],
-                         [(0, "__name__", "up")]):
+                         [(0, "__name__", "up")],
+                         [(0, "__name__", LABELLESS)]):
             request = read_request((start, at_ms, matchers))
             expected = prometheus_remote_read(writer_url, request).results[0]
             _, body = handlers.read(codec.encode_message(request),

@@ -350,3 +350,17 @@ def test_no_call_starts_unless_it_can_finish_before_the_one_request_deadline(env
         env.store.write(batch)
     env.store.executor.shutdown()
     assert max(started) == 25.0 - env.store.call_seconds  # the last call that could finish
+
+
+def test_an_unreachable_endpoint_is_503_blaming_the_endpoint_not_the_table(env, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    def down(**kwargs):
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+    env.store.table_facts(timestream.Deadline(60))
+    monkeypatch.setattr(env.write_client, "write_records", down)
+    env.store.deadline_seconds = 8.0
+    with pytest.raises(BackendUnavailable) as raised:
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
+    assert "cannot reach Timestream at http://127.0.0.1:9" in str(raised.value)
+    assert "PrometheusMetricsTable" not in str(raised.value)

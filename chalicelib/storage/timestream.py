@@ -80,6 +80,7 @@ def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
     attempt = 0
     while True:
         attempt += 1
+        unreachable = None
         try:
             return call()
         except ClientError as exc:
@@ -90,10 +91,15 @@ def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
             reason = code or f"HTTP {status}"
         except (BotoConnectionError, HTTPClientError) as exc:
             reason = type(exc).__name__
+            unreachable = getattr(exc, "kwargs", {}).get("endpoint_url") or "its endpoint"
         except BotoCoreError as exc:
             raise BackendError(f"calling Timestream for {what} failed: {exc}") from None
         delay = min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
         if deadline.remaining() < delay + attempt_seconds:
+            if unreachable:  # the endpoint is down or unreachable, not the table
+                raise BackendUnavailable(
+                    f"cannot reach Timestream at {unreachable} ({reason}, {attempt} attempts): "
+                    "check TIMESTREAM_ENDPOINT_URL / the region and the network; retry later")
             raise BackendUnavailable(f"{what} still failing after {attempt} "
                                      f"attempts ({reason}); retry later")
         LOG.info("retrying %s after %s (attempt %d)", what, reason, attempt)
