@@ -157,6 +157,7 @@ def test_control_characters_are_escaped_in_bodies_and_logs(server):
     (b"\x05abc", "corrupt or truncated"),
     (b"\xff\x06\x00\x00sNaPpY\x01\x02\x03", "snappy *framed*"),
     (gzip.compress(b"hello"), "gzip"),
+    (b"(\xb5/\xfd\x20\x05\x29\x00\x00hello", "zstd"),
     (b'{"timeseries": []}', "JSON"),
     (b"\x80\x80\x80\x80\x80\x80", "bad length preamble"),
     (b"", "empty body"),

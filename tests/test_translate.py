@@ -31,6 +31,11 @@ def test_series_described_with_control_characters_escaped():
     assert text.isprintable()
 
 
+def test_every_non_printable_character_is_escaped_as_go_quotes_it():
+    assert escape("\u202eevil\t\U000e0001\u00a0ok\U0001f600") == \
+        "\\u202eevil\\t\\U000e0001\\xa0ok\U0001f600"
+
+
 def test_escape_cuts_long_values():
     assert escape("x" * 1000, 10) == "x" * 10 + "..."
 

@@ -1,0 +1,28 @@
+"""The byte-bounded LRU cache behind the regex cache."""
+from chalicelib.bounded import BoundedCache
+from chalicelib.matchers import REGEX_CACHE_BYTES, _CACHE, compile_anchored
+
+
+def test_least_recently_used_entries_go_first_and_the_bound_holds():
+    cache = BoundedCache(100)
+    for key in "abcd":
+        cache.put(key, key.upper(), 25)
+    assert cache.get("a") == "A"  # now the most recently used
+    cache.put("e", "E", 25)
+    assert cache.get("b") is None and cache.get("a") == "A" and cache.get("e") == "E"
+    assert cache.bytes == 100 and len(cache) == 4
+    cache.put("a", "A2", 10)  # replacing an entry counts its new size only
+    assert cache.bytes == 85 and cache.get("a") == "A2"
+
+
+def test_an_entry_over_a_quarter_of_the_bound_is_not_kept():
+    cache = BoundedCache(100)
+    cache.put("big", "x", 26)
+    assert cache.get("big") is None and cache.bytes == 0
+
+
+def test_the_regex_cache_stays_within_its_bound():
+    for i in range(3000):  # ~40 kB each (their RE2 programs): ~120 MB in all
+        compile_anchored(f"(?:value{i}|other)+[a-z]{{1,{300 + i % 200}}}")
+    assert 0 < _CACHE.bytes <= REGEX_CACHE_BYTES and len(_CACHE) < 3000
+    assert compile_anchored("x{1,20}").fullmatch("x" * 20)
