@@ -7,6 +7,7 @@ Memory follows them: a read stops as soon as either limit is passed, before the
 response is built, whatever the shape of the data (one huge series, huge labels,
 many queries).
 """
+from itertools import chain
 from typing import Iterable, Sequence
 
 from chalicelib.errors import ResponseTooLarge, too_many_samples
@@ -17,8 +18,8 @@ SAMPLE_BYTES = 18
 
 def series_bytes(labels: Labels) -> int:
     """Encoded size of a series' labels (and its framing), an upper estimate."""
-    return 6 + sum(len(name.encode("utf-8")) + len(value.encode("utf-8")) + 8
-                   for name, value in labels)
+    # The UTF-8 length of every name and value, in one encode of their concatenation.
+    return 6 + 8 * len(labels) + len("".join(chain.from_iterable(labels)).encode("utf-8"))
 
 
 def encoded_bytes(series: Iterable[Series]) -> int:
