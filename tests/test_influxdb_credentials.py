@@ -77,7 +77,7 @@ def test_basic_auth_from_prometheus_is_passed_through(secured):
 @mock_aws
 def test_secret_is_read_once_per_container(secured):
     client = boto3.client("secretsmanager", region_name="us-east-1")
-    arn = client.create_secret(Name="READONLY-InfluxDB-auth-parameters-abc", SecretString=json.dumps(
+    arn = client.create_secret(Name="InfluxDB-auth-parameters-abc", SecretString=json.dumps(
         {"engine": "timestream-influxdb", "username": "admin", "password": PASSWORD,
          "dbIdentifier": "abc"}))["ARN"]
     config = settings(secured, INFLUXDB_SECRET_ARN=arn)

@@ -22,7 +22,7 @@ from tests.test_package import CfnLoader
 from tests.test_policies import audit
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
-SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:READONLY-InfluxDB-auth-parameters-x-AbCdEf"
+SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:InfluxDB-auth-parameters-x-AbCdEf"
 
 
 @pytest.fixture(scope="module")

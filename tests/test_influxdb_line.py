@@ -87,10 +87,10 @@ def test_lines_and_batches():
 
 
 def test_key_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(LineEncoder, "MAX_CACHED", 2)
+    monkeypatch.setattr(LineEncoder, "MAX_CACHED", 1000)  # > 256: ints compared by value
     encoder = LineEncoder()
-    for name in "ab":
-        assert encoder.key((("__name__", name),)) == f"{name},__name__={name}"
-    assert len(encoder._keys) == 2
+    for i in range(1000):
+        assert encoder.key((("__name__", f"m{i}"),)) == f"m{i},__name__=m{i}"
+    assert len(encoder._keys) == 1000
     assert encoder.key((("__name__", "c"),)) == "c,__name__=c"
     assert len(encoder._keys) == 1  # full: emptied before adding

@@ -189,7 +189,8 @@ def test_readme_verification_sample_reads_back_through_the_connector(influx_serv
 
 
 def test_hostile_label_names_cannot_change_the_statement(store):
-    names = ['a"b', "a'b", "a b", "a,b", "a=b", "a\\", "a\\\"", "ü日本", "a\nb", "a/b", "\") OR (\""]
+    names = ['a"b', "a'b", "a b", "a,b", "a=b", "a\\", "a\\\"", "ü日本", "a\nb", "a/b",
+             "\") OR (\""]
     store.write([Series(labels(__name__="n", **{name: "v", "i": str(i)}), [1], [1.0])
                  for i, name in enumerate(names)])
     for i, name in enumerate(names):
