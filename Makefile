@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test bench mutation proto package policies clean
+.PHONY: run test bench cost mutation proto package policies clean
 
 # cramjam 2.12.1, duckdb 2.0 and google-re2 1.1 have no wheels for Python < 3.11.
 $(BIN)/python:
@@ -47,6 +47,13 @@ $(VENV)/.mutation: requirements-mutation.txt $(VENV)/.dev
 ## mutation: mutation testing of the core modules (slow; MODULES=... for a subset).
 mutation: $(VENV)/.mutation
 	$(BIN)/python -m mutation.run $(MODULES)
+
+## cost: Timestream write cost of your traffic. Listen for a minute (point Prometheus's
+## remote_write at http://127.0.0.1:$(COST_PORT)/write) or COST_PAYLOADS="body1 body2 ...".
+COST_PORT ?= 9201
+COST_SECONDS ?= 60
+cost: $(VENV)/.dev
+	$(BIN)/python -m bench.cost --seconds $(COST_SECONDS) $(if $(COST_PAYLOADS),$(COST_PAYLOADS),--listen $(COST_PORT))
 
 ## proto: regenerate chalicelib/prompb/*_pb2.py from the .proto files.
 proto: $(VENV)/.dev

@@ -9,6 +9,7 @@ from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.storage import timestream
 from chalicelib.storage import timestream_records as records
+from bench import metering
 from chalicelib.translate import validate_labels
 from tests.faults import FaultInjector
 from tests.timestream_env import timestream_env
@@ -57,10 +58,15 @@ def test_many_series_share_their_common_dimensions(env):
     batch = [series({"__name__": f"m{i % 3}", "job": "node", "cpu": str(i)}, [(NOW_MS, 1.0)])
              for i in range(150)]
     env.store.write(batch)
-    assert sorted(len(call["Records"]) for call in env.wire.calls) == [50, 100]
+    # One call per metric (its name, job and the scrape time in CommonAttributes): 3 units.
+    assert sorted(len(call["Records"]) for call in env.wire.calls) == [50, 50, 50]
     for call in env.wire.calls:
-        assert {"Name": "job", "Value": "node"} in call["CommonAttributes"]["Dimensions"]
+        common = call["CommonAttributes"]
+        assert {"Name": "job", "Value": "node"} in common["Dimensions"]
+        assert common["Time"] == str(NOW_MS) and common["MeasureName"] in ("m0", "m1", "m2")
         assert all(record["Dimensions"][0]["Name"] == "cpu" for record in call["Records"])
+    assert sum(metering.call_units(c["CommonAttributes"], c["Records"])
+               for c in env.wire.calls) == 3
     assert len(env.wire.records()) == 150
 
 
@@ -364,3 +370,12 @@ def test_an_unreachable_endpoint_is_503_blaming_the_endpoint_not_the_table(env, 
         env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
     assert "cannot reach Timestream at http://127.0.0.1:9" in str(raised.value)
     assert "PrometheusMetricsTable" not in str(raised.value)
+
+
+def test_realistic_node_exporter_writes_are_metered_well_under_the_go_connectors():
+    """Metered 1 KiB writes (pricing docs' formula) for node_exporter remote-write batches:
+    `make bench` prints the ratio; this only guards against a regression past 0.6x."""
+    batches = metering.node_exporter_requests(5, NOW_MS)
+    ours = sum(metering.connector_units(batch, NOW_MS) for batch in batches)
+    go = sum(metering.go_units(batch) for batch in batches)
+    assert ours < 0.6 * go

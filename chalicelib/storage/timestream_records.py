@@ -34,6 +34,7 @@ Rules (documented in the README, "Timestream data model"):
 import math
 import re
 import struct
+from itertools import groupby
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from chalicelib.model import Labels, Series
@@ -175,90 +176,165 @@ def check_series(labels: Labels) -> Optional[str]:
     return None
 
 
+class _Member(NamedTuple):
+    """One series' part of the records: its labels, measure name and dimensions."""
+
+    labels: Labels
+    measure: str
+    dims: Tuple[Tuple[str, str], ...]  # (dimension name, value), sorted
+    order: tuple                       # (job, instance, labels): neighbours share a target
+
+
 def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int]
                   ) -> Tuple[List[Batch], List[Rejected]]:
-    """Group samples into WriteRecords calls of at most 100 records.
+    """Group samples into WriteRecords calls of at most 100 records, metered as little as
+    possible (pricing docs, "Writes": each call counts in 1 KiB units, rounded up, and what
+    its CommonAttributes carry counts once).
 
-    Series are sorted by target (job, instance), then metric name, so neighbouring
-    records share most dimensions; each call's CommonAttributes carries the
-    dimensions (and measure name) all its records share, so they are billed once. ``oldest_ms`` is the oldest writable time
-    (None when the table accepts writes of any age).
+    Samples of one metric make calls of their own, with the measure name and the dimensions
+    they share (job, instance...) in CommonAttributes, when that call costs no more units
+    than its records would in a mixed call; the rest (metrics with few series) are sorted by
+    target and share a target's dimensions. ``oldest_ms`` is the oldest writable time (None
+    when the table accepts writes of any age).
     """
     rejected: List[Rejected] = []
-    records: List[Tuple[Labels, dict]] = []
+    by_measure: Dict[str, List[Tuple[_Member, str, str]]] = {}
     newest_ms = now_ms + FUTURE_WINDOW_MS
-    for item in sorted(series, key=_target_order):
+    for item in series:
         reason = check_series(item.labels)
         if reason:
             rejected.append(Rejected(item.labels, len(item.timestamps), reason))
             continue
-        measure = dict(item.labels)["__name__"]
-        dims = [{"Name": dimension_name(n), "Value": v} for n, v in item.labels if n != "__name__"]
-        if not dims:
-            dims = [{"Name": LABELLESS_DIMENSION, "Value": measure}]
+        labels = item.labels
+        measure = ""
+        dims = []
+        job = instance = ""
+        for name, value in labels:
+            if name == "__name__":
+                measure = value
+            else:
+                dims.append((dimension_name(name), value))
+                if name == "job":
+                    job = value
+                elif name == "instance":
+                    instance = value
+        member = _Member(labels, measure, tuple(sorted(dims)) or ((LABELLESS_DIMENSION, measure),),
+                         (job, instance, labels))
+        entries = by_measure.setdefault(measure, [])
         too_old = too_new = reserved = 0
         for timestamp, value in zip(item.timestamps, item.values):
             if timestamp > newest_ms:
                 too_new += 1
-                continue
-            if oldest_ms is not None and timestamp < oldest_ms:
+            elif oldest_ms is not None and timestamp < oldest_ms:
                 too_old += 1
-                continue
-            measure_value = encode_value(value)
-            if measure_value is None:
-                reserved += 1
-                continue
-            records.append((item.labels, {"MeasureName": measure, "Dimensions": dims,
-                                          "Time": str(timestamp), "MeasureValue": measure_value}))
+            else:
+                measure_value = encode_value(value)
+                if measure_value is None:
+                    reserved += 1
+                else:
+                    entries.append((member, str(timestamp), measure_value))
         if too_new:
-            rejected.append(Rejected(item.labels, too_new,
+            rejected.append(Rejected(labels, too_new,
                                      "timestamp more than 15 minutes in the future"))
         if too_old:
-            rejected.append(Rejected(item.labels, too_old,
+            rejected.append(Rejected(labels, too_old,
                                      "timestamp older than the memory store retention"))
         if reserved:
-            rejected.append(Rejected(item.labels, reserved, RESERVED_VALUE_REASON))
-    batches = [_batch(records[i:i + MAX_RECORDS_PER_CALL])
-               for i in range(0, len(records), MAX_RECORDS_PER_CALL)]
+            rejected.append(Rejected(labels, reserved, RESERVED_VALUE_REASON))
+    batches: List[Batch] = []
+    mixed: List[Tuple[_Member, str, str]] = []
+    for entries in by_measure.values():
+        entries.sort(key=lambda entry: entry[0].order)
+        rest: List[Tuple[_Member, str, str]] = []
+        for _, run in groupby(entries, key=lambda entry: entry[0].order[:2]):
+            rest.extend(_own_calls(list(run), batches))  # one metric of one target
+        mixed.extend(_own_calls(rest, batches))         # one metric of several targets
+    # By target, then time (one scrape shares its time too), largest records first: the
+    # last call of a scrape, rounded up to a whole KiB like the others, holds the smallest.
+    mixed.sort(key=lambda entry: (entry[0].order[:2], entry[1], -_mixed_size(entry[0])))
+    for _, run in groupby(mixed, key=lambda entry: entry[0].order[:2]):
+        run = list(run)
+        batches.extend(_batch(run[i:i + MAX_RECORDS_PER_CALL])
+                       for i in range(0, len(run), MAX_RECORDS_PER_CALL))
     return batches, rejected
 
 
-def _target_order(series: Series) -> tuple:
-    labels = dict(series.labels)
-    return (labels.get("job", ""), labels.get("instance", ""), labels.get("__name__", ""),
-            series.labels)
+def _own_calls(entries: List[Tuple[_Member, str, str]], batches: List[Batch]
+               ) -> List[Tuple[_Member, str, str]]:
+    """Add to ``batches`` the calls of ``entries`` (one metric) that cost no more than their
+    records would in mixed calls; return the entries left for mixed calls."""
+    left: List[Tuple[_Member, str, str]] = []
+    for start in range(0, len(entries), MAX_RECORDS_PER_CALL):
+        chunk = entries[start:start + MAX_RECORDS_PER_CALL]
+        batch = _batch(chunk)
+        mixed = sum(_mixed_size(member) for member, _, _ in chunk)
+        units = _units(batch)
+        if units * 1024 <= mixed or (len(chunk) == MAX_RECORDS_PER_CALL
+                                     and units <= -(-mixed // 1024)):
+            batches.append(batch)
+        else:
+            left.extend(chunk)
+    return left
 
 
-def _batch(chunk: List[Tuple[Labels, dict]]) -> Batch:
-    records = [record for _, record in chunk]
-    shared = set.intersection(*({(d["Name"], d["Value"]) for d in r["Dimensions"]}
-                                for r in records))
+def _mixed_size(member: _Member) -> int:
+    """A record's metered bytes in a call shared with other metrics of its target."""
+    return 16 + len(member.measure.encode()) + sum(
+        len(n.encode()) + len(v.encode()) for n, v in member.dims
+        if n not in ("job", "instance"))
+
+
+def _units(batch: Batch) -> int:
+    """Metered 1 KiB units of a call (pricing docs, "Writes")."""
+    common = batch.common
+    size = 8 * ("Time" in common) + len(common.get("MeasureName", "").encode()) + sum(
+        len(d["Name"].encode()) + len(d["Value"].encode()) for d in common.get("Dimensions", ()))
+    for record in batch.records:
+        size += 8 + 8 * ("Time" in record) + len(record.get("MeasureName", "").encode()) + sum(
+            len(d["Name"].encode()) + len(d["Value"].encode())
+            for d in record.get("Dimensions", ()))
+    return -(-size // 1024)
+
+
+def _batch(chunk: List[Tuple[_Member, str, str]]) -> Batch:
+    """One call's arguments: CommonAttributes hold what every record shares."""
+    members = {id(member): member for member, _, _ in chunk}
+    shared = set.intersection(*(set(member.dims) for member in members.values()))
     common: Dict[str, object] = {"MeasureValueType": "DOUBLE", "TimeUnit": "MILLISECONDS"}
     if shared:
         common["Dimensions"] = [{"Name": n, "Value": v} for n, v in sorted(shared)]
-    names = {r["MeasureName"] for r in records}
+    names = {member.measure for member in members.values()}
     same_name = len(names) == 1
     if same_name:
         common["MeasureName"] = names.pop()
-    slim = []
-    for record in records:
-        entry = {"Time": record["Time"], "MeasureValue": record["MeasureValue"]}
-        own = [d for d in record["Dimensions"] if (d["Name"], d["Value"]) not in shared]
-        if own:
-            entry["Dimensions"] = own
+    own: Dict[int, dict] = {}
+    for key, member in members.items():
+        part: dict = {}
+        dims = [{"Name": n, "Value": v} for n, v in member.dims if (n, v) not in shared]
+        if dims:
+            part["Dimensions"] = dims
         if not same_name:
-            entry["MeasureName"] = record["MeasureName"]
-        slim.append(entry)
-    return Batch(common, slim, [labels for labels, _ in chunk])
+            part["MeasureName"] = member.measure
+        own[key] = part
+    times = {timestamp for _, timestamp, _ in chunk}
+    if len(times) == 1:  # one scrape: the time is shared too
+        common["Time"] = times.pop()
+        records = [{"MeasureValue": value, **own[id(member)]} for member, _, value in chunk]
+    else:
+        records = [{"Time": timestamp, "MeasureValue": value, **own[id(member)]}
+                   for member, timestamp, value in chunk]
+    return Batch(common, records, [member.labels for member, _, _ in chunk])
 
 
 def split_batch(batch: Batch) -> Tuple[Batch, Batch]:
     """The two halves of a batch, each with its own CommonAttributes."""
-    common_dims = batch.common.get("Dimensions", [])
-    full = [{"MeasureName": r.get("MeasureName", batch.common.get("MeasureName")),
-             "Dimensions": common_dims + r.get("Dimensions", []), "Time": r["Time"],
-             "MeasureValue": r["MeasureValue"]} for r in batch.records]
-    chunk = list(zip(batch.labels, full))
+    common_dims = [(d["Name"], d["Value"]) for d in batch.common.get("Dimensions", ())]
+    chunk = []
+    for labels, record in zip(batch.labels, batch.records):
+        dims = common_dims + [(d["Name"], d["Value"]) for d in record.get("Dimensions", ())]
+        measure = record.get("MeasureName", batch.common.get("MeasureName", ""))
+        chunk.append((_Member(labels, measure, tuple(sorted(dims)), ()),
+                      record.get("Time", batch.common.get("Time")), record["MeasureValue"]))
     middle = len(chunk) // 2
     return _batch(chunk[:middle]), _batch(chunk[middle:])
 
