@@ -11,6 +11,7 @@ report to ``out/mutation/report.md``.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,13 +22,27 @@ from typing import Dict, List, NamedTuple, Sequence
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 
-#: Core module -> the fast (in-process) tests that pin its behaviour.
+#: The in-process tests of the protocol modules: the embedded store only (the other
+#: backends' parametrizations start servers or moto), and not the test that compares
+#: chunks with a real Prometheus process.
+_SQLITE_ONLY = ["-k", "not timestream and not influxdb"]
+_NO_PROMETHEUS = ["--deselect", "tests/test_chunks.py::test_chunks_equal_those_prometheus_encodes"]
+
+#: Core module -> the fast (in-process) tests that pin its behaviour (pytest arguments:
+#: test files, then options).
 MODULES: Dict[str, List[str]] = {
     "chalicelib/codec.py": ["tests/test_codec.py", "tests/test_app.py"],
     "chalicelib/matchers.py": ["tests/test_matchers.py", "tests/test_store_contract.py"],
     "chalicelib/translate.py": ["tests/test_codec.py", "tests/test_app.py",
                                 "tests/test_store_contract.py"],
     "chalicelib/auth.py": ["tests/test_auth.py"],
+    "chalicelib/dialect.py": ["tests/test_dialect.py", "tests/test_prometheus3.py",
+                              *_SQLITE_ONLY],
+    "chalicelib/streamed.py": ["tests/test_prometheus3.py", "tests/test_chunks.py",
+                               *_SQLITE_ONLY, *_NO_PROMETHEUS],
+    "chalicelib/translate_v2.py": ["tests/test_prometheus3.py", *_SQLITE_ONLY],
+    "chalicelib/chunks.py": ["tests/test_chunks.py", "tests/test_prometheus3.py",
+                             *_SQLITE_ONLY, *_NO_PROMETHEUS],
     "chalicelib/storage/sqlite.py": ["tests/test_store_contract.py", "tests/test_stores.py"],
     "chalicelib/storage/timestream_records.py": ["tests/test_timestream_store.py",
                                                  "tests/test_store_contract.py"],
@@ -99,7 +114,7 @@ def run_module(module: str, tests: Sequence[str], timeout: float) -> Score:
         config = os.path.join(scratch, "cosmic-ray.toml")
         with open(config, "w") as handle:
             handle.write(CONFIG.format(module=module, timeout=timeout, python=sys.executable,
-                                       tests=" ".join(tests)))
+                                       tests=shlex.join(tests)))
         session = os.path.join(scratch, "session.sqlite")
 
         def tool(*args: str) -> str:

@@ -76,6 +76,10 @@ def test_body_just_under_the_cap_is_accepted():
     ({"Content-Encoding": "snappy"}, "Content-Type"),
     ({"Content-Type": "application/x-protobuf"}, "Content-Encoding"),
     ({"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, "Content-Encoding"),
+    # values sorting after the expected ones are refused too
+    ({"Content-Type": "text/plain", "Content-Encoding": "snappy"}, "'text/plain'"),
+    ({"Content-Type": "application/x-protobuf", "Content-Encoding": "zstd"},
+     "unsupported Content-Encoding 'zstd': expected snappy"),
     ({"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
       "Content-Encoding": "snappy"}, "supported: application/x-protobuf, "
                                      "application/x-protobuf;proto=prometheus.WriteRequest$"),
@@ -87,10 +91,30 @@ def test_unreadable_content_headers_are_415(headers, message):
         codec.decode_write_request(body, lowered, 1 << 20)
 
 
-def test_explicit_v1_proto_parameter_is_accepted():
-    headers = {"content-type": "application/x-protobuf; proto=prometheus.WriteRequest",
-               "content-encoding": "snappy"}
-    codec.decode_write_request(codec.encode_message(write_request()), headers, 1 << 20)
+@pytest.mark.parametrize("headers", [
+    {"content-type": "application/x-protobuf; proto=prometheus.WriteRequest",
+     "content-encoding": "snappy"},
+    {"Content-Type": " Application/X-Protobuf ", "Content-Encoding": " Snappy "},
+])
+def test_explicit_v1_proto_parameter_and_any_case_are_accepted(headers):
+    request = write_request(({"__name__": "m", "a": "b"}, [(5, 2.5)]))
+    decoded = codec.decode_write_request(codec.encode_message(request), headers, 1 << 20)
+    assert [(tuple(ts.labels), [(s.timestamp, s.value) for s in ts.samples])
+            for ts in decoded.timeseries] == [
+        (tuple(label.SerializeToString() for label in request.timeseries[0].labels),
+         [(5, 2.5)])]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Content-Type": "application/json", "Content-Encoding": "snappy"},
+    {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+    {"Content-Type": "application/x-protobuf;proto=prometheus.WriteRequest",
+     "Content-Encoding": "snappy"},
+])
+def test_read_request_with_other_content_headers_is_415(headers):
+    body = codec.encode_message(read_request((0, 1, [(0, "__name__", "up")])))
+    with pytest.raises(UnsupportedMediaType, match="unsupported Content-"):
+        codec.decode_read_request(body, headers, 1 << 20)
 
 
 @pytest.mark.parametrize("accepted,chosen", [
@@ -148,3 +172,12 @@ def test_other_write_messages_are_415_listing_the_supported_types(content_type):
     assert str(info.value).endswith(
         "supported: application/x-protobuf, application/x-protobuf;proto=prometheus.WriteRequest, "
         "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_body_declaring_another_length_than_it_holds_is_400(delta):
+    body = codec.encode_message(write_request(({"__name__": "m"}, [(1, 1.0)])))
+    assert body[0] < 0x7F  # a one-byte length preamble
+    forged = bytes([body[0] + delta]) + body[1:]
+    with pytest.raises(BadRequest, match="not valid snappy block data"):
+        codec.decode_write_request(forged, HEADERS, 1 << 20)
