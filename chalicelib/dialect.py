@@ -11,7 +11,8 @@ from typing import Mapping
 
 _PROMETHEUS = re.compile(r"Prometheus/(\d+)\.", re.IGNORECASE)
 #: The major version whose semantics a client that is not Prometheus gets.
-DEFAULT_MAJOR = 3
+# Any major >= 3 gives the same semantics (only ``>= 3`` is asked), so 3 -> 4 is equivalent.
+DEFAULT_MAJOR = 3  # pragma: no mutate
 
 
 def prometheus_major(headers: Mapping[str, str]) -> int:

@@ -24,3 +24,11 @@ def test_dot_matches_newline_from_user_agent(agent, dot_all):
 def test_header_name_is_case_insensitive_and_absent_means_default():
     assert dialect.dot_matches_newline({"user-agent": "Prometheus/2.42.0"}) is False
     assert dialect.dot_matches_newline({}) is True
+
+
+def test_other_headers_around_the_user_agent_do_not_count():
+    """API Gateway and proxies add headers (some sorting after ``user-agent``)."""
+    headers = {"X-Amzn-Trace-Id": "Root=1-5759e988", "Via": "Prometheus/3.0.0 proxy",
+               "User-Agent": "Prometheus/2.42.0", "Accept": "*/*"}
+    assert dialect.dot_matches_newline(headers) is False
+    assert dialect.dot_matches_newline({"Via": "Prometheus/2.42.0"}) is True

@@ -257,6 +257,7 @@ def test_rw2_label_cache_is_bounded(monkeypatch):
 @pytest.mark.parametrize("refs,message", [
     ([1, 2, 3], "3 label references, not name/value pairs"),
     ([1, 50], "label reference 50 is outside the symbol table (3 symbols)"),
+    ([1, 3], "label reference 3 is outside the symbol table (3 symbols)"),  # the first past it
     ([2**32 - 1, 1], "label reference 4294967295 is outside"),
 ])
 def test_bad_symbol_references_are_400_and_the_rest_is_stored(client, refs, message):
@@ -283,6 +284,17 @@ def test_rw2_metadata_only_and_empty_requests_are_204_with_headers(client):
         response = write_v2(client, v2)
         assert response.status_code == 204, response.body
         assert [response.headers[h] for h in WRITTEN] == ["0", "0", "0"]
+
+
+def test_rw2_series_after_a_metadata_only_series_are_stored(client):
+    v2 = V2().series({"__name__": "described"}, help_text="no samples yet")
+    v2.series({"__name__": "later"}, [(1, 1.0)], exemplars=[(1, 1.0)])
+    v2.series({"__name__": "last"}, [(2, 2.0)])
+    response = write_v2(client, v2)
+    assert response.status_code == 400  # the exemplar
+    assert [response.headers[h] for h in WRITTEN] == ["2", "0", "0"]
+    [result] = read(client, read_request((0, 10, [(2, "__name__", "later|last")]))).results
+    assert sorted(labels["__name__"] for labels in labels_of(result)) == ["last", "later"]
 
 
 def test_rw2_body_read_as_rw1_would_be_empty_so_the_type_must_be_negotiated(client):
@@ -454,3 +466,18 @@ def test_joined_frames_respect_the_response_byte_limit():
     with pytest.raises(ResponseTooLarge, match="MAX_RESPONSE_BYTES"):
         streamed.join(iter([b"x" * 60, b"y" * 60]), 100)
     assert streamed.join(iter([b"x" * 60, b"y" * 40]), 100) == b"x" * 60 + b"y" * 40
+
+
+def test_a_frame_is_cut_when_its_labels_and_chunks_reach_the_cap():
+    """As Prometheus's StreamChunkedReadResponses: chunks are added while the frame's
+    bytes left (cap minus labels minus chunks so far) stay positive."""
+    labels = (("__name__", "m"), ("job", "x"))
+    timestamps = list(range(240))  # two chunks of 120
+    series = Series(labels, timestamps, [1.0] * 240)
+    [whole] = read_frames(b"".join(streamed.series_frames(0, series, 1 << 20)))
+    label_bytes = sum(label.ByteSize() for label in whole.chunked_series[0].labels)
+    first = whole.chunked_series[0].chunks[0].ByteSize()
+    for cap, chunks_per_frame in ((label_bytes + first, [1, 1]),
+                                  (label_bytes + first + 1, [2])):
+        parsed = read_frames(b"".join(streamed.series_frames(0, series, cap)))
+        assert [len(f.chunked_series[0].chunks) for f in parsed] == chunks_per_frame
