@@ -1,7 +1,10 @@
 """Write-request translation: valid series kept, invalid ones refused one by one."""
+import pytest
+
 from chalicelib import codec, translate
+from chalicelib.errors import BadRequest
 from chalicelib.text import escape
-from tests.conftest import HEADERS, write_request
+from tests.conftest import HEADERS, read_request, write_request
 
 
 def translated(*series) -> translate.Translated:
@@ -53,3 +56,46 @@ def test_label_cache_is_bounded_in_bytes():
         translated(({"__name__": "many", "v": "x" * 15_000 + str(i)}, [(1, 1.0)]))
         peak = max(peak, translate.labels_cache_bytes())
     assert translate.LABELS_CACHE_MAX_BYTES // 2 < peak <= translate.LABELS_CACHE_MAX_BYTES
+
+
+def test_series_after_a_series_without_samples_are_kept():
+    request = write_request(({"__name__": "first", "i": "0"}, [(1, 1.0)]))
+    request.timeseries.insert(0, type(request.timeseries[0])())  # no labels, no samples
+    request.timeseries[0].labels.add(name="__name__", value="empty")
+    request.timeseries.add().labels.add(name="__name__", value="second")
+    request.timeseries[-1].samples.add(timestamp=2, value=2.0)
+    request.timeseries[-1].samples.add(timestamp=3, value=3.0)
+    result = translate.series_from_write_request(codec.decode_write_request(
+        codec.encode_message(request), HEADERS, 1 << 20))
+    assert [(dict(s.labels)["__name__"], list(s.timestamps), list(s.values))
+            for s in result.series] == [("first", [1], [1.0]), ("second", [2, 3], [2.0, 3.0])]
+    assert result.refused == []
+
+
+def test_labels_are_sorted_by_name_empty_values_dropped_upper_case_first():
+    [series] = translated(({"job": "j", "__name__": "m", "Zone": "z", "Alpha": "a", "gone": ""},
+                           [(1, 1.0)])).series
+    assert series.labels == (("Alpha", "a"), ("Zone", "z"), ("__name__", "m"), ("job", "j"))
+
+
+def test_native_histograms_are_skipped_and_logged(caplog):
+    request = write_request(({"__name__": "m"}, [(1, 1.0)]))
+    request.timeseries[0].histograms.add(timestamp=1, count_int=3)
+    request.timeseries[0].histograms.add(timestamp=2, count_int=4)
+    with caplog.at_level("WARNING", logger="chalicelib.translate"):
+        result = translate.series_from_write_request(codec.decode_write_request(
+            codec.encode_message(request), HEADERS, 1 << 20))
+    assert [list(s.timestamps) for s in result.series] == [[1]]
+    assert "skipped 2 native histogram samples" in caplog.text
+
+
+def test_read_queries_need_a_matcher_and_end_not_before_start():
+    ok = read_request((5, 5, [(0, "__name__", "up")]), (1, 9, [(0, "__name__", "up")]))
+    assert [(q.start_ms, q.end_ms) for q in translate.queries_from_read_request(ok)] == \
+        [(5, 5), (1, 9)]
+    backwards = read_request((1, 9, [(0, "__name__", "up")]), (10, 9, [(0, "__name__", "up")]))
+    with pytest.raises(BadRequest, match="^query 1: end 9 is before start 10$"):
+        translate.queries_from_read_request(backwards)
+    no_matcher = read_request((1, 9, [(0, "__name__", "up")]), (1, 9, []))
+    with pytest.raises(BadRequest, match="^query 1: at least one matcher is required$"):
+        translate.queries_from_read_request(no_matcher)
