@@ -44,9 +44,10 @@ $(VENV)/.mutation: requirements-mutation.txt $(VENV)/.dev
 	$(BIN)/pip install --quiet -r requirements-mutation.txt
 	touch $@
 
-## mutation: mutation testing of the core modules (slow; MODULES=... for a subset).
+## mutation: mutation testing of the core modules (slow; MODULES=... for a subset,
+## SAMPLE=N to run only N mutants per module).
 mutation: $(VENV)/.mutation
-	$(BIN)/python -m mutation.run $(MODULES)
+	$(BIN)/python -m mutation.run $(if $(SAMPLE),--sample $(SAMPLE)) $(MODULES)
 
 ## cost: Timestream write cost of your traffic. Listen for a minute (point Prometheus's
 ## remote_write at http://127.0.0.1:$(COST_PORT)/write) or COST_PAYLOADS="body1 body2 ...".

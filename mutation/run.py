@@ -6,13 +6,15 @@ equivalent (they cannot change behaviour; the comment beside the pragma says why
 left out of the score. Prints the score per module and every survivor; writes the whole
 report to ``out/mutation/report.md``.
 
-    python -m mutation.run [--jobs 2] [--min-score 90] [module ...]
+    python -m mutation.run [--jobs 2] [--min-score 90] [--sample N] [module ...]
 """
 import argparse
 import json
 import os
+import random
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -82,6 +84,7 @@ class Score(NamedTuple):
     killed: int
     survivors: List[Survivor]
     equivalent: int
+    of: int = 0  # when a sample was run: how many mutants the module has in all
 
     @property
     def percent(self) -> float:
@@ -106,8 +109,26 @@ def _changed_lines(diff: str) -> str:
                      if line.startswith(("-", "+")) and not line.startswith(("---", "+++")))
 
 
-def run_module(module: str, tests: Sequence[str], timeout: float) -> Score:
-    """Mutate ``module`` and run ``tests`` against every mutant, in a scratch copy."""
+def _keep_sample(session: str, size: int) -> int:
+    """Leave ``size`` mutants (a fixed pseudo-random choice) of those not yet judged in
+    the session, dropping the others; returns how many mutants there were in all."""
+    with sqlite3.connect(session) as db:
+        total = db.execute("SELECT count(*) FROM work_items").fetchone()[0]
+        pending = [row[0] for row in db.execute(
+            "SELECT s.job_id FROM mutation_specs s LEFT JOIN work_results r"
+            " ON r.job_id = s.job_id WHERE r.job_id IS NULL ORDER BY s.start_pos_row,"
+            " s.start_pos_col, s.operator_name, s.occurrence")]
+        if len(pending) > size:
+            chosen = set(random.Random(0).sample(pending, size))
+            dropped = [(job,) for job in pending if job not in chosen]
+            db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", dropped)
+            db.executemany("DELETE FROM work_items WHERE job_id = ?", dropped)
+    return total
+
+
+def run_module(module: str, tests: Sequence[str], timeout: float, sample: int = 0) -> Score:
+    """Mutate ``module`` and run ``tests`` against every mutant (or a sample of
+    ``sample`` of them), in a scratch copy."""
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         _project_copy(scratch)
         config = os.path.join(scratch, "cosmic-ray.toml")
@@ -122,6 +143,7 @@ def run_module(module: str, tests: Sequence[str], timeout: float) -> Score:
 
         tool("cosmic-ray", "init", config, session)
         tool("cr-filter-pragma", session)
+        of = _keep_sample(session, sample) if sample else 0
         tool("cosmic-ray", "exec", config, session)
         total = killed = equivalent = 0
         survivors = []
@@ -138,14 +160,16 @@ def run_module(module: str, tests: Sequence[str], timeout: float) -> Score:
                                           _changed_lines(result.get("diff", ""))))
             else:  # killed, or incompetent (the mutant broke the module): both caught
                 killed += 1
-        return Score(module, total, killed, sorted(survivors), equivalent)
+        return Score(module, total, killed, sorted(survivors), equivalent,
+                     of if of > total else 0)
 
 
 def report(scores: Sequence[Score]) -> str:
     """Markdown: the score table, then the survivors of each module."""
     lines = ["| module | mutants | equivalent | killed | score |", "|---|---|---|---|---|"]
     for s in scores:
-        lines.append(f"| {s.module} | {s.total} | {s.equivalent} | {s.killed} | "
+        name = f"{s.module} (sample of {s.of})" if s.of else s.module
+        lines.append(f"| {name} | {s.total} | {s.equivalent} | {s.killed} | "
                      f"{s.percent:.1f} % |")
     for s in scores:
         if s.survivors:
@@ -162,13 +186,16 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
     parser.add_argument("--min-score", type=float, default=90.0)
+    parser.add_argument("--sample", type=int, default=0,
+                        help="run only this many mutants per module (a fixed choice)")
     args = parser.parse_args(argv or None)
     chosen = args.modules or list(MODULES)
     unknown = [m for m in chosen if m not in MODULES]
     if unknown:
         parser.error(f"not a core module: {', '.join(unknown)} (known: {', '.join(MODULES)})")
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        scores = list(pool.map(lambda m: run_module(m, MODULES[m], args.timeout), chosen))
+        scores = list(pool.map(
+            lambda m: run_module(m, MODULES[m], args.timeout, args.sample), chosen))
     text = report(scores)
     os.makedirs(os.path.join(ROOT, "out", "mutation"), exist_ok=True)
     with open(os.path.join(ROOT, "out", "mutation", "report.md"), "w") as handle:
