@@ -58,7 +58,10 @@ def series_from_request(request: write_v2_pb2.Request) -> TranslatedV2:
 
 def _labels(ts: write_v2_pb2.TimeSeries, symbols: Sequence[str], index: int) -> Labels:
     refs = ts.labels_refs
-    problem = _bad_refs(refs, len(symbols), "label")
+    if len(refs) % 2:
+        problem = f"{len(refs)} label references, not name/value pairs"
+    else:
+        problem = _bad_refs(refs, len(symbols), "label")
     if problem is None and ts.HasField("metadata"):
         problem = _bad_refs((ts.metadata.help_ref, ts.metadata.unit_ref), len(symbols),
                             "metadata")
@@ -69,15 +72,14 @@ def _labels(ts: write_v2_pb2.TimeSeries, symbols: Sequence[str], index: int) -> 
     labels = _LABELS.get(pairs)
     if labels is None:
         labels = validate_labels(pairs)
-        if len(_LABELS) >= _LABELS_MAX:
+        # It grows one entry at a time and is emptied at the bound, so == would do too.
+        if len(_LABELS) >= _LABELS_MAX:  # pragma: no mutate
             _LABELS.clear()
         _LABELS[pairs] = labels
     return labels
 
 
 def _bad_refs(refs: Sequence[int], size: int, what: str) -> Optional[str]:
-    if what == "label" and len(refs) % 2:
-        return f"{len(refs)} label references, not name/value pairs"
     if refs and max(refs) >= size:
         ref = next(ref for ref in refs if ref >= size)
         return f"{what} reference {ref} is outside the symbol table ({size} symbols)"

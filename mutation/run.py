@@ -33,7 +33,8 @@ _NO_PROMETHEUS = ["--deselect", "tests/test_chunks.py::test_chunks_equal_those_p
 #: Core module -> the fast (in-process) tests that pin its behaviour (pytest arguments:
 #: test files, then options).
 MODULES: Dict[str, List[str]] = {
-    "chalicelib/codec.py": ["tests/test_codec.py", "tests/test_app.py"],
+    "chalicelib/codec.py": ["tests/test_codec.py", "tests/test_app.py",
+                            "tests/test_hostile_input.py"],
     "chalicelib/matchers.py": ["tests/test_matchers.py", "tests/test_store_contract.py"],
     "chalicelib/translate.py": ["tests/test_translate.py", "tests/test_codec.py",
                                 "tests/test_app.py", "tests/test_store_contract.py"],

@@ -181,3 +181,15 @@ def test_body_declaring_another_length_than_it_holds_is_400(delta):
     forged = bytes([body[0] + delta]) + body[1:]
     with pytest.raises(BadRequest, match="not valid snappy block data"):
         codec.decode_write_request(forged, HEADERS, 1 << 20)
+
+
+@pytest.mark.parametrize("preamble,error,message", [
+    (b"\xff\xff\xff\xff\x0f", PayloadTooLarge, "would be 4294967295 bytes"),  # 2^32 - 1: read
+    (b"\x80\x80\x80\x80\x10", BadRequest, "bad length preamble"),  # 2^32: over snappy's
+    (b"\x80\x80\x80\x80\x80\x00", BadRequest, "bad length preamble"),  # six bytes
+])
+def test_length_preamble_is_at_most_five_bytes_below_2_to_the_32(preamble, error, message):
+    with pytest.raises(error, match=message):
+        codec.decode_write_request(preamble + b"\x00" * 8, HEADERS, 1 << 20)
+    with pytest.raises(BadRequest, match="bad length preamble"):  # cut short
+        codec.decode_write_request(b"\x80\x80", HEADERS, 1 << 20)
