@@ -3,11 +3,14 @@
 Data model (the one InfluxDB 1.x's own ``/api/v1/prom/write`` writes): measurement =
 metric name, every label a tag (``__name__`` included), one float field ``value``.
 
-Line-protocol rules (InfluxDB 1.x docs, "Line protocol reference", and measured on
-influxd 1.6.7): in measurements, tag keys and tag values a comma, a space (and, in
-tags, ``=``) are escaped with a backslash; a backslash before anything else is a
-literal backslash. What the protocol cannot carry at all is written in a reversible
-form, ``base64:`` followed by the URL-safe base64 of the UTF-8 text (no padding):
+Line-protocol rules (InfluxDB 1.6 "Line protocol reference",
+https://docs.influxdata.com/influxdb/v1.6/write_protocols/line_protocol_reference/ —
+"Line protocol does not support the newline character \\n in tag values or field
+values" — and measured on influxd 1.6.7): in measurements, tag keys and tag values
+a comma, a space (and, in tags, ``=``) are escaped with a backslash; a backslash
+before anything else is a literal backslash. What the protocol cannot carry at all
+is written in a reversible form, ``base64:`` followed by the URL-safe base64 of the
+UTF-8 text (no padding):
 
 - a control character: a newline ends the line (the protocol has no escape for
   it), and InfluxQL's scanner reads a carriage return as a newline and NUL as the
