@@ -146,11 +146,10 @@ class _BitWriter:
         self._empty_tail = count == 0 and width >= 8 and width % 8 == 0
 
     def write_bytes(self, data: bytes) -> None:
-        if self._count == 0:
-            self._out += data
-            self._empty_tail = bool(data)
-        else:
-            self.write(int.from_bytes(data, "big"), 8 * len(data))
+        """Whole bytes; only ever written on a byte boundary (the header, ``ts_0`` and
+        the first delta all follow whole bytes)."""
+        self._out += data
+        self._empty_tail = bool(data)
 
     def to_bytes(self) -> bytes:
         if self._count:

@@ -65,6 +65,14 @@ def test_known_bytes():
         "0003" "00" "0000000000000000" "e807" "c2a4091580"
 
 
+def test_known_bytes_of_a_negative_delta_of_deltas():
+    # 4 samples at 0, 1000, 2000, 2999, all 0.0: header 0004; ts_0 0; v_0 0.0; delta 1000;
+    # then bits: unchanged value 0; dod 0 and value 0 00; dod -1 as 10 + 14 bits
+    # 11111111111111 (two's complement) and value 0; padding: 0001 0111 1111 1111 1110 0000.
+    assert xor_chunk([0, 1000, 2000, 2999], [0.0] * 4).hex() == \
+        "0004" "00" "0000000000000000" "e807" "17ffe0"
+
+
 def test_a_chunk_ending_on_whole_bytes_ends_with_an_empty_byte_as_in_prometheus():
     assert xor_chunk([5], [1.0]).hex() == "0001" "0a" "3ff0000000000000" "00"
     assert decoded(xor_chunk([5], [1.0])) == [(5, as_bits(1.0))]
