@@ -69,6 +69,7 @@ def test_sources():
     assert source((m(1, "__name__", "up"),)) == "/.*/"
     assert source((m(3, "__name__", "up|"),)) == "/.*/"  # !~ never narrows FROM
     assert source((m(0, "A", "x"), m(2, "B", "y"))) == "/.*/"  # only __name__ names measurements
+    assert source((m(0, "job", "x"), m(2, "job", "y"))) == "/.*/"
     assert source((m(0, "__name__", ""), m(0, "job", "x"))) == "/.*/"
     assert source((m(0, "__name__", "up"),), '"db"."rp".') == '"db"."rp"."up"'
 
