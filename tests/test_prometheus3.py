@@ -481,3 +481,17 @@ def test_a_frame_is_cut_when_its_labels_and_chunks_reach_the_cap():
                                   (label_bytes + first + 1, [2])):
         parsed = read_frames(b"".join(streamed.series_frames(0, series, cap)))
         assert [len(f.chunked_series[0].chunks) for f in parsed] == chunks_per_frame
+
+
+def test_each_chunk_counts_its_own_size_towards_the_cap():
+    """A small chunk then a big one: the frame is full after the big one."""
+    import random
+    rng = random.Random(3)
+    values = [1.0] * 120 + [rng.random() for _ in range(120)] + [1.0] * 120
+    series = Series((("__name__", "m"),), list(range(360)), values)
+    [whole] = read_frames(b"".join(streamed.series_frames(0, series, 1 << 20)))
+    label_bytes = sum(label.ByteSize() for label in whole.chunked_series[0].labels)
+    small, big, _ = (chunk.ByteSize() for chunk in whole.chunked_series[0].chunks)
+    assert big > 2 * small
+    parsed = read_frames(b"".join(streamed.series_frames(0, series, label_bytes + small + big)))
+    assert [len(f.chunked_series[0].chunks) for f in parsed] == [2, 1]
