@@ -73,6 +73,14 @@ def test_known_bytes_of_a_negative_delta_of_deltas():
         "0004" "00" "0000000000000000" "e807" "17ffe0"
 
 
+def test_known_bytes_at_the_bounds_of_the_14_bit_bucket():
+    # deltas 1000, 1000, 9192, 1001: dods 0, +8192 (the bucket's top, 2^13) and -8191 (its
+    # bottom), all values 0.0. Bits: 0 | 0 0 | 10 10000000000000 0 | 10 10000000000001 0
+    # (-8191 in 14-bit two's complement), padded.
+    assert xor_chunk([0, 1000, 2000, 11192, 12193], [0.0] * 5).hex() == \
+        "0005" "00" "0000000000000000" "e807" "14000a0010"
+
+
 def test_a_chunk_ending_on_whole_bytes_ends_with_an_empty_byte_as_in_prometheus():
     assert xor_chunk([5], [1.0]).hex() == "0001" "0a" "3ff0000000000000" "00"
     assert decoded(xor_chunk([5], [1.0])) == [(5, as_bits(1.0))]
