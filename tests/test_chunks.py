@@ -81,6 +81,16 @@ def test_known_bytes_at_the_bounds_of_the_14_bit_bucket():
         "0005" "00" "0000000000000000" "e807" "14000a0010"
 
 
+def test_known_bytes_of_a_value_reusing_a_wider_window():
+    # values with bits 0, 0x00F0..., 0x00E0...: the first XOR (0x00F0...) opens a window:
+    # 11, 8 leading zeros (01000), 4 significant bits (000100), 1111; the second XOR
+    # (0x0010...: 11 leading, 52 trailing zeros) fits inside it: dod 0, then 10 + 0001.
+    values = [struct.unpack(">d", struct.pack(">Q", b))[0]
+              for b in (0, 0x00F0000000000000, 0x00E0000000000000)]
+    assert xor_chunk([0, 1000, 2000], values).hex() == \
+        "0003" "00" "0000000000000000" "e807" "d027a1"
+
+
 def test_a_chunk_ending_on_whole_bytes_ends_with_an_empty_byte_as_in_prometheus():
     assert xor_chunk([5], [1.0]).hex() == "0001" "0a" "3ff0000000000000" "00"
     assert decoded(xor_chunk([5], [1.0])) == [(5, as_bits(1.0))]

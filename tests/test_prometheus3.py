@@ -9,7 +9,7 @@ import app as app_module
 from chalicelib import codec, streamed, translate, translate_v2
 from chalicelib.errors import ResponseTooLarge
 from chalicelib.model import Series
-from chalicelib.prompb import remote_pb2, write_v2_pb2
+from chalicelib.prompb import remote_pb2, types_pb2, write_v2_pb2
 from tests.conftest import HEADERS, read_request, write_request
 from tests.streamed_reader import as_bits, decode_xor, read_frames
 from tests.test_dimension_names import timestream_refuses
@@ -495,3 +495,21 @@ def test_each_chunk_counts_its_own_size_towards_the_cap():
     assert big > 2 * small
     parsed = read_frames(b"".join(streamed.series_frames(0, series, label_bytes + small + big)))
     assert [len(f.chunked_series[0].chunks) for f in parsed] == [2, 1]
+
+
+def test_frames_are_cut_at_prometheus_default_of_1_mib():
+    """--storage.remote.read-max-bytes-in-frame defaults to 1048576 bytes."""
+    def frame_sizes(pad: int):
+        labels = (("__name__", "m"), ("pad", "x" * pad))
+        series = Series(labels, list(range(240)), [1.0] * 240)  # two equal chunks
+        parsed = read_frames(b"".join(streamed.frames([0], lambda query: [series])))
+        return [len(f.chunked_series[0].chunks) for f in parsed], parsed
+
+    _, [probe] = frame_sizes(1000)
+    chunk = probe.chunked_series[0].chunks[0].ByteSize()
+    pad = 1_048_576 - chunk
+    while sum(label.ByteSize() for label in probe.chunked_series[0].labels[:1]) + \
+            types_pb2.Label(name="pad", value="x" * pad).ByteSize() > 1_048_576 - chunk:
+        pad -= 1  # labels + one chunk exactly fill the frame
+    assert frame_sizes(pad)[0] == [1, 1]
+    assert frame_sizes(pad - 1)[0] == [2]
