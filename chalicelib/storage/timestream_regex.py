@@ -509,7 +509,6 @@ class _Translator:
                 if len(digits) == 2 and all(c in "0123456789abcdefABCDEF" for c in digits):
                     self.pos += 2
                     return int(digits, 16)
-            raise self.invalid("invalid escape sequence", self.pattern[start:self.pos + 1])
         controls = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
         if char in controls:
             return controls[char]
