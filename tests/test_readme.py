@@ -74,5 +74,7 @@ def test_moto_walkthrough_as_written_shows_the_writes_arriving(tmp_path):
                                 "Content-Encoding": "snappy", "Authorization": f"Basic {auth}"})
         assert status == 204, (body, server.log())
         shown = stored()
+        # One sample: the measure name, dimensions and time all go in CommonAttributes,
+        # which moto does not keep (as the README says); the value is the record's own.
         assert shown.startswith("PrometheusMetricsTable 1 records; last: [{") and \
-            f"'{now_ms}'" in shown and "'1.5'" in shown, shown
+            "'1.5'" in shown, shown
