@@ -109,8 +109,7 @@ def _signed64(value: int) -> int:
 def _uvarint(value: int) -> bytes:
     out = bytearray()
     while value >= 0x80:
-        # x & 0x7F never has bit 7 set: | 0x80 and + 0x80 are the same byte.
-        out.append((value & 0x7F) | 0x80)  # pragma: no mutate
+        out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)

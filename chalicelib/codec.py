@@ -154,8 +154,7 @@ def frame(message: bytes) -> bytes:
     length = len(message)
     prefix = bytearray()
     while length >= 0x80:
-        # x & 0x7F never has bit 7 set: | 0x80 and + 0x80 are the same byte.
-        prefix.append((length & 0x7F) | 0x80)  # pragma: no mutate
+        prefix.append((length & 0x7F) | 0x80)
         length >>= 7
     prefix.append(length)
     return bytes(prefix) + google_crc32c.value(message).to_bytes(4, "big") + message

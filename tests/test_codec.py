@@ -187,6 +187,7 @@ def test_body_declaring_another_length_than_it_holds_is_400(delta):
     (b"\xff\xff\xff\xff\x0f", PayloadTooLarge, "would be 4294967295 bytes"),  # 2^32 - 1: read
     (b"\x80\x80\x80\x80\x10", BadRequest, "bad length preamble"),  # 2^32: over snappy's
     (b"\x80\x80\x80\x80\x80\x00", BadRequest, "bad length preamble"),  # six bytes
+    (b"\x80\x80\x80\x80\x80\x80\x00", BadRequest, "bad length preamble"),  # seven
 ])
 def test_length_preamble_is_at_most_five_bytes_below_2_to_the_32(preamble, error, message):
     with pytest.raises(error, match=message):

@@ -270,6 +270,16 @@ def test_bad_symbol_references_are_400_and_the_rest_is_stored(client, refs, mess
     assert len(result.timeseries) == 1
 
 
+def test_series_after_a_refused_series_are_stored(client):
+    v2 = V2().series({}, [(1, 1.0)], refs=[1, 99])  # refused: reference outside the table
+    v2.series({"__name__": "after"}, [(1, 1.0)])
+    response = write_v2(client, v2)
+    assert response.status_code == 400 and "label reference 99" in response.body.decode()
+    assert response.headers[WRITTEN[0]] == "1"
+    [result] = read(client, read_request((0, 10, [(0, "__name__", "after")]))).results
+    assert len(result.timeseries) == 1
+
+
 def test_bad_metadata_reference_is_400(client):
     v2 = V2().series({"__name__": "m"}, [(1, 1.0)])
     v2.request.timeseries[0].metadata.unit_ref = 77
