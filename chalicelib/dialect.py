@@ -7,21 +7,20 @@ that are not Prometheus, or do not say, get the current Prometheus's semantics
 (3.x: ``.`` matches a newline).
 """
 import re
-from typing import Mapping
+from typing import Mapping, Optional
 
 _PROMETHEUS = re.compile(r"Prometheus/(\d+)\.", re.IGNORECASE)
-#: The major version whose semantics a client that is not Prometheus gets.
-# Any major >= 3 gives the same semantics (only ``>= 3`` is asked), so 3 -> 4 is equivalent.
-DEFAULT_MAJOR = 3  # pragma: no mutate
 
 
-def prometheus_major(headers: Mapping[str, str]) -> int:
-    """The Prometheus major version in the request's User-Agent, else DEFAULT_MAJOR."""
+def prometheus_major(headers: Mapping[str, str]) -> Optional[int]:
+    """The Prometheus major version in the request's User-Agent; None if it names none."""
     agent = next((v for k, v in headers.items() if k.lower() == "user-agent"), "")
     match = _PROMETHEUS.match(agent)
-    return int(match.group(1)) if match else DEFAULT_MAJOR
+    return int(match.group(1)) if match else None
 
 
 def dot_matches_newline(headers: Mapping[str, str]) -> bool:
-    """Whether ``.`` in the request's regexes matches ``\\n`` (Prometheus >= 3)."""
-    return prometheus_major(headers) >= 3
+    """Whether ``.`` in the request's regexes matches ``\\n``: Prometheus >= 3, and
+    clients that are not Prometheus (they get the current Prometheus's semantics)."""
+    major = prometheus_major(headers)
+    return major is None or major >= 3

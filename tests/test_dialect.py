@@ -27,8 +27,8 @@ def test_header_name_is_case_insensitive_and_absent_means_default():
 
 
 def test_other_headers_around_the_user_agent_do_not_count():
-    """API Gateway and proxies add headers (some sorting after ``user-agent``)."""
-    headers = {"X-Amzn-Trace-Id": "Root=1-5759e988", "Via": "Prometheus/3.0.0 proxy",
-               "User-Agent": "Prometheus/2.42.0", "Accept": "*/*"}
+    """API Gateway and proxies add headers (sorting before and after ``user-agent``)."""
+    headers = {"Accept": "*/*", "X-Amzn-Trace-Id": "Root=1-5759e988",
+               "Via": "Prometheus/3.0.0 proxy", "User-Agent": "Prometheus/2.42.0"}
     assert dialect.dot_matches_newline(headers) is False
     assert dialect.dot_matches_newline({"Via": "Prometheus/2.42.0"}) is True
