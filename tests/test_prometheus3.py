@@ -252,6 +252,10 @@ def test_rw2_label_cache_is_bounded(monkeypatch):
     assert [dict(s.labels)["__name__"] for s in decoded.translated.series] == \
         [f"m{i}" for i in range(5)]
     assert len(translate_v2._LABELS) <= 2
+    for i in range(5):  # never more than the bound, after each new series
+        one = V2().series({"__name__": f"n{i}"}, [(1, 1.0)])
+        assert len(translate_v2.series_from_request(one.request).translated.series) == 1
+        assert len(translate_v2._LABELS) <= 2
 
 
 @pytest.mark.parametrize("refs,message", [
