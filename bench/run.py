@@ -164,6 +164,10 @@ def main() -> None:
     read_memory.report()
     from bench import timestream_read  # Query round trips of a 240 000-sample read
     timestream_read.report()
+    from bench import timestream_write  # metered writes vs the Go connector, CPU per sample
+    print(f"\n{'Timestream writes (node_exporter payloads)':56} {'value':>12} {'vs baseline':>12}")
+    for name, value, ratio in timestream_write.figures():
+        print(f"{name:56} {value:12,.2f} {ratio:11.2f}x")
     from bench import influxdb  # the InfluxDB backend beside influxd's own endpoints
     influxdb.report(bodies, body, samples, args.senders, send_all)
 

@@ -236,6 +236,7 @@ def test_a_validation_exception_isolates_the_refused_record_and_stores_the_rest(
                                                                              monkeypatch):
     # A record the connector's own checks miss: Timestream refuses the whole call.
     monkeypatch.setattr(records, "check_series", lambda labels: None)
+    monkeypatch.setattr(records, "_MEMBERS", {})  # series checked before: check again
     batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, float(i))]) for i in range(99)]
     batch.insert(37, series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0)]))
     result = env.store.write(batch)
@@ -247,6 +248,7 @@ def test_a_validation_exception_isolates_the_refused_record_and_stores_the_rest(
 
 def test_a_validation_exception_for_every_record_rejects_them_all(env, monkeypatch):
     monkeypatch.setattr(records, "check_series", lambda labels: None)
+    monkeypatch.setattr(records, "_MEMBERS", {})  # series checked before: check again
     batch = [series({"__name__": "m", "x" * 61: str(i)}, [(NOW_MS, 1.0)]) for i in range(5)]
     result = env.store.write(batch)
     assert (result.stored, result.rejected) == (0, 5)

@@ -183,6 +183,45 @@ class _Member(NamedTuple):
     measure: str
     dims: Tuple[Tuple[str, str], ...]  # (dimension name, value), sorted
     order: tuple                       # (job, instance, labels): neighbours share a target
+    mixed: int                         # a record's metered bytes in a call of its target
+
+
+# Series seen before: a Prometheus sends the same series over and over, so each is checked
+# and mapped once. Bounded: cleared when full.
+_MEMBERS: Dict[Labels, object] = {}
+_MEMBERS_MAX = 200_000
+
+
+def _member(labels: Labels) -> object:
+    """The _Member of a series, or why it can never be written (str)."""
+    found = _MEMBERS.get(labels)
+    if found is not None:
+        return found
+    reason = check_series(labels)
+    if reason:
+        found = reason
+    else:
+        measure = ""
+        dims = []
+        job = instance = ""
+        for name, value in labels:
+            if name == "__name__":
+                measure = value
+            else:
+                dims.append((dimension_name(name), value))
+                if name == "job":
+                    job = value
+                elif name == "instance":
+                    instance = value
+        dims_tuple = tuple(sorted(dims)) or ((LABELLESS_DIMENSION, measure),)
+        mixed = 16 + len(measure.encode()) + sum(
+            len(n.encode()) + len(v.encode()) for n, v in dims_tuple
+            if n not in ("job", "instance"))
+        found = _Member(labels, measure, dims_tuple, (job, instance, labels), mixed)
+    if len(_MEMBERS) >= _MEMBERS_MAX:
+        _MEMBERS.clear()
+    _MEMBERS[labels] = found
+    return found
 
 
 def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int]
@@ -201,26 +240,12 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
     by_measure: Dict[str, List[Tuple[_Member, str, str]]] = {}
     newest_ms = now_ms + FUTURE_WINDOW_MS
     for item in series:
-        reason = check_series(item.labels)
-        if reason:
-            rejected.append(Rejected(item.labels, len(item.timestamps), reason))
-            continue
         labels = item.labels
-        measure = ""
-        dims = []
-        job = instance = ""
-        for name, value in labels:
-            if name == "__name__":
-                measure = value
-            else:
-                dims.append((dimension_name(name), value))
-                if name == "job":
-                    job = value
-                elif name == "instance":
-                    instance = value
-        member = _Member(labels, measure, tuple(sorted(dims)) or ((LABELLESS_DIMENSION, measure),),
-                         (job, instance, labels))
-        entries = by_measure.setdefault(measure, [])
+        member = _member(labels)
+        if isinstance(member, str):
+            rejected.append(Rejected(labels, len(item.timestamps), member))
+            continue
+        entries = by_measure.setdefault(member.measure, [])
         too_old = too_new = reserved = 0
         for timestamp, value in zip(item.timestamps, item.values):
             if timestamp > newest_ms:
@@ -251,7 +276,7 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
         mixed.extend(_own_calls(rest, batches))         # one metric of several targets
     # By target, then time (one scrape shares its time too), largest records first: the
     # last call of a scrape, rounded up to a whole KiB like the others, holds the smallest.
-    mixed.sort(key=lambda entry: (entry[0].order[:2], entry[1], -_mixed_size(entry[0])))
+    mixed.sort(key=lambda entry: (entry[0].order[:2], entry[1], -entry[0].mixed))
     for _, run in groupby(mixed, key=lambda entry: entry[0].order[:2]):
         run = list(run)
         batches.extend(_batch(run[i:i + MAX_RECORDS_PER_CALL])
@@ -266,22 +291,18 @@ def _own_calls(entries: List[Tuple[_Member, str, str]], batches: List[Batch]
     left: List[Tuple[_Member, str, str]] = []
     for start in range(0, len(entries), MAX_RECORDS_PER_CALL):
         chunk = entries[start:start + MAX_RECORDS_PER_CALL]
+        mixed = sum(member.mixed for member, _, _ in chunk)
+        full = len(chunk) == MAX_RECORDS_PER_CALL
+        if mixed < 1024 and not full:  # a call of its own costs at least 1 KiB
+            left.extend(chunk)
+            continue
         batch = _batch(chunk)
-        mixed = sum(_mixed_size(member) for member, _, _ in chunk)
         units = _units(batch)
-        if units * 1024 <= mixed or (len(chunk) == MAX_RECORDS_PER_CALL
-                                     and units <= -(-mixed // 1024)):
+        if units * 1024 <= mixed or (full and units <= -(-mixed // 1024)):
             batches.append(batch)
         else:
             left.extend(chunk)
     return left
-
-
-def _mixed_size(member: _Member) -> int:
-    """A record's metered bytes in a call shared with other metrics of its target."""
-    return 16 + len(member.measure.encode()) + sum(
-        len(n.encode()) + len(v.encode()) for n, v in member.dims
-        if n not in ("job", "instance"))
 
 
 def _units(batch: Batch) -> int:
@@ -333,7 +354,7 @@ def split_batch(batch: Batch) -> Tuple[Batch, Batch]:
     for labels, record in zip(batch.labels, batch.records):
         dims = common_dims + [(d["Name"], d["Value"]) for d in record.get("Dimensions", ())]
         measure = record.get("MeasureName", batch.common.get("MeasureName", ""))
-        chunk.append((_Member(labels, measure, tuple(sorted(dims)), ()),
+        chunk.append((_Member(labels, measure, tuple(sorted(dims)), (), 0),
                       record.get("Time", batch.common.get("Time")), record["MeasureValue"]))
     middle = len(chunk) // 2
     return _batch(chunk[:middle]), _batch(chunk[middle:])
