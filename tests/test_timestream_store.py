@@ -381,3 +381,13 @@ def test_realistic_node_exporter_writes_are_metered_well_under_the_go_connectors
     ours = sum(metering.connector_units(batch, NOW_MS) for batch in batches)
     go = sum(metering.go_units(batch) for batch in batches)
     assert ours < 0.6 * go
+
+
+def test_the_tables_128_dimension_quota_is_reported_with_timestreams_reason(env):
+    """ts-limits: 128 dimensions per table. Past it Timestream rejects the record; the rest
+    is stored and the 400 says why (README, Troubleshooting)."""
+    batch = [series({"__name__": "m", f"label_{i}": "v"}, [(NOW_MS, 1.0)]) for i in range(130)]
+    result = env.store.write(batch)
+    assert (result.stored, result.rejected) == (128, 2)
+    assert all("limit of 128 dimensions" in reason for reason in result.reasons)
+    assert len({d["Name"] for r in env.wire.records() for d in r["Dimensions"]}) == 128

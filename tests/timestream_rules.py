@@ -136,14 +136,15 @@ class WriteRules:
         if pairs > 2048:
             return f"Dimension names and values take {pairs} bytes, over the 2 KB limit.", None
         # ts-limits.html: "Dimensions per table: 128", "Measure names per table: 8192".
-        names = {d["Name"] for d in record["Dimensions"]}
-        new_names = names - self.dimension_names - {
+        known = self.dimension_names | {
             d["Name"] for r in accepted.values() for d in r["Dimensions"]}
-        if new_names and len(self.dimension_names) + len(new_names) > 128:
+        new_names = {d["Name"] for d in record["Dimensions"]} - known
+        if new_names and len(known) + len(new_names) > 128:
             return ("The table would exceed its limit of 128 dimensions (ts-limits: "
                     "Dimensions per table).", None)
         measure = record["MeasureName"]
-        if measure not in self.measure_types and len(self.measure_types) >= 8192:
+        measures = set(self.measure_types) | {r["MeasureName"] for r in accepted.values()}
+        if measure not in measures and len(measures) >= 8192:
             return ("The table would exceed its limit of 8192 measure names (ts-limits: "
                     "Measure names per table).", None)
         # A measure name keeps the data type it was first ingested with (the table's
