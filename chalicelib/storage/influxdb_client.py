@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from typing import Callable, Dict, Iterator, Tuple, TypeVar
 
+from chalicelib.deadline import Deadline
 from chalicelib.errors import BackendError, BackendUnavailable, Forbidden, Unauthorized
 from chalicelib.storage.influxdb_auth import InfluxCredentials
 
@@ -26,16 +27,6 @@ MIN_ATTEMPT_SECONDS = 0.5      # a retry starts only if at least this much time 
 CHUNK_SIZE = 10_000            # points per chunk of a /query answer
 TRANSIENT_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError,
                     socket.timeout, TimeoutError, OSError)
-
-
-class Deadline:
-    """The time by which a request must be answered (inside the Lambda timeout)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
 
 
 class Transient(Exception):

@@ -14,6 +14,7 @@ from typing import Callable, List, NamedTuple, Optional, Tuple, TypeVar
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
                                  HTTPClientError)
 
+from chalicelib.deadline import Deadline
 from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError,
                                CredentialsFailed, Forbidden, Unauthorized)
 from chalicelib.model import Query, Series, WriteResult, sample_count
@@ -36,23 +37,6 @@ TABLE_FACTS_TTL_SECONDS = 300.0  # retention changes are rare; Timestream judges
 CONNECT_TIMEOUT_SECONDS = 2
 WRITE_READ_TIMEOUT_SECONDS = 5
 WRITE_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + WRITE_READ_TIMEOUT_SECONDS
-
-
-class Deadline:
-    """The time by which a request must be answered (inside the Lambda timeout)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
-
-    def check(self, call_seconds: float, what: str) -> None:
-        """BackendUnavailable (503) unless a call of ``call_seconds`` (the client's timeouts)
-        can finish before the deadline: no call starts that cannot finish in time."""
-        if self.remaining() < call_seconds:
-            raise BackendUnavailable(f"{what} not started: it might not finish within the "
-                                     "request deadline; retry later")
 
 
 def error_for(exc: ClientError, what: str) -> ConnectorError:
