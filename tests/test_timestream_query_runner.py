@@ -10,20 +10,9 @@ from chalicelib.model import Query, Series
 from chalicelib.storage import timestream, timestream_query
 from chalicelib.storage.timestream import Deadline
 from chalicelib.storage.timestream_query import TimestreamQueryRunner, timestamp_ms
-from tests.timestream_env import timestream_env
-
-NOW_MS = 1_800_000_000_000
+from tests.timestream_env import NOW_MS, env, no_backoff_sleep  # noqa: F401 (fixtures)
 
 
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(timestream.time, "sleep", lambda seconds: None)
-
-
-@pytest.fixture
-def env():
-    with timestream_env(clock=lambda: NOW_MS / 1000) as env:
-        yield env
 
 
 def write_series(env, count, samples=1, name="m"):

@@ -5,23 +5,12 @@ import pytest
 from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage import timestream
 from chalicelib.storage.timestream import TimestreamStore
 from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
-from tests.timestream_env import DATABASE, TABLE, timestream_env
-
-NOW_MS = 1_800_000_000_000
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(timestream.time, "sleep", lambda seconds: None)
+from tests.timestream_env import (DATABASE, TABLE, NOW_MS,  # noqa: F401 (fixtures)
+                                   env, no_backoff_sleep)
 
 
-@pytest.fixture
-def env():
-    with timestream_env(clock=lambda: NOW_MS / 1000) as env:
-        yield env
 
 
 def second_instance(env) -> TimestreamStore:

@@ -12,21 +12,11 @@ from chalicelib.storage import timestream_records as records
 from bench import metering
 from chalicelib.translate import validate_labels
 from tests.faults import FaultInjector
-from tests.timestream_env import timestream_env
+from tests.timestream_env import (NOW_MS, env, no_backoff_sleep,  # noqa: F401 (fixtures)
+                                   timestream_env)
 
-NOW_MS = 1_800_000_000_000
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 
-
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(timestream.time, "sleep", lambda seconds: None)
-
-
-@pytest.fixture
-def env():
-    with timestream_env(clock=lambda: NOW_MS / 1000) as env:
-        yield env
 
 
 def series(labels, samples):

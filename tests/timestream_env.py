@@ -18,6 +18,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import boto3
 import duckdb
+import pytest
 from botocore.config import Config
 from moto import mock_aws
 
@@ -163,3 +164,20 @@ def timestream_env(**kwargs) -> Iterator[TimestreamEnv]:
             yield env
         finally:
             env.close()
+
+
+#: The fixed "now" of the ``env`` fixture (mid-2027), so its writes fall in the writable window.
+NOW_MS = 1_800_000_000_000
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_sleep(monkeypatch):
+    """Retries back off without sleeping (import this fixture into a test module)."""
+    monkeypatch.setattr(timestream.time, "sleep", lambda seconds: None)
+
+
+@pytest.fixture
+def env():
+    """A Timestream emulation whose clock reads ``NOW_MS`` (import into a test module)."""
+    with timestream_env(clock=lambda: NOW_MS / 1000) as env:
+        yield env
