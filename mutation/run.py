@@ -12,57 +12,74 @@ import argparse
 import json
 import os
 import random
-import shlex
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, NamedTuple, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 
-#: The in-process tests of the protocol modules: the embedded store only (the other
-#: backends' parametrizations start servers or moto), and not the test that compares
-#: chunks with a real Prometheus process.
-_SQLITE_ONLY = "not timestream and not influxdb"
+#: Selections of the store-parametrized tests (the ``store`` fixture's ids): one backend's.
+_SQLITE_ONLY = ["-k", "not timestream and not influxdb"]
+_TIMESTREAM_ONLY = ["-k", "not sqlite and not influxdb"]
+_INFLUXDB_ONLY = ["-k", "not sqlite and not timestream"]
+#: Not the test that compares chunks with a real Prometheus process (a subprocess).
 _NO_PROMETHEUS = ["--deselect", "tests/test_chunks.py::test_chunks_equal_those_prometheus_encodes"]
+_TIMESTREAM_TESTS = ["tests/test_timestream_store.py", "tests/test_store_contract.py",
+                     "tests/test_timestream_shared_table.py", "tests/test_dimension_names.py"]
 
-#: Core module -> the fast (in-process) tests that pin its behaviour (pytest arguments:
-#: test files, then options).
+#: Core module -> the in-process tests that pin its behaviour (pytest arguments: test
+#: files, then options). Each mutant runs only those of them that ran the line it changes
+#: (``mutation/selection.py``), so a generous list costs little.
 MODULES: Dict[str, List[str]] = {
     "chalicelib/codec.py": ["tests/test_codec.py", "tests/test_app.py",
-                            "tests/test_hostile_input.py"],
-    "chalicelib/matchers.py": ["tests/test_matchers.py", "tests/test_store_contract.py"],
+                            "tests/test_hostile_input.py", "tests/test_properties.py",
+                            *_SQLITE_ONLY],
+    "chalicelib/matchers.py": ["tests/test_matchers.py", "tests/test_properties.py",
+                               "tests/test_store_contract.py", "tests/test_hostile_input.py",
+                               *_SQLITE_ONLY],
     "chalicelib/translate.py": ["tests/test_translate.py", "tests/test_codec.py",
-                                "tests/test_app.py", "tests/test_store_contract.py"],
+                                "tests/test_app.py", "tests/test_store_contract.py",
+                                "tests/test_hostile_input.py", "tests/test_properties.py",
+                                *_SQLITE_ONLY],
     "chalicelib/auth.py": ["tests/test_auth.py"],
     "chalicelib/dialect.py": ["tests/test_dialect.py"],
-    "chalicelib/streamed.py": ["tests/test_prometheus3.py",
-                               "-k", f"(streamed or frame) and {_SQLITE_ONLY}"],
-    "chalicelib/translate_v2.py": ["tests/test_prometheus3.py",
-                                   "-k", f"(rw2 or v2 or symbol or metadata) and {_SQLITE_ONLY}"],
+    "chalicelib/streamed.py": ["tests/test_prometheus3.py", *_SQLITE_ONLY],
+    "chalicelib/translate_v2.py": ["tests/test_prometheus3.py", *_SQLITE_ONLY],
     "chalicelib/chunks.py": ["tests/test_chunks.py", *_NO_PROMETHEUS],
-    "chalicelib/storage/sqlite.py": ["tests/test_store_contract.py", "tests/test_stores.py"],
-    "chalicelib/storage/timestream_records.py": ["tests/test_timestream_store.py",
-                                                 "tests/test_store_contract.py"],
-    "chalicelib/storage/timestream_sql.py": ["tests/test_timestream_sql.py",
-                                             "tests/test_store_contract.py"],
+    "chalicelib/storage/sqlite.py": ["tests/test_store_contract.py", "tests/test_stores.py",
+                                     "tests/test_sqlite_store.py", "tests/test_read_limits.py",
+                                     "tests/test_app.py", *_SQLITE_ONLY],
+    "chalicelib/storage/timestream.py": [*_TIMESTREAM_TESTS, "tests/test_app_timestream.py",
+                                         "tests/test_stores.py", *_TIMESTREAM_ONLY],
+    "chalicelib/storage/timestream_records.py": [*_TIMESTREAM_TESTS, *_TIMESTREAM_ONLY],
+    "chalicelib/storage/timestream_sql.py": ["tests/test_timestream_sql.py", *_TIMESTREAM_TESTS,
+                                             *_TIMESTREAM_ONLY],
     "chalicelib/storage/timestream_query.py": ["tests/test_timestream_query_runner.py",
-                                               "tests/test_timestream_shared_table.py"],
+                                               *_TIMESTREAM_TESTS, *_TIMESTREAM_ONLY],
+    "chalicelib/storage/timestream_regex.py": ["tests/test_timestream_regex.py"],
     "chalicelib/storage/timestream_iam.py": ["tests/test_policies.py"],
+    "chalicelib/storage/influxdb.py": ["tests/test_influxdb_store.py",
+                                       "tests/test_store_contract.py", *_INFLUXDB_ONLY],
     "chalicelib/storage/influxdb_line.py": ["tests/test_influxdb_line.py",
                                             "tests/test_influxql.py"],
     "chalicelib/storage/influxql.py": ["tests/test_influxql.py", "tests/test_influxdb_line.py"],
 }
 
+PYTEST_OPTIONS = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+#: In each scratch copy: the fork server's socket, the unmutated module.
+SOCKET, ORIGINAL = "mutation.sock", "mutation-original.txt"
+
 CONFIG = """[cosmic-ray]
 module-path = "{module}"
 timeout = {timeout}
 excluded-modules = []
-test-command = "{python} -m pytest -x -q -p no:cacheprovider -p no:randomly {tests}"
+test-command = "{python} -I -S {client} {socket}"
 
 [cosmic-ray.distributor]
 name = "local"
@@ -127,15 +144,43 @@ def _keep_sample(session: str, size: int) -> int:
     return total
 
 
+def _baseline(scratch: str, module: str, tests: Sequence[str]) -> None:
+    """Run the tests once on the unmutated module, recording which test ran which line
+    and how long each took (``mutation.selection``); they must pass."""
+    command = [sys.executable, "-m", "coverage", "run", "--data-file=.mutation-coverage",
+               f"--include={module}", "-m", "pytest", *PYTEST_OPTIONS, "-p", "mutation.selection",
+               f"--mutation-durations=.mutation-durations", *tests]
+    run = subprocess.run(command, cwd=scratch, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    if run.returncode != 0:
+        raise RuntimeError(f"{module}: its tests fail before any mutation:\n{run.stdout[-3000:]}")
+
+
+def _start_server(scratch: str, module: str, tests: Sequence[str],
+                  timeout: float) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mutation.forkserver", SOCKET, module, ORIGINAL,
+         ".mutation-coverage", ".mutation-durations", str(timeout), "--", "-x", *PYTEST_OPTIONS,
+         *tests], cwd=scratch, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    if server.stdout.readline().strip() != "ready":
+        server.kill()
+        raise RuntimeError(f"{module}: the fork server did not start")
+    return server
+
+
 def run_module(module: str, tests: Sequence[str], timeout: float, sample: int = 0) -> Score:
-    """Mutate ``module`` and run ``tests`` against every mutant (or a sample of
-    ``sample`` of them), in a scratch copy."""
+    """Mutate ``module`` and run, against every mutant (or a sample of ``sample`` of
+    them), those of ``tests`` that ran the mutated statement, in a scratch copy."""
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         _project_copy(scratch)
+        shutil.copy(os.path.join(scratch, module), os.path.join(scratch, ORIGINAL))
+        _baseline(scratch, module, tests)
         config = os.path.join(scratch, "cosmic-ray.toml")
         with open(config, "w") as handle:
-            handle.write(CONFIG.format(module=module, timeout=timeout, python=sys.executable,
-                                       tests=shlex.join(tests)))
+            handle.write(CONFIG.format(
+                module=module, timeout=timeout + 30, python=sys.executable,
+                client=os.path.join(scratch, "mutation", "client.py"), socket=SOCKET))
         session = os.path.join(scratch, "session.sqlite")
 
         def tool(*args: str) -> str:
@@ -145,7 +190,16 @@ def run_module(module: str, tests: Sequence[str], timeout: float, sample: int = 
         tool("cosmic-ray", "init", config, session)
         tool("cr-filter-pragma", session)
         of = _keep_sample(session, sample) if sample else 0
-        tool("cosmic-ray", "exec", config, session)
+        server = _start_server(scratch, module, tests, timeout)
+        try:
+            tool("cosmic-ray", "exec", config, session)
+        finally:
+            server.kill()
+            server.wait()
+        errors = os.path.join(scratch, "harness-errors.log")
+        if os.path.exists(errors):
+            with open(errors) as handle:
+                raise RuntimeError(f"{module}: the test harness failed:\n{handle.read()[:3000]}")
         total = killed = equivalent = 0
         survivors = []
         for line in tool("cosmic-ray", "dump", session).splitlines():
@@ -194,9 +248,15 @@ def main(argv: Sequence[str] = ()) -> int:
     unknown = [m for m in chosen if m not in MODULES]
     if unknown:
         parser.error(f"not a core module: {', '.join(unknown)} (known: {', '.join(MODULES)})")
+    def one(module: str) -> Score:
+        started = time.monotonic()
+        score = run_module(module, MODULES[module], args.timeout, args.sample)
+        print(f"{module}: {score.percent:.1f} % of {score.total - score.equivalent} "
+              f"({time.monotonic() - started:.0f} s)", flush=True)
+        return score
+
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        scores = list(pool.map(
-            lambda m: run_module(m, MODULES[m], args.timeout, args.sample), chosen))
+        scores = list(pool.map(one, chosen))
     text = report(scores)
     os.makedirs(os.path.join(ROOT, "out", "mutation"), exist_ok=True)
     with open(os.path.join(ROOT, "out", "mutation", "report.md"), "w") as handle:

@@ -1,8 +1,14 @@
 """`make mutation` names real modules and real tests, and reports what it measured."""
+import json
 import os
 import sqlite3
 
+import coverage
+
 from mutation.run import MODULES, ROOT, Score, Survivor, _keep_sample, report
+from mutation.selection import Only, LineTests, changed_lines, statement_lines
+
+pytest_plugins = ["pytester"]
 
 
 def test_every_core_module_and_its_tests_exist():
@@ -47,3 +53,48 @@ def test_a_sample_keeps_that_many_mutants_and_says_so(tmp_path):
     assert len(left) == 5 and "3" in left  # four to run, and the equivalent one kept
     text = report([Score("m.py", 5, 4, [], 1, of=10)])
     assert "| m.py (sample of 10) | 5 | 1 | 4 | 100.0 % |" in text
+
+
+def test_a_mutant_is_located_by_the_lines_it_replaces():
+    original = "a = 1\nb = 2\nc = 3\n"
+    assert changed_lines(original, "a = 1\nb = 3\nc = 3\n") == {2}
+    assert changed_lines(original, "a = 1\npass\nc = 3\n") == {2}
+    assert changed_lines(original, original) == set()
+
+
+def test_a_change_inside_a_statement_counts_every_line_of_that_statement():
+    source = "def f(x):\n    y = (x +\n         1)\n    return y\n"
+    assert statement_lines(source, {3}) == {2, 3}
+    assert statement_lines(source, {4}) == {4}
+    assert statement_lines(source, {1}) == {1, 2, 3, 4}  # the def: every line of it
+
+
+def _test_map(tmp_path, contexts_by_line, durations):
+    data = coverage.CoverageData(basename=str(tmp_path / "cov"))
+    for line, contexts in contexts_by_line.items():
+        for context in contexts:
+            data.set_context(context)
+            data.add_lines({"/m.py": {line: None}})
+    data.write()
+    (tmp_path / "durations").write_text(json.dumps(durations))
+    return LineTests(str(tmp_path / "cov"), "/m.py", str(tmp_path / "durations"))
+
+
+def test_only_the_tests_that_ran_a_line_test_its_mutants_fastest_first(tmp_path):
+    test_map = _test_map(tmp_path, {3: ["t::slow", "t::fast"], 4: ["t::other"], 9: []},
+                         {"t::slow": 2.0, "t::fast": 0.1, "t::other": 0.5, "t::none": 0.2})
+    assert test_map.tests_for({3}) == ["t::fast", "t::slow"]
+    assert test_map.tests_for({3, 4}) == ["t::fast", "t::other", "t::slow"]
+    assert test_map.tests_for({7}) == []  # no test ran it: the mutant survives untested
+
+
+def test_a_line_run_at_import_is_tested_by_every_test(tmp_path):
+    test_map = _test_map(tmp_path, {1: [""], 3: ["t::a"]}, {"t::a": 1.0, "t::b": 0.5})
+    assert test_map.tests_for({1}) == ["t::b", "t::a"]
+
+
+def test_a_mutant_runs_only_its_tests_in_the_order_given(pytester):
+    pytester.makepyfile(test_x="def test_a(): pass\ndef test_b(): pass\ndef test_c(): pass\n")
+    result = pytester.runpytest("-v", plugins=[Only(["test_x.py::test_c", "test_x.py::test_a"])])
+    result.assert_outcomes(passed=2, deselected=1)
+    result.stdout.fnmatch_lines(["*test_c PASSED*", "*test_a PASSED*"])

@@ -1,0 +1,113 @@
+"""Runs the tests of one mutant after another without paying pytest's start-up each time.
+
+Started in a module's scratch copy with the third-party packages the tests use already
+imported; for each request (one per mutant, from ``mutation/client.py``, cosmic-ray's test
+command) it finds the tests that ran the changed statement (``mutation.selection``) and
+forks a child that imports the project afresh (the mutated module included) and runs just
+those tests. Answers the child's exit status: 0 when the tests pass (the mutant survived).
+
+    python -m mutation.forkserver SOCKET MODULE ORIGINAL COVERAGE DURATIONS TIMEOUT -- PYTEST_ARGS
+"""
+import importlib
+import os
+import signal
+import socket
+import sys
+import time
+from typing import List
+
+#: Imported once here so that no child imports them: everything heavy the tests use and
+#: nothing of the project's own (``chalicelib``, ``tests``), which each child imports.
+PRELOAD = ["pytest", "hypothesis", "hypothesis.strategies", "coverage", "boto3", "botocore.session",
+           "botocore.stub", "moto", "duckdb", "numpy", "google.protobuf.message",
+           "google.protobuf.json_format", "snappy", "re2", "google_crc32c", "yaml", "chalice",
+           "chalice.app", "chalice.test"]
+
+#: Exit status for "pytest found nothing to run": the selection is wrong, not the mutant
+#: caught; logged to HARNESS_LOG, which the runner checks rather than count it as killed.
+HARNESS_ERROR = 100
+HARNESS_LOG = "harness-errors.log"
+
+
+def _preload() -> None:
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    assert not any(name == "chalicelib" or name.startswith(("chalicelib.", "tests."))
+                   for name in sys.modules), "the project must be imported by each child"
+
+
+def _child(module: str, tests: List[str], pytest_args: List[str]) -> int:
+    import pytest
+    from mutation.selection import Only
+    os.setpgid(0, 0)  # the server kills the child's whole group on a timeout
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    return int(pytest.main(pytest_args, plugins=[Only(tests)]))
+
+
+def _run_one(module: str, original: str, line_tests, timeout: float,
+             pytest_args: List[str]) -> int:
+    from mutation.selection import changed_lines, statement_lines
+    with open(module) as handle:
+        mutated = handle.read()
+    lines = statement_lines(original, changed_lines(original, mutated))
+    tests = line_tests.tests_for(lines)
+    if not tests:
+        return 0  # no test runs this code: the mutant survives
+    pid = os.fork()
+    if pid == 0:
+        try:
+            code = _child(module, tests, pytest_args)
+        except BaseException:  # noqa: B036 - whatever happens, the child must not return
+            code = 3
+        os._exit(HARNESS_ERROR if code in (4, 5) else code)  # usage error, nothing collected
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            if code == HARNESS_ERROR:
+                with open(HARNESS_LOG, "a") as log:
+                    log.write(f"pytest collected none of {tests}\n")
+            return code if code >= 0 else 1  # a signal (a crash) counts as caught
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            return 1  # a mutant that hangs the tests is caught
+        time.sleep(0.01)
+
+
+def main(argv: List[str]) -> int:
+    sock_path, module, original_path, coverage_file, durations, timeout, sep, *pytest_args = argv
+    assert sep == "--"
+    sys.dont_write_bytecode = True  # a mutant must never be read back from a stale .pyc
+    _preload()
+    from mutation.selection import LineTests
+    line_tests = LineTests(coverage_file, os.path.abspath(module), durations)
+    with open(original_path) as handle:
+        original = handle.read()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(1)
+    print("ready", flush=True)
+    while True:
+        connection, _ = server.accept()
+        with connection:
+            if connection.recv(16) != b"run":
+                return 0
+            code = _run_one(module, original, line_tests, float(timeout), pytest_args)
+            try:
+                connection.sendall(str(code).encode())
+            except OSError:
+                pass  # the client was killed (cosmic-ray's own timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
