@@ -4,7 +4,7 @@ Each module runs in its own scratch copy of the project (cosmic-ray edits the so
 place), modules in parallel (``--jobs``). Mutants marked ``# pragma: no mutate`` are
 equivalent (they cannot change behaviour; the comment beside the pragma says why) and are
 left out of the score. Prints the score per module and every survivor; writes the whole
-report to ``out/mutation/report.md``.
+report to ``out/mutation/report.md`` (and each module's, as soon as it is done, beside it).
 
     python -m mutation.run [--jobs 2] [--min-score 90] [--sample N] [module ...]
 """
@@ -23,6 +23,7 @@ from typing import Dict, List, NamedTuple, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
+OUT = os.path.join(ROOT, "out", "mutation")
 
 #: Selections of the store-parametrized tests (the ``store`` fixture's ids): one backend's.
 _SQLITE_ONLY = ["-k", "not timestream and not influxdb"]
@@ -248,18 +249,21 @@ def main(argv: Sequence[str] = ()) -> int:
     unknown = [m for m in chosen if m not in MODULES]
     if unknown:
         parser.error(f"not a core module: {', '.join(unknown)} (known: {', '.join(MODULES)})")
+    os.makedirs(OUT, exist_ok=True)
+
     def one(module: str) -> Score:
         started = time.monotonic()
         score = run_module(module, MODULES[module], args.timeout, args.sample)
         print(f"{module}: {score.percent:.1f} % of {score.total - score.equivalent} "
               f"({time.monotonic() - started:.0f} s)", flush=True)
+        with open(os.path.join(OUT, module.replace("/", ".") + ".md"), "w") as handle:
+            handle.write(report([score]))  # each module's as soon as it is done
         return score
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         scores = list(pool.map(one, chosen))
     text = report(scores)
-    os.makedirs(os.path.join(ROOT, "out", "mutation"), exist_ok=True)
-    with open(os.path.join(ROOT, "out", "mutation", "report.md"), "w") as handle:
+    with open(os.path.join(OUT, "report.md"), "w") as handle:
         handle.write(text)
     print(text)
     low = [s.module for s in scores if s.percent < args.min_score]
