@@ -8,13 +8,16 @@ those tests. Answers the child's exit status: 0 when the tests pass (the mutant 
 
     python -m mutation.forkserver SOCKET MODULE ORIGINAL COVERAGE DURATIONS TIMEOUT -- PYTEST_ARGS
 """
+import gc
 import importlib
 import os
+import shutil
 import signal
 import socket
 import sys
+import threading
 import time
-from typing import List
+from typing import List, Optional
 
 #: Imported once here so that no child imports them: everything heavy the tests use and
 #: nothing of the project's own (``chalicelib``, ``tests``), which each child imports.
@@ -35,8 +38,39 @@ def _preload() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
-    assert not any(name == "chalicelib" or name.startswith(("chalicelib.", "tests."))
+    assert not any(name == "chalicelib" or name.startswith("chalicelib.")
                    for name in sys.modules), "the project must be imported by each child"
+
+
+class SharedOracle:
+    """The tests' Java regex engine (tests/java_regex.py, which imports nothing of the
+    project), started once here: each child inherits it instead of starting a JVM. A child
+    killed while talking to it can leave it out of step, so it is checked after each
+    child and restarted when its answer is not the expected one."""
+
+    PROBE = ("a", ["a", "b", "a", "a", "b"])  # "a" found in each value: 10110
+
+    def __init__(self) -> None:
+        from tests import java_regex
+        self.module = java_regex
+        java_regex.shared()
+
+    def check(self) -> None:
+        answer: List[str] = []
+        probe = threading.Thread(target=lambda: answer.extend(
+            self.module.shared().find([self.PROBE])), daemon=True)
+        probe.start()
+        probe.join(10)
+        if answer != ["10110"]:
+            self.module._shared.process.kill()
+            self.module._shared = None
+            self.module.shared()
+
+
+def _oracle() -> Optional[SharedOracle]:
+    if shutil.which("java") is None or not os.path.isfile("tests/java_regex.py"):
+        return None
+    return SharedOracle()
 
 
 def _child(module: str, tests: List[str], pytest_args: List[str]) -> int:
@@ -58,6 +92,9 @@ def _run_one(module: str, original: str, line_tests, timeout: float,
     tests = line_tests.tests_for(lines)
     if not tests:
         return 0  # no test runs this code: the mutant survives
+    # A mutant that makes the tests hang (a loop that never ends) is caught when they take
+    # far longer than on the unmutated code.
+    timeout = min(timeout, 10 + 3 * sum(line_tests.durations[test] for test in tests))
     pid = os.fork()
     if pid == 0:
         try:
@@ -89,7 +126,9 @@ def main(argv: List[str]) -> int:
     assert sep == "--"
     sys.dont_write_bytecode = True  # a mutant must never be read back from a stale .pyc
     _preload()
+    oracle = _oracle()
     from mutation.selection import LineTests
+    gc.freeze()  # what is loaded now is never collected in a child (pytest collects often)
     line_tests = LineTests(coverage_file, os.path.abspath(module), durations)
     with open(original_path) as handle:
         original = handle.read()
@@ -103,6 +142,8 @@ def main(argv: List[str]) -> int:
             if connection.recv(16) != b"run":
                 return 0
             code = _run_one(module, original, line_tests, float(timeout), pytest_args)
+            if oracle is not None:
+                oracle.check()
             try:
                 connection.sendall(str(code).encode())
             except OSError:
