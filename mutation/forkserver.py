@@ -135,9 +135,17 @@ def main(argv: List[str]) -> int:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(sock_path)
     server.listen(1)
+    server.settimeout(5)
+    parent = os.getppid()
     print("ready", flush=True)
     while True:
-        connection, _ = server.accept()
+        try:
+            connection, _ = server.accept()
+        except socket.timeout:
+            if os.getppid() != parent:
+                return 0  # the runner is gone (killed): so is its work
+            continue
+        connection.settimeout(None)
         with connection:
             if connection.recv(16) != b"run":
                 return 0
