@@ -40,13 +40,9 @@ test: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
 
-$(VENV)/.mutation: requirements-mutation.txt $(VENV)/.dev
-	$(BIN)/pip install --quiet -r requirements-mutation.txt
-	touch $@
-
 ## mutation: mutation testing of the core modules (slow; MODULES=... for a subset,
 ## SAMPLE=N to run only N mutants per module).
-mutation: $(VENV)/.mutation
+mutation: $(VENV)/.dev
 	$(BIN)/python -m mutation.run $(if $(SAMPLE),--sample $(SAMPLE)) $(MODULES)
 
 ## cost: Timestream write cost of your traffic. Listen for a minute (point Prometheus's

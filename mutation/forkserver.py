@@ -19,24 +19,19 @@ import threading
 import time
 from typing import List, Optional
 
-#: Imported once here so that no child imports them: everything heavy the tests use and
-#: nothing of the project's own (``chalicelib``, ``tests``), which each child imports.
-PRELOAD = ["pytest", "hypothesis", "hypothesis.strategies", "coverage", "boto3", "botocore.session",
-           "botocore.stub", "moto", "duckdb", "numpy", "google.protobuf.message",
-           "google.protobuf.json_format", "snappy", "re2", "google_crc32c", "yaml", "chalice",
-           "chalice.app", "chalice.test"]
-
 #: Exit status for "pytest found nothing to run": the selection is wrong, not the mutant
 #: caught; logged to HARNESS_LOG, which the runner checks rather than count it as killed.
 HARNESS_ERROR = 100
 HARNESS_LOG = "harness-errors.log"
 
 
-def _preload() -> None:
-    for name in PRELOAD:
+def _preload(names: List[str]) -> None:
+    """Import, once for every child, the third-party packages the baseline run imported
+    (never the project's own: each child imports those afresh, the mutant included)."""
+    for name in names:
         try:
             importlib.import_module(name)
-        except ImportError:
+        except Exception:  # noqa: BLE001 - a package that cannot be preloaded is just not
             pass
     assert not any(name == "chalicelib" or name.startswith("chalicelib.")
                    for name in sys.modules), "the project must be imported by each child"
@@ -125,11 +120,11 @@ def main(argv: List[str]) -> int:
     sock_path, module, original_path, coverage_file, durations, timeout, sep, *pytest_args = argv
     assert sep == "--"
     sys.dont_write_bytecode = True  # a mutant must never be read back from a stale .pyc
-    _preload()
-    oracle = _oracle()
     from mutation.selection import LineTests
-    gc.freeze()  # what is loaded now is never collected in a child (pytest collects often)
     line_tests = LineTests(coverage_file, os.path.abspath(module), durations)
+    _preload(line_tests.imported)
+    oracle = _oracle()
+    gc.freeze()  # what is loaded now is never collected in a child (pytest collects often)
     with open(original_path) as handle:
         original = handle.read()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

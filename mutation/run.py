@@ -111,12 +111,15 @@ class Score(NamedTuple):
         return 100.0 * self.killed / counted if counted else 100.0
 
 
-def _project_copy(dest: str) -> None:
-    """Copy the project's files (tracked and new, not ignored) into ``dest``."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+def _project_copy(root: str, dest: str) -> None:
+    """Copy the project's files (tracked and new, not ignored) into ``dest``, and this
+    runner (which the scratch copy runs)."""
+    shutil.copytree(os.path.dirname(os.path.abspath(__file__)), os.path.join(dest, "mutation"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root,
                            check=True, capture_output=True).stdout.decode().split("\0")
     for name in filter(None, files):
-        source = os.path.join(ROOT, name)
+        source = os.path.join(root, name)
         if os.path.isfile(source):
             target = os.path.join(dest, name)
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -170,11 +173,13 @@ def _start_server(scratch: str, module: str, tests: Sequence[str],
     return server
 
 
-def run_module(module: str, tests: Sequence[str], timeout: float, sample: int = 0) -> Score:
+def run_module(module: str, tests: Sequence[str], timeout: float, sample: int = 0,
+               root: str = ROOT) -> Score:
     """Mutate ``module`` and run, against every mutant (or a sample of ``sample`` of
-    them), those of ``tests`` that ran the mutated statement, in a scratch copy."""
+    them), those of ``tests`` that ran the mutated statement, in a scratch copy of the
+    project at ``root``."""
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
-        _project_copy(scratch)
+        _project_copy(root, scratch)
         shutil.copy(os.path.join(scratch, module), os.path.join(scratch, ORIGINAL))
         _baseline(scratch, module, tests)
         config = os.path.join(scratch, "cosmic-ray.toml")

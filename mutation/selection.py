@@ -10,13 +10,16 @@ observe a change to it, so this only skips runs whose outcome is known.
 import ast
 import difflib
 import json
+import os
+import sys
 import time
 from typing import Dict, Iterable, List, Optional, Set
 
 import coverage
 import pytest
 
-#: Where the baseline run writes each test's duration (seconds), by node id.
+#: Where the baseline run writes each test's duration (seconds), by node id, and the
+#: third-party packages the tests imported (which the fork server imports once).
 DURATIONS_OPTION = "--mutation-durations"
 
 
@@ -44,7 +47,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     path = config.getoption(DURATIONS_OPTION, None)
     if path:
         with open(path, "w") as handle:
-            json.dump(config.stash.get(_DURATIONS, {}), handle)
+            json.dump({"durations": config.stash.get(_DURATIONS, {}),
+                       "imported": third_party_imports(str(config.rootpath))}, handle)
+
+
+def third_party_imports(project: str) -> List[str]:
+    """Modules imported now that are not the project's own (under ``project``, outside the
+    virtualenv that may live there too)."""
+    inside, venv = (os.path.join(os.path.realpath(path), "") for path in (project, sys.prefix))
+
+    def own(module) -> bool:
+        path = os.path.realpath(getattr(module, "__file__", None) or inside)
+        return path.startswith(inside) and not path.startswith(venv)
+
+    return sorted(name for name, module in list(sys.modules.items())
+                  if not name.startswith("__") and name != "conftest" and not own(module))
 
 
 class Only:
@@ -67,7 +84,9 @@ class LineTests:
         data = coverage.CoverageData(basename=coverage_file)
         data.read()
         with open(durations_file) as handle:
-            self.durations: Dict[str, float] = json.load(handle)
+            baseline = json.load(handle)
+        self.durations: Dict[str, float] = baseline["durations"]
+        self.imported: List[str] = baseline["imported"]
         self.by_line: Dict[int, Set[str]] = {
             line: set(contexts) for line, contexts in data.contexts_by_lineno(module_path).items()}
 

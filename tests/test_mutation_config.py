@@ -2,11 +2,13 @@
 import json
 import os
 import sqlite3
+import subprocess
 
 import coverage
 
-from mutation.run import MODULES, ROOT, Score, Survivor, _keep_sample, report
-from mutation.selection import Only, LineTests, changed_lines, statement_lines
+from mutation.run import MODULES, ROOT, Score, Survivor, _keep_sample, report, run_module
+from mutation.selection import (LineTests, Only, changed_lines, statement_lines,
+                                third_party_imports)
 
 pytest_plugins = ["pytester"]
 
@@ -76,7 +78,7 @@ def _test_map(tmp_path, contexts_by_line, durations):
             data.set_context(context)
             data.add_lines({"/m.py": {line: None}})
     data.write()
-    (tmp_path / "durations").write_text(json.dumps(durations))
+    (tmp_path / "durations").write_text(json.dumps({"durations": durations, "imported": []}))
     return LineTests(str(tmp_path / "cov"), "/m.py", str(tmp_path / "durations"))
 
 
@@ -98,3 +100,34 @@ def test_a_mutant_runs_only_its_tests_in_the_order_given(pytester):
     result = pytester.runpytest("-v", plugins=[Only(["test_x.py::test_c", "test_x.py::test_a"])])
     result.assert_outcomes(passed=2, deselected=1)
     result.stdout.fnmatch_lines(["*test_c PASSED*", "*test_a PASSED*"])
+
+
+def test_the_runner_kills_what_the_tests_see_and_reports_what_they_miss(tmp_path):
+    """The whole of make mutation's run on a toy project: a mutant the test observes is
+    caught; one on a line no test runs survives and is reported with its line."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "calc.py").write_text(
+        "def price(count):\n"
+        "    if count > 10:\n"
+        "        return count * 2\n"
+        "    return count\n")
+    (tmp_path / "tests" / "test_calc.py").write_text(
+        "from calc import price\n\n\n"
+        "def test_small_orders_cost_their_count():\n"
+        "    assert price(3) == 3\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    score = run_module("calc.py", ["tests/test_calc.py"], timeout=60, root=str(tmp_path))
+    changed = [s.diff for s in score.survivors]
+    assert any("+        return count / 2" in d or "+        return count + 2" in d
+               for d in changed)  # line 3: no test runs it
+    assert {s.line for s in score.survivors} >= {3}
+    assert not any("count < 10" in d for d in changed)  # price(3) would be 6: caught
+    assert not any("+    return None" in d for d in changed)  # line 4: caught
+    assert 0 < score.killed < score.total
+
+
+def test_the_fork_server_preloads_what_the_tests_imported_except_the_project():
+    imported = third_party_imports(ROOT)
+    assert "pytest" in imported and "google.protobuf.message" in imported
+    assert not any(name.split(".")[0] in ("chalicelib", "tests", "mutation", "app")
+                   for name in imported)
