@@ -52,8 +52,8 @@ def credentials_from_headers(headers: Mapping[str, str]) -> Credentials:
     except ValueError:  # not ASCII, not base64 (binascii.Error), not UTF-8
         raise Unauthorized("malformed basic auth header: not base64 of username:password") \
             from None
-    access_key_id, sep, secret = decoded.partition(":")
-    if not sep or not access_key_id or not secret:
+    access_key_id, _, secret = decoded.partition(":")  # no ':': the secret is ""
+    if not access_key_id or not secret:
         raise Unauthorized("basic auth must carry an access key id and a secret access key")
     if not _ACCESS_KEY_ID.fullmatch(access_key_id):
         raise Unauthorized("malformed access key id in basic auth username: an IAM access key "

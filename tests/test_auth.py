@@ -58,3 +58,38 @@ def test_credentials_that_cannot_be_signed_are_refused_without_calling_aws(user,
 def test_non_ascii_bytes_in_the_header_are_refused_not_a_crash():
     with pytest.raises(Unauthorized, match="not base64"):
         credentials_from_headers({"Authorization": "Basic QUtJRDpz\u00ffZWNyZXQ="})
+
+
+@pytest.mark.parametrize("authorization", [
+    "AWS4-HMAC-SHA256 " + base64.b64encode(b"AKID:secret").decode(),  # sorts before Basic
+    "Bearer " + base64.b64encode(b"AKID:secret").decode(),  # sorts after Basic
+    "Basic", "Basic    ",
+])
+def test_other_schemes_and_an_empty_basic_header_are_missing_credentials(authorization):
+    with pytest.raises(Unauthorized, match="missing credentials: configure basic_auth"):
+        credentials_from_headers({"Authorization": authorization})
+
+
+def test_the_basic_scheme_name_is_case_insensitive():
+    header = basic("AKID", "secret").replace("Basic", "bASIC")
+    assert credentials_from_headers({"Authorization": header}) == Credentials("AKID", "secret")
+
+
+@pytest.mark.parametrize("encoded", ["!!!", base64.b64encode(b"AKID:secret").decode() + "!"])
+def test_characters_outside_base64_are_refused_not_skipped(encoded):
+    with pytest.raises(Unauthorized, match="not base64 of username:password"):
+        credentials_from_headers({"Authorization": "Basic " + encoded})
+
+
+@pytest.mark.parametrize("user,password", [("", "secret"), ("AKID", ""), ("AKIDsecret", None)])
+def test_an_empty_username_or_password_is_named_as_missing(user, password):
+    pair = user if password is None else f"{user}:{password}"
+    header = "Basic " + base64.b64encode(pair.encode()).decode()
+    with pytest.raises(Unauthorized, match="must carry an access key id and a secret access key"):
+        credentials_from_headers({"Authorization": header})
+
+
+def test_a_renewed_session_token_is_other_credentials_to_cache_clients_by():
+    first, renewed = Credentials("AKID", "s", "token-1"), Credentials("AKID", "s", "token-2")
+    assert first.cache_key() != renewed.cache_key()
+    assert Credentials("AKID", "s").cache_key() != first.cache_key()
