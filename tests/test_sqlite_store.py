@@ -63,3 +63,98 @@ def test_lock_timeout_leaves_nothing_behind_and_says_busy(tmp_path):
     got = {dict(s.labels)["i"]: list(s.values) for s in store.read(query((0, "__name__", "m")), 9)}
     assert got == {"0001": [1.0, 1.0], "0002": [2.0]}
     assert [list(s.values) for s in store.read(query((0, "__name__", "other")), 9)] == []
+
+
+def test_reads_of_more_series_than_one_select_takes_return_each_once_in_label_order(tmp_path):
+    """Series ids are read READ_CHUNK (500) at a time: 1001 series take three SELECTs,
+    whether their labels are kept in memory or on disk."""
+    for entry_max_bytes in (1000, 0):  # 0: every label set stays on disk
+        store = SQLiteStore(str(tmp_path / str(entry_max_bytes)),
+                            index_entry_max_bytes=entry_max_bytes)
+        written = [Series(labels(i), [i, 5000 + i], [float(i), -float(i)])
+                   for i in reversed(range(1001))]
+        store.write(written)
+        got = store.read(query((0, "__name__", "m")), 10_000)
+        assert [(s.labels, list(s.timestamps), list(s.values)) for s in got] == \
+            [(labels(i), [i, 5000 + i], [float(i), -float(i)]) for i in range(1001)]
+        assert [dict(s.labels)["i"] for s in store.read(query((2, "i", "0(0|5|9)00")), 10)] \
+            == ["0000", "0500", "0900"]
+
+
+def test_a_series_longer_than_one_fetch_reads_back_whole(tmp_path):
+    """Sample rows arrive FETCH_ROWS (8192) at a time; a series spanning several
+    fetches, between two others, comes back whole and in order."""
+    store = SQLiteStore(str(tmp_path))
+    times = list(range(10_001))
+    store.write([Series(labels(1), times, [float(t) for t in times]),
+                 Series(labels(0), [5], [0.5]), Series(labels(2), [7, 9], [2.0, 2.5])])
+    got = store.read(query((0, "__name__", "m")), 100_000)
+    assert [(s.labels, len(s.timestamps)) for s in got] == \
+        [(labels(0), 1), (labels(1), 10_001), (labels(2), 2)]
+    assert list(got[1].timestamps) == times and list(got[1].values) == [float(t) for t in times]
+    assert list(got[2].values) == [2.0, 2.5]
+
+
+def test_a_write_failing_midway_stores_nothing_and_the_next_write_works(tmp_path):
+    """A statement failing inside the write's transaction (here: a label set over
+    SQLite's length limit) leaves SQLite's transaction open: it is rolled back, the
+    client gets a 503 naming the cause, and the store takes the next write."""
+    import sqlite3
+
+    import pytest
+
+    from chalicelib.errors import BackendUnavailable
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series(labels(1), [1], [1.0])])
+    store._conn().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+    with pytest.raises(BackendUnavailable) as caught:
+        store.write([Series(labels(1), [2], [1.0]), Series(labels(2), [2], [2.0]),
+                     Series(labels(3, big=True), [2], [3.0])])
+    assert str(caught.value) == (
+        f"embedded store failed on {store.path} [SQLITE_TOOBIG: string or blob too big]; "
+        "nothing of this request was stored, retry later")
+    assert caught.value.status == 503
+    store.write([Series(labels(4), [4], [4.0])])
+    got = {dict(s.labels)["i"]: list(s.timestamps)
+           for s in store.read(query((0, "__name__", "m")), 9)}
+    assert got == {"0001": [1], "0004": [4]}
+    reopened = SQLiteStore(str(tmp_path))
+    assert [list(s.timestamps) for s in reopened.read(query((0, "i", "0002")), 9)] == []
+
+
+def test_a_full_disk_is_a_503_that_says_so_and_stores_nothing(tmp_path):
+    import pytest
+
+    from chalicelib.errors import BackendUnavailable
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series(labels(1), [1], [1.0])])
+    conn = store._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages + 1}")  # the disk fills up
+    batch = [Series(labels(i), list(range(100)), [1.0] * 100) for i in range(100)]
+    with pytest.raises(BackendUnavailable) as caught:
+        store.write(batch)
+    assert str(caught.value) == (
+        f"embedded store disk full: no space left for {store.path} [SQLITE_FULL: database "
+        "or disk is full]; nothing of this request was stored, retry later")
+    assert [list(s.timestamps) for s in store.read(query((0, "__name__", "m")), 9)] == [[1]]
+    conn.execute("PRAGMA max_page_count = 1000000")  # space freed
+    assert store.write(batch).stored == 10_000
+    assert len(store.read(query((0, "__name__", "m")), 10_000)) == 100
+
+
+def test_an_io_error_is_a_503_that_names_the_likely_causes():
+    import sqlite3
+
+    from chalicelib.storage.sqlite import store_failure
+    exc = sqlite3.OperationalError("disk I/O error")
+    exc.sqlite_errorname = "SQLITE_IOERR_WRITE"
+    failure = store_failure(exc, "/data/prometheus.sqlite3")
+    assert failure.status == 503
+    assert str(failure) == (
+        "embedded store I/O error writing /data/prometheus.sqlite3 (disk full, file size limit "
+        "or failing disk?) [SQLITE_IOERR_WRITE: disk I/O error]; nothing of this request was "
+        "stored, retry later")
+    assert str(store_failure(sqlite3.OperationalError("locked"), "/d")) == (
+        "embedded store failed on /d [OperationalError: locked]; nothing of this request "
+        "was stored, retry later")

@@ -93,3 +93,20 @@ def test_matcher_table(store, matchers, expected):
     selected = {key for key, labels in SERIES.items()
                 for s in read_one(store, 0, 2000, *matchers) if dict(s.labels) == labels}
     assert selected == expected
+
+
+def test_label_names_sorting_before_the_metric_name_are_kept_and_matched(store):
+    """Upper-case names sort before ``__name__`` ('A' < '_'): labels stay sorted with
+    them first, and the metric name is still found and matched."""
+    store.write([series({"__name__": "m", "A": "1", "y": "2"}, [(1, 1.0)]),
+                 series({"__name__": "m", "b": "x"}, [(2, 2.0)]),
+                 series({"__name__": "other", "Z": "q"}, [(3, 3.0)])])
+    result = read_one(store, 0, 10, (0, "__name__", "m"))
+    assert [s.labels for s in result] == [(("A", "1"), ("__name__", "m"), ("y", "2")),
+                                          (("__name__", "m"), ("b", "x"))]
+    assert [list(s.values) for s in result] == [[1.0], [2.0]]
+    [only] = read_one(store, 0, 10, (0, "__name__", "m"), (0, "A", "1"))
+    assert only.labels == (("A", "1"), ("__name__", "m"), ("y", "2"))
+    [other] = read_one(store, 0, 10, (2, "__name__", "m|other"), (1, "Z", ""))
+    assert other.labels == (("Z", "q"), ("__name__", "other"))
+    assert read_one(store, 0, 10, (0, "__name__", "M")) == []
