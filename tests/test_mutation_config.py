@@ -6,6 +6,7 @@ import subprocess
 
 import coverage
 
+from mutation.forkserver import _only_their_files
 from mutation.run import MODULES, ROOT, Score, Survivor, _keep_sample, report, run_module
 from mutation.selection import (LineTests, Only, changed_lines, statement_lines,
                                 third_party_imports)
@@ -131,3 +132,10 @@ def test_the_fork_server_preloads_what_the_tests_imported_except_the_project():
     assert "pytest" in imported and "google.protobuf.message" in imported
     assert not any(name.split(".")[0] in ("chalicelib", "tests", "mutation", "app")
                    for name in imported)
+
+
+def test_a_mutant_collects_only_the_files_of_its_tests():
+    args = ["-x", "-q", "tests/test_a.py", "tests/test_b.py", "-k", "not slow",
+            "--deselect", "tests/test_b.py::test_z"]
+    assert _only_their_files(args, ["tests/test_b.py::test_y"]) == [
+        "-x", "-q", "tests/test_b.py", "-k", "not slow", "--deselect", "tests/test_b.py::test_z"]
