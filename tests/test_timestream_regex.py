@@ -345,3 +345,27 @@ def test_the_timestream_emulation_runs_regexp_like_on_java():
                         ).fetchone() == (True, True, True, None)
     with pytest.raises(duckdb.Error, match="invalid Java regex"):
         conn.execute("SELECT regexp_like('a', '(?P<n>a)')").fetchone()
+
+
+# Every named class (Go's perl_groups.go: ASCII only), plain, negated, inside a class and
+# case-insensitive, on every character of the first Unicode blocks and the ones (?i) adds.
+NAMED_CLASSES = ["alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower",
+                 "print", "punct", "space", "upper", "word", "xdigit"]
+CLASS_PATTERNS = ([f"[[:{name}:]]" for name in NAMED_CLASSES]
+                  + [f"[[:^{name}:]]" for name in NAMED_CLASSES]
+                  + ["\\d", "\\D", "\\s", "\\S", "\\w", "\\W", "[\\d]", "[\\D]", "[\\s]",
+                     "[\\S]", "[\\w]", "[\\W]", "[^\\d]", "[^\\s]", "[^\\w]", "\\b.", ".\\b",
+                     "\\B.", ".\\B"])
+CLASS_VALUES = [chr(c) for c in range(0x250)] + ["\u212a", "\u017f", "\u2028", "\U0001f600"]
+
+
+@pytest.mark.parametrize("dot_all", [False, True], ids=["prometheus2", "prometheus3"])
+def test_every_named_class_holds_what_it_holds_in_go(java_oracle, dot_all):
+    patterns = CLASS_PATTERNS + ["(?i)" + p for p in CLASS_PATTERNS]
+    assert compare(java_oracle, patterns, CLASS_VALUES, dot_all) == {}
+
+
+def test_groups_nested_as_deep_as_allowed_are_translated(java_oracle):
+    pattern = "(" * 200 + "a" + ")" * 200
+    [answer] = java_oracle.find([(java_regex(pattern), ["a", "b", "aa"])])
+    assert answer == "100"

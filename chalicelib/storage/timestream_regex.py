@@ -103,34 +103,29 @@ def java_regex(pattern: str, dot_all: bool = False) -> str:
     return _translate(pattern, dot_all)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=1024)  # pragma: no mutate (a cache: the same answer, computed once)
 def _translate(pattern: str, dot_all: bool) -> str:
     return "\\A" + _Translator(pattern, _DOT_NL if dot_all else 0).run() + "\\z"
 
 
 # --- case folding -------------------------------------------------------------
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # pragma: no mutate (a cache: the same answer, computed once)
 def _fold_orbits() -> Tuple[List[int], Dict[int, Tuple[int, ...]]]:
     """Each code point with case-fold equivalents -> its orbit, as Go's unicode.SimpleFold
     walks it (Unicode simple case folding, CaseFolding.txt statuses C and S)."""
     groups: Dict[int, List[int]] = {}
-    for start in range(0x41, 0x1E944, 256):  # Go's minFold..maxFold, a block at a time
-        block = "".join(map(chr, range(start, min(start + 256, 0x1E944))))
-        folded = block.casefold()
-        if folded == block:
-            continue
-        if len(folded) != len(block):  # full folding (status F) of some: one at a time
-            folded = "".join(_simple_fold(char) for char in block)
-        for char, fold in zip(block, folded):
-            if char != fold:
-                groups.setdefault(ord(fold), []).append(ord(char))
+    # Up to Go's maxFold, U+1E943: a bound one higher or lower builds the same orbits
+    # (nothing folds past it, and U+1E943 itself is brought in by U+1E921 folding to it).
+    for code in range(0x1E944):  # pragma: no mutate
+        fold = ord(_simple_fold(chr(code)))
+        if fold != code:
+            groups.setdefault(fold, []).append(code)
     orbits = {}
     for key, members in groups.items():
         orbit = tuple(sorted(set(members) | {key}))
-        if len(orbit) > 1:
-            for code in orbit:
-                orbits[code] = orbit
+        for code in orbit:
+            orbits[code] = orbit
     return sorted(orbits), orbits
 
 
@@ -161,8 +156,7 @@ def _clean(ranges: Sequence[Tuple[int, int]]) -> Ranges:
     out: Ranges = []
     for lo, hi in sorted(ranges):
         if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
         else:
             out.append((lo, hi))
     return out
