@@ -11,13 +11,12 @@ those tests. Answers the child's exit status: 0 when the tests pass (the mutant 
 import gc
 import importlib
 import os
-import shutil
 import signal
 import socket
 import sys
 import threading
 import time
-from typing import List, Optional
+from typing import List
 
 #: Exit status for "pytest found nothing to run": the selection is wrong, not the mutant
 #: caught; logged to HARNESS_LOG, which the runner checks rather than count it as killed.
@@ -60,12 +59,6 @@ class SharedOracle:
             self.module._shared.process.kill()
             self.module._shared = None
             self.module.shared()
-
-
-def _oracle() -> Optional[SharedOracle]:
-    if shutil.which("java") is None or not os.path.isfile("tests/java_regex.py"):
-        return None
-    return SharedOracle()
 
 
 def _child(module: str, tests: List[str], pytest_args: List[str]) -> int:
@@ -135,7 +128,7 @@ def main(argv: List[str]) -> int:
     from mutation.selection import LineTests
     line_tests = LineTests(coverage_file, os.path.abspath(module), durations)
     _preload(line_tests.imported)
-    oracle = _oracle()
+    oracle = SharedOracle() if line_tests.java else None
     gc.freeze()  # what is loaded now is never collected in a child (pytest collects often)
     with open(original_path) as handle:
         original = handle.read()

@@ -153,7 +153,7 @@ def _baseline(scratch: str, module: str, tests: Sequence[str]) -> None:
     and how long each took (``mutation.selection``); they must pass."""
     command = [sys.executable, "-m", "coverage", "run", "--data-file=.mutation-coverage",
                f"--include={module}", "-m", "pytest", *PYTEST_OPTIONS, "-p", "mutation.selection",
-               f"--mutation-durations=.mutation-durations", *tests]
+               "--mutation-durations=.mutation-durations", *tests]
     run = subprocess.run(command, cwd=scratch, capture_output=True, text=True,
                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     if run.returncode != 0:

@@ -48,7 +48,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if path:
         with open(path, "w") as handle:
             json.dump({"durations": config.stash.get(_DURATIONS, {}),
-                       "imported": third_party_imports(str(config.rootpath))}, handle)
+                       "imported": third_party_imports(str(config.rootpath)),
+                       "java": _started_a_jvm()}, handle)
+
+
+def _started_a_jvm() -> bool:
+    """Whether the tests started the Java regex engine (tests/java_regex.py)."""
+    return getattr(sys.modules.get("tests.java_regex"), "_shared", None) is not None
 
 
 def third_party_imports(project: str) -> List[str]:
@@ -87,6 +93,7 @@ class LineTests:
             baseline = json.load(handle)
         self.durations: Dict[str, float] = baseline["durations"]
         self.imported: List[str] = baseline["imported"]
+        self.java: bool = baseline["java"]
         self.by_line: Dict[int, Set[str]] = {
             line: set(contexts) for line, contexts in data.contexts_by_lineno(module_path).items()}
 

@@ -79,7 +79,7 @@ def _test_map(tmp_path, contexts_by_line, durations):
             data.set_context(context)
             data.add_lines({"/m.py": {line: None}})
     data.write()
-    (tmp_path / "durations").write_text(json.dumps({"durations": durations, "imported": []}))
+    (tmp_path / "durations").write_text(json.dumps({"durations": durations, "imported": [], "java": False}))
     return LineTests(str(tmp_path / "cov"), "/m.py", str(tmp_path / "durations"))
 
 
