@@ -56,9 +56,11 @@ class SharedOracle:
         probe.start()
         probe.join(10)
         if answer != ["10110"]:
-            self.module._shared.process.kill()
+            stale = self.module._shared
             self.module._shared = None
             self.module.shared()
+            stale.process.kill()
+            stale.process.wait()
 
 
 def _child(module: str, tests: List[str], pytest_args: List[str]) -> int:

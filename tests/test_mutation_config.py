@@ -6,10 +6,11 @@ import subprocess
 
 import coverage
 
-from mutation.forkserver import _only_their_files
+from mutation.forkserver import SharedOracle, _only_their_files
 from mutation.run import MODULES, ROOT, Score, Survivor, _keep_sample, report, run_module
 from mutation.selection import (LineTests, Only, changed_lines, statement_lines,
                                 third_party_imports)
+from tests import java_regex
 
 pytest_plugins = ["pytester"]
 
@@ -139,3 +140,15 @@ def test_a_mutant_collects_only_the_files_of_its_tests():
             "--deselect", "tests/test_b.py::test_z"]
     assert _only_their_files(args, ["tests/test_b.py::test_y"]) == [
         "-x", "-q", "tests/test_b.py", "-k", "not slow", "--deselect", "tests/test_b.py::test_z"]
+
+
+def test_a_jvm_left_out_of_step_by_a_killed_child_is_restarted():
+    oracle = SharedOracle()
+    jvm = java_regex.shared()
+    jvm.process.stdin.write("x61 x61\n")  # a question whose answer nobody reads
+    jvm.process.stdin.flush()
+    oracle.check()
+    assert java_regex.shared() is not jvm and jvm.process.poll() is not None
+    assert java_regex.shared().find([("a", ["a", "b"])]) == ["10"]
+    oracle.check()  # in step: kept
+    assert java_regex.shared().process.poll() is None
