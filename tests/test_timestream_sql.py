@@ -4,10 +4,13 @@ import pytest
 
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
-from chalicelib.model import Query
-from chalicelib.storage.timestream_sql import (Measure, identifier, literal, matcher_condition,
-                                               measures_statement, regex_literal,
-                                               select_statements, selected_measures)
+from chalicelib.model import Query, Series
+from chalicelib.storage.timestream import Deadline
+from chalicelib.storage.timestream_sql import (MAX_QUERY_STRING, Measure, identifier, literal,
+                                               matcher_condition, measures_statement,
+                                               regex_literal, select_statements,
+                                               selected_measures)
+from tests.timestream_env import NOW_MS, env, no_backoff_sleep  # noqa: F401 (fixtures)
 
 
 def test_identifiers_and_literals_are_escaped():
@@ -28,8 +31,8 @@ def test_regexes_are_translated_to_java_and_anchored_like_prometheus():
 
 @pytest.mark.parametrize("matcher,sql", [
     ((0, "job", "a"), '("job" IS NOT NULL AND "job" = \'a\')'),
-    ((0, "job", ""), '"job" IS NULL'),
-    ((1, "job", ""), '"job" IS NOT NULL'),
+    ((0, "job", ""), '("job" IS NULL OR "job" = \'\')'),  # no dimension value is empty
+    ((1, "job", ""), '("job" IS NOT NULL AND NOT "job" = \'\')'),
     ((1, "job", "a"), '("job" IS NULL OR NOT "job" = \'a\')'),
     ((2, "job", "a.*"), '("job" IS NOT NULL AND regexp_like("job", \'\\A(?:a[\\x{0}-\\x{9}\\x{B}-\\x{10FFFF}]*)\\z\'))'),
     ((2, "job", "a|"), '("job" IS NULL OR regexp_like("job", \'\\A(?:a|)\\z\'))'),
@@ -37,7 +40,7 @@ def test_regexes_are_translated_to_java_and_anchored_like_prometheus():
     ((3, "job", ".*"), '("job" IS NOT NULL AND NOT regexp_like("job", \'\\A(?:[\\x{0}-\\x{9}\\x{B}-\\x{10FFFF}]*)\\z\'))'),
 ])
 def test_matcher_conditions_handle_absent_labels(matcher, sql):
-    assert matcher_condition(Matcher.of(*matcher), matcher[1], nullable=True) == sql
+    assert matcher_condition(Matcher.of(*matcher), matcher[1]) == sql
 
 
 def query(*matchers, start=1500, end=2500):
@@ -62,7 +65,8 @@ def test_one_row_per_series_naming_only_the_dimensions_of_the_measure():
 
 
 def test_metric_names_are_matched_here_with_prometheus_semantics():
-    measures = [UP, CPU, TEXT, Measure("up2", "double", frozenset())]
+    measures = [UP, CPU, TEXT, Measure("up2", "double", frozenset()),
+                Measure("count", "bigint", frozenset()), Measure("ok", "boolean", frozenset())]
     assert [m.name for m in selected_measures(query((2, "__name__", "up|cpu")), measures)] \
         == ["cpu", "up"]
     assert [m.name for m in selected_measures(query((3, "__name__", "up.*")), measures)] \
@@ -90,6 +94,9 @@ def test_show_measures_narrows_to_an_exact_name():
         == "SHOW MEASURES FROM \"d\".\"t\" LIKE 'it''s'"
     assert measures_statement(query((2, "__name__", "up")), "d", "t") \
         == 'SHOW MEASURES FROM "d"."t"'
+    # No measure has an empty name: nothing to narrow to (and no LIKE '' to send).
+    assert measures_statement(query((0, "__name__", ""), (0, "job", "a")), "d", "t") \
+        == 'SHOW MEASURES FROM "d"."t"'
 
 
 def test_impossible_ranges_need_no_sql():
@@ -100,8 +107,56 @@ def test_impossible_ranges_need_no_sql():
 
 
 def test_a_statement_over_timestreams_length_limit_is_a_400():
-    from chalicelib.errors import BadRequest
     huge = query((0, "__name__", "up"), (0, "job", "x" * 300_000))
     with pytest.raises(BadRequest, match="over its limit of 262144") as raised:
         select_statements(huge, "d", "t", [UP])
     assert raised.value.status == 400
+
+
+def test_a_statement_of_exactly_timestreams_length_limit_is_sent():
+    def statement(length):
+        return select_statements(query((0, "__name__", "up"), (0, "job", "x" * length)),
+                                 "d", "t", [UP])
+    [short] = statement(1)
+    [exact] = statement(1 + MAX_QUERY_STRING - len(short.sql))
+    assert len(exact.sql) == MAX_QUERY_STRING
+    with pytest.raises(BadRequest, match=f"query of {MAX_QUERY_STRING + 1} characters"):
+        statement(2 + MAX_QUERY_STRING - len(short.sql))
+
+
+def read(env, *matchers, start=0, end=2 ** 62):
+    return env.store.read(query(*matchers, start=start, end=end), 10 ** 6, Deadline(600))
+
+
+def names(series):
+    return [dict(s.labels) for s in series]
+
+
+def test_a_range_of_one_instant_reads_the_sample_at_that_instant(env):
+    env.store.write([Series((("__name__", "m"), ("job", "a")), [NOW_MS - 1, NOW_MS], [1.0, 2.0])])
+    [series] = read(env, (0, "__name__", "m"), start=NOW_MS, end=NOW_MS)
+    assert (series.timestamps, series.values) == ([NOW_MS], [2.0])
+    calls = len(env.queries.calls)
+    assert read(env, (0, "__name__", "m"), start=NOW_MS, end=NOW_MS - 1) == []
+    assert [c["QueryString"].split()[0] for c in env.queries.calls[calls:]] == ["SHOW"] * 2
+
+
+def test_matchers_after_one_on_a_label_no_series_has_still_select(env):
+    env.store.write([Series((("__name__", "m"), ("job", j)), [NOW_MS], [1.0]) for j in "ab"])
+    assert names(read(env, (0, "__name__", "m"), (1, "absent", "x"), (0, "job", "a"))) \
+        == [{"__name__": "m", "job": "a"}]
+
+
+def test_upper_case_label_names_are_matched_like_any_other(env):
+    """Upper-case names sort before ``__name__``: they are labels, not the metric name."""
+    env.store.write([Series((("Zone", z), ("__name__", "m"), ("job", "j")), [NOW_MS], [1.0])
+                     for z in "ab"])
+    assert names(read(env, (0, "Zone", "a"), (0, "__name__", "m"))) \
+        == [{"Zone": "a", "__name__": "m", "job": "j"}]
+    assert names(read(env, (1, "Zone", "a"), (0, "job", "j"))) \
+        == [{"Zone": "b", "__name__": "m", "job": "j"}]
+
+
+def test_a_metric_name_matcher_no_series_has_selects_nothing(env):
+    env.store.write([Series((("__name__", "m"), ("job", "a")), [NOW_MS], [1.0])])
+    assert read(env, (0, "__name__", ""), (0, "job", "a")) == []

@@ -53,8 +53,9 @@ def regex_literal(pattern: str, dot_all: bool = False) -> str:
     return literal(java_regex(pattern, dot_all))
 
 
-def matcher_condition(matcher: Matcher, column: str, nullable: bool) -> str:
-    """SQL condition equivalent to ``matcher`` on ``column``."""
+def matcher_condition(matcher: Matcher, column: str) -> str:
+    """SQL condition equivalent to ``matcher`` on the dimension ``column`` (NULL where a
+    row lacks it; a dimension value is never empty: API_Dimension, Value 1..2048)."""
     col = identifier(column)
     if matcher.type in (MatchType.EQ, MatchType.NEQ):
         test = f"{col} = {literal(matcher.value)}"
@@ -62,12 +63,6 @@ def matcher_condition(matcher: Matcher, column: str, nullable: bool) -> str:
         test = f"regexp_like({col}, {regex_literal(matcher.value, matcher.dot_all)})"
     if matcher.type in (MatchType.NEQ, MatchType.NRE):
         test = f"NOT {test}"
-    if matcher.type is MatchType.EQ and matcher.value == "":
-        return f"{col} IS NULL"
-    if matcher.type is MatchType.NEQ and matcher.value == "":
-        return f"{col} IS NOT NULL"
-    if not nullable:
-        return test
     if matcher.matches_empty:
         return f"({col} IS NULL OR {test})"
     return f"({col} IS NOT NULL AND {test})"
@@ -120,7 +115,7 @@ def select_statements(query: Query, database: str, table: str, measures: Sequenc
     selects only the dimensions of its (at most ``MEASURES_PER_STATEMENT``) measures."""
     start, end = max(int(query.start_ms), MIN_TIME_MS), min(int(query.end_ms), MAX_TIME_MS)
     chosen = selected_measures(query, measures)
-    if start > end or not chosen:
+    if start > end:
         return []
     statements = []
     for first in range(0, len(chosen), MEASURES_PER_STATEMENT):
@@ -133,7 +128,7 @@ def select_statements(query: Query, database: str, table: str, measures: Sequenc
         for matcher in query.matchers:
             column = dimension_name(matcher.name)
             if matcher.name != "__name__" and column in columns:
-                conditions.append(matcher_condition(matcher, column, nullable=True))
+                conditions.append(matcher_condition(matcher, column))
             # otherwise absent on every row of the chunk, which the matcher accepts
         keys = ", ".join(["measure_name"] + [identifier(c) for c in columns])
         statement = SelectStatement(
