@@ -9,6 +9,7 @@ report to ``out/mutation/report.md`` (and each module's, as soon as it is done, 
     python -m mutation.run [--jobs 2] [--min-score 90] [--sample N] [module ...]
 """
 import argparse
+import glob
 import json
 import os
 import random
@@ -154,10 +155,16 @@ def _baseline(scratch: str, module: str, tests: Sequence[str]) -> None:
     command = [sys.executable, "-m", "coverage", "run", "--data-file=.mutation-coverage",
                f"--include={module}", "-m", "pytest", *PYTEST_OPTIONS, "-p", "mutation.selection",
                "--mutation-durations=.mutation-durations", *tests]
-    run = subprocess.run(command, cwd=scratch, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    run = subprocess.run(command, cwd=scratch, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         raise RuntimeError(f"{module}: its tests fail before any mutation:\n{run.stdout[-3000:]}")
+    # The .pyc files it left (the tests' as pytest rewrote them, the unchanged modules') spare
+    # every mutant that work; the mutated module's own must go: Python checks a .pyc by the
+    # source's size and mtime in whole seconds, which a mutant can share.
+    directory, name = os.path.split(os.path.join(scratch, module))
+    for stale in glob.glob(os.path.join(directory, "__pycache__", name[:-3] + ".*.pyc")):
+        os.remove(stale)
 
 
 def _start_server(scratch: str, module: str, tests: Sequence[str],
