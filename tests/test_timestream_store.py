@@ -155,8 +155,10 @@ def test_reserved_label_names_are_escaped_and_read_back(env):
     ({"__name__": "m", **{f"l{i}": "v" for i in range(129)}}, [(NOW_MS, 1.0)],
      "more than 128 labels"),
     ({"__name__": "m", "big": "v" * 2046}, [(NOW_MS, 1.0)], "2048-byte limit"),
-    ({"__name__": "m"}, [(NOW_MS + 16 * 60_000, 1.0)], "15 minutes in the future"),
-    ({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0)], "memory store retention"),
+    ({"__name__": "m", "ab": "é" * 1024}, [(NOW_MS, 1.0)], "labels take 2050 bytes"),
+    ({"__name__": "é" * 129}, [(NOW_MS, 1.0)], "longer than 256 bytes"),
+    ({"__name__": "m"}, [(NOW_MS + 15 * 60_000 + 1, 1.0)], "15 minutes in the future"),
+    ({"__name__": "m"}, [(NOW_MS - 6 * 3_600_000 - 1, 1.0)], "older than the table's retention"),
 ])
 def test_samples_over_timestream_limits_are_rejected_and_counted(env, labels, samples, reason,
                                                                  caplog):
@@ -168,10 +170,32 @@ def test_samples_over_timestream_limits_are_rejected_and_counted(env, labels, sa
     assert reason in caplog.text and "rejected 1 samples" in caplog.text
 
 
-def test_magnetic_store_writes_accept_old_samples():
-    with timestream_env(magnetic_writes=True, clock=lambda: NOW_MS / 1000) as env:
-        old = series({"__name__": "m"}, [(NOW_MS - 30 * 86_400_000, 1.0)])
-        assert env.store.write([old]).rejected == 0
+@pytest.mark.parametrize("labels,timestamp", [
+    ({"__name__": "m", "x" * 60: "v"}, NOW_MS),
+    ({"__name__": "m" * 256}, NOW_MS),
+    ({"__name__": "é" * 128}, NOW_MS),
+    ({"__name__": "m", **{f"l{i}": "v" for i in range(128)}}, NOW_MS),
+    ({"__name__": "m", "big": "v" * 2045}, NOW_MS),
+    ({"__name__": "m", "ab": "é" * 1023}, NOW_MS),
+    ({"__name__": "m"}, NOW_MS + 15 * 60_000),
+    ({"__name__": "m"}, NOW_MS - 6 * 3_600_000),
+])
+def test_samples_exactly_at_timestream_limits_are_stored(env, labels, timestamp):
+    result = env.store.write([series(labels, [(timestamp, 1.0)])])
+    assert (result.stored, result.rejected) == (1, 0), result.reasons
+    [read] = read_all(env, (0, "__name__", labels["__name__"]))
+    assert dict(read.labels) == labels and read.timestamps == [timestamp]
+
+
+def test_magnetic_store_writes_accept_samples_as_old_as_the_magnetic_retention():
+    with timestream_env(magnetic_writes=True, magnetic_days=30,
+                        clock=lambda: NOW_MS / 1000) as env:
+        oldest = NOW_MS - 30 * 86_400_000
+        result = env.store.write([series({"__name__": "m"}, [(oldest, 1.0), (oldest - 1, 2.0)])])
+        assert (result.stored, result.rejected) == (1, 1)
+        assert "older than the table's retention for writes" in result.reasons[0]
+        [read] = read_all(env, (0, "__name__", "m"))
+        assert read.timestamps == [oldest]
 
 
 def test_throttling_and_5xx_are_retried_and_nothing_is_lost(env):
@@ -306,7 +330,8 @@ def test_retention_comes_from_the_table_not_a_setting():
         result = env.store.write([series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0),
                                                              (NOW_MS - 13 * 3_600_000, 2.0)])])
         assert (result.stored, result.rejected) == (1, 1)
-        assert "older than the memory store retention" in result.reasons[0]
+        assert "older than the table's retention for writes (its memory store's" \
+            in result.reasons[0]
 
 
 def test_table_facts_are_read_once_and_cached(env):
@@ -381,3 +406,115 @@ def test_the_tables_128_dimension_quota_is_reported_with_timestreams_reason(env)
     assert (result.stored, result.rejected) == (128, 2)
     assert all("limit of 128 dimensions" in reason for reason in result.reasons)
     assert len({d["Name"] for r in env.wire.records() for d in r["Dimensions"]}) == 128
+
+
+def test_every_sample_of_a_series_is_judged_not_only_until_the_first_refused_one(env):
+    """Refused samples first, interleaved: each is counted and every valid one is stored."""
+    samples = [(NOW_MS + 16 * 60_000, 1.0), (NOW_MS - 7 * 3_600_000, 2.0), (NOW_MS, 3.0),
+               (NOW_MS + 17 * 60_000, 4.0), (NOW_MS - 8 * 3_600_000, 5.0), (NOW_MS - 1, 6.0),
+               (NOW_MS - 2, float(records.STALE_MARKER)), (NOW_MS - 3, 7.0)]
+    result = env.store.write([series({"__name__": "m", "job": "x"}, samples)])
+    assert (result.stored, result.rejected) == (3, 5)
+    assert sorted(result.reasons) == sorted([
+        'm{job="x"}: timestamp more than 15 minutes in the future',
+        "m{job=\"x\"}: timestamp older than the table's retention for writes (its memory "
+        "store's, or magnetic store's when magnetic store writes are enabled)",
+        f'm{{job="x"}}: {records.RESERVED_VALUE_REASON}'])
+    [read] = read_all(env, (0, "__name__", "m"))
+    assert list(zip(read.timestamps, read.values)) == [(NOW_MS - 3, 7.0), (NOW_MS - 1, 6.0),
+                                                       (NOW_MS, 3.0)]
+
+
+def test_a_refused_series_does_not_stop_the_series_after_it(env):
+    result = env.store.write([series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0),
+                                                                        (NOW_MS - 1, 1.0)]),
+                              series({"__name__": "m", "job": "a"}, [(NOW_MS, 2.0)])])
+    assert (result.stored, result.rejected) == (1, 2)
+    assert len(env.wire.records()) == 1
+
+
+def answer_calls_of(env, marker: str, code: str, status: int = 400):
+    """Answer every WriteRecords call whose records mention ``marker`` with ``code``."""
+    from types import SimpleNamespace
+
+    def refuse(params, **kwargs):
+        if marker.encode() in params["body"]:
+            parsed = {"Error": {"Code": code, "Message": f"injected {code}"},
+                      "ResponseMetadata": {"HTTPStatusCode": status}}
+            return SimpleNamespace(status_code=status, headers={}), parsed
+        return None
+    env.write_client.meta.events.register("before-call.timestream-write.WriteRecords", refuse)
+
+
+def test_persistent_throttling_of_one_batch_is_503_after_the_other_batches_are_written(env):
+    env.store.deadline_seconds = 8.0  # one 7-s call fits
+    answer_calls_of(env, "throttled", "ThrottlingException")
+    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
+             for job in ("a-throttled", "b", "c")]
+    with pytest.raises(BackendUnavailable, match="ThrottlingException") as raised:
+        env.store.write(batch)
+    assert raised.value.status == 503
+    assert sorted(d["Value"] for r in env.wire.records() for d in r["Dimensions"]) == ["b", "c"]
+
+
+def test_a_transient_failure_wins_over_a_permanent_one_so_prometheus_retries_soon(env):
+    env.store.deadline_seconds = 8.0
+    answer_calls_of(env, "throttled", "ThrottlingException")
+    answer_calls_of(env, "refused", "InvalidEndpointException")
+    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
+             for job in ("a-throttled", "b-refused", "c")]
+    with pytest.raises(BackendUnavailable, match="ThrottlingException"):
+        env.store.write(batch)
+    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
+             for job in ("a-refused", "b-throttled", "c")]
+    with pytest.raises(BackendUnavailable, match="ThrottlingException"):
+        env.store.write(batch)
+    assert [d["Value"] for r in env.wire.records() for d in r["Dimensions"]] == ["c"]
+
+
+def test_a_permanent_failure_of_one_batch_is_500_naming_the_code(env):
+    answer_calls_of(env, "refused", "InvalidEndpointException")
+    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)]) for job in ("a-refused", "b")]
+    with pytest.raises(BackendError, match=r"Timestream refused the request to Timestream table "
+                                           r"PrometheusDatabase.PrometheusMetricsTable "
+                                           r"\(InvalidEndpointException\): injected InvalidEndpointException"):
+        env.store.write(batch)
+    assert len(env.wire.records()) == 1
+
+
+def test_the_first_20_rejected_series_are_logged_then_how_many_more(env, caplog):
+    batch = [series({"__name__": "m", "i": f"{i:02}", "x" * 61: "v"}, [(NOW_MS, 1.0)])
+             for i in range(23)]
+    result = env.store.write(batch)
+    assert (result.stored, result.rejected) == (0, 23) and len(result.reasons) == 23
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 21
+    assert all(w.startswith("rejected 1 samples of m{i=") for w in warnings[:20])
+    assert warnings[20] == "... and 3 more rejected series"
+
+
+def test_exactly_20_rejected_series_are_all_logged_without_a_summary(env, caplog):
+    batch = [series({"__name__": "m", "i": f"{i:02}", "x" * 61: "v"}, [(NOW_MS, 1.0)])
+             for i in range(20)]
+    env.store.write(batch)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 20 and "more rejected series" not in caplog.text
+
+
+def test_a_changed_retention_is_used_once_the_cached_table_facts_are_5_minutes_old(env,
+                                                                                 monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
+    old = [series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0)])]
+    assert env.store.write(old).rejected == 1
+    env.write_client.update_table(
+        DatabaseName="PrometheusDatabase", TableName="PrometheusMetricsTable",
+        RetentionProperties={"MemoryStoreRetentionPeriodInHours": 12,
+                             "MagneticStoreRetentionPeriodInDays": 73000})
+    env.rules.memory_hours = 12
+    clock[0] = 1299.5
+    result = env.store.write(old)
+    assert result.rejected == 1 and "older than the table's retention" in result.reasons[0]
+    clock[0] = 1300.0
+    assert env.store.write(old).rejected == 0
+    assert len(env.wire.records()) == 1

@@ -120,16 +120,18 @@ class TimestreamEnv:
     The table's memory-store retention and magnetic-store writes are set on the table
     (the store reads them with DescribeTable) and enforced by the write rules."""
 
-    def __init__(self, memory_hours: int = 6, magnetic_writes: bool = False, clock=None) -> None:
+    def __init__(self, memory_hours: int = 6, magnetic_writes: bool = False, clock=None,
+                 magnetic_days: int = 73000) -> None:
         self.write_client = boto3.client("timestream-write", region_name=REGION,
                                          config=CLIENT_CONFIG)
         self.write_client.create_database(DatabaseName=DATABASE)
         self.write_client.create_table(
             DatabaseName=DATABASE, TableName=TABLE,
             RetentionProperties={"MemoryStoreRetentionPeriodInHours": memory_hours,
-                                 "MagneticStoreRetentionPeriodInDays": 73000},
+                                 "MagneticStoreRetentionPeriodInDays": magnetic_days},
             MagneticStoreWriteProperties={"EnableMagneticStoreWrites": magnetic_writes})
-        self.rules = WriteRules(memory_hours, magnetic_writes, clock=clock or time.time)
+        self.rules = WriteRules(memory_hours, magnetic_writes, magnetic_days,
+                                clock=clock or time.time)
         self.wire = WireLog(self.write_client, self.rules)
         self.wires = [self.wire]
         self.query_client, self.queries = emulated_query_client(self.records)

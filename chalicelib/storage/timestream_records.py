@@ -167,8 +167,7 @@ def check_series(labels: Labels) -> Optional[str]:
     for name, _ in dims:
         if len(name.encode()) > MAX_DIMENSION_NAME_BYTES:
             return f"label name {name!r} longer than {MAX_DIMENSION_NAME_BYTES} bytes"
-    if not dims:
-        dims = [(LABELLESS_DIMENSION, measure)]
+    # (a series without labels has the one dimension __name__ = its name: at most 268 bytes)
     size = sum(len(n.encode()) + len(v.encode()) for n, v in dims)
     if size > MAX_DIMENSION_BYTES:
         return (f"labels take {size} bytes, over Timestream's {MAX_DIMENSION_BYTES}-byte limit "
@@ -263,7 +262,9 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
                                      "timestamp more than 15 minutes in the future"))
         if too_old:
             rejected.append(Rejected(labels, too_old,
-                                     "timestamp older than the memory store retention"))
+                                     "timestamp older than the table's retention for writes "
+                                     "(its memory store's, or magnetic store's when "
+                                     "magnetic store writes are enabled)"))
         if reserved:
             rejected.append(Rejected(labels, reserved, RESERVED_VALUE_REASON))
     batches: List[Batch] = []
