@@ -172,6 +172,8 @@ def _start_server(scratch: str, module: str, tests: Sequence[str],
     server = subprocess.Popen(
         [sys.executable, "-m", "mutation.forkserver", SOCKET, module, ORIGINAL,
          ".mutation-coverage", ".mutation-durations", str(timeout), "--", "-x", *PYTEST_OPTIONS,
+         # it only warns, after collecting garbage several times: 0.5 s of every mutant
+         "-p", "no:unraisableexception",
          *tests], cwd=scratch, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     if server.stdout.readline().strip() != "ready":
