@@ -95,7 +95,7 @@ CORPUS = [
     "\\p{Cyrillic}", "\\p{Hebrew}", "\\p{Common}", "\\p{Any}", "\\P{Any}", "\\p{^Any}",
     "[\\pL]", "[^\\pL]", "[\\pL\\d]", "[^\\pL\\d]", "[\\PL]", "[^\\PL]", "[\\pC]", "[^\\pC]",
     "[\\p{Greek}a]", "[^\\p{Greek}a]", "[\\p{Lu}\\p{Nd}_]+", "[\\p{Any}]", "[^\\p{Any}]",
-    "\\pN\\PN", "[\\pN-]",
+    "\\pN\\PN", "[\\pN-]", "[^\\pL\\d]+", "a[^\\pL]b", "[^\\pL]|b",
     # astral characters and surrogates
     "\U0001f600", "\U0001f600+", "[\U0001f600]", "[\U0001f600-\U0001f64f]", "[^a]{2}",
     ".{2}", "\\x{D800}", "[\\x{D000}-\\x{E000}]", "[^\\x{D800}-\\x{DFFF}]", "\\x{D83D}",
@@ -104,6 +104,8 @@ CORPUS = [
     # classes with escapes
     "[\\n]", "[\\x41-\\x43]", "[\\x{1F600}]", "[\\0-\\x{1F}]", "[\\.]", "[.]", "[*+?]",
     "[$^]", "[|]", "[(]", "[)]", "[{]", "[\\\\]", "[a\\-z]", "[\\t\\v]", "[\u00e9]",
+    # ranges: one apart, inside another, up to the last code point
+    "[ac]", "[^ac]", "[^a-zc\\x{100}]", "[a-zb-c]+", "[^\\x{0}-\\x{10FFFE}]",
     # everyday Prometheus matchers
     "prometheus|node_exporter:.*", "api_http_requests_total", "(5|4)xx", "[45]xx",
     "GET|POST|PUT", ".*_total", "node_.*", "foo.*bar", "(?i)prometheus", ".+:9100",

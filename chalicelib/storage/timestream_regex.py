@@ -174,9 +174,8 @@ def _negate(ranges: Ranges) -> Ranges:
 
 
 def _char(code: int) -> str:
-    if 0x30 <= code <= 0x39 or 0x41 <= code <= 0x5A or 0x61 <= code <= 0x7A:
-        return chr(code)
-    return "\\x{%X}" % code
+    char = chr(code)
+    return char if char.isascii() and char.isalnum() else "\\x{%X}" % code
 
 
 def _class_body(ranges: Ranges) -> str:
@@ -202,7 +201,7 @@ def _class_item(ranges: Ranges, properties: Sequence[str] = ()) -> _Item:
         return _Item("[" + _class_body(ranges) + "".join(properties) + "]", True)
     if not ranges:
         return _NO_MATCH
-    if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
+    if ranges[0][0] == ranges[-1][1]:  # one code point
         return _Item(_char(ranges[0][0]), True, ranges=ranges)
     return _Item("[" + _class_body(ranges) + "]", True, ranges=ranges)
 
@@ -365,15 +364,15 @@ class _Translator:
             return
         start = self.pos
         self.pos += 2
-        flags, sign, saw_flag = self.flags, 1, False
+        flags, clearing, saw_flag = self.flags, False, False
         while self.pos < len(self.pattern):
             char = self.take()
             if char in _FLAG_LETTERS:
-                flags = flags | _FLAG_LETTERS[char] if sign > 0 else flags & ~_FLAG_LETTERS[char]
+                flags = flags & ~_FLAG_LETTERS[char] if clearing else flags | _FLAG_LETTERS[char]
                 saw_flag = True
-            elif char == "-" and sign > 0:
-                sign, saw_flag = -1, False
-            elif char in ":)" and (sign > 0 or saw_flag):
+            elif char == "-" and not clearing:
+                clearing, saw_flag = True, False
+            elif char in ":)" and (saw_flag or not clearing):
                 if char == ":":
                     self.frames.append(_Frame(self.flags))
                 self.flags = flags
@@ -432,7 +431,7 @@ class _Translator:
                 weight = 1  # Go's repeatIsValid does not look inside x{0}
             elif bound:
                 weight *= bound
-            if (low >= 2 or high >= 2) and weight > MAX_REPEAT:
+            if weight > MAX_REPEAT:  # (Go checks only counts >= 2; only those raise it)
                 raise self.invalid("invalid repeat count", self.pattern[start:self.pos])
             op = f"{{{low}}}" if low == high else f"{{{low},}}" if high == -1 else f"{{{low},{high}}}"
         ungreedy = bool(self.flags & _UNGREEDY) != lazy  # greediness cannot change a match
@@ -558,7 +557,7 @@ class _Translator:
             if self.pos >= len(self.pattern):
                 raise self.invalid("missing closing ]", self.pattern[start:])
             first = False
-            if self.pattern.startswith("[:", self.pos) and self.pos + 2 < len(self.pattern):
+            if self.pattern.startswith("[:", self.pos):
                 end = self.pattern.find(":]", self.pos + 2)
                 if end >= 0:
                     name = self.pattern[self.pos + 2:end]
@@ -594,7 +593,7 @@ class _Translator:
         if not properties:
             return _class_item(_negate(_clean(ranges)))
         # A negated union with Unicode properties: any one code point not in it.
-        return _Item(f"(?:(?!{_class_item(ranges, properties).text}){_ANY_ITEM.text})", True)
+        return _Item(f"(?!{_class_item(ranges, properties).text}){_ANY_ITEM.text}", False)
 
     def class_char(self) -> int:
         if self.peek() == "\\":
