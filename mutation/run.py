@@ -44,7 +44,7 @@ MODULES: Dict[str, List[str]] = {
                             *_SQLITE_ONLY],
     "chalicelib/matchers.py": ["tests/test_matchers.py", "tests/test_properties.py",
                                "tests/test_store_contract.py", "tests/test_hostile_input.py",
-                               *_SQLITE_ONLY],
+                               "tests/test_bounded.py", *_SQLITE_ONLY],
     "chalicelib/translate.py": ["tests/test_translate.py", "tests/test_codec.py",
                                 "tests/test_app.py", "tests/test_store_contract.py",
                                 "tests/test_hostile_input.py", "tests/test_properties.py",

@@ -158,3 +158,39 @@ def test_an_io_error_is_a_503_that_names_the_likely_causes():
     assert str(store_failure(sqlite3.OperationalError("locked"), "/d")) == (
         "embedded store failed on /d [OperationalError: locked]; nothing of this request "
         "was stored, retry later")
+
+
+def test_the_index_fills_its_byte_budget_and_no_more(tmp_path):
+    """Label sets are kept in memory while they fit the budget (each costs about three
+    times its stored text), the rest stay on disk; the budget is used, not exceeded."""
+    from chalicelib.storage.sqlite import labels_json
+    store = SQLiteStore(str(tmp_path), index_max_bytes=60_000)
+    written = [Series(tuple(sorted(labels(i) + (("pad", "p" * 500),))), [i], [float(i)])
+               for i in range(100)]
+    store.write(written)
+    index = store._index
+    in_memory = sum(len(labels_json(l)) for l in index.labels.values())
+    assert 40_000 < 3 * in_memory <= 60_000
+    assert len(index.labels) + len(index.on_disk) == 100
+    assert [s.labels for s in store.read(query((0, "__name__", "m")), 1000)] == \
+        sorted(s.labels for s in written)
+
+
+def test_a_read_exactly_at_the_byte_limit_is_answered_and_one_byte_less_refused(tmp_path):
+    """Samples count against READ_BYTE_LIMIT as well as labels: the limit is the
+    encoded size of the answer, upper estimate (``encoded_bytes``)."""
+    import pytest
+
+    from chalicelib.budget import ReadBudget, encoded_bytes
+    from chalicelib.errors import ResponseTooLarge
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series(labels(1), list(range(1000)), [1.0] * 1000),
+                 Series(labels(2), [5, 6], [2.0, 3.0])])
+    answer = store.read(query((0, "__name__", "m")), 10_000)
+    size = encoded_bytes(answer)
+    assert len(list(store.read_within(query((0, "__name__", "m")),
+                                      ReadBudget(1002, size)))) == 2
+    with pytest.raises(ResponseTooLarge, match="more than 1001 samples"):
+        list(store.read_within(query((0, "__name__", "m")), ReadBudget(1001, size)))
+    with pytest.raises(ResponseTooLarge, match=f"more than {size - 1} bytes"):
+        list(store.read_within(query((0, "__name__", "m")), ReadBudget(1002, size - 1)))

@@ -40,8 +40,10 @@ CREATE TABLE IF NOT EXISTS samples (
 ) WITHOUT ROWID;
 """
 DB_FILE = "prometheus.sqlite3"
-READ_CHUNK = 500  # series ids per SELECT (SQLite allows 32766 parameters)
-FETCH_ROWS = 8192  # sample rows fetched (and charged to the read budget) at a time
+#: Series ids per SELECT (SQLite allows 32766 parameters); any size gives the same answer.
+READ_CHUNK = 500  # pragma: no mutate (a batch size: answers are the same)
+#: Sample rows fetched (and charged to the read budget) at a time.
+FETCH_ROWS = 8192  # pragma: no mutate (a batch size: answers are the same)
 _SERIES_ID, _TIME, _BITS = itemgetter(0), itemgetter(1), itemgetter(2)
 _LABELS = itemgetter(1)
 _SERIES_LABELS, _SERIES_TIMESTAMPS, _SERIES_VALUES = (
@@ -59,10 +61,10 @@ def bits_to_floats(bits: Sequence[int]) -> array:
 
 
 #: The series index keeps label sets in memory up to this many bytes in all...
-INDEX_MAX_BYTES = 256 << 20
+INDEX_MAX_BYTES = 256 << 20  # pragma: no mutate (a memory budget, tested with small ones)
 #: ...and only those whose stored (JSON) form is at most this long. The others stay on
 #: disk: the index knows them by a digest, and a read loads their labels when it needs them.
-INDEX_ENTRY_MAX_BYTES = 16 << 10
+INDEX_ENTRY_MAX_BYTES = 16 << 10  # pragma: no mutate (a memory budget, tested with small ones)
 
 
 def labels_json(labels: Labels) -> str:
