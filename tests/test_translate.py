@@ -1,4 +1,7 @@
 """Write-request translation: valid series kept, invalid ones refused one by one."""
+import gc
+import tracemalloc
+
 import pytest
 
 from chalicelib import codec, translate
@@ -99,3 +102,26 @@ def test_read_queries_need_a_matcher_and_end_not_before_start():
     no_matcher = read_request((1, 9, [(0, "__name__", "up")]), (1, 9, []))
     with pytest.raises(BadRequest, match="^query 1: at least one matcher is required$"):
         translate.queries_from_read_request(no_matcher)
+
+
+@pytest.mark.parametrize("labels,value", [
+    (1, "x"), (20, ""), (5, "x" * 200), (3, "x" * 3000),  # ASCII, short to long
+    (5, "é" * 5), (5, "€" * 5), (5, "\U0001f600" * 5), (3, "\U0001f600" * 1000),
+])
+def test_label_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, labels, value):
+    """What the cache's bound counts is at least what it really holds (and not far more)."""
+    monkeypatch.setattr(translate, "_LABELS", {})
+    monkeypatch.setattr(translate, "_labels_bytes", 0)
+    requests = [codec.decode_write_request(codec.encode_message(write_request(
+        ({"__name__": "metric", **{f"label{j}": f"{value}{i}" for j in range(labels)}},
+         [(1, 1.0)]))), HEADERS, 1 << 20) for i in range(500)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for request in requests:
+            translate.series_from_write_request(request)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held <= translate.labels_cache_bytes() <= 1.3 * held
