@@ -1,10 +1,11 @@
 """The Query API as the reader uses it (on the emulation, which enforces Timestream's query
 rules): pages, one deadline, cancellation, idempotent retries, error mapping."""
+import logging
 import time
 
 import pytest
 
-from chalicelib.errors import BackendUnavailable
+from chalicelib.errors import BackendError, BackendUnavailable, ResponseTooLarge
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.storage import timestream, timestream_query
@@ -12,8 +13,7 @@ from chalicelib.storage.timestream import Deadline
 from chalicelib.storage.timestream_query import TimestreamQueryRunner, timestamp_ms
 from tests.timestream_env import NOW_MS, env, no_backoff_sleep  # noqa: F401 (fixtures)
 
-
-
+LOGGER = "chalicelib.storage.timestream_query"
 
 def write_series(env, count, samples=1, name="m"):
     env.store.write([Series((("__name__", name), ("i", str(i))),
@@ -67,12 +67,27 @@ def test_persistent_throttling_is_503(env):
         read(env, (0, "__name__", "m"), deadline=Deadline(13.5))
 
 
-def test_no_call_starts_unless_it_can_finish_before_the_deadline(env):
+def test_no_call_starts_unless_it_can_finish_before_the_deadline(env, caplog):
     write_series(env, 1)
-    with pytest.raises(BackendUnavailable, match="deadline"):
-        read(env, (0, "__name__", "m"),
-             deadline=Deadline(timestream_query.QUERY_CALL_SECONDS - 0.5))
+    call = env.store.reader.runner.call_seconds
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        with pytest.raises(BackendUnavailable, match="deadline"):
+            read(env, (0, "__name__", "m"), deadline=Deadline(call - 0.5))
     assert env.queries.calls == []
+    assert caplog.text == ""  # no query started: none to cancel
+
+
+def test_a_call_starts_when_exactly_its_timeouts_remain(env):
+    write_series(env, 1)
+    call = env.store.reader.runner.call_seconds
+    assert len(read(env, (0, "__name__", "m"), deadline=Countdown(call))) == 1
+
+
+def test_a_read_of_exactly_the_sample_limit_is_answered(env):
+    write_series(env, 3, samples=2)
+    assert len(read(env, (0, "__name__", "m"), limit=6)) == 3
+    with pytest.raises(ResponseTooLarge, match="more than 5 samples"):
+        read(env, (0, "__name__", "m"), limit=5)
 
 
 def test_one_deadline_for_every_query_of_a_request(env, monkeypatch):
@@ -93,10 +108,28 @@ def test_a_query_abandoned_before_its_last_page_is_cancelled(env):
     assert cancel["QueryId"] == env.queries.cancelled[0]
 
 
-def test_a_finished_query_is_not_cancelled(env):
+def test_a_finished_query_is_not_cancelled(env, caplog):
     write_series(env, 10)
-    read(env, (0, "__name__", "m"))
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        read(env, (0, "__name__", "m"))
     assert env.queries.cancelled == []
+    [logged] = [r for r in caplog.records if r.getMessage().startswith("query: SELECT")]
+    assert logged.levelno == logging.DEBUG
+
+
+def test_a_cancel_that_fails_is_logged_and_the_read_keeps_its_own_error(env, caplog):
+    write_series(env, 2500)
+    # SHOW MEASURES: 2 calls; SELECT: the empty first page, 1000 rows, 1000 rows (over the
+    # limit); then the CancelQuery call fails.
+    env.queries.faults = [None] * 5 + [(500, "InternalServerException")]
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        with pytest.raises(ResponseTooLarge):
+            read(env, (0, "__name__", "m"), limit=1500)
+    assert [c["Operation"] for c in env.queries.calls][-1] == "CancelQuery"
+    assert env.queries.cancelled == []
+    [logged] = caplog.records
+    assert logged.levelno == logging.INFO
+    assert logged.getMessage().startswith("could not cancel Timestream query")
 
 
 def test_a_column_listed_but_unknown_to_the_query_engine_is_503(env):
@@ -104,6 +137,18 @@ def test_a_column_listed_but_unknown_to_the_query_engine_is_503(env):
     env.queries.unqueryable = {"pod"}
     with pytest.raises(BackendUnavailable, match="Column 'pod' does not exist"):
         read(env, (0, "__name__", "m"))
+
+
+@pytest.mark.parametrize("message", [
+    "injected", "line 1:15: Table 'db.t' does not exist", "line 1:8: Column 'x' is ambiguous"])
+def test_other_validation_errors_are_500_with_timestreams_message(env, message):
+    write_series(env, 1)
+    env.queries.faults = [None, None, (400, "ValidationException", message)]  # the SELECT
+    with pytest.raises(BackendError) as raised:
+        read(env, (0, "__name__", "m"))
+    assert raised.value.status == 500
+    assert str(raised.value) == ("Timestream refused the request to Timestream query "
+                                 f"(ValidationException): {message}")
 
 
 @pytest.mark.parametrize("deadline", [8, 13, 25, 27])
@@ -114,6 +159,10 @@ def test_client_timeouts_fit_api_gateway_and_timestream(deadline):
     assert TimestreamQueryRunner(None, read_timeout).call_seconds == call
     assert 2 * call <= deadline and read_timeout <= 10 < 29 < 60
     assert timestream_query.query_read_timeout(25) == 10
+
+
+def test_the_query_read_timeout_is_never_under_a_second():
+    assert timestream_query.query_read_timeout(4) == 1.0
 
 
 def test_the_query_client_gets_the_timeout_for_the_stage_deadline(monkeypatch):
@@ -134,6 +183,7 @@ def test_the_query_client_gets_the_timeout_for_the_stage_deadline(monkeypatch):
     ("2027-01-15 08:00:00.123000000", 1_800_000_000_123),
     ("2019-12-04 19:00:01.5", 1_575_486_001_500),
     ("2019-12-04 19:00:01", 1_575_486_001_000),
+    ("2019-12-04 19:47:31.250000000", 1_575_488_851_250),
 ])
 def test_timestamps_read_back_in_milliseconds(text, ms):
     assert timestamp_ms(text) == ms
@@ -143,18 +193,34 @@ def test_runner_needs_nothing_but_a_client():
     assert TimestreamQueryRunner(object()).client is not None
 
 
-def test_rows_over_one_megabyte_are_read_again_in_narrower_bins(env):
+def test_rows_over_one_megabyte_are_read_again_in_narrower_bins(env, caplog):
     """A series scraped 10 times a second: 36 000 samples an hour is over 1 MB in one row."""
     base = 1_800_000_000_000 - 1_800_000_000_000 % 3_600_000
     records = [{"MeasureName": "fast", "MeasureValueType": "DOUBLE", "MeasureValue": "1.5",
                 "Time": str(base + 100 * i), "TimeUnit": "MILLISECONDS",
                 "Dimensions": [{"Name": "job", "Value": "x"}]} for i in range(20_000)]
     env.wires[0].calls.append({"Records": records})
-    [series] = read(env, (0, "__name__", "fast"))
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        [series] = read(env, (0, "__name__", "fast"))
     assert series.timestamps == [base + 100 * i for i in range(20_000)]
     sqls = [c["QueryString"] for c in selects(env) if "NextToken" not in c]
     assert [s.endswith("bin(time, 1h)") for s in sqls] == [True, False]
     assert sqls[1].endswith("bin(time, 1m)")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] \
+        == [(logging.INFO, "a result row is over 1 MB: reading again by 1m")]
+
+
+def test_a_series_over_one_megabyte_a_minute_is_a_500_saying_so(env):
+    """500 samples a second: 20 000 samples in 40 s are over 1 MB even in a one-minute row."""
+    base = 1_800_000_000_000 - 1_800_000_000_000 % 60_000
+    records = [{"MeasureName": "faster", "MeasureValueType": "DOUBLE", "MeasureValue": "1.5",
+                "Time": str(base + 2 * i), "TimeUnit": "MILLISECONDS",
+                "Dimensions": [{"Name": "job", "Value": "x"}]} for i in range(20_000)]
+    env.wires[0].calls.append({"Records": records})
+    with pytest.raises(BackendError, match="more samples than one Timestream result row holds "
+                                           r"\(1 MB\) even per 1m") as raised:
+        read(env, (0, "__name__", "faster"))
+    assert raised.value.status == 500
 
 
 class Countdown:

@@ -112,7 +112,8 @@ class QueryService:
         self.install_functions = install_functions
         self.hidden: Set[str] = set()
         self.unqueryable: Set[str] = set()
-        self.faults: List[tuple] = []  # (status, code) or ("lost", None), one per call
+        # One per call: (status, code[, message]), ("lost", None) or None (no fault).
+        self.faults: List[Optional[tuple]] = []
         self.calls: List[dict] = []
         self.executions: List[str] = []
         self.cancelled: List[str] = []
@@ -134,9 +135,9 @@ class QueryService:
             self.calls.append({"Operation": name, **body})
             fault = self.faults.pop(0) if self.faults else None
         if fault and fault[0] != "lost":
-            status, code = fault
+            status, code, *message = fault
             return (AWSResponse("https://timestream", status, {}, None),
-                    {"Error": {"Code": code, "Message": "injected"},
+                    {"Error": {"Code": code, "Message": message[0] if message else "injected"},
                      "ResponseMetadata": {"HTTPStatusCode": status}})
         try:
             parsed = handler(body)
