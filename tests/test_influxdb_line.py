@@ -20,6 +20,11 @@ def test_series_key_escapes_commas_spaces_and_equals():
     assert series_key(((decoded_name, "up"),)) == "up,__name__=up"
 
 
+
+def test_label_names_sorting_before_the_metric_name_are_tags_not_the_measurement():
+    assert series_key((("A", "x"), ("__name__", "m"), ("b", "y"))) == "m,A=x,__name__=m,b=y"
+
+
 @pytest.mark.parametrize("text", ["two\nlines", "cr\rx", "nul\x00x", "tab\tx", "del\x7fx",
                                   "a\\,b", "a\\ b", "a\\=b", "a\\", "base64:x", "base64:"])
 def test_what_line_protocol_cannot_carry_is_encoded_and_decodes_back(text):

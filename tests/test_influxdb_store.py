@@ -1,6 +1,7 @@
 """The InfluxDB backend on a real influxd: hostile names and values, no InfluxQL injection,
 the shape InfluxDB's own Prometheus endpoint writes, rejected points, batching."""
 import gzip
+import logging
 import os
 import re
 import struct
@@ -262,8 +263,10 @@ def test_a_missing_database_is_a_clear_500(influx_server):
     with pytest.raises(BackendError, match="database not found.*create the database") as raised:
         store.write([Series(labels(__name__="m"), [1], [1.0])])
     assert raised.value.status == 500
-    with pytest.raises(BackendError, match="database not found"):
+    with pytest.raises(BackendError) as raised:
         store.read(query((0, "__name__", "m")), 10)
+    assert str(raised.value) == "InfluxDB refused the query: database not found: absent"
+    assert raised.value.status == 500
 
 
 def test_timestamps_influxdb_cannot_represent_are_counted_and_the_rest_stored(store):
@@ -272,3 +275,65 @@ def test_timestamps_influxdb_cannot_represent_are_counted_and_the_rest_stored(st
     assert "unable to parse" in result.reasons[0]
     [found] = store.read(query((0, "__name__", "far")), 10)
     assert list(found.timestamps) == [5, 6]
+
+
+def test_a_store_on_a_retention_policy_leaves_the_database_as_it_is(influx_server):
+    from chalicelib.storage.influxdb import InfluxDBStore
+    from chalicelib.storage.influxdb_client import InfluxClient
+    rp_only, created = f"rp_only_{os.getpid()}", f"created_{os.getpid()}"
+    InfluxDBStore(InfluxClient(influx_server.url, rp_only, retention_policy="autogen"))
+    InfluxDBStore(InfluxClient(influx_server.url, created))
+    [shown] = influx_server.query("SHOW DATABASES")["results"][0]["series"]
+    names = [row[0] for row in shown["values"]]
+    assert created in names and rp_only not in names
+
+
+def test_a_database_that_cannot_be_created_is_logged_and_the_store_still_starts(
+        influx_server, caplog):
+    from chalicelib.storage.influxdb import InfluxDBStore
+    from chalicelib.storage.influxdb_client import InfluxClient
+    caplog.set_level(logging.INFO, logger="chalicelib")
+    InfluxDBStore(InfluxClient(influx_server.url, ""))
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == \
+        [("INFO", "could not create database: invalid name")]
+    caplog.clear()
+    InfluxDBStore(InfluxClient("http://127.0.0.1:1", "unreachable"))
+    [record] = caplog.records
+    assert record.levelname == "INFO"
+    assert record.getMessage().startswith("could not create database unreachable: URLError")
+
+
+def test_a_sample_that_is_not_a_number_is_skipped_and_the_later_ones_read(influx_server):
+    store = fresh_store(influx_server)
+    lines = 'm,__name__=m value_bits="zz" 1000\nm,__name__=m value=2 2000\n' \
+            'm,__name__=m value_bits="zz" 3000\nm,__name__=m value=4 4000'
+    assert influx_server.write_lines(store.client.database, lines) == 204
+    [found] = store.read(query((0, "__name__", "m")), 10)
+    assert (list(found.timestamps), list(found.values)) == ([2000, 4000], [2.0, 4.0])
+
+
+def test_points_written_without_a_name_tag_are_named_by_their_measurement(influx_server):
+    store = fresh_store(influx_server)
+    lines = "cpu,host=a value=1 1000\ncpu,host=b,__name__=renamed value=2 1000"
+    assert influx_server.write_lines(store.client.database, lines) == 204
+    found = store.read(query((2, "host", "a|b")), 10)
+    assert [s.labels for s in found] == [labels(__name__="cpu", host="a"),
+                                         labels(__name__="renamed", host="b")]
+
+
+def test_rejected_points_are_logged_once_with_a_short_reason(influx_server, caplog):
+    caplog.set_level(logging.INFO, logger="chalicelib")
+    store = fresh_store(influx_server, batch_lines=2)
+    long_value = "v" * 1000
+    result = store.write([Series(labels(__name__="far", v=long_value), [1, 10 ** 16, 10 ** 16],
+                                 [1.0, 2.0, 3.0]),
+                          Series(labels(__name__="far2"), [10 ** 16], [1.0])])
+    assert (result.stored, result.rejected) == (1, 3)
+    assert [r[:r.index(": ")] for r in result.reasons] == [
+        "InfluxDB did not store 1 of 2 points", "InfluxDB did not store 2 of 2 points"]
+    # InfluxDB's answer quotes the whole line: the reason keeps its first 300 characters.
+    assert [len(r) - r.index(": ") - 2 for r in result.reasons] == [300, 300]
+    assert all("unable to parse 'far,__name__=far,v=vvv" in r for r in result.reasons)
+    [record] = caplog.records
+    assert (record.levelname, record.getMessage()) == \
+        ("WARNING", f"InfluxDB rejected 3 of 4 samples: {result.reasons[0]}")

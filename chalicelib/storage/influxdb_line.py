@@ -87,13 +87,8 @@ def decode(stored: str) -> str:
 
 def series_key(labels: Labels) -> str:
     """``measurement,tag=value,...`` for a series (tags sorted by stored key)."""
-    name = ""
-    tags = []
-    for label, value in labels:
-        if label == NAME_TAG:
-            name = value
-        tags.append((stored_key(label), stored_tag(value)))
-    tags.sort()
+    tags = sorted((stored_key(label), stored_tag(value)) for label, value in labels)
+    name = dict(labels).get(NAME_TAG, "")
     measurement = _MEASUREMENT_SPECIAL.sub(r"\\\1", stored_measurement(name))
     return measurement + "".join(
         "," + _TAG_SPECIAL.sub(r"\\\1", key) + "=" + _TAG_SPECIAL.sub(r"\\\1", value)
@@ -104,7 +99,7 @@ def field_text(value: float) -> str:
     """The field set of one sample: ``value=<repr>`` or ``value_bits="<hex>"``."""
     if math.isfinite(value):
         return f"{VALUE_FIELD}={value!r}"
-    bits = struct.unpack("<Q", struct.pack("<d", value))[0]
+    (bits,) = struct.unpack("<Q", struct.pack("<d", value))
     return f'{BITS_FIELD}="{bits:016x}"'
 
 
