@@ -67,6 +67,7 @@ MODULES: Dict[str, List[str]] = {
     "chalicelib/storage/timestream_regex.py": ["tests/test_timestream_regex.py"],
     "chalicelib/storage/timestream_iam.py": ["tests/test_policies.py"],
     "chalicelib/storage/influxdb.py": ["tests/test_influxdb_store.py",
+                                       "tests/test_influxdb_faults.py",
                                        "tests/test_store_contract.py", *_INFLUXDB_ONLY],
     "chalicelib/storage/influxdb_line.py": ["tests/test_influxdb_line.py",
                                             "tests/test_influxql.py"],

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import Matcher
-from chalicelib.model import Query, Series
+from chalicelib.model import Query, Series, WriteResult
 from chalicelib.storage import influxdb, influxdb_client
 from tests.influx_env import INFLUXD, FaultProxy, InfluxServer, fresh_store
 
@@ -109,7 +109,14 @@ def test_server_stopped_mid_write_loses_nothing_acknowledged():
         server.stop()
 
 
-@pytest.mark.parametrize("status", [413, 422])
+@pytest.mark.parametrize("status", [200, 299])
+def test_any_2xx_answer_to_a_write_means_stored(proxied, status):
+    proxy, store = proxied
+    proxy.status, proxy.fail = status, 1
+    assert store.write(series("ok", [1])) == WriteResult(1, 0, ())
+
+
+@pytest.mark.parametrize("status", [300, 413, 422])
 def test_other_refusals_are_a_5xx_that_says_so(proxied, status):
     from chalicelib.errors import BackendError
     proxy, store = proxied

@@ -238,6 +238,7 @@ def test_dropped_point_counts():
     assert influxdb.dropped_points("partial write: unable to parse 'x': time outside range "
                                    "dropped=0", 9) == 1  # what influxd 1.6.7 answers
     assert influxdb.dropped_points("something else", 7) == 7
+    assert influxdb.dropped_points("unable to parse 'x': bad dropped=2", 9) == 3
 
 
 def test_several_queries_answer_in_order(store):
@@ -319,6 +320,17 @@ def test_points_written_without_a_name_tag_are_named_by_their_measurement(influx
     found = store.read(query((2, "host", "a|b")), 10)
     assert [s.labels for s in found] == [labels(__name__="cpu", host="a"),
                                          labels(__name__="renamed", host="b")]
+    # Matchers see the name read back, though InfluxDB stored no __name__ tag.
+    [renamed] = store.read(query((2, "host", "a|b"), (1, "__name__", "cpu")), 10)
+    assert renamed.labels == labels(__name__="renamed", host="b")
+
+
+def test_matchers_see_values_that_only_look_encoded_as_they_read_back(influx_server):
+    store = fresh_store(influx_server)
+    lines = "m,__name__=m,k=base64:!! value=1 1000\nm,__name__=m,k=x value=2 1000"
+    assert influx_server.write_lines(store.client.database, lines) == 204
+    [other] = store.read(query((0, "__name__", "m"), (1, "k", "base64:!!")), 10)
+    assert other.labels == labels(__name__="m", k="x")
 
 
 def test_rejected_points_are_logged_once_with_a_short_reason(influx_server, caplog):
@@ -337,3 +349,24 @@ def test_rejected_points_are_logged_once_with_a_short_reason(influx_server, capl
     [record] = caplog.records
     assert (record.levelname, record.getMessage()) == \
         ("WARNING", f"InfluxDB rejected 3 of 4 samples: {result.reasons[0]}")
+
+
+def test_each_attempt_waits_at_most_its_timeout_and_never_past_the_deadline(influx_server,
+                                                                             monkeypatch):
+    timeouts = []
+    for name in ("write", "query"):
+        def spy(self, body, timeout, original=getattr(influxdb.InfluxClient, name), name=name):
+            timeouts.append((name, timeout))
+            return original(self, body, timeout)
+        monkeypatch.setattr(influxdb.InfluxClient, name, spy)
+    store = fresh_store(influx_server)  # its deadline: 25 s
+    store.write([Series(labels(__name__="t"), [1], [1.0])])
+    store.read(query((0, "__name__", "t")), 10)
+    assert timeouts == [("query", 4.0), ("write", 10.0), ("query", 20.0)]
+    timeouts.clear()
+    near = fresh_store(influx_server, deadline_seconds=5.0)
+    near.write([Series(labels(__name__="t"), [1], [1.0])])
+    near.read(query((0, "__name__", "t")), 10)
+    assert [name for name, _ in timeouts] == ["query", "write", "query"]
+    assert timeouts[0] == ("query", 4.0)  # CREATE DATABASE, before any request's deadline
+    assert all(4.0 < timeout <= 5.0 for _, timeout in timeouts[1:])

@@ -86,11 +86,10 @@ class InfluxClient:
                 raise Transient(f"{type(exc).__name__} reading the answer") from None
         return status, text
 
-    def query(self, statement: str, timeout: float, chunked: bool = True) -> Iterator[dict]:
+    def query(self, statement: str, timeout: float) -> Iterator[dict]:
         """Run InfluxQL; yields each JSON result object (one per chunk)."""
-        params = {"db": self.database, "epoch": "ms"}
-        if chunked:
-            params.update(chunked="true", chunk_size=str(CHUNK_SIZE))
+        params = {"db": self.database, "epoch": "ms", "chunked": "true",
+                  "chunk_size": str(CHUNK_SIZE)}
         body = urllib.parse.urlencode({"q": statement}).encode("ascii")
         status, response = self._open("/query", params, body, {
             "Content-Type": "application/x-www-form-urlencoded"}, timeout)

@@ -12,10 +12,10 @@ Semantics: regexes are fully anchored (``^(?:re)$``; ``(?s)`` in front for clien
 whose ``.`` matches a newline), an empty value is the same as an absent tag. Stored
 text in the reversible ``base64:`` form (see ``influxdb_line``) cannot be matched by
 a regex inside InfluxDB, so regex conditions also select every encoded value; the
-store decides those series exactly in Python (``approximate_keys``).
+store checks every series it reads against the decoded labels.
 """
 import re
-from typing import FrozenSet, Optional, Tuple
+from typing import Optional, Tuple
 
 from chalicelib.matchers import Matcher, MatchType
 from chalicelib.model import Query
@@ -98,13 +98,6 @@ def source(matchers: Tuple[Matcher, ...], prefix: str = "") -> str:
             regex = regex_literal(matcher.value, matcher.dot_all)
             return prefix + regex[:-1] + "|^" + ENCODED_PREFIX + "/"
     return prefix + "/.*/"
-
-
-def approximate_keys(matchers: Tuple[Matcher, ...]) -> FrozenSet[str]:
-    """Stored tag keys under a regex matcher: a series whose value for one of them is in
-    the encoded form was selected approximately and must be checked exactly."""
-    return frozenset(stored_key(m.name) for m in matchers
-                     if m.type in (MatchType.RE, MatchType.NRE))
 
 
 def select_statement(query: Query, retention_policy: Optional[str] = None,
