@@ -49,8 +49,9 @@ def xor_chunk(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
         raise ValueError("an XOR chunk holds 1 to 65535 samples, one value per timestamp")
     bits = _BitWriter()
     bits.write_bytes(struct.pack(">H", len(timestamps)))
-    previous_bits = leading = trailing = 0
-    previous_t = delta = 0
+    # Not read before the first sample sets them:
+    previous_bits = leading = trailing = 0  # pragma: no mutate
+    previous_t = delta = 0  # pragma: no mutate
     for index, (t, value) in enumerate(zip(timestamps, values)):
         value_bits = struct.unpack(">Q", struct.pack(">d", value))[0]
         if index == 0:
@@ -60,7 +61,7 @@ def xor_chunk(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
             new_delta = (t - previous_t) & _U64
             if index == 1:
                 bits.write_bytes(_uvarint(new_delta))
-                leading = 0xFF  # no window yet
+                leading = 0xFF  # pragma: no mutate (no window yet: any value above 31 says so)
             else:
                 _write_dod(bits, _signed64(new_delta - delta))
             delta = new_delta
@@ -89,7 +90,7 @@ def _write_xor(bits: "_BitWriter", xor: int, leading: int, trailing: int) -> tup
         return leading, trailing
     new_leading = min(64 - xor.bit_length(), 31)
     new_trailing = (xor & -xor).bit_length() - 1
-    if leading != 0xFF and new_leading >= leading and new_trailing >= trailing:
+    if new_leading >= leading and new_trailing >= trailing:  # fits the window in use
         bits.write(0b10, 2)
         bits.write(xor >> trailing, 64 - leading - trailing)
         return leading, trailing
@@ -102,22 +103,22 @@ def _write_xor(bits: "_BitWriter", xor: int, leading: int, trailing: int) -> tup
 
 
 def _signed64(value: int) -> int:
-    value &= _U64
-    return value - (1 << 64) if value >> 63 else value
+    """``value`` as Go's int64 conversion reads it (the low 64 bits, two's complement)."""
+    return struct.unpack(">q", struct.pack(">Q", value & _U64))[0]
 
 
 def _uvarint(value: int) -> bytes:
     out = bytearray()
     while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
+        out.append((value | 0x80) & 0xFF)
         value >>= 7
     out.append(value)
     return bytes(out)
 
 
 def _varint(value: int) -> bytes:
-    """Go's binary.PutVarint: zig-zag, then uvarint."""
-    return _uvarint(((value << 1) ^ (value >> 63)) & _U64)
+    """Go's binary.PutVarint: zig-zag (0, -1, 1, -2 ... as 0, 1, 2, 3 ...), then uvarint."""
+    return _uvarint(value * 2 if value >= 0 else -value * 2 - 1)
 
 
 class _BitWriter:
@@ -132,7 +133,7 @@ class _BitWriter:
         self._out = bytearray()
         self._pending = 0  # the last, incomplete bits (fewer than 8 after each write)
         self._count = 0
-        self._empty_tail = False
+        self._empty_tail = False  # pragma: no mutate (the header, written first, sets it)
 
     def write(self, value: int, width: int) -> None:
         pending = (self._pending << width) | value
@@ -143,7 +144,7 @@ class _BitWriter:
             self._out += (pending >> count).to_bytes(whole, "big")
             pending &= (1 << count) - 1
         self._pending, self._count = pending, count
-        self._empty_tail = count == 0 and width >= 8 and width % 8 == 0
+        self._empty_tail = not count and not width % 8
 
     def write_bytes(self, data: bytes) -> None:
         """Whole bytes; only ever written on a byte boundary (the header, ``ts_0`` and

@@ -167,11 +167,15 @@ def test_chunks_equal_those_prometheus_encodes(prometheus):
         "jitter": (sorted(rng.sample(range(start, start + 1_500_000), 300)), None),
         "single": ([start + 5], None),  # ends on whole bytes: Prometheus's extra empty byte
         "pair": ([start, start + 7], None),
+        "windows": ([start + 1000 * i for i in range(8)], None),  # the known-bytes values
     }
     written = {}
     for name, (timestamps, _) in series.items():
         values = [rng.choice(SPECIAL + [rng.uniform(-1e3, 1e3), float(i)])
                   for i in range(len(timestamps))]
+        if name == "windows":
+            values = [1.0, as_float(0x3FF0000000000001), -0.0, 5e-324, -0.0, 0.0,
+                      as_float(0x00F0000000000000), as_float(0x0070000000000000)]
         written[name] = [(t, as_bits(v)) for t, v in zip(timestamps, values)]
         post(prometheus + "/api/v1/write",
              codec.encode_message(write_request(({"__name__": name}, list(zip(timestamps,
@@ -198,3 +202,88 @@ def test_chunks_equal_those_prometheus_encodes(prometheus):
                 chunks_checked += 1
     assert seen == written
     assert chunks_checked >= 8
+
+
+def from_bits(*groups: str) -> bytes:
+    """Bytes from groups of bits (spaces are for reading), zero-padded to a whole byte."""
+    bits = "".join(groups).replace(" ", "")
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def two_samples_in(count: int) -> bytes:
+    """Header, ts_0 = 0, v_0 = 0.0 and delta 1000 (e8 07): the whole bytes every test
+    chunk below starts with."""
+    return bytes.fromhex(f"{count:04x}" "00" "0000000000000000" "e807")
+
+
+def from_dods(dods) -> list:
+    timestamps, delta = [0, 1000], 1000
+    for dod in dods:
+        delta += dod
+        timestamps.append(timestamps[-1] + delta)
+    return timestamps
+
+
+def test_known_bytes_at_the_bounds_of_the_17_and_20_bit_buckets():
+    # All values 0.0 (a 0 bit each). 17 bits hold -65535..65536, 20 bits -524287..524288.
+    dods = [65536, -65535, 65537, -65536, 524288, -524287]
+    assert xor_chunk(from_dods(dods), [0.0] * 8) == two_samples_in(8) + from_bits(
+        "0",
+        "110 10000000000000000 0", "110 10000000000000001 0",  # 65536; -65535 (2^17 - 65535)
+        "1110 00010000000000000001 0", "1110 11110000000000000000 0",  # 65537; -65536
+        "1110 10000000000000000000 0", "1110 10000000000000000001 0")  # 524288; -524287
+
+
+def test_known_bytes_of_deltas_of_deltas_beyond_20_bits():
+    # 64 bits, two's complement; odd values show every bit is kept.
+    dods = [524289, -524289, 2 ** 40 + 1]
+    assert xor_chunk(from_dods(dods), [0.0] * 5) == two_samples_in(5) + from_bits(
+        "0",
+        "1111", f"{524289:064b}", "0",
+        "1111", f"{2 ** 64 - 524289:064b}", "0",
+        "1111", f"{2 ** 40 + 1:064b}", "0")
+
+
+def as_float(bits: int) -> float:
+    return struct.unpack(">d", struct.pack(">Q", bits))[0]
+
+
+def test_known_bytes_of_a_value_reusing_a_window_with_as_many_leading_zeros():
+    # XORs 0x00F0... (8 leading, 52 trailing zeros: a new window, 4 bits) then 0x0080...
+    # (8 leading, 55 trailing): it fits the window: 10 + the window's 4 bits, 1000.
+    values = [0.0, as_float(0x00F0000000000000), as_float(0x0070000000000000)]
+    assert xor_chunk([0, 1000, 2000], values) == two_samples_in(3) + from_bits(
+        "11 01000 000100 1111", "0 10 1000")
+
+
+def test_known_bytes_of_leading_zeros_beyond_31_and_of_64_meaningful_bits():
+    # XOR 1: 63 leading zeros, written as 31 (5 bits hold no more), 33 meaningful bits.
+    values = [1.0, as_float(0x3FF0000000000001)]
+    assert xor_chunk([0, 1000], values) == bytes.fromhex(
+        "0002" "00" "3ff0000000000000" "e807") + from_bits("11 11111 100001", "0" * 32 + "1")
+    # XOR 0x8000000000000001: no leading or trailing zeros, 64 meaningful bits written as 0;
+    # the next XOR (the same) fits that window. 144 bits: whole bytes, then the empty one.
+    values = [-0.0, 5e-324, -0.0]
+    assert xor_chunk([0, 1000, 2000], values) == bytes.fromhex(
+        "0003" "00" "8000000000000000" "e807") + from_bits(
+        "11 00000 000000", "1" + "0" * 62 + "1", "0 10", "1" + "0" * 62 + "1") + b"\x00"
+
+
+def test_known_bytes_of_negative_and_extreme_timestamps():
+    # ts_0 is a zig-zag varint: -1 -> 1, -65 -> 129 (81 01); whole bytes, then the empty one.
+    assert xor_chunk([-1], [0.0]).hex() == "0001" "01" "0000000000000000" "00"
+    assert xor_chunk([-65], [0.0]).hex() == "0001" "8101" "0000000000000000" "00"
+    # The widest int64 range: ts_0 -2^63 (zig-zag 2^64 - 1), delta 2^64 - 1 (10 bytes each);
+    # the delta of deltas wraps as Go's int64 does: -1, in 14 bits.
+    top = "ff" * 9 + "01"
+    assert xor_chunk([-2 ** 63, -2 ** 63, 2 ** 63 - 1], [0.0] * 3) == bytes.fromhex(
+        "0003" + top + "0000000000000000" + "00") + from_bits("0", "10 11111111111111 0")
+    assert decoded(xor_chunk([-2 ** 63, 2 ** 63 - 1], [0.0, 0.0])) == \
+        [(-2 ** 63, 0), (2 ** 63 - 1, 0)]
+
+
+def test_a_chunk_of_65535_samples_is_written():
+    # Every sample after the second: dod 0 and an unchanged value, two 0 bits.
+    assert xor_chunk(list(range(65535)), [1.0] * 65535) == bytes.fromhex(
+        "ffff" "00" "3ff0000000000000" "01") + from_bits("0", "00" * 65533)
