@@ -49,7 +49,7 @@ def validate_labels(labels: Labels) -> Labels:
             raise BadRequest(f"empty label name in series {shown}")
         if index and names[index - 1] == name:
             raise BadRequest(f"duplicate label name {name!r} in series {shown}")
-    cleaned = tuple(sorted((n, v) for n, v in labels if v != ""))
+    cleaned = tuple(sorted((n, v) for n, v in labels if v))  # an empty value: no label
     metric = dict(cleaned).get("__name__")
     if metric is None:
         raise BadRequest(f"series without a metric name (__name__): {shown}")

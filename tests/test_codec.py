@@ -148,6 +148,18 @@ def test_frame_is_uvarint_length_crc32c_big_endian_and_message():
     assert codec.frame(bytes(32)) == b"\x20\x8a\x91\x36\xaa" + bytes(32)
     big = codec.frame(b"x" * 300)
     assert big[:2] == b"\xac\x02" and big[6:] == b"x" * 300
+
+
+@pytest.mark.parametrize("length,uvarint", [
+    (127, b"\x7f"), (128, b"\x80\x01"), (129, b"\x81\x01"), (255, b"\xff\x01"),
+    (16383, b"\xff\x7f"), (16384, b"\x80\x80\x01"),
+])
+def test_frame_length_is_a_uvarint_at_every_byte_boundary(length, uvarint):
+    message = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
+    framed = codec.frame(message)
+    assert framed[:len(uvarint)] == uvarint and framed[len(uvarint) + 4:] == message
+
+
 @pytest.mark.parametrize("content_type,message", [
     ("application/x-protobuf", codec.WRITE_V1_PROTO),
     ("application/x-protobuf;proto=prometheus.WriteRequest", codec.WRITE_V1_PROTO),
@@ -194,3 +206,20 @@ def test_length_preamble_is_at_most_five_bytes_below_2_to_the_32(preamble, error
         codec.decode_write_request(preamble + b"\x00" * 8, HEADERS, 1 << 20)
     with pytest.raises(BadRequest, match="bad length preamble"):  # cut short
         codec.decode_write_request(b"\x80\x80", HEADERS, 1 << 20)
+
+
+@pytest.mark.parametrize("body,guess", [
+    (b"\xff\x06\x00\x00sNaPpY\x01\x00", "it is snappy *framed* (stream) format; remote "
+     "read/write use the snappy block format"),
+    (b"\x1f\x8b\x08\x00\x00\x00\x00\x00", "it is gzip-compressed; remote read/write use "
+     "snappy block format"),
+    (b"(\xb5/\xfd\x00\x58\x00", "it is zstd-compressed; remote read/write use snappy block "
+     "format"),
+    (b'{"timeseries": []}', "it looks like JSON text, not snappy-compressed protobuf"),
+    (b"\x05\x0a\x03", "corrupt or truncated (3 bytes that declare 5 decoded bytes; is it "
+     "uncompressed protobuf?)"),
+])
+def test_a_body_that_is_not_snappy_block_data_is_400_saying_what_it_looks_like(body, guess):
+    with pytest.raises(BadRequest) as raised:
+        codec.decode_write_request(body, HEADERS, 1 << 20)
+    assert str(raised.value) == f"body is not valid snappy block data: {guess}"

@@ -125,3 +125,36 @@ def test_label_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, label
     finally:
         tracemalloc.stop()
     assert held <= translate.labels_cache_bytes() <= 1.3 * held
+
+
+NO_NAME = "series without a metric name (__name__): "
+
+
+def test_long_names_and_values_are_cut_in_refusal_messages():
+    [refusal] = translated(({"job": "v" * 101, "n" * 61: "x"}, [(1, 1.0)])).refused
+    assert refusal.reason == NO_NAME + "{job=\"" + "v" * 100 + "...\"," + "n" * 60 + "...=\"x\"}"
+    [refusal] = translated(({"__name__": "m" * 101, "": "x"}, [(1, 1.0)])).refused
+    assert refusal.reason == "empty label name in series " + "m" * 100 + "...{=\"x\"}"
+    [refusal] = translated(({"job": "v" * 100, "n" * 60: "x"}, [(1, 1.0)])).refused
+    assert refusal.reason == NO_NAME + "{job=\"" + "v" * 100 + "\"," + "n" * 60 + "=\"x\"}"
+
+
+@pytest.mark.parametrize("last,shown", [
+    (84, '{a="%s",b="%s",c="%s"}' % ("x" * 100, "x" * 100, "x" * 84)),  # 300 characters
+    (85, '{a="%s",b="%s",c="%s' % ("x" * 100, "x" * 100, "x" * 83) + "..."),
+])
+def test_a_series_is_shown_in_at_most_300_characters(last, shown):
+    [refusal] = translated(({"a": "x" * 100, "b": "x" * 100, "c": "x" * last},
+                            [(1, 1.0)])).refused
+    assert refusal.reason == NO_NAME + shown and len(shown) == 300
+
+
+@pytest.mark.parametrize("name", [b"\xffb", b"\xc3"])
+def test_a_label_that_is_not_utf8_fails_the_whole_request_as_400(name):
+    body = bytearray(write_request(({"__name__": "m"}, [(1, 1.0)]),
+                                   ({"__name__": "m", "ab": "v"}, [(1, 1.0)])).SerializeToString())
+    body[body.index(b"ab"):body.index(b"ab") + 2] = name.ljust(2, b"b")
+    request = codec.decode_write_request(codec.snappy.compress(bytes(body)), HEADERS, 1 << 20)
+    with pytest.raises(BadRequest, match="^body is not a valid protobuf WriteRequest: a label "
+                                         "is malformed or not UTF-8$"):
+        translate.series_from_write_request(request)
