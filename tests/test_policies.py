@@ -158,6 +158,14 @@ def test_every_timestream_call_the_code_makes_is_granted():
                        for st in template), call
 
 
+@pytest.mark.parametrize("sql,kind", [
+    ("SELECT 1", "SELECT"), ("SHOW MEASURES FROM \"d\".\"t\" LIKE 'up'", "SHOW MEASURES"),
+    ("SHOW TABLES FROM \"d\"", "SHOW"), ("describe \"d\".\"t\"", "DESCRIBE"),
+    ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH"), ("", "")])
+def test_a_query_is_authorized_by_the_kind_of_statement_it_runs(sql, kind):
+    assert statement_kind(sql) == kind
+
+
 @pytest.mark.parametrize("account,region", [("12345", REGION), (ACCOUNT, "nowhere"),
                                             ("1234567890123", REGION)])
 def test_bad_account_or_region_is_refused(account, region):

