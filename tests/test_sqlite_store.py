@@ -194,3 +194,19 @@ def test_a_read_exactly_at_the_byte_limit_is_answered_and_one_byte_less_refused(
         list(store.read_within(query((0, "__name__", "m")), ReadBudget(1001, size)))
     with pytest.raises(ResponseTooLarge, match=f"more than {size - 1} bytes"):
         list(store.read_within(query((0, "__name__", "m")), ReadBudget(1002, size - 1)))
+
+
+def test_a_label_set_exactly_at_the_entry_limit_stays_in_memory(tmp_path):
+    from chalicelib.storage.sqlite import labels_json
+    small, large = labels(1), tuple(sorted(labels(2) + (("pad", "p"),)))
+    store = SQLiteStore(str(tmp_path), index_entry_max_bytes=len(labels_json(small)))
+    assert len(labels_json(large)) > len(labels_json(small))
+    store.write([Series(small, [1], [1.0]), Series(large, [2], [2.0])])
+    assert list(store._index.labels.values()) == [small]
+    assert [s.labels for s in store.read(query((0, "__name__", "m")), 10)] == [small, large]
+
+
+def test_an_empty_write_stores_nothing(tmp_path):
+    store = SQLiteStore(str(tmp_path))
+    assert store.write([]).stored == 0
+    assert store.read(query((2, "__name__", ".*")), 10) == []

@@ -183,8 +183,6 @@ class SQLiteStore:
         All or nothing: on any failure (disk full, I/O error, lock timeout) nothing of
         the request is stored and the in-memory index is untouched (it only ever learns
         ids that are committed), so a retry can never file samples under a dead id."""
-        if not series:
-            return WriteResult(0)
         conn = self._conn()
         try:
             with self._write_lock:
