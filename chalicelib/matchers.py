@@ -70,10 +70,12 @@ class Regex:
     def fullmatch(self, value: str) -> bool:
         """Whether the regex matches all of ``value`` (RE2, linear time)."""
         data = value.encode("utf-8")
-        return self._match(_BOTH, data, 0, len(data))[0][0] != -1
+        # The whole match's span first (then named groups': RE2 still captures those).
+        return self._match(_BOTH, data, 0, len(data))[0] != _NO_MATCH
 
 
 _BOTH = _re2.RE2.Anchor.ANCHOR_BOTH
+_NO_MATCH = (-1, -1)
 
 
 def compile_anchored(pattern: str, dot_all: bool) -> Regex:
@@ -96,9 +98,7 @@ def compile_anchored(pattern: str, dot_all: bool) -> Regex:
 
 def _reason(exc: Exception) -> str:
     """RE2's reason, e.g. ``invalid repetition size: {1001}`` (its fragment escaped)."""
-    reason = exc.args[0] if exc.args else str(exc)
-    if isinstance(reason, bytes):
-        reason = reason.decode("utf-8", "replace")
+    reason = exc.args[0].decode("utf-8", "replace")  # google-re2 (pinned) raises bytes
     if "pattern too large" in reason:
         return "pattern too large: compiled, it exceeds RE2's memory limit"
     head, _, fragment = reason.partition(": ")

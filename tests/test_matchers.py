@@ -51,6 +51,7 @@ PROMETHEUS_ANSWERS = [
     ("\\Qa.b\\E", "a.b", True),            # quoted literal text
     ("\\Qa.b\\E", "axb", False),
     ("(?P<n>a)b", "ab", True),
+    ("(?P<n>a)?b", "b", True),              # a named group that takes no part
     ("\\b", "", False),
     ("x*", "", True),
     ("a|b|", "", True),
@@ -74,12 +75,15 @@ def test_refusals_name_the_pattern_and_re2s_reason_escaped():
         Matcher.of(MatchType.RE, "k", "(" * 5000 + ")" * 5000)
     with pytest.raises(BadRequest, match="pattern too large"):
         Matcher.of(MatchType.RE, "k", "\\pL{1000}")
+    with pytest.raises(BadRequest) as caught:
+        Matcher.of(MatchType.RE, "k", "a\\")
+    assert str(caught.value) == 'invalid regex "a\\\\": trailing \\'
 
 
 def test_nesting_counts_the_groups_open_at_once():
     assert Matcher.of(MatchType.RE, "k", "(a)" * 2000).matches_value("a" * 2000)
     with pytest.raises(BadRequest) as caught:
-        Matcher.of(MatchType.RE, "k", "(a" * 1000 + ")" * 1000)
+        Matcher.of(MatchType.RE, "k", "\\d(a" + "(a" * 999 + ")" * 1000)
     assert str(caught.value).endswith(": expression nests too deeply (1000 groups, at most 999)")
 
 
