@@ -123,6 +123,7 @@ def fresh_store(server: InfluxServer, url: Optional[str] = None, **kwargs):
     database = f"test_{os.getpid()}_{next(_databases)}"
     credentials = InfluxCredentials("admin", "admin-secret", origin="test") if server.auth \
         else InfluxCredentials()
+    kwargs.setdefault("deadline_seconds", 25.0)
     return InfluxDBStore(InfluxClient(url or server.url, database, credentials=credentials),
                          **kwargs)
 

@@ -260,7 +260,7 @@ def test_a_missing_database_is_a_clear_500(influx_server):
     from chalicelib.errors import BackendError
     from chalicelib.storage.influxdb import InfluxDBStore
     from chalicelib.storage.influxdb_client import InfluxClient
-    store = InfluxDBStore(InfluxClient(influx_server.url, "absent"), create_database=False)
+    store = InfluxDBStore(InfluxClient(influx_server.url, "absent"), 25.0, create_database=False)
     with pytest.raises(BackendError, match="database not found.*create the database") as raised:
         store.write([Series(labels(__name__="m"), [1], [1.0])])
     assert raised.value.status == 500
@@ -282,8 +282,8 @@ def test_a_store_on_a_retention_policy_leaves_the_database_as_it_is(influx_serve
     from chalicelib.storage.influxdb import InfluxDBStore
     from chalicelib.storage.influxdb_client import InfluxClient
     rp_only, created = f"rp_only_{os.getpid()}", f"created_{os.getpid()}"
-    InfluxDBStore(InfluxClient(influx_server.url, rp_only, retention_policy="autogen"))
-    InfluxDBStore(InfluxClient(influx_server.url, created))
+    InfluxDBStore(InfluxClient(influx_server.url, rp_only, retention_policy="autogen"), 25.0)
+    InfluxDBStore(InfluxClient(influx_server.url, created), 25.0)
     [shown] = influx_server.query("SHOW DATABASES")["results"][0]["series"]
     names = [row[0] for row in shown["values"]]
     assert created in names and rp_only not in names
@@ -294,11 +294,11 @@ def test_a_database_that_cannot_be_created_is_logged_and_the_store_still_starts(
     from chalicelib.storage.influxdb import InfluxDBStore
     from chalicelib.storage.influxdb_client import InfluxClient
     caplog.set_level(logging.INFO, logger="chalicelib")
-    InfluxDBStore(InfluxClient(influx_server.url, ""))
+    InfluxDBStore(InfluxClient(influx_server.url, ""), 25.0)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == \
         [("INFO", "could not create database: invalid name")]
     caplog.clear()
-    InfluxDBStore(InfluxClient("http://127.0.0.1:1", "unreachable"))
+    InfluxDBStore(InfluxClient("http://127.0.0.1:1", "unreachable"), 25.0)
     [record] = caplog.records
     assert record.levelname == "INFO"
     assert record.getMessage().startswith("could not create database unreachable: URLError")

@@ -72,6 +72,11 @@ def test_sources():
     assert source((m(0, "job", "x"), m(2, "job", "y"))) == "/.*/"
     assert source((m(0, "__name__", ""), m(0, "job", "x"))) == "/.*/"
     assert source((m(0, "__name__", "up"),), '"db"."rp".') == '"db"."rp"."up"'
+    assert source((m(1, "__name__", ""),)) == "/.*/"  # != "" names no measurement
+    assert source((m(3, "__name__", ".*"),)) == "/.*/"
+    decoded_name = "".join(["__na", "me__"])  # as from protobuf: equal, not the same object
+    assert source((m(0, decoded_name, "up"),)) == '"up"'
+    assert source((m(2, decoded_name, "u.*"),)) == "/^(?:u.*)$|^base64:/"
 
 
 def test_select_statement():

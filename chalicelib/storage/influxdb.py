@@ -44,7 +44,7 @@ def dropped_points(text: str, lines: int) -> int:
 class InfluxDBStore:
     """Store on an InfluxDB reached through ``client``."""
 
-    def __init__(self, client: InfluxClient, deadline_seconds: float = 25.0,
+    def __init__(self, client: InfluxClient, deadline_seconds: float,
                  batch_lines: int = BATCH_LINES, create_database: bool = True) -> None:
         self.client = client
         self.deadline_seconds = deadline_seconds
@@ -73,21 +73,24 @@ class InfluxDBStore:
             lines = "\n".join(batch).encode("utf-8")
             # Equivalent mutants only: every level decompresses to the same lines (1: fastest).
             body = gzip.compress(lines, compresslevel=1)  # pragma: no mutate
-            status, text = with_retries(lambda timeout: self._write_once(body, timeout),
-                                        deadline, "write", WRITE_TIMEOUT_SECONDS)
-            if status == 400:
-                dropped = dropped_points(text, len(batch))
+            refusal = with_retries(lambda timeout: self._write_once(body, timeout),
+                                   deadline, "write", WRITE_TIMEOUT_SECONDS)
+            if refusal is not None:
+                dropped = dropped_points(refusal, len(batch))
                 rejected += dropped
                 reasons.append(f"InfluxDB did not store {dropped} of {len(batch)} points: "
-                               f"{text[:REASON_CHARS]}")
+                               f"{refusal[:REASON_CHARS]}")
         if rejected:
             LOG.warning("InfluxDB rejected %d of %d samples: %s", rejected, total, reasons[0])
         return WriteResult(total - rejected, rejected, tuple(reasons))
 
-    def _write_once(self, body: bytes, timeout: float) -> Tuple[int, str]:
+    def _write_once(self, body: bytes, timeout: float) -> Optional[str]:
+        """None when InfluxDB stored the batch; its answer when it refused points for good."""
         status, text = self.client.write(body, timeout)
-        if status < 300 or status == 400:
-            return status, text
+        if status < 300:
+            return None
+        if status == 400:
+            return text
         raise http_error(status, text, "write", self.client.credentials)
 
     def read(self, query: Query, sample_limit: int) -> List[Series]:

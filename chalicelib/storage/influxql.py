@@ -29,6 +29,9 @@ MAX_NANOS = 9223372036854775806
 ENCODED = "/^" + ENCODED_PREFIX + "/"
 _OPERATORS = {MatchType.EQ: "=", MatchType.NEQ: "!=", MatchType.RE: "=~", MatchType.NRE: "!~"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A backslash and the character it escapes, or one character (a trailing backslash too).
+_REGEX_PIECE = re.compile(r"\\?[\s\S]")
+_SLASHES = {"/": "\\/"}
 
 
 def _hex(char: str) -> str:
@@ -52,32 +55,27 @@ def identifier(name: str) -> str:
     return _quoted(name, '"')
 
 
+def _regex_piece(match: "re.Match[str]") -> str:
+    piece = match.group()
+    if _CONTROL.match(piece[-1]):
+        return _hex(piece[-1])  # escaped or not: RE2's \x{..} for the same character
+    return _SLASHES.get(piece, piece)  # an unescaped / would end the literal
+
+
 def regex_literal(pattern: str, dot_all: bool = False) -> str:
     """``/^(?:pattern)$/`` as an InfluxQL regex literal, RE2 meaning unchanged."""
-    out = []
-    index = 0
-    # Equivalent mutants only (!= is the same: the index never steps past the end).
-    while index < len(pattern):  # pragma: no mutate
-        char = pattern[index]
-        escaped = pattern[index + 1:index + 2]
-        if char == "\\" and escaped:
-            out.append(_hex(escaped) if _CONTROL.match(escaped) else "\\" + escaped)
-            index += 2
-            continue
-        out.append("\\/" if char == "/" else _hex(char) if _CONTROL.match(char) else char)
-        index += 1
-    return "/" + ("(?s)" if dot_all else "") + "^(?:" + "".join(out) + ")$/"
+    body = _REGEX_PIECE.sub(_regex_piece, pattern)
+    return "/" + ("(?s)" if dot_all else "") + "^(?:" + body + ")$/"
 
 
 def condition(matcher: Matcher) -> str:
     """The WHERE condition selecting what ``matcher`` selects (absent tag = empty value)."""
     key = identifier(stored_key(matcher.name))
     if matcher.type in (MatchType.EQ, MatchType.NEQ):
-        operator = _OPERATORS[matcher.type]
-        value = stored_tag(matcher.value) if matcher.value else ""
-        if matcher.type is MatchType.NEQ and matcher.value:
-            return f"({key} = '' OR {key} != {string_literal(value)})"
-        return f"{key} {operator} {string_literal(value)}"
+        literal = string_literal(stored_tag(matcher.value))
+        if matcher.value and matcher.matches_empty:  # != "x" also selects an absent tag
+            return f"({key} = '' OR {key} != {literal})"
+        return f"{key} {_OPERATORS[matcher.type]} {literal}"
     regex = regex_literal(matcher.value, matcher.dot_all)
     operator = _OPERATORS[matcher.type]
     encoded = f"{key} =~ {ENCODED}"
@@ -88,15 +86,12 @@ def condition(matcher: Matcher) -> str:
 
 def source(matchers: Tuple[Matcher, ...], prefix: str = "") -> str:
     """The FROM clause: one measurement for ``__name__="x"``, a regex for ``=~``, else all."""
-    for matcher in matchers:
-        if matcher.name == NAME_TAG and matcher.value \
-                and matcher.type is MatchType.EQ:  # pragma: no mutate (== for an enum)
-            return prefix + identifier(stored_measurement(matcher.value))
-    for matcher in matchers:
-        if matcher.name == NAME_TAG and matcher.type is MatchType.RE \
-                and not matcher.matches_empty:
-            regex = regex_literal(matcher.value, matcher.dot_all)
-            return prefix + regex[:-1] + "|^" + ENCODED_PREFIX + "/"
+    narrowing = {m.type: m for m in matchers if m.name == NAME_TAG and not m.matches_empty}
+    if MatchType.EQ in narrowing:
+        return prefix + identifier(stored_measurement(narrowing[MatchType.EQ].value))
+    if MatchType.RE in narrowing:
+        regex = regex_literal(narrowing[MatchType.RE].value, narrowing[MatchType.RE].dot_all)
+        return prefix + regex[:-1] + "|^" + ENCODED_PREFIX + "/"
     return prefix + "/.*/"
 
 
