@@ -210,3 +210,30 @@ def test_an_empty_write_stores_nothing(tmp_path):
     store = SQLiteStore(str(tmp_path))
     assert store.write([]).stored == 0
     assert store.read(query((2, "__name__", ".*")), 10) == []
+
+
+def test_a_metric_name_matcher_decoded_from_a_request_selects_that_metric_only(tmp_path):
+    """Names decoded from the wire are new strings (not the interned literal)."""
+    from chalicelib.prompb import remote_pb2
+    from tests.conftest import read_request
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series(labels(1), [1], [1.0]), Series((("__name__", "n"), ("i", "0001")), [1],
+                                                       [2.0])])
+    wire = remote_pb2.ReadRequest.FromString(
+        read_request((0, 10, [(0, "__name__", "m"), (0, "i", "0001")])).SerializeToString())
+    matchers = tuple(Matcher.of(m.type, m.name, m.value) for m in wire.queries[0].matchers)
+    assert [s.labels for s in store.read(Query(0, 10, matchers), 10)] == [labels(1)]
+
+
+def test_the_database_file_holds_labels_as_utf8_json_and_values_as_their_bits(tmp_path):
+    """What is on disk, for anyone reading the file with sqlite3 (and for the files
+    earlier versions wrote, which later ones must keep reading)."""
+    import sqlite3
+    import struct
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series((("__name__", "m"), ("v", "\u00fc \u65e5\u672c \"q\"")), [7], [-0.5])])
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT name, labels FROM series").fetchall() == [
+            ("m", '[["__name__", "m"], ["v", "\u00fc \u65e5\u672c \\"q\\""]]')]
+        assert db.execute("SELECT t, v FROM samples").fetchall() == [
+            (7, struct.unpack("<q", struct.pack("<d", -0.5))[0])]

@@ -50,14 +50,14 @@ _SERIES_LABELS, _SERIES_TIMESTAMPS, _SERIES_VALUES = (
     attrgetter("labels"), attrgetter("timestamps"), attrgetter("values"))
 
 
-def floats_to_bits(values: Sequence[float]) -> array:
-    """The int64 bit patterns of ``values`` (bulk, no per-value Python work)."""
-    return array("q", array("d", values).tobytes())
+def floats_to_bits(values: array) -> array:
+    """The int64 bit patterns of the doubles ``values`` (bulk, no per-value Python work)."""
+    return array("q", values.tobytes())
 
 
-def bits_to_floats(bits: Sequence[int]) -> array:
+def bits_to_floats(bits: array) -> array:
     """Inverse of ``floats_to_bits``."""
-    return array("d", (bits if isinstance(bits, array) else array("q", bits)).tobytes())
+    return array("d", bits.tobytes())
 
 
 #: The series index keeps label sets in memory up to this many bytes in all...
@@ -151,7 +151,7 @@ class SQLiteStore:
 
     def __init__(self, data_dir: str, index_max_bytes: int = INDEX_MAX_BYTES,
                  index_entry_max_bytes: int = INDEX_ENTRY_MAX_BYTES,
-                 lock_timeout: float = 30.0) -> None:
+                 lock_timeout: float = 30.0) -> None:  # pragma: no mutate (a patience)
         os.makedirs(data_dir, exist_ok=True)
         self.lock_timeout = lock_timeout  # seconds a write waits for another process's lock
         self.path = os.path.join(data_dir, DB_FILE)
@@ -166,8 +166,7 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.lock_timeout, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self.lock_timeout, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
