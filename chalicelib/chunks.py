@@ -85,11 +85,11 @@ def _write_dod(bits: "_BitWriter", dod: int) -> None:
 
 def _write_xor(bits: "_BitWriter", xor: int, leading: int, trailing: int) -> tuple:
     """Write one value XOR; returns the (leading, trailing) window now in use."""
-    if xor == 0:
+    if not xor:
         bits.write(0b0, 1)
         return leading, trailing
     new_leading = min(64 - xor.bit_length(), 31)
-    new_trailing = (xor & -xor).bit_length() - 1
+    new_trailing = (xor ^ (xor - 1)).bit_length() - 1  # the lowest 1 bit and the 0s below
     if new_leading >= leading and new_trailing >= trailing:  # fits the window in use
         bits.write(0b10, 2)
         bits.write(xor >> trailing, 64 - leading - trailing)

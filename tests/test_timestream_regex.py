@@ -32,7 +32,7 @@ STRINGS = [
     "\u01c4", "\u01c5", "\u01c6", "\u0345", "\u03b9", "\u1fbe", "\u2126", "\u03c9", "\u00e9",
     "\u00c9", "e\u0301", "\u03b1", "\u0391", "\u0436", "\u0416", "\u05d0", "\u4e2d",
     "\U0001f600", "\U0001f600\U0001f600", "\U00010400", "\U00010428", "\U0010ffff", "\ue000",
-    "\ud7ff", "0", "9", "42", "\u0663", "\u0969", "\uff11", "\u2170", "\u2160", "a b", "a_b",
+    "\ud7ff", "\u0378", "0", "9", "42", "\u0663", "\u0969", "\uff11", "\u2170", "\u2160", "a b", "a_b",
     "foo", "foobar", "bar", "api", "api_http", "apix", "prometheus", "node_exporter:9100",
     "2xx", "5xx", "GET", "get", "a1", "word word",
 ]
@@ -100,7 +100,7 @@ CORPUS = [
     "\U0001f600", "\U0001f600+", "[\U0001f600]", "[\U0001f600-\U0001f64f]", "[^a]{2}",
     ".{2}", "\\x{D800}", "[\\x{D000}-\\x{E000}]", "[^\\x{D800}-\\x{DFFF}]", "\\x{D83D}",
     "\\x{D83D}\\x{DE00}", "[\\x{D83D}][\\x{DE00}]", ".\\x{DE00}", "[\\x{D800}-\\x{DBFF}].*",
-    "\\x{D83D}.", "[\\x{D83D}\\x{DE00}]+",
+    "\\x{D83D}.", "[\\x{D83D}\\x{DE00}]+", "\ud7ff", "\ue000", "[\ud7ff-\ue000]",
     # classes with escapes
     "[\\n]", "[\\x41-\\x43]", "[\\x{1F600}]", "[\\0-\\x{1F}]", "[\\.]", "[.]", "[*+?]",
     "[$^]", "[|]", "[(]", "[)]", "[{]", "[\\\\]", "[a\\-z]", "[\\t\\v]", "[\u00e9]",
@@ -371,3 +371,38 @@ def test_groups_nested_as_deep_as_allowed_are_translated(java_oracle):
     pattern = "(" * 200 + "a" + ")" * 200
     [answer] = java_oracle.find([(java_regex(pattern), ["a", "b", "aa"])])
     assert answer == "100"
+
+
+# Go's own error for each (regexp/syntax: "error parsing regexp: <reason>: `<text>`").
+GO_ERRORS = {
+    "(?<": "invalid or unsupported Perl syntax: `(?<`",
+    "(?P<": "invalid or unsupported Perl syntax: `(?P`",
+    "(?<n": "invalid named capture: `(?<n`",
+    "(?P<n": "invalid named capture: `(?P<n`",
+    "(?P<n-1>a)": "invalid named capture: `(?P<n-1>`",
+    "(?<>a)": "invalid named capture: `(?<>`",
+    "(?i-)": "invalid or unsupported Perl syntax: `(?i-)`",
+    "(?-:a)": "invalid or unsupported Perl syntax: `(?-:`",
+    "a{1001}": "invalid repeat count: `{1001}`",
+    "(a{10}){101}": "invalid repeat count: `{101}`",
+    "a**": "invalid nested repetition operator: `**`",
+    "a*??": "invalid nested repetition operator: `*??`",
+    "x|*": "missing argument to repetition operator: `*`",
+    "[b-a]": "invalid character class range: `b-a`",
+    "[[:foo:]]": "invalid character class range: `[:foo:]`",
+    "\\p{Foo}": "invalid character class range: `\\p{Foo}`",
+    "\\8": "invalid escape sequence: `\\8`",
+    "\\1": "invalid escape sequence (backreferences are not supported): `\\1`",
+    "[a": "missing closing ]: `[a`",
+    "a)|(b": "unexpected ): `a)|(b`",
+    "(a|b": "missing closing ): `(a|b`",
+    "a?+": "invalid nested repetition operator: `?+`",
+    "a{2}{3}": "invalid nested repetition operator: `{2}{3}`",
+}
+
+
+@pytest.mark.parametrize("pattern,reason", sorted(GO_ERRORS.items()))
+def test_what_go_refuses_is_refused_with_gos_reason(pattern, reason):
+    with pytest.raises(BadRequest) as refused:
+        java_regex(pattern)
+    assert str(refused.value).endswith(f": {reason}"), str(refused.value)

@@ -4,13 +4,14 @@ Timestream evaluates ``regexp_like(col, pattern)`` with ``java.util.regex`` as a
 *contains* match; Prometheus matches ``^(?:pattern)$`` with Go's RE2 (Prometheus 3:
 ``^(?s:pattern)$``, where ``.`` also matches ``\\n``). The two dialects differ in
 syntax (``(?P<n>…)``, ``x{,3}``, ``[[]``, ``[a&&b]``, ``\\Z``, octal ``\\12``) and in
-meaning (``(?i)``, ``.``, ``$``, ``\\b``, ``\\s``, ``(?U)``, multi-line anchors).
+meaning (``(?i)``, ``.``, ``$``, ``\\b``, ``\\s``, multi-line anchors).
 
 So the pattern is parsed here by Go's grammar (``regexp/syntax/parse.go``) and the
 Java pattern is *generated*, never copied: every literal is written as ``\\x{…}``
 (ASCII letters and digits as themselves), every class as explicit code-point
 ranges, case-insensitivity as explicit case-folding classes, ``.``/``^``/``$``/
-``\\b`` as explicit classes and lookarounds, every group as ``(?:…)``. The Java
+``\\b`` as explicit classes and lookarounds, every group as ``(?:…)``, every repetition
+greedy (``(?U)`` and lazy ``*?`` cannot change whether a whole value matches). The Java
 pattern uses no flags, so nothing depends on how Java reads a flag. The result is
 wrapped as ``\\A(?:…)\\z``; since the inside is generated, no input can escape it.
 
@@ -67,6 +68,8 @@ _CATEGORIES = {
     "S": ("Sc", "Sk", "Sm", "So"), "Z": ("Zl", "Zp", "Zs"),
 }
 _CATEGORIES.update({sub: (sub,) for subs in list(_CATEGORIES.values()) for sub in subs})
+# What Java's one-letter categories hold that Go's do not (unassigned code points).
+_JAVA_ONLY = {"C": ("Cn",)}
 # Scripts Java knows since Java 8 (Character.UnicodeScript, Unicode 6.2); Go knows them
 # all. Newer scripts are refused: an older Java in Timestream would reject the pattern.
 _SCRIPTS = frozenset("""
@@ -114,16 +117,16 @@ def _translate(pattern: str, dot_all: bool) -> str:
 def _fold_orbits() -> Tuple[List[int], Dict[int, Tuple[int, ...]]]:
     """Each code point with case-fold equivalents -> its orbit, as Go's unicode.SimpleFold
     walks it (Unicode simple case folding, CaseFolding.txt statuses C and S)."""
-    groups: Dict[int, List[int]] = {}
+    groups: Dict[int, set] = {}
     # Up to Go's maxFold, U+1E943: a bound one higher or lower builds the same orbits
     # (nothing folds past it, and U+1E943 itself is brought in by U+1E921 folding to it).
     for code in range(0x1E944):  # pragma: no mutate
         fold = ord(_simple_fold(chr(code)))
         if fold != code:
-            groups.setdefault(fold, []).append(code)
+            groups.setdefault(fold, {fold}).add(code)
     orbits = {}
-    for key, members in groups.items():
-        orbit = tuple(sorted(set(members) | {key}))
+    for group in groups.values():
+        orbit = tuple(sorted(group))
         for code in orbit:
             orbits[code] = orbit
     return sorted(orbits), orbits
@@ -295,9 +298,9 @@ class _Translator:
         self.push(_class_item(_fold(ranges) if self.flags & _FOLD_CASE else ranges))
 
     def run(self) -> str:
-        last_repeat = False
+        last_repeat: Optional[int] = None  # where the previous item's repetition began
         while self.pos < len(self.pattern):
-            repeat = False
+            repeat = None
             char = self.peek()
             if char == "(":
                 self.open_group()
@@ -307,7 +310,7 @@ class _Translator:
             elif char == ")":
                 self.pos += 1
                 if len(self.frames) == 1:
-                    raise self.invalid("unexpected )")
+                    raise self.invalid("unexpected )", self.pattern)
                 frame = self.frames.pop()
                 self.flags = frame.flags
                 self.push(frame.close())
@@ -323,9 +326,9 @@ class _Translator:
             elif char == "[":
                 self.push(self.parse_class())
             elif char in "*+?":
+                repeat = self.pos
                 self.pos += 1
-                self.repeat(char, 0, 0, last_repeat, self.pos - 1)
-                repeat = True
+                self.repeat(char, 0, 0, last_repeat, repeat)
             elif char == "{":
                 start = self.pos
                 counts = self.parse_counts()
@@ -333,15 +336,15 @@ class _Translator:
                     self.pos += 1
                     self.literal(ord("{"))
                 else:
+                    repeat = start
                     self.repeat("{", counts[0], counts[1], last_repeat, start)
-                    repeat = True
             elif char == "\\":
                 self.parse_backslash()
             else:
                 self.literal(ord(self.take()))
             last_repeat = repeat
         if len(self.frames) > 1:
-            raise self.invalid("missing closing )")
+            raise self.invalid("missing closing )", self.pattern)
         return self.frames[0].close().text  # a class, a literal or a (?:...) group
 
     def open_group(self) -> None:
@@ -412,13 +415,14 @@ class _Translator:
             raise self.invalid("invalid repeat count", self.pattern[start:self.pos])
         return low, high
 
-    def repeat(self, op: str, low: int, high: int, last_repeat: bool, start: int) -> None:
+    def repeat(self, op: str, low: int, high: int, last_repeat: Optional[int],
+               start: int) -> None:
         """Apply ``op`` (``*+?`` or ``{`` with counts) to the last item, as Go's repeat."""
-        lazy = self.peek() == "?"
-        if lazy:
+        if self.peek() == "?":  # lazy: the same whole-value matches as greedy
             self.pos += 1
-        if last_repeat:
-            raise self.invalid("invalid nested repetition operator", self.pattern[start:self.pos])
+        if last_repeat is not None:  # Go shows both operators
+            raise self.invalid("invalid nested repetition operator",
+                               self.pattern[last_repeat:self.pos])
         items = self.frames[-1].items
         if not items:
             raise self.invalid("missing argument to repetition operator",
@@ -434,9 +438,8 @@ class _Translator:
             if weight > MAX_REPEAT:  # (Go checks only counts >= 2; only those raise it)
                 raise self.invalid("invalid repeat count", self.pattern[start:self.pos])
             op = f"{{{low}}}" if low == high else f"{{{low},}}" if high == -1 else f"{{{low},{high}}}"
-        ungreedy = bool(self.flags & _UNGREEDY) != lazy  # greediness cannot change a match
         text = sub.text if sub.unit else f"(?:{sub.text})"
-        items.append(_Item(text + op + ("?" if ungreedy else ""), False, weight))
+        items.append(_Item(text + op, False, weight))
 
     def parse_backslash(self) -> None:
         kind = self.peek(1)
@@ -525,14 +528,10 @@ class _Translator:
         seq = self.pattern[start:self.pos]
         if name == "Any":
             return ([] if negated else list(_ANY)), []
-        if name in _CATEGORIES:
-            parts = _CATEGORIES[name]
-            java = [f"gc={part}" for part in parts]
-            if negated and len(parts) > 1:  # Java's one-letter C also holds Cn: name them
-                java = [f"gc={name}"] + (["gc=Cn"] if name == "C" else [])
-                fragments = ["\\P{" + java[0] + "}"] + ["\\p{" + j + "}" for j in java[1:]]
-            else:
-                fragments = [("\\P{" if negated else "\\p{") + j + "}" for j in java]
+        if name in _CATEGORIES and negated:  # not Java's category, or what only Java's holds
+            fragments = [f"\\P{{gc={name}}}"] + [f"\\p{{gc={c}}}" for c in _JAVA_ONLY.get(name, ())]
+        elif name in _CATEGORIES:
+            fragments = [f"\\p{{gc={part}}}" for part in _CATEGORIES[name]]
         elif name in _SCRIPTS:
             fragments = [("\\P{" if negated else "\\p{") + "sc=" + name + "}"]
         elif name.upper() in _NEWER_SCRIPTS:
