@@ -67,15 +67,13 @@ def write_message(headers: Mapping[str, str]) -> str:
 
 
 def decoded_length(body: bytes) -> int:
-    """Length a snappy block declares for its decoded data (its varint preamble)."""
-    result = shift = 0
-    for index, byte in enumerate(body[:10]):
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if index >= 5 or result >= 1 << 32:
-                break
-            return result
-        shift += 7
+    """Length a snappy block declares for its decoded data: its preamble, a uvarint of
+    at most 5 bytes below 2**32 (as the snappy format allows)."""
+    length = 0
+    for index, byte in enumerate(body[:5]):
+        length |= (byte & 0x7F) << 7 * index
+        if byte < 0x80 and length < 1 << 32:
+            return length
     raise BadRequest("body is not snappy block format: bad length preamble")
 
 

@@ -167,6 +167,9 @@ def test_frame_length_is_a_uvarint_at_every_byte_boundary(length, uvarint):
     ("application/x-protobuf;proto=io.prometheus.write.v2.Request", codec.WRITE_V2_PROTO),
     ("application/x-protobuf; charset=x; proto=io.prometheus.write.v2.Request",
      codec.WRITE_V2_PROTO),
+    ("application/x-protobuf; version=2", codec.WRITE_V1_PROTO),  # other parameters: ignored
+    ("application/x-protobuf; version=2; proto=io.prometheus.write.v2.Request",
+     codec.WRITE_V2_PROTO),
 ])
 def test_write_message_negotiated_by_content_type(content_type, message):
     headers = {"Content-Type": content_type, "Content-Encoding": "snappy"}
@@ -223,3 +226,13 @@ def test_a_body_that_is_not_snappy_block_data_is_400_saying_what_it_looks_like(b
     with pytest.raises(BadRequest) as raised:
         codec.decode_write_request(body, HEADERS, 1 << 20)
     assert str(raised.value) == f"body is not valid snappy block data: {guess}"
+
+
+@pytest.mark.parametrize("size", [127, 128, 255, 16383, 16384, 2 ** 21 + 1])
+def test_a_body_is_read_up_to_the_decoded_size_limit_whatever_its_length_preamble(size):
+    message = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    body = snappy.compress(message)
+    assert codec.decompress(body, size) == message
+    with pytest.raises(PayloadTooLarge, match=f"would be {size} bytes, over the limit of "
+                                              f"{size - 1}$"):
+        codec.decompress(body, size - 1)
