@@ -77,6 +77,11 @@ MODULES: Dict[str, List[str]] = {
     "chalicelib/storage/influxdb_line.py": ["tests/test_influxdb_line.py",
                                             "tests/test_influxql.py"],
     "chalicelib/storage/influxql.py": ["tests/test_influxql.py", "tests/test_influxdb_line.py"],
+    "chalicelib/storage/influxdb_client.py": ["tests/test_influxdb_client.py",
+                                              "tests/test_influxdb_store.py",
+                                              "tests/test_influxdb_faults.py",
+                                              "tests/test_influxdb_credentials.py",
+                                              "tests/test_store_contract.py", *_INFLUXDB_ONLY],
 }
 
 PYTEST_OPTIONS = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]

@@ -130,7 +130,7 @@ def fresh_store(server: InfluxServer, url: Optional[str] = None, **kwargs):
 
 class FaultProxy:
     """Forwards HTTP requests to ``target_url``; answers the next ``fail`` requests with
-    ``status`` instead, and delays every answer by ``delay`` seconds."""
+    ``status`` and ``body`` instead, and delays every answer by ``delay`` seconds."""
 
     def __init__(self, target_url: str) -> None:
         import http.client
@@ -138,6 +138,7 @@ class FaultProxy:
         import threading
         self.fail = 0
         self.status = 503
+        self.body = b'{"error":"injected"}'
         self.delay = 0.0
         self.requests = 0
         self._lock = threading.Lock()
@@ -155,7 +156,7 @@ class FaultProxy:
                     proxy.fail -= failing
                 time.sleep(proxy.delay)
                 if failing:
-                    data, status, headers = b'{"error":"injected"}', proxy.status, []
+                    data, status, headers = proxy.body, proxy.status, []
                 else:
                     conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                     conn.request("POST", self.path, body=body, headers={
