@@ -94,7 +94,7 @@ class InfluxClient:
         status, response = self._open("/query", params, body, {
             "Content-Type": "application/x-www-form-urlencoded"}, timeout)
         with response:
-            if status != 200:
+            if status >= 300:
                 raise http_error(status, _error_text(response.read()), "query",
                                  self.credentials)
             try:
