@@ -11,7 +11,7 @@ limit of 1000), the pattern is refused as Prometheus refuses it. Every refusal i
 a BadRequest (400) naming the pattern and RE2's reason.
 """
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 import _re2
@@ -46,7 +46,8 @@ _INSTRUCTION_BYTES = 32  # pragma: no mutate (an estimate: 31 or 33 keep as many
 def _options(dot_all: bool) -> "re2.Options":
     options = re2.Options()
     options.dot_nl = dot_all
-    options.never_capture = True  # only whether it matches is ever asked
+    # Only speed: the whole match's span is all that is read, captured groups or not.
+    options.never_capture = True  # pragma: no mutate (speed only)
     options.log_errors = False
     options.max_mem = MAX_REGEX_MEMORY
     return options
@@ -143,7 +144,7 @@ class Matcher:
     value: str
     #: Regex dialect of the asking client: ``.`` matches ``\n`` (Prometheus 3) or not (2.x).
     dot_all: bool
-    regex: Optional[Regex] = field(default=None, compare=False, repr=False)
+    regex: Optional[Regex]
 
     @classmethod
     def of(cls, type_: int, name: str, value: str, dot_all: bool = False) -> "Matcher":
@@ -160,12 +161,7 @@ class Matcher:
 
     def matches_value(self, value: str) -> bool:
         """Whether a label value ("" when the label is absent) satisfies the matcher."""
-        if self.type is MatchType.EQ:
-            return value == self.value
-        if self.type is MatchType.NEQ:
-            return value != self.value
-        matched = self.regex.fullmatch(value)
-        return matched if self.type is MatchType.RE else not matched
+        return _TESTS[self.type](self, value)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether a series with ``labels`` is selected."""
@@ -175,6 +171,14 @@ class Matcher:
     def matches_empty(self) -> bool:
         """Whether a series *without* this label is selected."""
         return self.matches_value("")
+
+
+_TESTS = {
+    MatchType.EQ: lambda matcher, value: value == matcher.value,
+    MatchType.NEQ: lambda matcher, value: value != matcher.value,
+    MatchType.RE: lambda matcher, value: matcher.regex.fullmatch(value),
+    MatchType.NRE: lambda matcher, value: not matcher.regex.fullmatch(value),
+}
 
 
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:

@@ -27,3 +27,11 @@ def test_the_regex_cache_stays_within_its_bound():
     assert 0 < _CACHE.bytes <= REGEX_CACHE_BYTES and len(_CACHE) < 3000
     assert len(_CACHE) > REGEX_CACHE_BYTES // 50_000  # not overestimated: most that fit are kept
     assert compile_anchored("x{1,20}", False).fullmatch("x" * 20)
+
+
+def test_a_long_patterns_text_counts_against_the_regex_cache_bound():
+    patterns = [f"[{i}" + "a" * 100_000 + "]" for i in range(12)]  # one-instruction classes
+    for pattern in patterns:
+        assert compile_anchored(pattern, False).fullmatch("a")
+    assert 0 < sum(_CACHE.get((p, False)) is not None for p in patterns) < 12
+    assert _CACHE.bytes <= REGEX_CACHE_BYTES

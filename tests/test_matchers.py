@@ -80,6 +80,12 @@ def test_refusals_name_the_pattern_and_re2s_reason_escaped():
     assert str(caught.value) == 'invalid regex "a\\\\": trailing \\'
 
 
+def test_a_long_literal_within_re2s_memory_budget_is_accepted():
+    value = "x" * 150_000  # more instructions than RE2 allows without a memory budget
+    assert Matcher.of(MatchType.RE, "k", value).matches_value(value)
+    assert not Matcher.of(MatchType.RE, "k", value).matches_value(value + "x")
+
+
 def test_nesting_counts_the_groups_open_at_once():
     assert Matcher.of(MatchType.RE, "k", "(a)" * 2000).matches_value("a" * 2000)
     with pytest.raises(BadRequest) as caught:

@@ -22,7 +22,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from chalicelib.budget import SAMPLE_BYTES, ReadBudget, series_bytes
 from chalicelib.errors import BackendUnavailable
-from chalicelib.matchers import matches_all
+from chalicelib.matchers import Matcher, matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult, metric_name
 
 SCHEMA = """
@@ -265,8 +265,10 @@ class SQLiteStore:
         """(id, labels) of the series the matchers select: metric-name matchers are
         decided once per distinct name, the others per series; series whose labels
         stay on disk are loaded READ_CHUNK at a time and only kept if selected."""
-        on_name = [m for m in query.matchers if m.name == "__name__"]
-        others = [m for m in query.matchers if m.name != "__name__"]
+        on_name: List[Matcher] = []
+        others: List[Matcher] = []
+        for matcher in query.matchers:
+            (on_name if matcher.name == "__name__" else others).append(matcher)
         with self._index_lock:
             index = self._index
             candidates = [(i, index.labels[i]) for name, ids in index.by_name.items()
