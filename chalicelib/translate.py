@@ -8,7 +8,7 @@ in Prometheus). Values may be any UTF-8.
 """
 import logging
 import operator
-from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Tuple
 
 from google.protobuf.message import DecodeError
 
@@ -156,8 +156,7 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -
     return Translated(result, refused)
 
 
-def queries_from_read_request(request: remote_pb2.ReadRequest,
-                              dot_all: bool = False) -> List[Query]:
+def queries_from_read_request(request: remote_pb2.ReadRequest, dot_all: bool) -> List[Query]:
     """The request's queries as model objects (BadRequest on a bad matcher or range).
 
     ``dot_all``: the client's regex dialect (``.`` matches ``\\n``, Prometheus 3)."""
@@ -171,14 +170,6 @@ def queries_from_read_request(request: remote_pb2.ReadRequest,
             raise BadRequest(f"query {index}: at least one matcher is required")
         queries.append(Query(query.start_timestamp_ms, query.end_timestamp_ms, matchers))
     return queries
-
-
-def query_result(series: Sequence[Series]) -> remote_pb2.QueryResult:
-    """A protobuf QueryResult holding ``series`` in the given order."""
-    result = remote_pb2.QueryResult()
-    for item in series:
-        _fill(result.timeseries.add(), item)
-    return result
 
 
 def encoded_series(series: Series) -> bytes:

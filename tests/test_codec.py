@@ -201,6 +201,7 @@ def test_body_declaring_another_length_than_it_holds_is_400(delta):
 @pytest.mark.parametrize("preamble,error,message", [
     (b"\xff\xff\xff\xff\x0f", PayloadTooLarge, "would be 4294967295 bytes"),  # 2^32 - 1: read
     (b"\x80\x80\x80\x80\x10", BadRequest, "bad length preamble"),  # 2^32: over snappy's
+    (b"\xff\xff\xff\xff\x7f", BadRequest, "bad length preamble"),  # 2^35 - 1
     (b"\x80\x80\x80\x80\x80\x00", BadRequest, "bad length preamble"),  # six bytes
     (b"\x80\x80\x80\x80\x80\x80\x00", BadRequest, "bad length preamble"),  # seven
 ])

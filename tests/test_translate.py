@@ -94,14 +94,22 @@ def test_native_histograms_are_skipped_and_logged(caplog):
 
 def test_read_queries_need_a_matcher_and_end_not_before_start():
     ok = read_request((5, 5, [(0, "__name__", "up")]), (1, 9, [(0, "__name__", "up")]))
-    assert [(q.start_ms, q.end_ms) for q in translate.queries_from_read_request(ok)] == \
+    assert [(q.start_ms, q.end_ms) for q in translate.queries_from_read_request(ok, False)] == \
         [(5, 5), (1, 9)]
     backwards = read_request((1, 9, [(0, "__name__", "up")]), (10, 9, [(0, "__name__", "up")]))
     with pytest.raises(BadRequest, match="^query 1: end 9 is before start 10$"):
-        translate.queries_from_read_request(backwards)
+        translate.queries_from_read_request(backwards, False)
     no_matcher = read_request((1, 9, [(0, "__name__", "up")]), (1, 9, []))
     with pytest.raises(BadRequest, match="^query 1: at least one matcher is required$"):
-        translate.queries_from_read_request(no_matcher)
+        translate.queries_from_read_request(no_matcher, False)
+
+
+@pytest.mark.parametrize("dot_all", [True, False])
+def test_read_matchers_use_the_clients_regex_dialect(dot_all):
+    request = read_request((1, 9, [(0, "__name__", "up"), (2, "path", "a.b")]))
+    [query] = translate.queries_from_read_request(request, dot_all)
+    assert [m.matches_value("a\nb") for m in query.matchers] == [False, dot_all]
+    assert [m.matches_value("axb") for m in query.matchers] == [False, True]
 
 
 @pytest.mark.parametrize("labels,value", [
@@ -158,3 +166,9 @@ def test_a_label_that_is_not_utf8_fails_the_whole_request_as_400(name):
     with pytest.raises(BadRequest, match="^body is not a valid protobuf WriteRequest: a label "
                                          "is malformed or not UTF-8$"):
         translate.series_from_write_request(request)
+
+
+def test_a_refused_series_is_shown_with_its_name_first_then_its_labels_as_sent():
+    [refusal] = translated(({"Alpha": "a", "__name__": "m", "job": "j", "": "x"},
+                            [(1, 1.0)])).refused
+    assert refusal.reason == 'empty label name in series m{="x",Alpha="a",job="j"}'
