@@ -45,21 +45,21 @@ def series_chunks(timestamps: Sequence[int], values: Sequence[float],
 
 def xor_chunk(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
     """One XOR chunk holding these samples (1 to 65535, sorted by time)."""
-    if not 0 < len(timestamps) == len(values) <= 0xFFFF:
-        raise ValueError("an XOR chunk holds 1 to 65535 samples, one value per timestamp")
+    if not timestamps or len(timestamps) > 0xFFFF:
+        raise ValueError("an XOR chunk holds 1 to 65535 samples")
     bits = _BitWriter()
     bits.write_bytes(struct.pack(">H", len(timestamps)))
     # Not read before the first sample sets them:
     previous_bits = leading = trailing = 0  # pragma: no mutate
     previous_t = delta = 0  # pragma: no mutate
-    for index, (t, value) in enumerate(zip(timestamps, values)):
-        value_bits = struct.unpack(">Q", struct.pack(">d", value))[0]
-        if index == 0:
+    for index, (t, value) in enumerate(zip(timestamps, values, strict=True)):  # one value each
+        value_bits = int.from_bytes(struct.pack(">d", value), "big")
+        if not index:
             bits.write_bytes(_varint(t))
             bits.write(value_bits, 64)
         else:
             new_delta = (t - previous_t) & _U64
-            if index == 1:
+            if index < 2:  # the second sample: a plain delta
                 bits.write_bytes(_uvarint(new_delta))
                 leading = 0xFF  # pragma: no mutate (no window yet: any value above 31 says so)
             else:

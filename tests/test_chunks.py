@@ -109,7 +109,8 @@ def test_chunks_hold_at_most_120_samples():
 
 
 def test_refuses_what_a_chunk_cannot_hold():
-    for timestamps, values in (([], []), ([1, 2], [1.0]), (list(range(65536)), [0.0] * 65536)):
+    for timestamps, values in (([], []), ([1, 2], [1.0]), ([1], [1.0, 2.0]),
+                               (list(range(65536)), [0.0] * 65536)):
         with pytest.raises(ValueError):
             xor_chunk(timestamps, values)
 

@@ -430,14 +430,13 @@ class _Translator:
         sub = items.pop()
         weight = sub.weight
         if op == "{":
-            bound = low if high == -1 else high
-            if high == 0:
+            if not high:
                 weight = 1  # Go's repeatIsValid does not look inside x{0}
-            elif bound:
-                weight *= bound
+            else:  # x{n,m} counts m, x{n,} n, and x{0,} its inside once
+                weight *= max(low, high, 1)
             if weight > MAX_REPEAT:  # (Go checks only counts >= 2; only those raise it)
                 raise self.invalid("invalid repeat count", self.pattern[start:self.pos])
-            op = f"{{{low}}}" if low == high else f"{{{low},}}" if high == -1 else f"{{{low},{high}}}"
+            op = f"{{{low},{high if high >= 0 else ''}}}"  # x{2} as x{2,2}: the same
         text = sub.text if sub.unit else f"(?:{sub.text})"
         items.append(_Item(text + op, False, weight))
 
