@@ -170,7 +170,7 @@ def test_the_index_fills_its_byte_budget_and_no_more(tmp_path):
     store.write(written)
     index = store._index
     in_memory = sum(len(labels_json(l)) for l in index.labels.values())
-    assert 40_000 < 3 * in_memory <= 60_000
+    assert 45_000 < 3 * in_memory <= 60_000
     assert len(index.labels) + len(index.on_disk) == 100
     assert [s.labels for s in store.read(query((0, "__name__", "m")), 1000)] == \
         sorted(s.labels for s in written)
