@@ -5,6 +5,7 @@ import struct
 import pytest
 
 from chalicelib.model import Series
+from chalicelib.storage import influxdb_line
 from chalicelib.storage.influxdb_line import (LineEncoder, batches, decode, field_text,
                                               series_key, stored_key, stored_measurement,
                                               stored_tag, value_from_fields)
@@ -91,11 +92,10 @@ def test_lines_and_batches():
     assert list(batches([], encoder, 5)) == []
 
 
-def test_key_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(LineEncoder, "MAX_CACHED", 1000)  # > 256: ints compared by value
+def test_remembered_series_keys_are_bounded(monkeypatch):
+    monkeypatch.setattr(influxdb_line, "MAX_CACHED_KEYS", 10)
     encoder = LineEncoder()
-    for i in range(1000):
-        assert encoder.key((("__name__", f"m{i}"),)) == f"m{i},__name__=m{i}"
-    assert len(encoder._keys) == 1000
-    assert encoder.key((("__name__", "c"),)) == "c,__name__=c"
-    assert len(encoder._keys) == 1  # full: emptied before adding
+    series = [Series((("__name__", f"m{i}"),), [i], [1.0]) for i in range(100)]
+    assert [line.split(" ")[0] for line in encoder.lines(series * 2)] == \
+        [f"m{i},__name__=m{i}" for i in range(100)] * 2
+    assert encoder.key.cache_info().currsize == 10

@@ -29,10 +29,12 @@ holding the float64's 16 hex digits (``7ff0000000000002`` is a stale marker,
 ``7ff0000000000000`` +Inf), which reads back bit for bit.
 """
 import base64
+import functools
+import itertools
 import math
 import re
 import struct
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from chalicelib.model import Labels, Series
 
@@ -41,6 +43,8 @@ BITS_FIELD = "value_bits"
 NAME_TAG = "__name__"
 ENCODED_PREFIX = "base64:"
 RESERVED_KEYS = frozenset({"time", "_field", "_measurement"})
+# Equivalent mutants only: how many series keys an encoder remembers is a memory bound.
+MAX_CACHED_KEYS = 200_000  # pragma: no mutate
 
 # A backslash the parser would read as an escape, or a newline.
 _UNWRITABLE = re.compile(r"\\(?:[, =]|$)|[\x00-\x1f\x7f]")
@@ -119,20 +123,8 @@ def value_from_fields(value: object, bits: object) -> Optional[float]:
 class LineEncoder:
     """Turns series into lines, remembering each series' escaped key (bounded cache)."""
 
-    # Equivalent mutants only (a memory bound, not behaviour).
-    MAX_CACHED = 200_000  # pragma: no mutate
-
     def __init__(self) -> None:
-        self._keys: Dict[Labels, str] = {}
-
-    def key(self, labels: Labels) -> str:
-        key = self._keys.get(labels)
-        if key is None:
-            # Equivalent mutants only (== is the same: the size grows by one).
-            if len(self._keys) >= self.MAX_CACHED:  # pragma: no mutate
-                self._keys.clear()
-            key = self._keys[labels] = series_key(labels)
-        return key
+        self.key = functools.lru_cache(maxsize=MAX_CACHED_KEYS)(series_key)
 
     def lines(self, series: Sequence[Series]) -> Iterator[str]:
         """One line per sample; timestamps in milliseconds (``precision=ms``)."""
@@ -148,12 +140,8 @@ class LineEncoder:
 def batches(series: Sequence[Series], encoder: LineEncoder,
             max_lines: int) -> Iterator[List[str]]:
     """The samples of ``series`` as lists of at most ``max_lines`` lines."""
-    batch: List[str] = []
-    for line in encoder.lines(series):
-        batch.append(line)
-        # Equivalent mutants only (== is the same: the size grows by one).
-        if len(batch) >= max_lines:  # pragma: no mutate
-            yield batch
-            batch = []
-    if batch:
+    lines = encoder.lines(series)
+    batch = list(itertools.islice(lines, max_lines))
+    while batch:
         yield batch
+        batch = list(itertools.islice(lines, max_lines))
