@@ -172,3 +172,13 @@ def test_a_refused_series_is_shown_with_its_name_first_then_its_labels_as_sent()
     [refusal] = translated(({"Alpha": "a", "__name__": "m", "job": "j", "": "x"},
                             [(1, 1.0)])).refused
     assert refusal.reason == 'empty label name in series m{="x",Alpha="a",job="j"}'
+
+
+def test_label_cache_is_bounded_in_entries(monkeypatch):
+    monkeypatch.setattr(translate, "_LABELS", {})
+    monkeypatch.setattr(translate, "_labels_bytes", 0)
+    monkeypatch.setattr(translate, "_LABELS_MAX", 2)
+    for i in range(5):  # never more than the bound, after each new series
+        [series] = translated(({"__name__": f"m{i}"}, [(1, 1.0)])).series
+        assert series.labels == (("__name__", f"m{i}"),)
+        assert len(translate._LABELS) <= 2
