@@ -8,7 +8,7 @@ Developer Guide, "Allowing SELECT operations" (SELECT needs ``timestream:Select`
 metadata statements ``DESCRIBE`` and ``SHOW MEASURES`` need ``timestream:DescribeTable`` and
 ``timestream:ListMeasures`` on the table).
 """
-from typing import Dict, Tuple
+from typing import Dict, Set, Tuple
 
 TABLE = "table"  # the stage's Timestream table
 ANY = "*"        # actions that take no resource
@@ -36,6 +36,7 @@ def statement_kind(sql: str) -> str:
 
 def actions_on(resource: str) -> list:
     """Every IAM action the connector needs on ``resource`` (TABLE or ANY), sorted."""
-    # no mutate: ``is`` would match too (callers pass the interned TABLE/ANY constants)
-    wanted = {action for action, on in ACTIONS.values() if on == resource}  # pragma: no mutate
-    return sorted(wanted)
+    by_resource: Dict[str, Set[str]] = {}
+    for action, on in ACTIONS.values():
+        by_resource.setdefault(on, set()).add(action)
+    return sorted(by_resource[resource])
