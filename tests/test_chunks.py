@@ -272,12 +272,12 @@ def test_known_bytes_of_leading_zeros_beyond_31_and_of_64_meaningful_bits():
 
 
 def test_known_bytes_of_negative_and_extreme_timestamps():
-    # ts_0 is a zig-zag varint: -1 -> 1, -65 -> 129 (81 01), 64 -> 128 (80 01), 63 -> 126;
+    # ts_0 is a zig-zag varint: -1 -> 1, -65 -> 129 (81 01), 64 -> 128 (80 01), -64 -> 127;
     # whole bytes, then the empty one.
     assert xor_chunk([-1], [0.0]).hex() == "0001" "01" "0000000000000000" "00"
     assert xor_chunk([-65], [0.0]).hex() == "0001" "8101" "0000000000000000" "00"
     assert xor_chunk([64], [0.0]).hex() == "0001" "8001" "0000000000000000" "00"  # 128
-    assert xor_chunk([63], [0.0]).hex() == "0001" "7e" "0000000000000000" "00"  # 126
+    assert xor_chunk([-64], [0.0]).hex() == "0001" "7f" "0000000000000000" "00"  # 127
     # The widest int64 range: ts_0 -2^63 (zig-zag 2^64 - 1), delta 2^64 - 1 (10 bytes each);
     # the delta of deltas wraps as Go's int64 does: -1, in 14 bits.
     top = "ff" * 9 + "01"

@@ -87,7 +87,7 @@ CORPUS = [
     "[ab]{2,3}", "(?s).{1,2}", "x{2}{,3}", "x{2,}", "x{0,}", "(ab){1000}", "(a{1000}){0,1}",
     "((a{500}){0,1}){2}", "(a{1000}){1,}",
     # groups and flags
-    "(?P<name>a)", "(?P<n1>a)|(?P<n2>b)", "(?<name>a)", "(?P<a_1>x)+", "(?:)", "(?i)",
+    "(?P<name>a)", "(?P<n1>a)|(?P<n2>b)", "(?P<x>a)", "(?<y>b)", "(?<name>a)", "(?P<a_1>x)+", "(?:)", "(?i)",
     "(?)", "(?i-s)a.", "(?s-i)A.", "(?i-i)a", "(?U-U)a*", "(a)(?i)b", "(a(?i)b)c",
     # Unicode classes
     "\\pL", "\\pL+", "\\PL", "\\p{L}", "\\p{Lu}", "\\p{Ll}", "\\p{Lt}", "\\pN", "\\p{Nd}",
@@ -118,7 +118,7 @@ GO_REFUSES = [
     # invalid escapes
     "\\", "a\\", "\\Z", "\\1", "\\8", "\\9", "\\e", "\\g", "\\h", "\\u0041", "\\c", "\\k<n>",
     "\\x", "\\x4", "\\xZZ", "\\x{}", "\\x{110000}", "\\x{41", "\\N", "\\G", "\\R", "\\X",
-    "\\y", "\\\u00e9", "[\\b]", "[\\B]", "[\\A]", "[\\z]", "[\\Q]", "[\\1]",
+    "\\y", "\\\u00e9", "\\18", "\\x{", "\\x{4", "\\x4}", "[\\b]", "[\\B]", "[\\A]", "[\\z]", "[\\Q]", "[\\1]",
     # repetition
     "*", "+", "?", "a**", "a*+", "a++", "a?+", "a*?*", "a{2}{3}", "a{2}*", "{2}", "x|*",
     "(*)", "(?i)*", "a{1001}", "a{2,1001}", "a{1001,}", "a{3,2}", "a{100000000}",
@@ -359,7 +359,11 @@ CLASS_PATTERNS = ([f"[[:{name}:]]" for name in NAMED_CLASSES]
                   + [f"[[:^{name}:]]" for name in NAMED_CLASSES]
                   + ["\\d", "\\D", "\\s", "\\S", "\\w", "\\W", "[\\d]", "[\\D]", "[\\s]",
                      "[\\S]", "[\\w]", "[\\W]", "[^\\d]", "[^\\s]", "[^\\w]", "\\b.", ".\\b",
-                     "\\B.", ".\\B"])
+                     "\\B.", ".\\B",
+                     # escapes of one character
+                     "\\a", "\\f", "\\n", "\\r", "\\t", "\\v", "[\\a\\f\\n\\r\\t\\v]", "\\0",
+                     "\\17", "\\177", "\\x7F", "\\x{7f}", "\\x{000041}", "[\\0-\\10]",
+                     "[a-a]", "[^a-a]", "\\x{24F}"])
 CLASS_VALUES = [chr(c) for c in range(0x250)] + ["\u212a", "\u017f", "\u2028", "\U0001f600"]
 
 
@@ -396,6 +400,7 @@ GO_ERRORS = {
     "\\8": "invalid escape sequence: `\\8`",
     "\\1": "invalid escape sequence (backreferences are not supported): `\\1`",
     "[a": "missing closing ]: `[a`",
+    "(?P<\u00e9>a)": "invalid named capture: `(?P<\u00e9>`",
     "a)|(b": "unexpected ): `a)|(b`",
     "(a|b": "missing closing ): `(a|b`",
     "a?+": "invalid nested repetition operator: `?+`",

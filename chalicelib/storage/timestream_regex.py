@@ -21,6 +21,7 @@ accepts, because Java cannot be made to mean the same here: Unicode classes
 Java 8, and groups nested deeper than MAX_DEPTH.
 """
 import bisect
+import re
 from functools import lru_cache
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -34,6 +35,9 @@ Ranges = List[Tuple[int, int]]
 
 _FOLD_CASE, _MULTI_LINE, _DOT_NL, _UNGREEDY = 1, 2, 4, 8
 _FLAG_LETTERS = {"i": _FOLD_CASE, "m": _MULTI_LINE, "s": _DOT_NL, "U": _UNGREEDY}
+
+_OCTAL = re.compile("[0-7]{0,2}")  # after a first octal digit
+_HEX = re.compile(r"\{([0-9A-Fa-f]+)\}|([0-9A-Fa-f]{2})")  # after \x
 
 _ANY: Ranges = [(0, MAX_RUNE)]
 _WORD: Ranges = [(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)]
@@ -249,15 +253,21 @@ class _Frame:
         (``(a|b)*`` overflows Java's default stack on 2 000 characters, ``[ab]*`` does not)."""
         self.end_branch()
         weight = max([1] + [item.weight for branch in self.branches for item in branch])
-        singles = [b[0].ranges for b in self.branches if len(b) == 1 and b[0].ranges is not None]
-        others = ["".join(item.text for item in b) for b in self.branches
-                  if not (len(b) == 1 and b[0].ranges is not None)]
+        classes = [_one_class(branch) for branch in self.branches]
+        singles = [ranges for ranges in classes if ranges is not None]
+        others = ["".join(item.text for item in branch)
+                  for branch, ranges in zip(self.branches, classes) if ranges is None]
         if singles:
             merged = _class_item([r for ranges in singles for r in ranges])
             if not others:
                 return merged
-            others.insert(0, merged.text)
+            others = [merged.text] + others
         return _Item("(?:" + "|".join(others) + ")", True, weight)
+
+
+def _one_class(branch: List[_Item]) -> Optional[Ranges]:
+    """The code points of a branch that is one class or literal; None for any other."""
+    return branch[0].ranges if len(branch) == 1 else None
 
 
 class _Translator:
@@ -280,7 +290,7 @@ class _Translator:
     # input
     def peek(self, offset: int = 0) -> str:
         index = self.pos + offset
-        return self.pattern[index] if index < len(self.pattern) else ""
+        return self.pattern[index:index + 1]  # "" past the end
 
     def take(self) -> str:
         char = self.peek()
@@ -301,7 +311,7 @@ class _Translator:
 
     def run(self) -> str:
         last_repeat: Optional[int] = None  # where the previous item's repetition began
-        while self.pos < len(self.pattern):
+        while self.peek():
             repeat = None
             char = self.peek()
             if char == "(":
@@ -347,7 +357,7 @@ class _Translator:
             last_repeat = repeat
         if len(self.frames) > 1:
             raise self.invalid("missing closing )", self.pattern)
-        return self.frames[0].close().text  # a class, a literal or a (?:...) group
+        return self.frames.pop().close().text  # a class, a literal or a (?:...) group
 
     def open_group(self) -> None:
         if len(self.frames) > MAX_DEPTH:
@@ -370,7 +380,7 @@ class _Translator:
         start = self.pos
         self.pos += 2
         flags, clearing, saw_flag = self.flags, False, False
-        while self.pos < len(self.pattern):
+        while self.peek():
             char = self.take()
             if char in _FLAG_LETTERS:
                 flags = flags & ~_FLAG_LETTERS[char] if clearing else flags | _FLAG_LETTERS[char]
@@ -485,27 +495,15 @@ class _Translator:
         if char in "1234567" and not ("0" <= self.peek() <= "7"):
             raise self.invalid("invalid escape sequence (backreferences are not supported)",
                                self.pattern[start:self.pos])
-        if "0" <= char <= "7":
-            value = int(char)
-            for _ in range(2):
-                if not "0" <= self.peek() <= "7":
-                    break
-                value = value * 8 + int(self.take())
-            return value
+        if "0" <= char <= "7":  # and up to two more octal digits
+            more = _OCTAL.match(self.pattern, self.pos)[0]
+            self.pos += len(more)
+            return int(char + more, 8)
         if char == "x":
-            if self.peek() == "{":
-                end = self.pattern.find("}", self.pos)
-                digits = self.pattern[self.pos + 1:end] if end > 0 else ""
-                if digits and all(c in "0123456789abcdefABCDEF" for c in digits):
-                    value = int(digits, 16)
-                    if value <= MAX_RUNE:
-                        self.pos = end + 1
-                        return value
-            else:
-                digits = self.pattern[self.pos:self.pos + 2]
-                if len(digits) == 2 and all(c in "0123456789abcdefABCDEF" for c in digits):
-                    self.pos += 2
-                    return int(digits, 16)
+            found = _HEX.match(self.pattern, self.pos)  # \x{h...} or \xhh
+            if found and int(found[found.lastindex], 16) <= MAX_RUNE:
+                self.pos = found.end()
+                return int(found[found.lastindex], 16)
         controls = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
         if char in controls:
             return controls[char]
@@ -554,7 +552,7 @@ class _Translator:
         properties: List[str] = []
         first = True
         while self.peek() != "]" or first:
-            if self.pos >= len(self.pattern):
+            if not self.peek():
                 raise self.invalid("missing closing ]", self.pattern[start:])
             first = False
             if self.pattern.startswith("[:", self.pos):
@@ -598,6 +596,4 @@ class _Translator:
     def class_char(self) -> int:
         if self.peek() == "\\":
             return self.parse_escape()
-        if self.pos >= len(self.pattern):
-            raise self.invalid("missing closing ]")
-        return ord(self.take())
+        return ord(self.take())  # (parse_class saw there is one)
