@@ -503,7 +503,7 @@ def test_exactly_20_rejected_series_are_all_logged_without_a_summary(env, caplog
 
 def test_a_changed_retention_is_used_once_the_cached_table_facts_are_5_minutes_old(env,
                                                                                  monkeypatch):
-    clock = [1000.0]
+    clock = [0.0]  # a fresh Lambda's clock: the first write reads the facts too
     monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
     old = [series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0)])]
     assert env.store.write(old).rejected == 1
@@ -512,9 +512,116 @@ def test_a_changed_retention_is_used_once_the_cached_table_facts_are_5_minutes_o
         RetentionProperties={"MemoryStoreRetentionPeriodInHours": 12,
                              "MagneticStoreRetentionPeriodInDays": 73000})
     env.rules.memory_hours = 12
-    clock[0] = 1299.5
+    clock[0] = 299.5
     result = env.store.write(old)
     assert result.rejected == 1 and "older than the table's retention" in result.reasons[0]
-    clock[0] = 1300.0
+    clock[0] = 300.0
     assert env.store.write(old).rejected == 0
     assert len(env.wire.records()) == 1
+
+
+def throttled_then(result, failures: int, code="ThrottlingException", status=400):
+    """A call failing ``failures`` times with ``code``, then answering ``result``."""
+    from botocore.exceptions import ClientError
+    calls = []
+
+    def call():
+        calls.append(1)
+        if len(calls) <= failures:
+            raise ClientError({"Error": {"Code": code, "Message": "m"},
+                               "ResponseMetadata": {"HTTPStatusCode": status}}, "WriteRecords")
+        return result
+    return call, calls
+
+
+@pytest.mark.parametrize("jitter,delays", [
+    (0.0, [0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]),
+    (0.999999, [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]),
+])
+def test_retries_back_off_exponentially_with_jitter_up_to_2_seconds(monkeypatch, caplog, jitter,
+                                                                     delays):
+    caplog.set_level("INFO")
+    slept = []
+    monkeypatch.setattr(timestream.time, "sleep", slept.append)
+    monkeypatch.setattr(timestream.random, "random", lambda: jitter)
+    call, calls = throttled_then("done", 8)
+    assert timestream.with_retries(call, timestream.Deadline(60), "t", attempt_seconds=7) == "done"
+    assert len(calls) == 9
+    assert slept == pytest.approx(delays, rel=1e-5)
+    retries = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert retries[0] == "retrying t after ThrottlingException (attempt 1)"
+    assert retries[7] == "retrying t after ThrottlingException (attempt 8)" and len(retries) == 8
+
+
+def test_a_retry_starts_when_the_backoff_and_one_more_call_fit_exactly(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(timestream.random, "random", lambda: 1.0)  # backoff 0.05 s
+    call, calls = throttled_then("done", 1)
+    assert timestream.with_retries(call, timestream.Deadline(8.0), "t",
+                                   attempt_seconds=7.95) == "done"
+    call, calls = throttled_then("done", 1)
+    with pytest.raises(BackendUnavailable, match="t still failing after 1 attempts "
+                                                 r"\(ThrottlingException\); retry later"):
+        timestream.with_retries(call, timestream.Deadline(8.0), "t", attempt_seconds=7.96)
+
+
+@pytest.mark.parametrize("status,code", [(500, "SomethingNew"), (502, ""), (400, "RequestTimeout"),
+                                         (400, "InternalFailure")])
+def test_server_errors_and_transient_codes_are_retried(status, code):
+    call, calls = throttled_then("done", 2, code, status)
+    assert timestream.with_retries(call, timestream.Deadline(60), "t", attempt_seconds=7) == "done"
+    assert len(calls) == 3
+
+
+def test_a_server_error_without_a_code_is_named_by_its_status():
+    call, calls = throttled_then("done", 10 ** 6, "", 502)
+    with pytest.raises(BackendUnavailable, match=r"\(HTTP 502\)"):
+        timestream.with_retries(call, timestream.Deadline(7.5), "t", attempt_seconds=7)
+
+
+def test_a_client_error_below_500_is_not_retried():
+    call, calls = throttled_then("done", 1, "SomethingNew", 499)
+    with pytest.raises(BackendError, match=r"Timestream refused the request to t \(SomethingNew\)"):
+        timestream.with_retries(call, timestream.Deadline(60), "t", attempt_seconds=7)
+    assert len(calls) == 1
+
+
+def test_no_describe_table_starts_unless_it_can_finish_before_the_deadline(env):
+    with pytest.raises(BackendUnavailable, match="DescribeTable of Timestream table "
+                                                 "PrometheusDatabase.PrometheusMetricsTable not "
+                                                 "started"):
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], timestream.Deadline(6.5))
+    assert env.wire.records() == []
+
+
+def test_a_refused_record_in_a_call_of_two_is_isolated(env, monkeypatch):
+    monkeypatch.setattr(records, "check_series", lambda labels: None)
+    monkeypatch.setattr(records, "_MEMBERS", {})  # series checked before: check again
+    batch = [series({"__name__": "m", "job": "a"}, [(NOW_MS, 1.0)]),
+             series({"__name__": "m", "job": "a", "x" * 61: "v"}, [(NOW_MS, 1.0)])]
+    result = env.store.write(batch)
+    assert (result.stored, result.rejected) == (1, 1)
+    assert "Timestream refused the record: Dimension name" in result.reasons[0]
+
+
+def test_a_series_written_again_is_not_checked_again(env, monkeypatch):
+    """Prometheus sends the same series over and over: each is checked and mapped once."""
+    checked = []
+    check = records.check_series
+    monkeypatch.setattr(records, "check_series", lambda labels: checked.append(labels) or
+                        check(labels))
+    monkeypatch.setattr(records, "_MEMBERS", {})
+    for i in range(3):
+        env.store.write([series({"__name__": "m", "job": "x"}, [(NOW_MS - i, 1.0)]),
+                         series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS - i, 1.0)])])
+    assert len(checked) == 2 and len(env.wire.records()) == 3
+
+
+def test_the_series_cache_never_holds_more_than_its_bound(env, monkeypatch):
+    monkeypatch.setattr(records, "_MEMBERS", {})
+    monkeypatch.setattr(records, "_MEMBERS_MAX", 3)
+    for i in range(10):
+        result = env.store.write([series({"__name__": "m", "i": str(i)}, [(NOW_MS, 1.0)])])
+        assert result.stored == 1 and 1 <= len(records._MEMBERS) <= 3
+    assert len(env.wire.records()) == 10

@@ -129,7 +129,9 @@ class TimestreamEnv:
             DatabaseName=DATABASE, TableName=TABLE,
             RetentionProperties={"MemoryStoreRetentionPeriodInHours": memory_hours,
                                  "MagneticStoreRetentionPeriodInDays": magnetic_days},
-            MagneticStoreWriteProperties={"EnableMagneticStoreWrites": magnetic_writes})
+            # A table created without magnetic-store writes: DescribeTable says nothing of them.
+            **({"MagneticStoreWriteProperties": {"EnableMagneticStoreWrites": True}}
+               if magnetic_writes else {}))
         self.rules = WriteRules(memory_hours, magnetic_writes, magnetic_days,
                                 clock=clock or time.time)
         self.wire = WireLog(self.write_client, self.rules)

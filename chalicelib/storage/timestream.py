@@ -36,7 +36,6 @@ TABLE_FACTS_TTL_SECONDS = 300.0  # retention changes are rare; Timestream judges
 # more call (connect + read timeout) fits before the request deadline.
 CONNECT_TIMEOUT_SECONDS = 2
 WRITE_READ_TIMEOUT_SECONDS = 5
-WRITE_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + WRITE_READ_TIMEOUT_SECONDS
 
 
 def error_for(exc: ClientError, what: str) -> ConnectorError:
@@ -100,7 +99,7 @@ def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
     result = []
     for rejection in rejections:
         reason = rejection.get("Reason", "rejected")
-        labels = batch.labels[rejection.get("RecordIndex", 0)]
+        labels = batch.labels[rejection["RecordIndex"]]
         if CONFLICT in reason:
             reason = ("duplicate sample for timestamp: Timestream holds a different value for "
                       f"this series and time ({reason})")
@@ -138,10 +137,12 @@ class TimestreamStore:
         self.deadline_seconds = deadline_seconds
         self.clock = clock
         self._facts: Tuple[float, Optional[TableFacts]] = (-TABLE_FACTS_TTL_SECONDS, None)
-        config = getattr(getattr(write_client, "meta", None), "config", None)
-        # The longest a write call can take: its client's timeouts.
-        self.call_seconds = (config.connect_timeout + config.read_timeout) if config \
-            else WRITE_CALL_SECONDS
+
+    @property
+    def call_seconds(self) -> float:
+        """The longest a write call can take: its client's timeouts."""
+        config = self.write_client.meta.config
+        return config.connect_timeout + config.read_timeout
 
     @property
     def what(self) -> str:
@@ -194,12 +195,12 @@ class TimestreamStore:
             table = with_retries(lambda: self.write_client.describe_table(
                 DatabaseName=self.database, TableName=self.table), deadline, self.what,
                 self.call_seconds)["Table"]
-            retention = table.get("RetentionProperties", {})
+            retention = table["RetentionProperties"]  # API_DescribeTable: always set
             facts = TableFacts(
-                float(retention.get("MemoryStoreRetentionPeriodInHours", 6)),
+                float(retention["MemoryStoreRetentionPeriodInHours"]),
                 bool(table.get("MagneticStoreWriteProperties", {})
                      .get("EnableMagneticStoreWrites", False)),
-                float(retention.get("MagneticStoreRetentionPeriodInDays", 73000)))
+                float(retention["MagneticStoreRetentionPeriodInDays"]))
         except Forbidden as exc:
             LOG.warning("cannot read the table's retention (%s): Timestream alone will judge "
                         "sample times; grant timestream:DescribeTable (make policies)", exc)
