@@ -625,3 +625,85 @@ def test_the_series_cache_never_holds_more_than_its_bound(env, monkeypatch):
         result = env.store.write([series({"__name__": "m", "i": str(i)}, [(NOW_MS, 1.0)])])
         assert result.stored == 1 and 1 <= len(records._MEMBERS) <= 3
     assert len(env.wire.records()) == 10
+
+
+def target_metric(count, value_bytes, instance, scrapes=1):
+    """``count`` series of metric ``a`` of one target (job, instance), ``scrapes`` samples each."""
+    return [series({"__name__": "a", "job": "j", "instance": instance,
+                    "k": f"{i:03}".ljust(value_bytes, "v")},
+                   [(NOW_MS - t, 1.0) for t in range(scrapes)]) for i in range(count)]
+
+
+def calls_and_units(request):
+    batches, _ = records.build_batches(request, NOW_MS, None)
+    return ([(len(b.records), b.common.get("MeasureName")) for b in batches],
+            [metering.call_units(b.common, b.records) for b in batches])
+
+
+# Each case: a metric of one target whose own call (alone: CommonAttributes hold its name, the
+# target and, for one scrape, the time) is metered exactly 1 KiB or 1 byte more, the bytes its
+# records take in a call shared with other metrics (16 + name + labels but job and instance
+# each), and the calls made with one more metric of that target.
+@pytest.mark.parametrize("metric,alone_units,shared_bytes,calls", [
+    # 902 bytes alone, exactly 1024 shared: a call of its own
+    (target_metric(16, 46, "i"), [1], 16 * 64, [(16, "a"), (1, "b")]),
+    (target_metric(31, 15, "i"), [1], 31 * 33, [(32, None)]),          # 1023 shared: shared
+    # 6 x (8 + 1 + 158) + 22 = 1024 bytes alone: one unit, no more than 1056 shared bytes
+    (target_metric(6, 158, "i"), [1], 6 * 176, [(6, "a"), (1, "b")]),
+    (target_metric(6, 158, "ii"), [2], 6 * 176, [(7, None)]),          # 1025 bytes: 2 units
+    # two scrapes: each record carries its time; 14 + 10 + 40 x (8 + 8 + 1 + 8) = 1024 bytes
+    (target_metric(20, 8, "i" * 11, scrapes=2), [1], 40 * 26, [(40, "a"), (1, "b")]),
+    (target_metric(20, 8, "i" * 12, scrapes=2), [2], 40 * 26, [(41, None)]),
+    # 2 units alone, 2046 shared bytes: less than 2 KiB, so shared
+    (target_metric(31, 48, "i"), [2], 31 * 66, [(32, None)]),
+    # full calls (100 records): alone no more units than shared (rounded up), or more
+    (target_metric(100, 3, "i" * 930), [3], 100 * 21, [(100, "a"), (1, "b")]),
+    (target_metric(100, 3, "i" * 1860), [4], 100 * 21, [(100, None), (1, "a")]),
+])
+def test_a_metric_gets_calls_of_its_own_exactly_when_they_cost_no_more_units(
+        metric, alone_units, shared_bytes, calls):
+    assert calls_and_units(metric)[1] == alone_units
+    assert sum(16 + 1 + 1 + len(dict(s.labels)["k"]) for s in metric
+               for _ in s.timestamps) == shared_bytes
+    instance = dict(metric[0].labels)["instance"]
+    other = series({"__name__": "b", "job": "j", "instance": instance, "k": "z" * 40},
+                   [(NOW_MS, 1.0)])
+    assert calls_and_units(metric + [other])[0] == calls
+
+
+def test_a_metric_of_several_targets_gets_a_call_per_target_sharing_its_labels(env):
+    request = [series({"__name__": "a", "job": "j", "instance": instance,
+                       "k": f"{i:03}".ljust(20, "v")}, [(NOW_MS, 1.0)])
+               for instance in ("x:1", "y:1") for i in range(60)]
+    assert env.store.write(request).stored == 120
+    assert sorted((len(call["Records"]), call["CommonAttributes"]["MeasureName"],
+                   str(call["CommonAttributes"]["Dimensions"])) for call in env.wire.calls) == [
+        (60, "a", str([{"Name": "instance", "Value": "x:1"}, {"Name": "job", "Value": "j"}])),
+        (60, "a", str([{"Name": "instance", "Value": "y:1"}, {"Name": "job", "Value": "j"}]))]
+
+
+def test_small_metrics_of_a_target_share_calls_largest_records_first(env):
+    """The last call of a scrape, rounded up to a whole KiB like the others, holds the
+    smallest records."""
+    request = [series({"__name__": f"m{size:02}", "job": "j", "instance": "i",
+                       "k": f"{copy}" * size}, [(NOW_MS, 1.0)])
+               for size in range(1, 76) for copy in (1, 2)]
+    assert env.store.write(request).stored == 150
+    first, second = sorted(env.wire.calls, key=lambda call: -len(call["Records"]))
+    assert len(first["Records"]) == 100 and len(second["Records"]) == 50
+    assert {r["MeasureName"] for r in first["Records"]} == {f"m{s:02}" for s in range(26, 76)}
+    assert first["CommonAttributes"]["Dimensions"] == [{"Name": "instance", "Value": "i"},
+                                                        {"Name": "job", "Value": "j"}]
+
+
+def test_a_botocore_failure_that_is_no_connection_error_is_500_at_once():
+    from botocore.exceptions import NoCredentialsError
+    calls = []
+
+    def call():
+        calls.append(1)
+        raise NoCredentialsError()
+    with pytest.raises(BackendError, match="calling Timestream for t failed: Unable to locate "
+                                           "credentials"):
+        timestream.with_retries(call, timestream.Deadline(60), "t", attempt_seconds=7)
+    assert len(calls) == 1

@@ -270,7 +270,8 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
         mixed.extend(_own_calls(rest, batches))         # one metric of several targets
     # By target, then time (one scrape shares its time too), largest records first: the
     # last call of a scrape, rounded up to a whole KiB like the others, holds the smallest.
-    mixed.sort(key=lambda entry: (entry[0].order[:2], entry[1], -entry[0].mixed))
+    mixed.sort(key=lambda entry: entry[0].mixed, reverse=True)
+    mixed.sort(key=lambda entry: (entry[0].order[:2], entry[1]))  # stable: largest first
     for _, run in groupby(mixed, key=lambda entry: entry[0].order[:2]):
         run = list(run)
         batches.extend(_batch(run[i:i + MAX_RECORDS_PER_CALL])
@@ -287,25 +288,24 @@ def _own_calls(entries: List[Tuple[_Member, str, str]], batches: List[Batch]
         chunk = entries[start:start + MAX_RECORDS_PER_CALL]
         mixed = sum(member.mixed for member, _, _ in chunk)
         full = len(chunk) == MAX_RECORDS_PER_CALL
-        if mixed < 1024 and not full:  # a call of its own costs at least 1 KiB
-            left.extend(chunk)
-            continue
-        batch = _batch(chunk)
-        units = _units(batch)
-        if units * 1024 <= mixed or (full and units <= -(-mixed // 1024)):
-            batches.append(batch)
-        else:
-            left.extend(chunk)
+        if full or mixed >= 1024:  # a call of its own costs at least 1 KiB
+            batch = _batch(chunk)
+            units = _units(batch)
+            if units * 1024 <= mixed or (full and units <= -(-mixed // 1024)):
+                batches.append(batch)
+                continue
+        left.extend(chunk)
     return left
 
 
 def _units(batch: Batch) -> int:
-    """Metered 1 KiB units of a call (pricing docs, "Writes")."""
+    """Metered 1 KiB units of a call of one metric (pricing docs, "Writes"): its name is in
+    CommonAttributes."""
     common = batch.common
-    size = 8 * ("Time" in common) + len(common.get("MeasureName", "").encode()) + sum(
+    size = 8 * ("Time" in common) + len(common["MeasureName"].encode()) + sum(
         len(d["Name"].encode()) + len(d["Value"].encode()) for d in common.get("Dimensions", ()))
     for record in batch.records:
-        size += 8 + 8 * ("Time" in record) + len(record.get("MeasureName", "").encode()) + sum(
+        size += 8 + 8 * ("Time" in record) + sum(
             len(d["Name"].encode()) + len(d["Value"].encode())
             for d in record.get("Dimensions", ()))
     return -(-size // 1024)
@@ -348,8 +348,10 @@ def split_batch(batch: Batch) -> Tuple[Batch, Batch]:
     for labels, record in zip(batch.labels, batch.records):
         dims = common_dims + [(d["Name"], d["Value"]) for d in record.get("Dimensions", ())]
         measure = record.get("MeasureName", batch.common.get("MeasureName", ""))
-        chunk.append((_Member(labels, measure, tuple(sorted(dims)), (), 0),
-                      record.get("Time", batch.common.get("Time")), record["MeasureValue"]))
+        # (order and cost only sort and price the batches before any split)
+        member = _Member(labels, measure, tuple(sorted(dims)), (), 0)  # pragma: no mutate
+        chunk.append((member, record.get("Time", batch.common.get("Time")),
+                      record["MeasureValue"]))
     middle = len(chunk) // 2
     return _batch(chunk[:middle]), _batch(chunk[middle:])
 
