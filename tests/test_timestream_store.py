@@ -659,6 +659,11 @@ def calls_and_units(request):
     # full calls (100 records): alone no more units than shared (rounded up), or more
     (target_metric(100, 3, "i" * 930), [3], 100 * 21, [(100, "a"), (1, "b")]),
     (target_metric(100, 3, "i" * 1860), [4], 100 * 21, [(100, None), (1, "a")]),
+    # 6 units alone; 5121 shared bytes are 6 units too (rounded up), 5119 only 5
+    (target_metric(21, 34, "i" * 930) + target_metric(100, 33, "i" * 930)[21:], [6], 5121,
+     [(100, "a"), (1, "b")]),
+    (target_metric(19, 34, "i" * 930) + target_metric(100, 33, "i" * 930)[19:], [6], 5119,
+     [(100, None), (1, "a")]),
 ])
 def test_a_metric_gets_calls_of_its_own_exactly_when_they_cost_no_more_units(
         metric, alone_units, shared_bytes, calls):
