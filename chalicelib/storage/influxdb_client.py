@@ -35,7 +35,7 @@ class Transient(Exception):
 
 def _json_int(text: str):
     # Go writes the float -0 as "-0"; json would read it as the integer 0.
-    return -0.0 if text == "-0" else int(text)
+    return int(text) or (-0.0 if text.startswith("-") else 0)
 
 
 def _error_text(body: bytes) -> str:
@@ -73,7 +73,7 @@ class InfluxClient:
             raise Transient(f"{type(exc).__name__}: {reason}") from None
 
     def write(self, body: bytes, timeout: float) -> Tuple[int, str]:
-        """POST gzip-compressed line protocol; (status, error text)."""
+        """POST gzip-compressed line protocol; (status, InfluxDB's answer: "" or an error)."""
         params = {"db": self.database, "precision": "ms"}
         if self.retention_policy:
             params["rp"] = self.retention_policy
@@ -81,7 +81,7 @@ class InfluxClient:
             "Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip"}, timeout)
         with response:
             try:
-                text = _error_text(response.read()) if status >= 300 else ""
+                text = _error_text(response.read())
             except TRANSIENT_ERRORS as exc:
                 raise Transient(f"{type(exc).__name__} reading the answer") from None
         return status, text
@@ -113,7 +113,7 @@ def http_error(status: int, text: str, what: str,
         return Transient(f"HTTP {status}: {text}")
     if status in (401, 403):
         if credentials.origin == "Prometheus basic_auth":
-            cls = Unauthorized if status == 401 else Forbidden
+            cls = {401: Unauthorized, 403: Forbidden}[status]
             return cls(f"InfluxDB refused the credentials in Prometheus's basic_auth for {what} "
                        f"(HTTP {status}: {text})")
         return BackendError(f"InfluxDB refused the connector's credentials ({credentials.origin}) "
