@@ -37,6 +37,7 @@ _FOLD_CASE, _MULTI_LINE, _DOT_NL, _UNGREEDY = 1, 2, 4, 8
 _FLAG_LETTERS = {"i": _FOLD_CASE, "m": _MULTI_LINE, "s": _DOT_NL, "U": _UNGREEDY}
 
 _OCTAL = re.compile("[0-7]{0,2}")  # after a first octal digit
+_CAPTURE_NAME = re.compile("[A-Za-z0-9_]+")  # Go's isValidCaptureName
 _HEX = re.compile(r"\{([0-9A-Fa-f]+)\}|([0-9A-Fa-f]{2})")  # after \x
 
 _ANY: Ranges = [(0, MAX_RUNE)]
@@ -368,13 +369,12 @@ class _Translator:
             return
         rest = self.pattern[self.pos:]
         if rest.startswith("(?P<") and len(rest) > 4 or rest.startswith("(?<") and len(rest) > 3:
-            end = rest.find(">")
-            if end < 0:
+            head, closed, _ = rest.partition(">")
+            if not closed:
                 raise self.invalid("invalid named capture", rest)
-            name = rest[4 if rest[2] == "P" else 3:end]
-            if not name or not all(c == "_" or c.isascii() and c.isalnum() for c in name):
-                raise self.invalid("invalid named capture", rest[:end + 1])
-            self.pos += end + 1
+            if not _CAPTURE_NAME.fullmatch(head, 4 if rest.startswith("(?P") else 3):
+                raise self.invalid("invalid named capture", head + ">")
+            self.pos += len(head) + 1
             self.frames.append(_Frame(self.flags))  # names do not matter: (?:...)
             return
         start = self.pos
@@ -515,11 +515,10 @@ class _Translator:
         negated = self.peek(1) == "P"
         self.pos += 2
         if self.peek() == "{":
-            end = self.pattern.find("}", self.pos)
-            if end < 0:
+            name, closed, _ = self.pattern[self.pos + 1:].partition("}")
+            if not closed:
                 raise self.invalid("invalid character class range", self.pattern[start:])
-            name = self.pattern[self.pos + 1:end]
-            self.pos = end + 1
+            self.pos += len(name) + 2
         else:
             name = self.take()
         if name.startswith("^"):
@@ -556,10 +555,9 @@ class _Translator:
                 raise self.invalid("missing closing ]", self.pattern[start:])
             first = False
             if self.pattern.startswith("[:", self.pos):
-                end = self.pattern.find(":]", self.pos + 2)
-                if end >= 0:
-                    name = self.pattern[self.pos + 2:end]
-                    self.pos = end + 2
+                name, closed, _ = self.pattern[self.pos + 2:].partition(":]")
+                if closed:
+                    self.pos += len(name) + 4
                     bare = name[1:] if name.startswith("^") else name
                     if bare not in _POSIX_GROUPS:
                         raise self.invalid("invalid character class range", f"[:{name}:]")
