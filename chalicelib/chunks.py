@@ -104,7 +104,7 @@ def _write_xor(bits: "_BitWriter", xor: int, leading: int, trailing: int) -> tup
 
 def _signed64(value: int) -> int:
     """``value`` as Go's int64 conversion reads it (the low 64 bits, two's complement)."""
-    return struct.unpack(">q", struct.pack(">Q", value & _U64))[0]
+    return int.from_bytes((value & _U64).to_bytes(8, "big"), "big", signed=True)
 
 
 def _uvarint(value: int) -> bytes:

@@ -75,7 +75,8 @@ CORPUS = [
     "a(?i)b|c", "(?i)\\x{212A}", "(?i)\\Qk\\E", "(?i).", "(?i)[\\x{0}-\\x{10FFFF}]",
     # multi-line: RE2's lines end at \n only
     "(?m)^a", "(?m)a$", "(?m)^a$", "(?m)^$", "(?m)^", "(?m)$", "(?m)a$\\n^b", "(?m:^a)",
-    "(?m)\\Aa\\z", "(?-m)^a$", "(?ms)^a.b$", "(?m).$",
+    "(?m)\\Aa\\z", "(?-m)^a$", "(?ms)^a.b$", "(?m).$", "(?s)a.^b", "(?i)a\\n^b", "(?s)a$.b",
+    "(?i)a$\\nb",
     # word boundaries: ASCII in RE2
     "\\b", "\\B", "\\ba", "a\\b", "\\bword\\b", "\\Bb", "a\\B", ".*\\b.*", "\\b\u00e9",
     "\u00e9\\b", "\\B\u00e9", ".\\b.", ".\\B.",
