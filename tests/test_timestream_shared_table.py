@@ -17,7 +17,7 @@ def second_instance(env) -> TimestreamStore:
     """Another Lambda instance of the connector: its own clients, same table."""
     reader = TimestreamReader(TimestreamQueryRunner(env.query_client), DATABASE, TABLE)
     return TimestreamStore(env.other_writer(), reader, DATABASE, TABLE, executor=env.executor,
-                           clock=lambda: NOW_MS / 1000)
+                           deadline_seconds=60, clock=lambda: NOW_MS / 1000)
 
 
 def series(labels, samples):

@@ -128,7 +128,7 @@ class TimestreamStore:
     """The Store protocol on one Timestream table."""
 
     def __init__(self, write_client, reader, database: str, table: str, *,
-                 executor: ThreadPoolExecutor, deadline_seconds: float = 25.0,
+                 executor: ThreadPoolExecutor, deadline_seconds: float,
                  clock: Callable[[], float] = time.time) -> None:
         self.write_client = write_client
         self.reader = reader
