@@ -99,14 +99,13 @@ def label_name(dimension: str) -> str:
 
 def _unescape(body: str) -> str:
     parts, index = [], 0
-    for match in _CODE_POINT.finditer(body):
-        if match.start() != index:
-            break
+    while index < len(body):
+        match = _CODE_POINT.match(body, index)
+        if not match:  # not written by dimension_name: read as before the escape
+            return "U__" + body
         hex_digits, kept = match.groups()
         parts.append(kept or ("_" if hex_digits is None else chr(int(hex_digits, 16))))
         index = match.end()
-    if index != len(body):  # not written by dimension_name: read as before the escape
-        return "U__" + body
     return "".join(parts)
 
 
