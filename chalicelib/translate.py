@@ -43,12 +43,13 @@ _labels_bytes = 0
 def validate_labels(labels: Labels) -> Labels:
     """Return ``labels`` sorted with empty values dropped; BadRequest if invalid."""
     shown = describe(labels)
-    names = sorted(name for name, _ in labels)
-    for index, name in enumerate(names):
+    seen = set()
+    for name, _ in labels:
         if not name:
             raise BadRequest(f"empty label name in series {shown}")
-        if index and names[index - 1] == name:
+        if name in seen:
             raise BadRequest(f"duplicate label name {name!r} in series {shown}")
+        seen.add(name)
     cleaned = tuple(sorted((n, v) for n, v in labels if v))  # an empty value: no label
     metric = dict(cleaned).get("__name__")
     if metric is None:

@@ -182,3 +182,19 @@ def test_label_cache_is_bounded_in_entries(monkeypatch):
         [series] = translated(({"__name__": f"m{i}"}, [(1, 1.0)])).series
         assert series.labels == (("__name__", f"m{i}"),)
         assert len(translate._LABELS) <= 300
+
+
+@pytest.mark.parametrize("names", [["instance", "job", "instance"], ["a", "a"], ["job", "job"]])
+def test_a_series_naming_a_label_twice_is_refused(names):
+    request = write_request(({"__name__": "ok"}, [(1, 1.0)]))
+    ts = request.timeseries.add()
+    ts.labels.add(name="__name__", value="m")
+    for index, name in enumerate(names):
+        ts.labels.add(name=name, value=str(index))
+    ts.samples.add(timestamp=1, value=1.0)
+    result = translate.series_from_write_request(codec.decode_write_request(
+        codec.encode_message(request), HEADERS, 1 << 20))
+    assert [s.labels for s in result.series] == [(("__name__", "ok"),)]
+    shown = ",".join(f'{name}="{index}"' for index, name in enumerate(names))
+    assert [r.reason for r in result.refused] == [
+        f"duplicate label name {names[0]!r} in series m{{{shown}}}"]
