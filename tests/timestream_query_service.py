@@ -136,15 +136,16 @@ class QueryService:
             fault = self.faults.pop(0) if self.faults else None
         if fault and fault[0] != "lost":
             status, code, *message = fault
-            return (AWSResponse("https://timestream", status, {}, None),
-                    {"Error": {"Code": code, "Message": message[0] if message else "injected"},
-                     "ResponseMetadata": {"HTTPStatusCode": status}})
+            return (AWSResponse("https://timestream", status, {}, None), json.loads(json.dumps(
+                {"Error": {"Code": code, "Message": message[0] if message else "injected"},
+                 "ResponseMetadata": {"HTTPStatusCode": status}})))
         try:
             parsed = handler(body)
             status = 200
         except QueryError as exc:
-            parsed = {"Error": {"Code": exc.code, "Message": exc.message},
-                      "ResponseMetadata": {"HTTPStatusCode": exc.status}}
+            # Parsed from the bytes of the answer, as botocore does: no interned strings.
+            parsed = json.loads(json.dumps({"Error": {"Code": exc.code, "Message": exc.message},
+                                            "ResponseMetadata": {"HTTPStatusCode": exc.status}}))
             status = exc.status
         if fault:  # the service did the work, the answer never arrived
             raise ReadTimeoutError(endpoint_url="https://query.timestream")
