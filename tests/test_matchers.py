@@ -80,6 +80,12 @@ def test_refusals_name_the_pattern_and_re2s_reason_escaped():
     assert str(caught.value) == 'invalid regex "a\\\\": trailing \\'
 
 
+def test_a_refusal_quotes_at_most_60_characters_of_re2s_fragment():
+    with pytest.raises(BadRequest) as caught:
+        Matcher.of(MatchType.RE, "k", "(" + "x" * 100)
+    assert str(caught.value) == f'invalid regex "({"x" * 100}": missing ): ({"x" * 59}...'
+
+
 def test_a_long_literal_within_re2s_memory_budget_is_accepted():
     value = "x" * 150_000  # more instructions than RE2 allows without a memory budget
     assert Matcher.of(MatchType.RE, "k", value).matches_value(value)

@@ -170,7 +170,7 @@ def test_the_index_fills_its_byte_budget_and_no_more(tmp_path):
     store.write(written)
     index = store._index
     in_memory = sum(len(labels_json(l)) for l in index.labels.values())
-    assert 45_000 < 3 * in_memory <= 60_000
+    assert 45_000 < 3 * in_memory <= 60_000 and index.bytes <= 60_000
     assert len(index.labels) + len(index.on_disk) == 100
     assert [s.labels for s in store.read(query((0, "__name__", "m")), 1000)] == \
         sorted(s.labels for s in written)
@@ -237,3 +237,17 @@ def test_the_database_file_holds_labels_as_utf8_json_and_values_as_their_bits(tm
             ("m", '[["__name__", "m"], ["v", "\u00fc \u65e5\u672c \\"q\\""]]')]
         assert db.execute("SELECT t, v FROM samples").fetchall() == [
             (7, struct.unpack("<q", struct.pack("<d", -0.5))[0])]
+
+
+def test_the_sample_limit_holds_across_fetches_of_many_series(tmp_path):
+    """8193 one-sample series: rows arrive in two fetches; the limit counts every row."""
+    import pytest
+
+    from chalicelib.budget import ReadBudget
+    from chalicelib.errors import ResponseTooLarge
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series(labels(i), [1], [1.0]) for i in range(8193)])
+    with pytest.raises(ResponseTooLarge, match="more than 8192 samples"):
+        list(store.read_within(query((0, "__name__", "m")), ReadBudget(8192, 1 << 40)))
+    assert len(list(store.read_within(query((0, "__name__", "m")), ReadBudget(8193, 1 << 40)))) \
+        == 8193
