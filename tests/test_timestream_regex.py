@@ -392,6 +392,10 @@ GO_ERRORS = {
     "(?-:a)": "invalid or unsupported Perl syntax: `(?-:`",
     "a{1001}": "invalid repeat count: `{1001}`",
     "(a{10}){101}": "invalid repeat count: `{101}`",
+    "(a{10}){101}?": "invalid repeat count: `{101}?`",  # too many in all: with the ?
+    "a{1001}?": "invalid repeat count: `{1001}`",  # too large a count: without it
+    "a{2,1001}?": "invalid repeat count: `{2,1001}`",
+    "a{1001,}?": "invalid repeat count: `{1001,}`",
     "a**": "invalid nested repetition operator: `**`",
     "a*??": "invalid nested repetition operator: `*??`",
     "x|*": "missing argument to repetition operator: `*`",
