@@ -341,7 +341,7 @@ class _Translator:
             elif char in "*+?":
                 repeat = self.pos
                 self.pos += 1
-                self.repeat(char, 0, 0, last_repeat, repeat)
+                self.repeat(char, repeat, last_repeat)
             elif char == "{":
                 start = self.pos
                 counts = self.parse_counts()
@@ -350,7 +350,7 @@ class _Translator:
                     self.literal(ord("{"))
                 else:
                     repeat = start
-                    self.repeat("{", counts[0], counts[1], last_repeat, start)
+                    self.repeat("{", start, last_repeat, counts)
             elif char == "\\":
                 self.parse_backslash()
             else:
@@ -427,9 +427,9 @@ class _Translator:
             raise self.invalid("invalid repeat count", self.pattern[start:self.pos])
         return low, high
 
-    def repeat(self, op: str, low: int, high: int, last_repeat: Optional[int],
-               start: int) -> None:
-        """Apply ``op`` (``*+?`` or ``{`` with counts) to the last item, as Go's repeat."""
+    def repeat(self, op: str, start: int, last_repeat: Optional[int],
+               counts: Optional[Tuple[int, int]] = None) -> None:
+        """Apply ``op`` (``*+?``, or ``{`` with its counts) to the last item, as Go's repeat."""
         if self.peek() == "?":  # lazy: the same whole-value matches as greedy
             self.pos += 1
         if last_repeat is not None:  # Go shows both operators
@@ -441,7 +441,8 @@ class _Translator:
                                self.pattern[start:self.pos])
         sub = items.pop()
         weight = sub.weight
-        if op == "{":
+        if counts:
+            low, high = counts
             if not high:
                 weight = 1  # Go's repeatIsValid does not look inside x{0}
             else:  # x{n,m} counts m, x{n,} n, and x{0,} its inside once
@@ -462,12 +463,11 @@ class _Translator:
         elif kind == "C":
             raise self.invalid("invalid escape sequence", "\\C")
         elif kind == "Q":  # \Q...\E: literal text up to \E or the end
-            end = self.pattern.find("\\E", self.pos + 2)
-            end = len(self.pattern) if end < 0 else end
+            text, closed, _ = self.pattern[self.pos + 2:].partition("\\E")
             self.pos += 2
-            while self.pos < end:
+            for _ in text:
                 self.literal(ord(self.take()))
-            self.pos = min(end + 2, len(self.pattern))
+            self.pos += len(closed)
         elif kind in ("p", "P"):
             ranges, properties = self.parse_unicode_class()
             self.push(_class_item(ranges, properties))
