@@ -139,3 +139,24 @@ def test_a_refused_regex_writes_nothing_to_the_servers_stderr(capfd):
         with pytest.raises(BadRequest):
             Matcher.of(MatchType.RE, "k", pattern)
     assert capfd.readouterr().err == ""
+
+
+def test_nesting_is_counted_after_a_class_and_as_groups_close():
+    with pytest.raises(BadRequest, match=r"nests too deeply \(1000 groups"):
+        Matcher.of(MatchType.RE, "k", "[a]" + "(" * 1000 + ")" * 1000)
+    # a closed group frees one level: 500 open, one closed, then 501 more: 1000 at once
+    with pytest.raises(BadRequest, match=r"nests too deeply \(1000 groups"):
+        Matcher.of(MatchType.RE, "k", "(" * 500 + ")" + "(" * 501 + ")" * 1000)
+
+
+def test_a_bracket_or_paren_first_in_a_class_is_a_character_not_a_group():
+    for start in ("[](]", "[^](]"):
+        matcher = Matcher.of(MatchType.RE, "k", start + "(" * 999 + ")" * 999)
+        assert matcher.matches_value("(") is (start == "[](]")
+
+
+def test_a_nesting_refusal_quotes_the_first_60_characters_of_the_pattern():
+    with pytest.raises(BadRequest) as caught:
+        Matcher.of(MatchType.RE, "k", "(" * 1000 + ")" * 1000)
+    assert str(caught.value) == (f'invalid regex "{"(" * 60}...": expression nests too deeply'
+                                 " (1000 groups, at most 999)")

@@ -484,13 +484,13 @@ def test_a_permanent_failure_of_one_batch_is_500_naming_the_code(env):
 
 def test_the_first_20_rejected_series_are_logged_then_how_many_more(env, caplog):
     batch = [series({"__name__": "m", "i": f"{i:02}", "x" * 61: "v"}, [(NOW_MS, 1.0)])
-             for i in range(23)]
+             for i in range(45)]
     result = env.store.write(batch)
-    assert (result.stored, result.rejected) == (0, 23) and len(result.reasons) == 23
+    assert (result.stored, result.rejected) == (0, 45) and len(result.reasons) == 45
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 21
     assert all(w.startswith("rejected 1 samples of m{i=") for w in warnings[:20])
-    assert warnings[20] == "... and 3 more rejected series"
+    assert warnings[20] == "... and 25 more rejected series"
 
 
 def test_exactly_20_rejected_series_are_all_logged_without_a_summary(env, caplog):
