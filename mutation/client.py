@@ -11,6 +11,6 @@ with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
     connection.sendall(b"run")
     answer = connection.recv(16)
 if not answer:  # the server is gone: say so rather than count the mutant as caught
-    with open("harness-errors.log", "a") as log:
+    with open("harness-errors.log", "a") as log:  # forkserver.HARNESS_LOG (stdlib only here)
         log.write("the fork server did not answer\n")
 sys.exit(int(answer) if answer else 1)

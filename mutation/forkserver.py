@@ -63,7 +63,7 @@ class SharedOracle:
             stale.process.wait()
 
 
-def _child(module: str, tests: List[str], pytest_args: List[str]) -> int:
+def _child(tests: List[str], pytest_args: List[str]) -> int:
     import pytest
     from mutation.selection import Only
     os.setpgid(0, 0)  # the server kills the child's whole group on a timeout
@@ -100,7 +100,7 @@ def _run_one(module: str, original: str, line_tests, timeout: float,
     pid = os.fork()
     if pid == 0:
         try:
-            code = _child(module, tests, pytest_args)
+            code = _child(tests, pytest_args)
         except BaseException:  # noqa: B036 - whatever happens, the child must not return
             code = 3
         os._exit(HARNESS_ERROR if code in (4, 5) else code)  # usage error, nothing collected

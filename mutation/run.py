@@ -22,6 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, NamedTuple, Sequence
 
+from mutation.forkserver import HARNESS_LOG
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 OUT = os.path.join(ROOT, "out", "mutation")
@@ -222,7 +224,7 @@ def run_module(module: str, tests: Sequence[str], timeout: float, sample: int = 
         finally:
             server.kill()
             server.wait()
-        errors = os.path.join(scratch, "harness-errors.log")
+        errors = os.path.join(scratch, HARNESS_LOG)
         if os.path.exists(errors):
             with open(errors) as handle:
                 raise RuntimeError(f"{module}: the test harness failed:\n{handle.read()[:3000]}")
