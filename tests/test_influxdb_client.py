@@ -96,6 +96,28 @@ def test_an_error_answer_is_quoted_whatever_its_shape(influx_server, body, said)
         proxy.stop()
 
 
+@pytest.mark.parametrize("body,said", [
+    (b"<html>Welcome to nginx!</html>\n", "'<html>Welcome to nginx!</html>'"),
+    (b'["results"]', "'[\"results\"]'"),
+    (b"\xff" + b"x" * 200, "'\ufffd" + "x" * 99 + "'")])
+def test_a_query_answer_that_is_not_influxdb_json_is_a_500_naming_the_url(influx_server,
+                                                                           body, said):
+    """A 200 from some other HTTP server (a wrong INFLUXDB_URL) is neither stored data nor
+    a crash: the read fails with a message that quotes the answer and names the setting."""
+    proxy = FaultProxy(influx_server.url)
+    try:
+        proxy.status, proxy.fail, proxy.body = 200, 2, body  # CREATE DATABASE, then the read
+        store = fresh_store(influx_server, url=proxy.url)
+        with pytest.raises(BackendError) as raised:
+            store.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), 10)
+        assert type(raised.value) is BackendError
+        assert str(raised.value) == (f"InfluxDB's query answer is not InfluxDB JSON ({said}): "
+                                     "check that INFLUXDB_URL is InfluxDB's HTTP API")
+        assert proxy.requests == 2  # not retried: no retry can mend a wrong URL
+    finally:
+        proxy.stop()
+
+
 class CutServer:
     """Answers every request with ``status`` and a body that stops half-way."""
 

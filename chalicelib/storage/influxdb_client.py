@@ -47,6 +47,17 @@ def _error_text(body: bytes) -> str:
     return text
 
 
+def _results(line: bytes) -> list:
+    """The result objects of one line of a /query answer; BackendError if the line is not
+    InfluxDB's JSON (INFLUXDB_URL reaches some other HTTP server)."""
+    try:
+        return json.loads(line, parse_int=_json_int).get("results", [])
+    except (ValueError, AttributeError):
+        quoted = line.decode("utf-8", "replace").strip()[:100]
+        raise BackendError(f"InfluxDB's query answer is not InfluxDB JSON ({quoted!r}): check "
+                           "that INFLUXDB_URL is InfluxDB's HTTP API") from None
+
+
 class InfluxClient:
     """The two v1 endpoints, with the connector's credentials on every request."""
 
@@ -100,7 +111,7 @@ class InfluxClient:
             try:
                 for line in response:
                     if line.strip():
-                        yield from json.loads(line, parse_int=_json_int).get("results", [])
+                        yield from _results(line)
             except TRANSIENT_ERRORS as exc:
                 raise Transient(f"{type(exc).__name__} reading the answer") from None
 
