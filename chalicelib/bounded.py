@@ -1,7 +1,7 @@
-"""A least-recently-used cache bounded by the bytes its entries are estimated to hold."""
+"""Caches bounded by the bytes their entries are estimated to hold."""
 from collections import OrderedDict
 from threading import Lock
-from typing import Any, Hashable, Optional
+from typing import Any, Dict, Hashable, Optional
 
 
 class BoundedCache:
@@ -36,6 +36,36 @@ class BoundedCache:
             while self.bytes > self.max_bytes:
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self.bytes -= evicted
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class ClearedWhenFull:
+    """A dict whose entries' sizes add up to at most ``max_bytes``: emptied, in place, when
+    the next entry would pass that; an entry larger than ``max_bytes // 1024`` is not kept.
+
+    Made for the label-set caches of the write path: a sender repeats its series request
+    after request, so an emptied cache refills from the next requests, and a hit is one
+    dict lookup (``get``), with no recency bookkeeping or lock. Threads racing on ``put``
+    can only make ``bytes`` too high, never an entry wrong."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: Dict[Hashable, Any] = {}
+        self.get = self._entries.get  # the value under a key, or None
+
+    def put(self, key: Hashable, value: Any, size: int) -> None:
+        """Keep ``value`` under ``key`` (a key not held yet), emptying the cache first if
+        ``size`` more bytes would pass the bound."""
+        if size > self.max_bytes // 1024:
+            return
+        if self.bytes + size > self.max_bytes:
+            self._entries.clear()
+            self.bytes = 0
+        self._entries[key] = value
+        self.bytes += size
 
     def __len__(self) -> int:
         return len(self._entries)

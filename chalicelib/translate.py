@@ -8,10 +8,11 @@ in Prometheus). Values may be any UTF-8.
 """
 import logging
 import operator
-from typing import Dict, Iterable, List, NamedTuple, Tuple
+from typing import Iterable, List, NamedTuple, Tuple
 
 from google.protobuf.message import DecodeError
 
+from chalicelib.bounded import ClearedWhenFull
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Labels, Query, Series
@@ -21,15 +22,10 @@ from chalicelib.text import escape
 LOG = logging.getLogger(__name__)
 
 # Label sets seen before, by their encoded form: a Prometheus sends the same series
-# over and over, so each is decoded and validated once. Bounded: cleared when full.
-_LABELS: Dict[Tuple[bytes, ...], Labels] = {}
-# A memory budget: one entry more or less cannot change what is stored or answered.
-_LABELS_MAX = 200_000  # pragma: no mutate
-# And bounded in bytes (estimated by _remember). A label set larger than
-# LABELS_ENTRY_MAX_BYTES is never cached. Memory budgets (64 MiB, 64 KiB): a byte more
-# or less cannot change what is stored or answered.
+# over and over, so each is decoded and validated once. A memory budget (64 MiB): a byte
+# more or less cannot change what is stored or answered.
 LABELS_CACHE_MAX_BYTES = 67_108_864  # pragma: no mutate
-LABELS_ENTRY_MAX_BYTES = 65_536  # pragma: no mutate
+_LABELS = ClearedWhenFull(LABELS_CACHE_MAX_BYTES)
 # What a cached label set holds (measured with tracemalloc, see tests/test_translate.py):
 # its encoded labels as bytes and decoded as str, at most 2 bytes per encoded byte; per
 # label a bytes object, two str headers and a pair, at most _LABEL_BYTES (ASCII text
@@ -37,7 +33,6 @@ LABELS_ENTRY_MAX_BYTES = 65_536  # pragma: no mutate
 # Rounded up: a byte more or less only moves the (estimated) bound by that much.
 _LABEL_BYTES = 256  # pragma: no mutate
 _SET_BYTES = 128  # pragma: no mutate
-_labels_bytes = 0  # pragma: no mutate (a start one byte off only moves the estimated bound)
 
 
 def validate_labels(labels: Labels) -> Labels:
@@ -71,20 +66,13 @@ def decode_labels(encoded: Tuple[bytes, ...]) -> Labels:
 
 
 def _remember(encoded: Tuple[bytes, ...], labels: Labels) -> None:
-    global _labels_bytes
-    size = 2 * sum(map(len, encoded)) + _LABEL_BYTES * len(encoded) + _SET_BYTES
-    if size > LABELS_ENTRY_MAX_BYTES:
-        return
-    if len(_LABELS) >= _LABELS_MAX or _labels_bytes + size > LABELS_CACHE_MAX_BYTES:
-        _LABELS.clear()
-        _labels_bytes = 0  # pragma: no mutate (±1 only moves the byte estimate by one)
-    _LABELS[encoded] = labels
-    _labels_bytes += size
+    _LABELS.put(encoded, labels,
+                2 * sum(map(len, encoded)) + _LABEL_BYTES * len(encoded) + _SET_BYTES)
 
 
 def labels_cache_bytes() -> int:
     """Bytes held by the label cache (an upper estimate; never above LABELS_CACHE_MAX_BYTES)."""
-    return _labels_bytes
+    return _LABELS.bytes
 
 
 def describe(labels: Iterable) -> str:
@@ -129,14 +117,14 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -
     result = []
     refused = []
     histograms = 0
-    known = _LABELS
+    known = _LABELS.get
     for ts in request.timeseries:
         histograms += len(ts.histograms)
         samples = ts.samples
         if not samples:
             continue
         encoded = tuple(ts.labels)
-        labels = known.get(encoded)
+        labels = known(encoded)
         if labels is None:
             pairs = decode_labels(encoded)  # a malformed body fails the whole request
             try:

@@ -12,17 +12,25 @@
   handler can log them and answer that they were not written (never dropped silently).
 """
 import operator
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+import sys
+from typing import List, NamedTuple, Optional, Sequence
 
+from chalicelib.bounded import ClearedWhenFull
 from chalicelib.errors import BadRequest
 from chalicelib.model import Labels, Series
 from chalicelib.prompb import write_v2_pb2
 from chalicelib.translate import Refusal, Translated, validate_labels
 
-# Validated label sets by their (name, value) pairs: a sender repeats its series.
-_LABELS: Dict[Tuple[Tuple[str, str], ...], Labels] = {}
-# A memory budget: one entry more or less cannot change what is stored or answered.
-_LABELS_MAX = 200_000  # pragma: no mutate
+# Validated label sets by their (name, value) pairs: a sender repeats its series. A memory
+# budget (64 MiB): a byte more or less cannot change what is stored or answered.
+LABELS_CACHE_MAX_BYTES = 67_108_864  # pragma: no mutate
+_LABELS = ClearedWhenFull(LABELS_CACHE_MAX_BYTES)
+# What a cached label set holds besides its strings (measured with tracemalloc, see
+# tests/test_prometheus3.py): per label a pair in the key and one in the labels, and their
+# tuples' slots, at most _LABEL_BYTES; the two tuples and the dict slot, at most _SET_BYTES.
+# Rounded up: a byte more or less only moves the (estimated) bound by that much.
+_LABEL_BYTES = 136  # pragma: no mutate
+_SET_BYTES = 160  # pragma: no mutate
 _TIMESTAMP = operator.attrgetter("timestamp")
 _VALUE = operator.attrgetter("value")
 
@@ -73,10 +81,8 @@ def _labels(ts: write_v2_pb2.TimeSeries, symbols: Sequence[str], index: int) -> 
     labels = _LABELS.get(pairs)
     if labels is None:
         labels = validate_labels(pairs)
-        # It grows one entry at a time and is emptied at the bound, so == would do too.
-        if len(_LABELS) >= _LABELS_MAX:  # pragma: no mutate
-            _LABELS.clear()
-        _LABELS[pairs] = labels
+        _LABELS.put(pairs, labels, sum(map(sys.getsizeof, strings))
+                    + _LABEL_BYTES * len(pairs) + _SET_BYTES)
     return labels
 
 

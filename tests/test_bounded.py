@@ -1,5 +1,6 @@
-"""The byte-bounded LRU cache behind the regex cache."""
-from chalicelib.bounded import BoundedCache
+"""The byte-bounded caches: the LRU behind the regex cache, and the cleared-when-full
+dict behind the label-set caches of the write path."""
+from chalicelib.bounded import BoundedCache, ClearedWhenFull
 from chalicelib.matchers import REGEX_CACHE_BYTES, _CACHE, compile_anchored
 
 
@@ -35,3 +36,31 @@ def test_a_long_patterns_text_counts_against_the_regex_cache_bound():
         assert compile_anchored(pattern, False).fullmatch("a")
     assert 0 < sum(_CACHE.get((p, False)) is not None for p in patterns) < 12
     assert _CACHE.bytes <= REGEX_CACHE_BYTES
+
+
+def test_a_cleared_when_full_cache_keeps_entries_up_to_its_bound_exactly():
+    cache = ClearedWhenFull(10_240)  # entries of up to 10 bytes are kept
+    for key in range(1024):
+        cache.put(key, str(key), 10)
+    assert cache.bytes == 10_240 and len(cache) == 1024
+    assert cache.get(0) == "0" and cache.get(1023) == "1023" and cache.get(1024) is None
+
+
+def test_a_cleared_when_full_cache_is_emptied_by_the_entry_that_would_pass_its_bound():
+    cache = ClearedWhenFull(10_240)
+    for key in range(1024):
+        cache.put(key, str(key), 10)
+    cache.put("one more", "x", 1)
+    assert cache.get("one more") == "x" and cache.get(0) is None
+    assert cache.bytes == 1 and len(cache) == 1
+    get = cache.get  # the write path binds get once: it still sees the same entries
+    cache.put("next", "y", 10)
+    assert get("next") == "y"
+
+
+def test_a_cleared_when_full_cache_does_not_keep_an_entry_over_a_1024th_of_its_bound():
+    cache = ClearedWhenFull(10_240)
+    cache.put("fits", "a", 10)
+    cache.put("big", "b", 11)
+    assert cache.get("big") is None and cache.get("fits") == "a"
+    assert cache.bytes == 10 and len(cache) == 1

@@ -1,6 +1,8 @@
 """Line protocol: escaping, the reversible ``base64:`` form, exact values, batching."""
+import gc
 import math
 import struct
+import tracemalloc
 
 import pytest
 
@@ -92,10 +94,47 @@ def test_lines_and_batches():
     assert list(batches([], encoder, 5)) == []
 
 
-def test_remembered_series_keys_are_bounded(monkeypatch):
-    monkeypatch.setattr(influxdb_line, "MAX_CACHED_KEYS", 10)
+def test_remembered_series_keys_are_bounded_in_bytes_and_refill_after_emptying(monkeypatch):
+    monkeypatch.setattr(influxdb_line, "KEYS_CACHE_MAX_BYTES", 400_000)  # entries <= 390 B
+    encoder = LineEncoder()  # ~ 420 to 560 B per series (estimated)
+    series = [Series((("__name__", f"m{i}"),), [i], [1.0]) for i in range(1200)]
+    assert [line.split(" ")[0] for line in encoder.lines(series[:300] * 2)] == \
+        [f"m{i},__name__=m{i}" for i in range(300)] * 2
+    assert encoder.keys.bytes == 0  # each over a 1024th of the budget: none kept
+    monkeypatch.setattr(influxdb_line, "KEYS_CACHE_MAX_BYTES", 450_000)
     encoder = LineEncoder()
-    series = [Series((("__name__", f"m{i}"),), [i], [1.0]) for i in range(100)]
-    assert [line.split(" ")[0] for line in encoder.lines(series * 2)] == \
-        [f"m{i},__name__=m{i}" for i in range(100)] * 2
-    assert encoder.key.cache_info().currsize == 10
+    sizes = []
+    for part in range(3):  # 3 x 400 series: the budget holds ~800, emptied once
+        lines = list(encoder.lines(series[part * 400:(part + 1) * 400] * 2))
+        assert [line.split(" ")[0] for line in lines] == \
+            [f"m{i},__name__=m{i}" for i in range(part * 400, (part + 1) * 400)] * 2
+        sizes.append(len(encoder.keys))
+        assert 0 < encoder.keys.bytes <= 450_000
+    assert sizes[:2] == [400, 800] and sizes[2] < 1200
+
+
+@pytest.mark.parametrize("labels", [
+    {"__name__": "m{i}"},
+    {"__name__": "m", "job": "j{i}", "instance": "i{i}"},
+    {"__name__": "m", **{f"label{j}": f"v{{i}}-{j}" for j in range(20)}},
+    {"__name__": "m", **{f"l{j}": "x" * 200 + f"{{i}}-{j}" for j in range(5)}},
+    {"__name__": "m", **{f"l{j}": "\U0001f600" * 100 + f"{{i}}-{j}" for j in range(3)}},
+    {"__name__": "m", **{f"service name,{j}": f"{{i}}= {j}" for j in range(5)}},  # escaped
+    {"__name__": "m", "time": "{i}", "_field": "{i}"},  # reserved: base64-encoded
+])
+def test_remembered_keys_bytes_are_the_memory_they_hold_rounded_up(labels):
+    """What the bound counts is at least what the keys and their labels really hold (and
+    not far more): the labels outlive the translate caches' entries."""
+    encoder = LineEncoder()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(500):  # fresh strings for each series, as decoded from a request
+            encoder.key(tuple(sorted((name.format(i=i).encode().decode(),
+                                      value.format(i=i).encode().decode())
+                                     for name, value in labels.items())))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held <= encoder.keys.bytes <= 1.3 * held

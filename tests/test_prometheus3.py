@@ -1,12 +1,15 @@
 """What a Prometheus 3 client sends and expects, built from the specifications
 (Prometheus 3 is not installable here), through the routes, on every backend."""
+import gc
 import struct
+import tracemalloc
 
 import pytest
 from chalice.test import Client
 
 import app as app_module
 from chalicelib import codec, streamed, translate, translate_v2
+from chalicelib.bounded import ClearedWhenFull
 from chalicelib.errors import ResponseTooLarge
 from chalicelib.model import Series
 from chalicelib.prompb import remote_pb2, types_pb2, write_v2_pb2
@@ -242,20 +245,44 @@ def test_rw2_translation_equals_rw1_translation():
     assert len(two.translated.refused) == len(one.refused) == 1
 
 
-def test_rw2_label_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(translate_v2, "_LABELS", {})
-    monkeypatch.setattr(translate_v2, "_LABELS_MAX", 2)
-    v2 = V2()
-    for i in range(5):
-        v2.series({"__name__": f"m{i}"}, [(1, 1.0)])
-    decoded = translate_v2.series_from_request(v2.request)
-    assert [dict(s.labels)["__name__"] for s in decoded.translated.series] == \
-        [f"m{i}" for i in range(5)]
-    assert len(translate_v2._LABELS) <= 2
-    for i in range(5):  # never more than the bound, after each new series
-        one = V2().series({"__name__": f"n{i}"}, [(1, 1.0)])
-        assert len(translate_v2.series_from_request(one.request).translated.series) == 1
-        assert len(translate_v2._LABELS) <= 2
+def test_rw2_label_cache_is_bounded_in_bytes_and_refills_after_emptying(monkeypatch):
+    monkeypatch.setattr(translate_v2, "_LABELS", ClearedWhenFull(2 << 20))  # entries <= 2 KiB
+    sizes = []
+    for batch in range(4):  # 4 x 500 series of ~1 100 bytes (estimated): emptied once
+        v2 = V2()
+        for i in range(500):
+            v2.series({"__name__": f"m{batch}-{i}", "job": "j", "path": f"/{i:0200}"},
+                      [(i, float(i))])
+        decoded = translate_v2.series_from_request(v2.request).translated.series
+        assert [(s.labels, list(s.timestamps)) for s in decoded] == [
+            ((("__name__", f"m{batch}-{i}"), ("job", "j"), ("path", f"/{i:0200}")), [i])
+            for i in range(500)]
+        sizes.append(len(translate_v2._LABELS))
+        assert 0 < translate_v2._LABELS.bytes <= 2 << 20
+    assert sizes[:3] == [500, 1000, 1500] and 0 < sizes[3] < 500
+
+
+@pytest.mark.parametrize("labels,value", [
+    (1, "x"), (20, ""), (5, "x" * 200), (3, "x" * 3000),  # ASCII, short to long
+    (5, "é" * 5), (5, "€" * 5), (5, "\U0001f600" * 5), (3, "\U0001f600" * 1000),
+])
+def test_rw2_label_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, labels, value):
+    """What the cache's bound counts is at least what it really holds (and not far more)."""
+    monkeypatch.setattr(translate_v2, "_LABELS",
+                        ClearedWhenFull(translate_v2.LABELS_CACHE_MAX_BYTES))
+    requests = [V2().series({"__name__": "metric",
+                             **{f"label{j}": f"{value}{i}-{j}" for j in range(labels)}},
+                            [(1, 1.0)]).request for i in range(500)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for request in requests:
+            translate_v2.series_from_request(request)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held <= translate_v2._LABELS.bytes <= 1.3 * held
 
 
 @pytest.mark.parametrize("refs,message", [

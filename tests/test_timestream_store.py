@@ -1,9 +1,12 @@
 """Timestream backend on the AWS wire (moto): records, batching, limits, retries, errors."""
+import gc
 import math
 import struct
+import tracemalloc
 
 import pytest
 
+from chalicelib.bounded import ClearedWhenFull
 from chalicelib.errors import BackendError, BackendUnavailable, CredentialsFailed
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
@@ -250,7 +253,7 @@ def test_a_validation_exception_isolates_the_refused_record_and_stores_the_rest(
                                                                              monkeypatch):
     # A record the connector's own checks miss: Timestream refuses the whole call.
     monkeypatch.setattr(records, "check_series", lambda labels: None)
-    monkeypatch.setattr(records, "_MEMBERS", {})  # series checked before: check again
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
     batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, float(i))]) for i in range(99)]
     batch.insert(37, series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0)]))
     result = env.store.write(batch)
@@ -262,7 +265,7 @@ def test_a_validation_exception_isolates_the_refused_record_and_stores_the_rest(
 
 def test_a_validation_exception_for_every_record_rejects_them_all(env, monkeypatch):
     monkeypatch.setattr(records, "check_series", lambda labels: None)
-    monkeypatch.setattr(records, "_MEMBERS", {})  # series checked before: check again
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
     batch = [series({"__name__": "m", "x" * 61: str(i)}, [(NOW_MS, 1.0)]) for i in range(5)]
     result = env.store.write(batch)
     assert (result.stored, result.rejected) == (0, 5)
@@ -597,7 +600,7 @@ def test_no_describe_table_starts_unless_it_can_finish_before_the_deadline(env):
 
 def test_a_refused_record_in_a_call_of_two_is_isolated(env, monkeypatch):
     monkeypatch.setattr(records, "check_series", lambda labels: None)
-    monkeypatch.setattr(records, "_MEMBERS", {})  # series checked before: check again
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
     batch = [series({"__name__": "m", "job": "a"}, [(NOW_MS, 1.0)]),
              series({"__name__": "m", "job": "a", "x" * 61: "v"}, [(NOW_MS, 1.0)])]
     result = env.store.write(batch)
@@ -611,20 +614,71 @@ def test_a_series_written_again_is_not_checked_again(env, monkeypatch):
     check = records.check_series
     monkeypatch.setattr(records, "check_series", lambda labels: checked.append(labels) or
                         check(labels))
-    monkeypatch.setattr(records, "_MEMBERS", {})
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())
     for i in range(3):
         env.store.write([series({"__name__": "m", "job": "x"}, [(NOW_MS - i, 1.0)]),
                          series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS - i, 1.0)])])
     assert len(checked) == 2 and len(env.wire.records()) == 3
 
 
-def test_the_series_cache_never_holds_more_than_its_bound(env, monkeypatch):
-    monkeypatch.setattr(records, "_MEMBERS", {})
-    monkeypatch.setattr(records, "_MEMBERS_MAX", 3)
-    for i in range(10):
-        result = env.store.write([series({"__name__": "m", "i": str(i)}, [(NOW_MS, 1.0)])])
-        assert result.stored == 1 and 1 <= len(records._MEMBERS) <= 3
-    assert len(env.wire.records()) == 10
+def fresh_members(max_bytes=records.MEMBERS_CACHE_MAX_BYTES):
+    return ClearedWhenFull(max_bytes)
+
+
+def test_the_series_cache_is_bounded_in_bytes_and_refills_after_emptying(env, monkeypatch):
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members(1_500_000))
+    sizes = []
+    for batch in range(3):  # 3 x 700 series of ~770 bytes (estimated): emptied once
+        result = env.store.write([series({"__name__": "m", "i": f"{batch}-{i}"},
+                                         [(NOW_MS, float(i))]) for i in range(700)])
+        assert (result.stored, result.rejected) == (700, 0)
+        sizes.append(len(records._MEMBERS))
+        assert 0 < records._MEMBERS.bytes <= 1_500_000
+    assert sizes[:2] == [700, 1400] and 0 < sizes[2] < 700
+    stored = sorted((r["Dimensions"][0]["Value"], r["MeasureValue"]) for r in env.wire.records())
+    assert stored == sorted((f"{b}-{i}", repr(float(i))) for b in range(3) for i in range(700))
+
+
+@pytest.mark.parametrize("labels", [
+    {"__name__": "m{i}"},  # the one dimension __name__
+    {"__name__": "m", "job": "j{i}", "instance": "i{i}"},
+    {"__name__": "m", **{f"label{j}": f"v{{i}}-{j}" for j in range(20)}},
+    {"__name__": "m", **{f"l{j}": "x" * 200 + f"{{i}}-{j}" for j in range(5)}},
+    {"__name__": "m", **{f"l{j}": "\U0001f600" * 100 + f"{{i}}-{j}" for j in range(3)}},
+    {"__name__": "m", **{f"service.name.{j}": f"{{i}}-{j}" for j in range(5)}},  # escaped
+    {"__name__": "m", "time": "{i}", "ts_x": "{i}"},  # reserved: a __ prefix
+])
+def test_the_series_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, labels):
+    """What the cache's bound counts is at least what it really holds (and not far more),
+    labels included: they outlive the translate caches' entries."""
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(500):  # fresh strings for each series, as decoded from a request
+            assert isinstance(records._member(tuple(sorted(
+                (name.format(i=i).encode().decode(), value.format(i=i).encode().decode())
+                for name, value in labels.items()))), records._Member)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held <= records._MEMBERS.bytes <= 1.3 * held
+
+
+def test_the_series_cache_counts_the_reason_a_series_is_refused(monkeypatch):
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(500):
+            assert "longer than 60 bytes" in records._member(
+                (("__name__", f"m{i}"), ("x" * 2000 + str(i), "v")))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held <= records._MEMBERS.bytes <= 1.3 * held
 
 
 def target_metric(count, value_bytes, instance, scrapes=1):

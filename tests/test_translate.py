@@ -5,6 +5,7 @@ import tracemalloc
 import pytest
 
 from chalicelib import codec, translate
+from chalicelib.bounded import ClearedWhenFull
 from chalicelib.errors import BadRequest
 from chalicelib.text import escape
 from tests.conftest import HEADERS, read_request, write_request
@@ -118,8 +119,7 @@ def test_read_matchers_use_the_clients_regex_dialect(dot_all):
 ])
 def test_label_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, labels, value):
     """What the cache's bound counts is at least what it really holds (and not far more)."""
-    monkeypatch.setattr(translate, "_LABELS", {})
-    monkeypatch.setattr(translate, "_labels_bytes", 0)
+    monkeypatch.setattr(translate, "_LABELS", ClearedWhenFull(translate.LABELS_CACHE_MAX_BYTES))
     requests = [codec.decode_write_request(codec.encode_message(write_request(
         ({"__name__": "metric", **{f"label{j}": f"{value}{i}" for j in range(labels)}},
          [(1, 1.0)]))), HEADERS, 1 << 20) for i in range(500)]
@@ -172,16 +172,6 @@ def test_a_refused_series_is_shown_with_its_name_first_then_its_labels_as_sent()
     [refusal] = translated(({"Alpha": "a", "__name__": "m", "job": "j", "": "x"},
                             [(1, 1.0)])).refused
     assert refusal.reason == 'empty label name in series m{="x",Alpha="a",job="j"}'
-
-
-def test_label_cache_is_bounded_in_entries(monkeypatch):
-    monkeypatch.setattr(translate, "_LABELS", {})
-    monkeypatch.setattr(translate, "_labels_bytes", 0)
-    monkeypatch.setattr(translate, "_LABELS_MAX", 300)  # not one of CPython's shared ints
-    for i in range(303):  # never more than the bound, after each new series
-        [series] = translated(({"__name__": f"m{i}"}, [(1, 1.0)])).series
-        assert series.labels == (("__name__", f"m{i}"),)
-        assert len(translate._LABELS) <= 300
 
 
 @pytest.mark.parametrize("names", [["instance", "job", "instance"], ["a", "a"], ["job", "job"]])

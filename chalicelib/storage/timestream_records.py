@@ -34,9 +34,11 @@ Rules (documented in the README, "Timestream data model"):
 import math
 import re
 import struct
-from itertools import groupby
+import sys
+from itertools import chain, groupby
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from chalicelib.bounded import ClearedWhenFull
 from chalicelib.model import Labels, Series
 
 MAX_RECORDS_PER_CALL = 100
@@ -178,9 +180,17 @@ class _Member(NamedTuple):
 
 
 # Series seen before: a Prometheus sends the same series over and over, so each is checked
-# and mapped once. Bounded: cleared when full.
-_MEMBERS: Dict[Labels, object] = {}
-_MEMBERS_MAX = 200_000  # pragma: no mutate (a memory budget; the bound itself is tested)
+# and mapped once. A memory budget (64 MiB): a byte more or less cannot change what is
+# written or answered.
+MEMBERS_CACHE_MAX_BYTES = 67_108_864  # pragma: no mutate
+_MEMBERS = ClearedWhenFull(MEMBERS_CACHE_MAX_BYTES)
+# What a cached series holds besides its strings (measured with tracemalloc, see
+# tests/test_timestream_store.py): per label its pair and its dimension's pair, at most
+# _LABEL_BYTES; the _Member, its tuples and the dict slot, at most _SET_BYTES. Its labels
+# count too: they outlive the translate caches' entries. Rounded up: a byte more or less
+# only moves the (estimated) bound by that much.
+_LABEL_BYTES = 136  # pragma: no mutate
+_SET_BYTES = 288  # pragma: no mutate
 
 
 def _member(labels: Labels) -> object:
@@ -209,10 +219,16 @@ def _member(labels: Labels) -> object:
             len(n.encode()) + len(v.encode()) for n, v in dims_tuple
             if n not in ("job", "instance"))
         found = _Member(labels, measure, dims_tuple, (job, instance, labels), mixed)
-    if len(_MEMBERS) >= _MEMBERS_MAX:
-        _MEMBERS.clear()
-    _MEMBERS[labels] = found
+    _MEMBERS.put(labels, found, _entry_bytes(labels, found))
     return found
+
+
+def _entry_bytes(labels: Labels, found: object) -> int:
+    """What a _MEMBERS entry holds (estimated): each of its strings once (escaped dimension
+    names and a reason are new ones), and the pairs and tuples around them."""
+    more = [found] if isinstance(found, str) else [name for name, _ in found.dims]
+    strings = {id(text): text for text in chain(chain.from_iterable(labels), more)}
+    return sum(map(sys.getsizeof, strings.values())) + _LABEL_BYTES * len(labels) + _SET_BYTES
 
 
 def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int]
