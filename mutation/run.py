@@ -57,6 +57,7 @@ MODULES: Dict[str, List[str]] = {
                                 "tests/test_hostile_input.py", "tests/test_properties.py",
                                 *_SQLITE_ONLY],
     "chalicelib/auth.py": ["tests/test_auth.py"],
+    "chalicelib/bounded.py": ["tests/test_bounded.py"],
     "chalicelib/dialect.py": ["tests/test_dialect.py"],
     "chalicelib/streamed.py": ["tests/test_prometheus3.py", *_SQLITE_ONLY],
     "chalicelib/translate_v2.py": ["tests/test_prometheus3.py", *_SQLITE_ONLY],
