@@ -1,7 +1,8 @@
 """Caches bounded by the bytes their entries are estimated to hold."""
+import sys
 from collections import OrderedDict
 from threading import Lock
-from typing import Any, Dict, Hashable, Optional
+from typing import Any, Dict, Hashable, Iterable, Optional
 
 
 class BoundedCache:
@@ -39,6 +40,12 @@ class BoundedCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def strings_bytes(strings: Iterable[str]) -> int:
+    """The memory the strings hold, each string object counted once (a value that is also
+    another label's, or a name shared by every series of a request, is one object)."""
+    return sum(map(sys.getsizeof, {id(text): text for text in strings}.values()))
 
 
 class ClearedWhenFull:

@@ -12,10 +12,9 @@
   handler can log them and answer that they were not written (never dropped silently).
 """
 import operator
-import sys
 from typing import List, NamedTuple, Optional, Sequence
 
-from chalicelib.bounded import ClearedWhenFull
+from chalicelib.bounded import ClearedWhenFull, strings_bytes
 from chalicelib.errors import BadRequest
 from chalicelib.model import Labels, Series
 from chalicelib.prompb import write_v2_pb2
@@ -81,8 +80,8 @@ def _labels(ts: write_v2_pb2.TimeSeries, symbols: Sequence[str], index: int) -> 
     labels = _LABELS.get(pairs)
     if labels is None:
         labels = validate_labels(pairs)
-        _LABELS.put(pairs, labels, sum(map(sys.getsizeof, strings))
-                    + _LABEL_BYTES * len(pairs) + _SET_BYTES)
+        _LABELS.put(pairs, labels,
+                    strings_bytes(strings) + _LABEL_BYTES * len(pairs) + _SET_BYTES)
     return labels
 
 

@@ -1,6 +1,8 @@
 """The byte-bounded caches: the LRU behind the regex cache, and the cleared-when-full
 dict behind the label-set caches of the write path."""
-from chalicelib.bounded import BoundedCache, ClearedWhenFull
+import sys
+
+from chalicelib.bounded import BoundedCache, ClearedWhenFull, strings_bytes
 from chalicelib.matchers import REGEX_CACHE_BYTES, _CACHE, compile_anchored
 
 
@@ -64,3 +66,13 @@ def test_a_cleared_when_full_cache_does_not_keep_an_entry_over_a_1024th_of_its_b
     cache.put("big", "b", 11)
     assert cache.get("big") is None and cache.get("fits") == "a"
     assert cache.bytes == 10 and len(cache) == 1
+
+
+def test_strings_bytes_counts_each_string_object_once():
+    shared = "v" * 1000
+    twin = "".join(["v"] * 1000)  # equal, but another object holding its own copy
+    assert twin == shared and twin is not shared
+    assert strings_bytes([shared, shared, "é" * 10]) == \
+        sys.getsizeof(shared) + sys.getsizeof("é" * 10)
+    assert strings_bytes([shared, twin]) == 2 * sys.getsizeof(shared)
+    assert strings_bytes([]) == 0

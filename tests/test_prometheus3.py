@@ -265,14 +265,16 @@ def test_rw2_label_cache_is_bounded_in_bytes_and_refills_after_emptying(monkeypa
 @pytest.mark.parametrize("labels,value", [
     (1, "x"), (20, ""), (5, "x" * 200), (3, "x" * 3000),  # ASCII, short to long
     (5, "é" * 5), (5, "€" * 5), (5, "\U0001f600" * 5), (3, "\U0001f600" * 1000),
+    (3, "x" * 3000 + "{i}"),  # one symbol, the value of three labels: held once
 ])
 def test_rw2_label_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, labels, value):
     """What the cache's bound counts is at least what it really holds (and not far more)."""
     monkeypatch.setattr(translate_v2, "_LABELS",
                         ClearedWhenFull(translate_v2.LABELS_CACHE_MAX_BYTES))
-    requests = [V2().series({"__name__": "metric",
-                             **{f"label{j}": f"{value}{i}-{j}" for j in range(labels)}},
-                            [(1, 1.0)]).request for i in range(500)]
+    shared = "{i}" in value
+    requests = [V2().series({"__name__": "metric", **{
+        f"label{j}": value.format(i=i) if shared else f"{value}{i}-{j}" for j in range(labels)}},
+        [(1, 1.0)]).request for i in range(500)]
     gc.collect()
     tracemalloc.start()
     try:

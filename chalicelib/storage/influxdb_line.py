@@ -33,10 +33,9 @@ import itertools
 import math
 import re
 import struct
-import sys
 from typing import Iterator, List, Optional, Sequence
 
-from chalicelib.bounded import ClearedWhenFull
+from chalicelib.bounded import ClearedWhenFull, strings_bytes
 from chalicelib.model import Labels, Series
 
 VALUE_FIELD = "value"
@@ -139,8 +138,7 @@ class LineEncoder:
         key = self.keys.get(labels)
         if key is None:
             key = series_key(labels)
-            strings = {id(text): text for text in itertools.chain(*labels, (key,))}
-            self.keys.put(labels, key, sum(map(sys.getsizeof, strings.values()))
+            self.keys.put(labels, key, strings_bytes(itertools.chain(*labels, (key,)))
                           + _LABEL_BYTES * len(labels) + _SET_BYTES)
         return key
 

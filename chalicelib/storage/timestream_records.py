@@ -34,11 +34,10 @@ Rules (documented in the README, "Timestream data model"):
 import math
 import re
 import struct
-import sys
 from itertools import chain, groupby
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from chalicelib.bounded import ClearedWhenFull
+from chalicelib.bounded import ClearedWhenFull, strings_bytes
 from chalicelib.model import Labels, Series
 
 MAX_RECORDS_PER_CALL = 100
@@ -227,8 +226,8 @@ def _entry_bytes(labels: Labels, found: object) -> int:
     """What a _MEMBERS entry holds (estimated): each of its strings once (escaped dimension
     names and a reason are new ones), and the pairs and tuples around them."""
     more = [found] if isinstance(found, str) else [name for name, _ in found.dims]
-    strings = {id(text): text for text in chain(chain.from_iterable(labels), more)}
-    return sum(map(sys.getsizeof, strings.values())) + _LABEL_BYTES * len(labels) + _SET_BYTES
+    return (strings_bytes(chain(chain.from_iterable(labels), more))
+            + _LABEL_BYTES * len(labels) + _SET_BYTES)
 
 
 def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int]
