@@ -50,11 +50,13 @@ def test_a_cleared_when_full_cache_keeps_entries_up_to_its_bound_exactly():
 
 def test_a_cleared_when_full_cache_is_emptied_by_the_entry_that_would_pass_its_bound():
     cache = ClearedWhenFull(10_240)
-    for key in range(1024):
+    for key in range(1023):
         cache.put(key, str(key), 10)
-    cache.put("one more", "x", 1)
-    assert cache.get("one more") == "x" and cache.get(0) is None
-    assert cache.bytes == 1 and len(cache) == 1
+    cache.put("five", "5", 5)
+    assert cache.bytes == 10_235 and len(cache) == 1024  # 5 bytes left
+    cache.put("one more", "x", 10)
+    assert cache.get("one more") == "x" and cache.get(0) is None and cache.get("five") is None
+    assert cache.bytes == 10 and len(cache) == 1
     get = cache.get  # the write path binds get once: it still sees the same entries
     cache.put("next", "y", 10)
     assert get("next") == "y"
@@ -66,6 +68,10 @@ def test_a_cleared_when_full_cache_does_not_keep_an_entry_over_a_1024th_of_its_b
     cache.put("big", "b", 11)
     assert cache.get("big") is None and cache.get("fits") == "a"
     assert cache.bytes == 10 and len(cache) == 1
+    odd = ClearedWhenFull(2047)  # 2047 // 1024 == 1: a 2-byte entry is over it
+    odd.put("two", "b", 2)
+    odd.put("one", "a", 1)
+    assert odd.get("two") is None and odd.get("one") == "a"
 
 
 def test_strings_bytes_counts_each_string_object_once():
