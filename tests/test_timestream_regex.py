@@ -9,6 +9,8 @@ corpus is checked against every tricky string, in both dialects.
 Where C++ RE2 (the oracle) and Go's regexp/syntax (what Prometheus runs) disagree,
 Go is the truth; those patterns are listed in GO_REFUSES_RE2_ACCEPTS.
 """
+import gc
+import tracemalloc
 from typing import Dict, Sequence
 
 import duckdb
@@ -18,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.errors import BadRequest
+from chalicelib.bounded import BoundedCache
+from chalicelib.storage import timestream_regex
 from chalicelib.storage.timestream_regex import java_regex
 from tests import java_regex as java_regex_engine
 from tests.timestream_env import install_sql_functions
@@ -419,3 +423,35 @@ def test_what_go_refuses_is_refused_with_gos_reason(pattern, reason):
     with pytest.raises(BadRequest) as refused:
         java_regex(pattern)
     assert str(refused.value).endswith(f": {reason}"), str(refused.value)
+
+
+def test_translations_are_remembered_within_their_byte_budget(monkeypatch):
+    monkeypatch.setattr(timestream_regex, "_TRANSLATIONS", BoundedCache(1 << 20))
+    first = java_regex("(?i)remembered.*")
+    assert java_regex("(?i)remembered.*") is first  # translated once
+    assert java_regex("(?i)remembered.*", True) is not first  # another dialect, another entry
+    for i in range(300):  # ~4.4 kB each (estimated): 1.3 MB in all
+        assert java_regex(f"{i:04}" + "[a-z]" * 400).startswith(f"\\A(?:{i:04}[a-z]")
+    assert 0 < timestream_regex._TRANSLATIONS.bytes <= 1 << 20
+    assert 200 < len(timestream_regex._TRANSLATIONS) < 300
+
+
+@pytest.mark.parametrize("pattern", ["x{i}", "{i}" + "[a-z]" * 40, "(?i){i}" + "ab" * 20,
+                                     "{i}" + "\u00e9\U0001f600" * 40])
+def test_translation_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, pattern):
+    """What the cache's bound counts is at least what it really holds (and not far more)."""
+    monkeypatch.setattr(timestream_regex, "_TRANSLATIONS",
+                        BoundedCache(timestream_regex.TRANSLATIONS_CACHE_BYTES))
+    java_regex("(?i)warm-up: the case-folding tables")
+    monkeypatch.setattr(timestream_regex, "_TRANSLATIONS",
+                        BoundedCache(timestream_regex.TRANSLATIONS_CACHE_BYTES))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(200):
+            java_regex(pattern.format(i=i))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held <= timestream_regex._TRANSLATIONS.bytes <= 1.3 * held

@@ -22,9 +22,11 @@ Java 8, and groups nested deeper than MAX_DEPTH.
 """
 import bisect
 import re
+import sys
 from functools import lru_cache
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from chalicelib.bounded import BoundedCache
 from chalicelib.errors import BadRequest
 
 MAX_RUNE = 0x10FFFF
@@ -102,18 +104,28 @@ KHITAN_SMALL_SCRIPT VITHKUQI TOTO CYPRO_MINOAN OLD_UYGHUR TANGSA KAWI NAG_MUNDAR
 """.split())
 
 
+# Translations made before: Prometheus repeats its queries. A memory budget (16 MiB; a
+# pattern can be as long as RE2's program budget allows, and its translation longer): a
+# byte more or less cannot change an answer. Besides the two strings an entry holds its
+# key and value tuples and the LRU's link, at most _ENTRY_BYTES.
+TRANSLATIONS_CACHE_BYTES = 16_777_216  # pragma: no mutate
+_ENTRY_BYTES = 320  # pragma: no mutate
+_TRANSLATIONS = BoundedCache(TRANSLATIONS_CACHE_BYTES)
+
+
 def java_regex(pattern: str, dot_all: bool = False) -> str:
     """The Java pattern that ``regexp_like`` (a contains-match) must be given to match
     exactly the strings Prometheus's anchored RE2 ``pattern`` matches.
 
     ``dot_all``: the client's dialect, ``.`` matches ``\\n`` (Prometheus 3) or not (2.x).
     BadRequest if Go refuses the pattern or Java cannot be made to mean the same."""
-    return _translate(pattern, dot_all)
-
-
-@lru_cache(maxsize=1024)  # pragma: no mutate (a cache: the same answer, computed once)
-def _translate(pattern: str, dot_all: bool) -> str:
-    return "\\A" + _Translator(pattern, _DOT_NL if dot_all else 0).run() + "\\z"
+    key = (pattern, dot_all)
+    found = _TRANSLATIONS.get(key)
+    if found is None:
+        found = "\\A" + _Translator(pattern, _DOT_NL if dot_all else 0).run() + "\\z"
+        _TRANSLATIONS.put(key, found, sys.getsizeof(pattern) + sys.getsizeof(found)
+                          + _ENTRY_BYTES)
+    return found
 
 
 # --- case folding -------------------------------------------------------------
