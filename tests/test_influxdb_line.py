@@ -1,8 +1,6 @@
 """Line protocol: escaping, the reversible ``base64:`` form, exact values, batching."""
-import gc
 import math
 import struct
-import tracemalloc
 
 import pytest
 
@@ -11,6 +9,7 @@ from chalicelib.storage import influxdb_line
 from chalicelib.storage.influxdb_line import (LineEncoder, batches, decode, field_text,
                                               series_key, stored_key, stored_measurement,
                                               stored_tag, value_from_fields)
+from tests.support import memory_held_after
 
 STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 
@@ -126,15 +125,11 @@ def test_remembered_keys_bytes_are_the_memory_they_hold_rounded_up(labels):
     """What the bound counts is at least what the keys and their labels really hold (and
     not far more): the labels outlive the translate caches' entries."""
     encoder = LineEncoder()
-    gc.collect()
-    tracemalloc.start()
-    try:
+    def work():
         for i in range(500):  # fresh strings for each series, as decoded from a request
             encoder.key(tuple(sorted((name.format(i=i).encode().decode(),
                                       value.format(i=i).encode().decode())
                                      for name, value in labels.items())))
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+
+    held = memory_held_after(work)
     assert held <= encoder.keys.bytes <= 1.3 * held

@@ -1,8 +1,6 @@
 """What a Prometheus 3 client sends and expects, built from the specifications
 (Prometheus 3 is not installable here), through the routes, on every backend."""
-import gc
 import struct
-import tracemalloc
 
 import pytest
 from chalice.test import Client
@@ -15,6 +13,7 @@ from chalicelib.model import Series
 from chalicelib.prompb import remote_pb2, types_pb2, write_v2_pb2
 from tests.conftest import HEADERS, read_request, write_request
 from tests.streamed_reader import as_bits, decode_xor, read_frames
+from tests.support import memory_held_after
 from tests.test_dimension_names import timestream_refuses
 
 UTF8_LABELS = {"__name__": "http.server.request.duration", "service.name": "api",
@@ -275,15 +274,11 @@ def test_rw2_label_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, l
     requests = [V2().series({"__name__": "metric", **{
         f"label{j}": value.format(i=i) if shared else f"{value}{i}-{j}" for j in range(labels)}},
         [(1, 1.0)]).request for i in range(500)]
-    gc.collect()
-    tracemalloc.start()
-    try:
+    def work():
         for request in requests:
             translate_v2.series_from_request(request)
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+
+    held = memory_held_after(work)
     assert held <= translate_v2._LABELS.bytes <= 1.3 * held
 
 

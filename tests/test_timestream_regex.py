@@ -9,8 +9,6 @@ corpus is checked against every tricky string, in both dialects.
 Where C++ RE2 (the oracle) and Go's regexp/syntax (what Prometheus runs) disagree,
 Go is the truth; those patterns are listed in GO_REFUSES_RE2_ACCEPTS.
 """
-import gc
-import tracemalloc
 from typing import Dict, Sequence
 
 import duckdb
@@ -24,6 +22,7 @@ from chalicelib.bounded import BoundedCache
 from chalicelib.storage import timestream_regex
 from chalicelib.storage.timestream_regex import java_regex
 from tests import java_regex as java_regex_engine
+from tests.support import memory_held_after
 from tests.timestream_env import install_sql_functions
 
 STRINGS = [
@@ -445,13 +444,9 @@ def test_translation_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch,
     java_regex("(?i)warm-up: the case-folding tables")
     monkeypatch.setattr(timestream_regex, "_TRANSLATIONS",
                         BoundedCache(timestream_regex.TRANSLATIONS_CACHE_BYTES))
-    gc.collect()
-    tracemalloc.start()
-    try:
+    def work():
         for i in range(200):
             java_regex(pattern.format(i=i))
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+
+    held = memory_held_after(work)
     assert held <= timestream_regex._TRANSLATIONS.bytes <= 1.3 * held

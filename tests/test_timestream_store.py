@@ -1,8 +1,6 @@
 """Timestream backend on the AWS wire (moto): records, batching, limits, retries, errors."""
-import gc
 import math
 import struct
-import tracemalloc
 
 import pytest
 
@@ -15,6 +13,7 @@ from chalicelib.storage import timestream_records as records
 from bench import metering
 from chalicelib.translate import validate_labels
 from tests.faults import FaultInjector
+from tests.support import memory_held_after
 from tests.timestream_env import (NOW_MS, env, no_backoff_sleep,  # noqa: F401 (fixtures)
                                    timestream_env)
 
@@ -652,32 +651,24 @@ def test_the_series_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, 
     """What the cache's bound counts is at least what it really holds (and not far more),
     labels included: they outlive the translate caches' entries."""
     monkeypatch.setattr(records, "_MEMBERS", fresh_members())
-    gc.collect()
-    tracemalloc.start()
-    try:
+    def work():
         for i in range(500):  # fresh strings for each series, as decoded from a request
             assert isinstance(records._member(tuple(sorted(
                 (name.format(i=i).encode().decode(), value.format(i=i).encode().decode())
                 for name, value in labels.items()))), records._Member)
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+
+    held = memory_held_after(work)
     assert held <= records._MEMBERS.bytes <= 1.3 * held
 
 
 def test_the_series_cache_counts_the_reason_a_series_is_refused(monkeypatch):
     monkeypatch.setattr(records, "_MEMBERS", fresh_members())
-    gc.collect()
-    tracemalloc.start()
-    try:
+    def work():
         for i in range(500):
             assert "longer than 60 bytes" in records._member(
                 (("__name__", f"m{i}"), ("x" * 2000 + str(i), "v")))
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+
+    held = memory_held_after(work)
     assert held <= records._MEMBERS.bytes <= 1.3 * held
 
 

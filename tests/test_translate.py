@@ -1,6 +1,4 @@
 """Write-request translation: valid series kept, invalid ones refused one by one."""
-import gc
-import tracemalloc
 
 import pytest
 
@@ -9,6 +7,7 @@ from chalicelib.bounded import ClearedWhenFull
 from chalicelib.errors import BadRequest
 from chalicelib.text import escape
 from tests.conftest import HEADERS, read_request, write_request
+from tests.support import memory_held_after
 
 
 def translated(*series) -> translate.Translated:
@@ -123,15 +122,11 @@ def test_label_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, label
     requests = [codec.decode_write_request(codec.encode_message(write_request(
         ({"__name__": "metric", **{f"label{j}": f"{value}{i}" for j in range(labels)}},
          [(1, 1.0)]))), HEADERS, 1 << 20) for i in range(500)]
-    gc.collect()
-    tracemalloc.start()
-    try:
+    def work():
         for request in requests:
             translate.series_from_write_request(request)
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+
+    held = memory_held_after(work)
     assert held <= translate.labels_cache_bytes() <= 1.3 * held
 
 
