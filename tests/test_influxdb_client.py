@@ -1,6 +1,7 @@
 """The InfluxDB v1 client on a real influxd: what each status means to the user, answers
 cut off mid-way, chunked reads, and the retry schedule inside the request deadline."""
 import logging
+import re
 import socket
 import threading
 
@@ -144,6 +145,12 @@ class CutServer:
                 data = b""
                 while b"\r\n\r\n" not in data:
                     data += connection.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                while length and len(body) < int(length.group(1)):
+                    # the whole request read: closing on unread data would reset the
+                    # connection, and the client would see that instead of the cut answer
+                    body += connection.recv(65536)
                 self.requests += 1
                 connection.sendall(self.answer)
 
