@@ -160,3 +160,24 @@ def test_a_nesting_refusal_quotes_the_first_60_characters_of_the_pattern():
         Matcher.of(MatchType.RE, "k", "(" * 1000 + ")" * 1000)
     assert str(caught.value) == (f'invalid regex "{"(" * 60}...": expression nests too deeply'
                                  " (1000 groups, at most 999)")
+
+
+def test_protocol_matcher_numbers_are_prometheus_label_matcher_types():
+    """prometheus.LabelMatcher.Type: EQ 0, NEQ 1, RE 2, NRE 3 (what a remote read sends)."""
+    sent = [Matcher.of(number, "job", "a.*") for number in range(4)]
+    assert [[m.matches_value(v) for v in ("a.*", "abc", "b")] for m in sent] == [
+        [True, False, False], [False, True, True], [True, True, False], [False, False, True]]
+
+
+def test_backslash_capital_c_is_refused_wherever_it_stands():
+    for pattern in ("\\C", "a\\C", "ab\\C", "[a]\\C"):
+        with pytest.raises(BadRequest, match=r"invalid escape sequence \\C$"):
+            Matcher.of(MatchType.RE, "k", pattern)
+
+
+def test_punctuation_is_neither_an_opening_nor_a_closing_group():
+    """Characters sorting before ( and ) in ASCII (space ! " # % & ') are not groups."""
+    matcher = Matcher.of(MatchType.RE, "k", "(" * 999 + " !\"#%&'" + ")" * 999)
+    assert matcher.matches_value(" !\"#%&'")
+    with pytest.raises(BadRequest, match=r"nests too deeply \(1000 groups"):
+        Matcher.of(MatchType.RE, "k", "(" * 500 + "&" + "(" * 500 + ")" * 1000)
