@@ -88,8 +88,13 @@ def test_non_finite_values_are_double_markers_and_read_back_bit_for_bit(env):
     assert bits == [struct.pack("<d", v) for v in reversed(values)]
 
 
-def test_any_nan_but_the_stale_marker_reads_back_as_prometheus_nan(env):
-    env.store.write([series({"__name__": "m"}, [(NOW_MS, float("nan"))])])
+@pytest.mark.parametrize("bits", [0x7FF8000000000000, 0x7FF0000000000001, 0x7FF0000000000003,
+                                  0xFFF0000000000002])
+def test_any_nan_but_the_stale_marker_reads_back_as_prometheus_nan(env, bits):
+    """Python's NaN, and payloads just below and above the stale marker's or with the sign
+    bit set: all are Prometheus's NaN, none is a stale marker."""
+    nan = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, nan)])])
     [result] = read_all(env, (0, "__name__", "m"))
     assert struct.pack("<d", result.values[0]) == struct.pack("<d", GO_NAN)
 
@@ -709,6 +714,9 @@ def calls_and_units(request):
      [(100, "a"), (1, "b")]),
     (target_metric(19, 34, "i" * 930) + target_metric(100, 33, "i" * 930)[19:], [6], 5119,
      [(100, None), (1, "a")]),
+    # 5120 shared bytes are exactly 5 units: 6 alone cost more
+    (target_metric(20, 34, "i" * 930) + target_metric(100, 33, "i" * 930)[20:], [6], 5120,
+     [(100, None), (1, "a")]),
 ])
 def test_a_metric_gets_calls_of_its_own_exactly_when_they_cost_no_more_units(
         metric, alone_units, shared_bytes, calls):
@@ -719,6 +727,33 @@ def test_a_metric_gets_calls_of_its_own_exactly_when_they_cost_no_more_units(
     other = series({"__name__": "b", "job": "j", "instance": instance, "k": "z" * 40},
                    [(NOW_MS, 1.0)])
     assert calls_and_units(metric + [other])[0] == calls
+
+
+def fresh(text):
+    """``text`` as another string object than the literal, as decoded from a request."""
+    return "".join(list(text))
+
+
+def test_labels_decoded_from_a_request_are_mapped_like_literal_ones(env):
+    """A request's label names are new string objects, never the interned literals of the
+    code: the metric name, job and instance are still found by value."""
+    request = [Series(((fresh("__name__"), fresh("cpu")), (fresh("instance"), fresh(target)),
+                       (fresh("job"), fresh("node")), (fresh("mode"), fresh("idle"))),
+                      [NOW_MS], [1.0]) for target in ("a:1", "b:1")]
+    literal = "__name__"
+    assert request[0].labels[0][0] == literal and request[0].labels[0][0] is not literal
+    assert env.store.write(request).stored == 2
+    assert sorted(((c["CommonAttributes"]["MeasureName"], c["CommonAttributes"]["Dimensions"])
+                   for c in env.wire.calls), key=str) == [  # a call per target
+        ("cpu", [{"Name": "instance", "Value": target}, {"Name": "job", "Value": "node"},
+                 {"Name": "mode", "Value": "idle"}]) for target in ("a:1", "b:1")]
+
+
+def test_decoded_labels_are_checked_against_the_limits_like_literal_ones(env):
+    """128 labels besides the metric name, 2 048 bytes of them: the name is not one."""
+    labels = tuple(sorted([(fresh("__name__"), fresh("m" * 200))]
+                          + [(fresh(f"l{i:03}"), fresh("v" * 12)) for i in range(128)]))
+    assert env.store.write([Series(labels, [NOW_MS], [1.0])]).stored == 1
 
 
 def test_a_metric_of_several_targets_gets_a_call_per_target_sharing_its_labels(env):
