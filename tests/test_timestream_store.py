@@ -756,6 +756,24 @@ def test_decoded_labels_are_checked_against_the_limits_like_literal_ones(env):
     assert env.store.write([Series(labels, [NOW_MS], [1.0])]).stored == 1
 
 
+def test_labels_sorting_before_the_metric_name_count_against_the_limits(env):
+    """Upper-case label names sort before __name__: they are dimensions like the others."""
+    labels = tuple(sorted([("__name__", "m")] + [(f"L{i:03}", "v") for i in range(129)]))
+    result = env.store.write([Series(labels, [NOW_MS], [1.0])])
+    assert (result.stored, result.rejected) == (0, 1)
+    assert result.reasons[0].endswith("more than 128 labels besides the metric name")
+
+
+def test_a_target_is_its_job_and_instance_even_as_decoded_strings(env):
+    """One metric of two jobs on one instance: two targets, a call each."""
+    request = [Series(((fresh("__name__"), fresh("cpu")), (fresh("instance"), fresh("i:1")),
+                       (fresh("job"), fresh(job))), [NOW_MS], [1.0]) for job in ("a", "b")]
+    assert env.store.write(request).stored == 2
+    assert sorted(str(c["CommonAttributes"]["Dimensions"]) for c in env.wire.calls) == [
+        str([{"Name": "instance", "Value": "i:1"}, {"Name": "job", "Value": job}])
+        for job in ("a", "b")]
+
+
 def test_a_metric_of_several_targets_gets_a_call_per_target_sharing_its_labels(env):
     request = [series({"__name__": "a", "job": "j", "instance": instance,
                        "k": f"{i:03}".ljust(20, "v")}, [(NOW_MS, 1.0)])
