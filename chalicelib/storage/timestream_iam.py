@@ -8,7 +8,7 @@ Developer Guide, "Allowing SELECT operations" (SELECT needs ``timestream:Select`
 metadata statements ``DESCRIBE`` and ``SHOW MEASURES`` need ``timestream:DescribeTable`` and
 ``timestream:ListMeasures`` on the table).
 """
-from typing import Dict, Set, Tuple
+from typing import Dict, Tuple
 
 TABLE = "table"  # the stage's Timestream table
 ANY = "*"        # actions that take no resource
@@ -36,7 +36,4 @@ def statement_kind(sql: str) -> str:
 
 def actions_on(resource: str) -> list:
     """Every IAM action the connector needs on ``resource`` (TABLE or ANY), sorted."""
-    by_resource: Dict[str, Set[str]] = {}
-    for action, on in ACTIONS.values():
-        by_resource.setdefault(on, set()).add(action)
-    return sorted(by_resource[resource])
+    return sorted({action for action, on in ACTIONS.values() if on == resource})

@@ -284,8 +284,7 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
         mixed.extend(_own_calls(rest, batches))         # one metric of several targets
     # By target, then time (one scrape shares its time too), largest records first: the
     # last call of a scrape, rounded up to a whole KiB like the others, holds the smallest.
-    mixed.sort(key=lambda entry: entry[0].mixed, reverse=True)
-    mixed.sort(key=lambda entry: (entry[0].order[:2], entry[1]))  # stable: largest first
+    mixed.sort(key=lambda entry: (entry[0].order[:2], entry[1], -entry[0].mixed))
     for _, run in groupby(mixed, key=lambda entry: entry[0].order[:2]):
         run = list(run)
         batches.extend(_batch(run[i:i + MAX_RECORDS_PER_CALL])
