@@ -102,6 +102,12 @@ def statement_columns(records: List[dict], hidden: Set[str]):
     return sorted(dims - hidden), measures
 
 
+def _error_answer(status: int, code: str, message: str) -> dict:
+    """An error answer as botocore parses it from the answer's bytes (no interned strings)."""
+    return json.loads(json.dumps({"Error": {"Code": code, "Message": message},
+                                  "ResponseMetadata": {"HTTPStatusCode": status}}))
+
+
 class QueryService:
     """Answers Query/CancelQuery calls of boto3 timestream-query clients."""
 
@@ -136,16 +142,13 @@ class QueryService:
             fault = self.faults.pop(0) if self.faults else None
         if fault and fault[0] != "lost":
             status, code, *message = fault
-            return (AWSResponse("https://timestream", status, {}, None), json.loads(json.dumps(
-                {"Error": {"Code": code, "Message": message[0] if message else "injected"},
-                 "ResponseMetadata": {"HTTPStatusCode": status}})))
+            return (AWSResponse("https://timestream", status, {}, None),
+                    _error_answer(status, code, message[0] if message else "injected"))
         try:
             parsed = handler(body)
             status = 200
         except QueryError as exc:
-            # Parsed from the bytes of the answer, as botocore does: no interned strings.
-            parsed = json.loads(json.dumps({"Error": {"Code": exc.code, "Message": exc.message},
-                                            "ResponseMetadata": {"HTTPStatusCode": exc.status}}))
+            parsed = _error_answer(exc.status, exc.code, exc.message)
             status = exc.status
         if fault:  # the service did the work, the answer never arrived
             raise ReadTimeoutError(endpoint_url="https://query.timestream")
