@@ -164,7 +164,8 @@ def test_reserved_label_names_are_escaped_and_read_back(env):
     ({"__name__": "m", "big": "v" * 2046}, [(NOW_MS, 1.0)], "2048-byte limit"),
     ({"__name__": "m", "ab": "é" * 1024}, [(NOW_MS, 1.0)], "labels take 2050 bytes"),
     ({"__name__": "é" * 129}, [(NOW_MS, 1.0)], "longer than 256 bytes"),
-    ({"__name__": "m"}, [(NOW_MS + 15 * 60_000 + 1, 1.0)], "15 minutes in the future"),
+    ({"__name__": "m"}, [(NOW_MS + 15 * 60_000 + 1, 1.0)],
+     "timestamp more than 15 minutes in the future"),  # the connector's check, not Timestream's
     ({"__name__": "m"}, [(NOW_MS - 6 * 3_600_000 - 1, 1.0)], "older than the table's retention"),
 ])
 def test_samples_over_timestream_limits_are_rejected_and_counted(env, labels, samples, reason,
