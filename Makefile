@@ -52,11 +52,11 @@ COST_SECONDS ?= 60
 cost: $(VENV)/.dev
 	$(BIN)/python -m bench.cost --seconds $(COST_SECONDS) $(if $(COST_PAYLOADS),$(COST_PAYLOADS),--listen $(COST_PORT))
 
-## proto: regenerate chalicelib/prompb/*_pb2.py from the .proto files.
+## proto: regenerate chalicelib/protocol/prompb/*_pb2.py from the .proto files.
 proto: $(VENV)/.dev
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
-		chalicelib/prompb/types.proto chalicelib/prompb/remote.proto chalicelib/prompb/fastpath.proto \
-		chalicelib/prompb/write_v2.proto
+		chalicelib/protocol/prompb/types.proto chalicelib/protocol/prompb/remote.proto chalicelib/protocol/prompb/fastpath.proto \
+		chalicelib/protocol/prompb/write_v2.proto
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -5,10 +5,12 @@ import logging
 from chalice import Chalice, Response
 from chalice.app import CaseInsensitiveMapping
 
-from chalicelib import handlers, stores
+from chalicelib import handlers
+
+from chalicelib import storage as stores
 from chalicelib.config import Settings
 from chalicelib.errors import ConnectorError
-from chalicelib.text import escape_control
+from chalicelib.quoting import escape_control
 
 app = Chalice(app_name="timestream-prometheus-connector")
 # Every body is binary: API Gateway passes it through untouched (binaryMediaTypes).

@@ -14,7 +14,8 @@ import time
 from typing import List
 
 from bench import metering
-from chalicelib import codec, translate
+from chalicelib.protocol import codec
+from chalicelib.protocol import write_v1 as translate
 from chalicelib.model import Series
 
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}

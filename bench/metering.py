@@ -15,7 +15,7 @@ import random
 from typing import Iterable, List, Sequence
 
 from chalicelib.model import Series
-from chalicelib.storage.timestream_records import build_batches, dimension_name
+from chalicelib.storage.timestream.records import build_batches, dimension_name
 
 KIB = 1024
 RECORDS_PER_CALL = 100

@@ -28,10 +28,11 @@ for s in range(series):
 
 MEASURE = r"""
 import json, resource, sys, threading
-from chalicelib import codec, handlers
+from chalicelib import handlers
+from chalicelib.protocol import codec
 from chalicelib.config import Settings
 from chalicelib.errors import ConnectorError
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol.prompb import remote_pb2
 from chalicelib.storage.sqlite import SQLiteStore
 store = SQLiteStore(sys.argv[1])
 settings = Settings.from_env()

@@ -18,8 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import read_memory  # noqa: E402
-from chalicelib import codec, handlers  # noqa: E402
-from chalicelib.prompb import remote_pb2  # noqa: E402
+from chalicelib import handlers  # noqa: E402
+from chalicelib.protocol import codec
+from chalicelib.protocol.prompb import remote_pb2  # noqa: E402
 from chalicelib.storage.sqlite import SQLiteStore  # noqa: E402
 from tests.support import REMOTE_HEADERS, Process, free_port, post, wait_for_port  # noqa: E402
 

@@ -11,8 +11,8 @@ import time
 
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query
-from chalicelib.storage.timestream import Deadline
-from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
+from chalicelib.storage.timestream.store import Deadline
+from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
 from tests.timestream_env import DATABASE, TABLE, emulated_query_client
 
 SERIES, INTERVAL_MS, HOUR_MS = 1000, 15_000, 3_600_000

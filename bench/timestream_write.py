@@ -11,9 +11,10 @@ import time
 from typing import List, Tuple
 
 from bench import metering
-from chalicelib import codec, translate
-from chalicelib.prompb import remote_pb2
-from chalicelib.storage.timestream_records import build_batches
+from chalicelib.protocol import codec
+from chalicelib.protocol import write_v1 as translate
+from chalicelib.protocol.prompb import remote_pb2
+from chalicelib.storage.timestream.records import build_batches
 
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 
@@ -44,7 +45,7 @@ def _stubbed_client(validation: bool):
     from botocore.awsrequest import AWSResponse
     from botocore.config import Config
 
-    from chalicelib.stores import client_config
+    from chalicelib.storage import client_config
 
     config = client_config(8, 5) if not validation else \
         client_config(8, 5).merge(Config(parameter_validation=True))

@@ -7,13 +7,21 @@ import logging
 import sys
 from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
 
-from chalicelib import codec, dialect, streamed, translate, translate_v2
+from chalicelib.protocol import codec
+
+from chalicelib.protocol import read as dialect
+
+from chalicelib.protocol import streamed
+
+from chalicelib.protocol import write_v1 as translate
+
+from chalicelib.protocol import write_v2 as translate_v2
 from chalicelib.errors import BadRequest, ResponseTooLarge, too_many_samples
-from chalicelib.budget import ReadBudget
+from chalicelib.context import ReadBudget
 from chalicelib.model import Query, Series, WriteResult
-from chalicelib.prompb import fastpath_pb2
+from chalicelib.protocol.prompb import fastpath_pb2
 from chalicelib.storage.base import Store
-from chalicelib.text import escape_control
+from chalicelib.quoting import escape_control
 
 LOG = logging.getLogger(__name__)
 MAX_REASONS = 5  # reasons named in a 400 body

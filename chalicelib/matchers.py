@@ -17,9 +17,9 @@ from typing import Iterable, Mapping, Optional
 import _re2
 import re2
 
-from chalicelib.bounded import BoundedCache
+from chalicelib.caches import BoundedCache
 from chalicelib.errors import BadRequest
-from chalicelib.text import escape, quoted
+from chalicelib.quoting import escape, quoted
 
 
 class MatchType(enum.IntEnum):

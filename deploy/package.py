@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 
-from chalicelib.storage.timestream_iam import ANY, TABLE, actions_on
+from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
 from deploy import influxdb
 from deploy.stage import ROOT, Stage, load_stage
 

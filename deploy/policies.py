@@ -20,7 +20,7 @@ import os
 import re
 from typing import Dict
 
-from chalicelib.storage.timestream_iam import ANY, TABLE, actions_on
+from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
 from deploy import influxdb
 from deploy.stage import ROOT, Stage, load_stage
 
@@ -40,7 +40,7 @@ def table_arn(stage: Stage, account: str, region: str) -> str:
 
 
 def timestream_statements(stage: Stage, account: str, region: str) -> list:
-    """What the connector's Timestream calls need (chalicelib/storage/timestream_iam.py)."""
+    """What the connector's Timestream calls need (chalicelib/storage/timestream/iam.py)."""
     return [
         {"Sid": "ReadWriteTheTable", "Effect": "Allow", "Action": actions_on(TABLE),
          "Resource": table_arn(stage, account, region)},

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol.prompb import remote_pb2
 
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 

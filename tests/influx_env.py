@@ -117,9 +117,9 @@ _databases = iter(range(1, 1 << 30))
 
 def fresh_store(server: InfluxServer, url: Optional[str] = None, **kwargs):
     """An InfluxDBStore on a new, empty database of ``server``."""
-    from chalicelib.storage.influxdb import InfluxDBStore
-    from chalicelib.storage.influxdb_client import InfluxClient
-    from chalicelib.storage.influxdb_auth import InfluxCredentials
+    from chalicelib.storage.influxdb.store import InfluxDBStore
+    from chalicelib.storage.influxdb.client import InfluxClient
+    from chalicelib.storage.influxdb.credentials import InfluxCredentials
     database = f"test_{os.getpid()}_{next(_databases)}"
     credentials = InfluxCredentials("admin", "admin-secret", origin="test") if server.auth \
         else InfluxCredentials()

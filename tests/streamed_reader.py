@@ -5,7 +5,7 @@ big-endian, ChunkedReadResponse) and XOR chunks, decoded bit by bit."""
 import struct
 from typing import List, Tuple
 
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol.prompb import remote_pb2
 
 
 def crc32c(data: bytes) -> int:

@@ -12,8 +12,8 @@ import urllib.parse
 import urllib.request
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from chalicelib import codec
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol import codec
+from chalicelib.protocol.prompb import remote_pb2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REMOTE_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}

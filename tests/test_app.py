@@ -6,8 +6,8 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import codec
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol import codec
+from chalicelib.protocol.prompb import remote_pb2
 from tests.conftest import HEADERS, read_request, write_request
 
 

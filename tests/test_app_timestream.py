@@ -9,8 +9,9 @@ from chalice.test import Client
 from moto import mock_aws
 
 import app as app_module
-from chalicelib import codec, stores
-from chalicelib.storage import timestream
+from chalicelib.protocol import codec
+from chalicelib import storage as stores
+from chalicelib.storage.timestream import store as timestream
 from tests.conftest import HEADERS, read_request, write_request
 from tests.faults import FaultInjector
 from tests.timestream_env import WireLog

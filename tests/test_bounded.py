@@ -2,7 +2,7 @@
 dict behind the label-set caches of the write path."""
 import sys
 
-from chalicelib.bounded import BoundedCache, ClearedWhenFull, strings_bytes
+from chalicelib.caches import BoundedCache, ClearedWhenFull, strings_bytes
 from chalicelib.matchers import REGEX_CACHE_BYTES, _CACHE, compile_anchored
 
 

@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
-from chalicelib import codec
-from chalicelib.chunks import MAX_SAMPLES_PER_CHUNK, series_chunks, xor_chunk
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol import codec
+from chalicelib.protocol.xor_chunks import MAX_SAMPLES_PER_CHUNK, series_chunks, xor_chunk
+from chalicelib.protocol.prompb import remote_pb2
 from tests.conftest import read_request, write_request
 from tests.e2e import PROMETHEUS, needs_prometheus
 from tests.streamed_reader import as_bits, decode_xor, read_frames

@@ -3,9 +3,9 @@ import struct
 import pytest
 import snappy
 
-from chalicelib import codec
+from chalicelib.protocol import codec
 from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from chalicelib.prompb import remote_pb2, types_pb2
+from chalicelib.protocol.prompb import remote_pb2, types_pb2
 from tests.conftest import HEADERS, read_request, write_request
 
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]

@@ -5,7 +5,7 @@ import threading
 import time
 
 from bench import cost, metering
-from chalicelib import codec
+from chalicelib.protocol import codec
 from tests.conftest import write_request
 from tests.support import ROOT, free_port, post
 

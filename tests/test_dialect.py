@@ -1,9 +1,7 @@
 """The client's regex dialect, from its User-Agent."""
 import pytest
 
-from chalicelib import dialect
-
-
+from chalicelib.protocol import read as dialect
 @pytest.mark.parametrize("agent,dot_all", [
     ("Prometheus/3.0.0", True),
     ("Prometheus/3.5.0-rc.1", True),

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from chalicelib.storage.timestream_records import dimension_name, label_name
+from chalicelib.storage.timestream.records import dimension_name, label_name
 
 # What Timestream refuses in a dimension name (Naming Constraints, as spelled out in
 # https://docs.aws.amazon.com/iot/latest/apireference/API_TimestreamDimension.html and

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from chalicelib import codec
+from chalicelib.protocol import codec
 from tests.conftest import read_request
 from tests.e2e import FixtureExporter, needs_prometheus, start_prometheus, writer_config
 from tests.influx_env import INFLUXD, InfluxServer

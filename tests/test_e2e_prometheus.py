@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol.prompb import remote_pb2
 from tests.e2e import (LONG_NAME, FixtureExporter, needs_prometheus, start_prometheus,
                        writer_config)
 from tests.support import ROOT, Process, free_port, promql, remote_read, wait_for_port

@@ -22,10 +22,12 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from chalicelib import codec, handlers
-from chalicelib.prompb import remote_pb2
-from chalicelib.storage.timestream import TimestreamStore
-from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
+from chalicelib import handlers
+
+from chalicelib.protocol import codec
+from chalicelib.protocol.prompb import remote_pb2
+from chalicelib.storage.timestream.store import TimestreamStore
+from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
 from tests.conftest import read_request
 from tests.e2e import (LONG_NAME, VANISH_AFTER, FixtureExporter, needs_prometheus,
                        start_prometheus, writer_config)

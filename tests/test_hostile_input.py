@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from chalicelib import codec
+from chalicelib.protocol import codec
 from tests.conftest import read_request, write_request
 from tests.support import Process, free_port, post, remote_read, remote_write, wait_for_port
 

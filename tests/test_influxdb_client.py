@@ -10,9 +10,9 @@ import pytest
 from chalicelib.errors import BackendError, BackendUnavailable, Forbidden, Unauthorized
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage import influxdb_client
-from chalicelib.storage.influxdb_auth import InfluxCredentials
-from chalicelib.storage.influxdb_client import InfluxClient, Transient, http_error, with_retries
+from chalicelib.storage.influxdb import client as influxdb_client
+from chalicelib.storage.influxdb.credentials import InfluxCredentials
+from chalicelib.storage.influxdb.client import InfluxClient, Transient, http_error, with_retries
 from tests.influx_env import FaultProxy, fresh_store
 
 ROLE = InfluxCredentials("u", "p", origin="INFLUXDB_USERNAME/INFLUXDB_PASSWORD")

@@ -9,12 +9,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import stores
+from chalicelib import storage as stores
 from chalicelib.config import Settings
 from chalicelib.errors import BackendError, Forbidden, Unauthorized
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage.influxdb_auth import InfluxCredentials, from_secret_string
+from chalicelib.storage.influxdb.credentials import InfluxCredentials, from_secret_string
 from tests.influx_env import INFLUXD, InfluxServer
 
 pytestmark = pytest.mark.skipif(INFLUXD is None, reason="needs influxd")

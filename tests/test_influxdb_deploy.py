@@ -12,7 +12,7 @@ import zipfile
 import pytest
 import yaml
 
-from chalicelib import codec
+from chalicelib.protocol import codec
 from deploy.package import package
 from deploy.policies import dumps, generate
 from deploy.stage import load_stage
@@ -107,7 +107,7 @@ def test_packaged_zip_writes_to_and_reads_from_influxdb_on_the_lambda_path(packa
     wrote, answered = json.loads(result.stdout.strip().splitlines()[-1])
     assert wrote["statusCode"] == 204, wrote
     assert answered["statusCode"] == 200, answered
-    from chalicelib.prompb import remote_pb2
+    from chalicelib.protocol.prompb import remote_pb2
     response = remote_pb2.ReadResponse()
     response.ParseFromString(codec.decompress(base64.b64decode(answered["body"]), 1 << 20))
     [series] = response.results[0].timeseries

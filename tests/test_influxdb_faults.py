@@ -9,7 +9,8 @@ import pytest
 from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series, WriteResult
-from chalicelib.storage import influxdb, influxdb_client
+from chalicelib.storage.influxdb import store as influxdb
+from chalicelib.storage.influxdb import client as influxdb_client
 from tests.influx_env import INFLUXD, FaultProxy, InfluxServer, fresh_store
 
 pytestmark = pytest.mark.skipif(INFLUXD is None, reason="needs influxd")

@@ -5,8 +5,8 @@ import struct
 import pytest
 
 from chalicelib.model import Series
-from chalicelib.storage import influxdb_line
-from chalicelib.storage.influxdb_line import (LineEncoder, batches, decode, field_text,
+from chalicelib.storage.influxdb import line_protocol as influxdb_line
+from chalicelib.storage.influxdb.line_protocol import (LineEncoder, batches, decode, field_text,
                                               series_key, stored_key, stored_measurement,
                                               stored_tag, value_from_fields)
 from tests.support import memory_held_after

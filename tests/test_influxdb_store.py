@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from chalicelib import codec
+from chalicelib.protocol import codec
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage import influxdb
-from chalicelib.storage.influxdb_line import stored_key
+from chalicelib.storage.influxdb import store as influxdb
+from chalicelib.storage.influxdb.line_protocol import stored_key
 from tests.conftest import write_request
 from tests.influx_env import fresh_store
 from tests.support import ROOT, post
@@ -243,7 +243,7 @@ def test_dropped_point_counts():
 
 def test_several_queries_answer_in_order(store):
     from chalicelib import handlers
-    from chalicelib.prompb import remote_pb2
+    from chalicelib.protocol.prompb import remote_pb2
     from tests.conftest import HEADERS, read_request
     store.write([Series(labels(__name__="q1"), [1], [1.0]),
                  Series(labels(__name__="q2"), [1], [2.0])])
@@ -258,8 +258,8 @@ def test_several_queries_answer_in_order(store):
 
 def test_a_missing_database_is_a_clear_500(influx_server):
     from chalicelib.errors import BackendError
-    from chalicelib.storage.influxdb import InfluxDBStore
-    from chalicelib.storage.influxdb_client import InfluxClient
+    from chalicelib.storage.influxdb.store import InfluxDBStore
+    from chalicelib.storage.influxdb.client import InfluxClient
     store = InfluxDBStore(InfluxClient(influx_server.url, "absent"), 25.0, create_database=False)
     with pytest.raises(BackendError, match="database not found.*create the database") as raised:
         store.write([Series(labels(__name__="m"), [1], [1.0])])
@@ -279,8 +279,8 @@ def test_timestamps_influxdb_cannot_represent_are_counted_and_the_rest_stored(st
 
 
 def test_a_store_on_a_retention_policy_leaves_the_database_as_it_is(influx_server):
-    from chalicelib.storage.influxdb import InfluxDBStore
-    from chalicelib.storage.influxdb_client import InfluxClient
+    from chalicelib.storage.influxdb.store import InfluxDBStore
+    from chalicelib.storage.influxdb.client import InfluxClient
     rp_only, created = f"rp_only_{os.getpid()}", f"created_{os.getpid()}"
     InfluxDBStore(InfluxClient(influx_server.url, rp_only, retention_policy="autogen"), 25.0)
     InfluxDBStore(InfluxClient(influx_server.url, created), 25.0)
@@ -291,8 +291,8 @@ def test_a_store_on_a_retention_policy_leaves_the_database_as_it_is(influx_serve
 
 def test_a_database_that_cannot_be_created_is_logged_and_the_store_still_starts(
         influx_server, caplog):
-    from chalicelib.storage.influxdb import InfluxDBStore
-    from chalicelib.storage.influxdb_client import InfluxClient
+    from chalicelib.storage.influxdb.store import InfluxDBStore
+    from chalicelib.storage.influxdb.client import InfluxClient
     caplog.set_level(logging.INFO, logger="chalicelib")
     InfluxDBStore(InfluxClient(influx_server.url, ""), 25.0)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == \

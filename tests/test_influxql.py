@@ -5,7 +5,7 @@ import pytest
 
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query
-from chalicelib.storage.influxql import (MAX_NANOS, MIN_NANOS, condition, identifier,
+from chalicelib.storage.influxdb.influxql import (MAX_NANOS, MIN_NANOS, condition, identifier,
                                          regex_literal, select_statement, source,
                                          string_literal)
 

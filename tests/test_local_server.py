@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from chalicelib import codec
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol import codec
+from chalicelib.protocol.prompb import remote_pb2
 from tests.conftest import read_request, write_request
 from tests.support import Process, free_port, remote_read, remote_write, wait_for_port
 

@@ -123,7 +123,7 @@ def test_zip_holds_linux_wheels_of_the_native_dependencies(packaged):
     assert f"_re2.{tag.replace('cp', 'cpython-')}-x86_64-linux-gnu.so" in names
     assert "re2.py" in names
     assert f"google_crc32c/_crc32c.{tag.replace('cp', 'cpython-')}-x86_64-linux-gnu.so" in names
-    assert {"app.py", "chalicelib/codec.py", "chalicelib/prompb/remote_pb2.py",
+    assert {"app.py", "chalicelib/protocol/codec.py", "chalicelib/protocol/prompb/remote_pb2.py",
             "chalice/app.py"} <= set(names)
     assert not any(n.startswith(("pip/", "pytest", "moto/", "duckdb")) for n in names)
     for dist in ("cramjam", "protobuf", "google_re2", "google_crc32c"):

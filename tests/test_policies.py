@@ -12,7 +12,7 @@ import pytest
 from chalicelib.errors import ResponseTooLarge
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage.timestream_iam import ACTIONS, ANY, TABLE, statement_kind
+from chalicelib.storage.timestream.iam import ACTIONS, ANY, TABLE, statement_kind
 from deploy import package
 from deploy.policies import STACK_NAME, dumps, execution_policy, generate
 from deploy.stage import load_stage

@@ -6,11 +6,14 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import codec, streamed, translate, translate_v2
-from chalicelib.bounded import ClearedWhenFull
+from chalicelib.protocol import codec
+from chalicelib.protocol import streamed
+from chalicelib.protocol import write_v1 as translate
+from chalicelib.protocol import write_v2 as translate_v2
+from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import ResponseTooLarge
 from chalicelib.model import Series
-from chalicelib.prompb import remote_pb2, types_pb2, write_v2_pb2
+from chalicelib.protocol.prompb import remote_pb2, types_pb2, write_v2_pb2
 from tests.conftest import HEADERS, read_request, write_request
 from tests.streamed_reader import as_bits, decode_xor, read_frames
 from tests.support import memory_held_after

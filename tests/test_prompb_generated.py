@@ -7,8 +7,8 @@ import pytest
 
 from tests.support import ROOT
 
-PROTOS = ["chalicelib/prompb/types.proto", "chalicelib/prompb/remote.proto",
-          "chalicelib/prompb/fastpath.proto", "chalicelib/prompb/write_v2.proto"]
+PROTOS = ["chalicelib/protocol/prompb/types.proto", "chalicelib/protocol/prompb/remote.proto",
+          "chalicelib/protocol/prompb/fastpath.proto", "chalicelib/protocol/prompb/write_v2.proto"]
 
 
 def test_checked_in_code_equals_a_fresh_generation(tmp_path):
@@ -23,7 +23,7 @@ def test_checked_in_code_equals_a_fresh_generation(tmp_path):
 
 
 def test_field_numbers_match_the_prometheus_wire_format():
-    from chalicelib.prompb import remote_pb2, types_pb2
+    from chalicelib.protocol.prompb import remote_pb2, types_pb2
     numbers = {
         types_pb2.Sample: {"value": 1, "timestamp": 2},
         types_pb2.TimeSeries: {"labels": 1, "samples": 2, "exemplars": 3, "histograms": 4},
@@ -42,7 +42,7 @@ def test_field_numbers_match_the_prometheus_wire_format():
 
 
 def test_fast_path_view_is_wire_compatible_with_write_request():
-    from chalicelib.prompb import fastpath_pb2, remote_pb2, types_pb2
+    from chalicelib.protocol.prompb import fastpath_pb2, remote_pb2, types_pb2
     pairs = {fastpath_pb2.WriteRequestLabelsAsBytes: remote_pb2.WriteRequest,
              fastpath_pb2.TimeSeriesLabelsAsBytes: types_pb2.TimeSeries}
     for view, original in pairs.items():
@@ -57,7 +57,7 @@ def test_fast_path_view_is_wire_compatible_with_write_request():
 
 def test_remote_write_v2_field_numbers_match_the_specification():
     """prompb/io/prometheus/write/v2/types.proto (Prometheus v3.14.0), as the spec publishes it."""
-    from chalicelib.prompb import write_v2_pb2 as v2
+    from chalicelib.protocol.prompb import write_v2_pb2 as v2
     numbers = {
         v2.Request: {"symbols": 4, "timeseries": 5},
         v2.TimeSeries: {"labels_refs": 1, "samples": 2, "histograms": 3, "exemplars": 4,

@@ -6,10 +6,12 @@ import struct
 import re2
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from chalicelib import codec, translate
+from chalicelib.protocol import codec
+
+from chalicelib.protocol import write_v1 as translate
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher, MatchType
-from chalicelib.prompb import remote_pb2
+from chalicelib.protocol.prompb import remote_pb2
 from tests.conftest import HEADERS
 
 SETTINGS = settings(max_examples=300, deadline=None,

@@ -13,8 +13,7 @@ import pytest
 
 from tests.conftest import read_request, write_request
 from tests.support import ROOT, Process, free_port, post, remote_read, wait_for_port
-from chalicelib import codec
-
+from chalicelib.protocol import codec
 IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "out", "__pycache__", ".pytest_cache",
                                 ".hypothesis")
 # As a Prometheus writes: continuously, for longer than chalice's file-watcher poll (1 s).

@@ -4,8 +4,10 @@ import tracemalloc
 
 import pytest
 
-from chalicelib import codec, handlers
-from chalicelib.budget import ReadBudget, encoded_bytes, series_bytes
+from chalicelib import handlers
+
+from chalicelib.protocol import codec
+from chalicelib.context import ReadBudget, encoded_bytes, series_bytes
 from chalicelib.errors import BadRequest, ResponseTooLarge
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
@@ -81,7 +83,7 @@ def test_stores_without_read_within_are_charged_as_soon_as_they_answer(store):
 
 
 def test_encoded_size_estimate_is_an_upper_bound():
-    from chalicelib import translate
+    from chalicelib.protocol import write_v1 as translate
     series = [Series((("__name__", "m\u00e9"), ("k", "v" * 300)), list(range(0, 10**12, 10**10)),
                      [float(i) / 3 for i in range(100)])]
     actual = sum(len(translate.encoded_series(item)) for item in series)

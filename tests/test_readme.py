@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chalicelib import codec
+from chalicelib.protocol import codec
 from tests.conftest import write_request
 from tests.support import ROOT, Process, free_port, post, wait_for_port
 

@@ -181,7 +181,7 @@ def test_a_read_exactly_at_the_byte_limit_is_answered_and_one_byte_less_refused(
     encoded size of the answer, upper estimate (``encoded_bytes``)."""
     import pytest
 
-    from chalicelib.budget import ReadBudget, encoded_bytes
+    from chalicelib.context import ReadBudget, encoded_bytes
     from chalicelib.errors import ResponseTooLarge
     store = SQLiteStore(str(tmp_path))
     store.write([Series(labels(1), list(range(1000)), [1.0] * 1000),
@@ -214,7 +214,7 @@ def test_an_empty_write_stores_nothing(tmp_path):
 
 def test_a_metric_name_matcher_decoded_from_a_request_selects_that_metric_only(tmp_path):
     """Names decoded from the wire are new strings (not the interned literal)."""
-    from chalicelib.prompb import remote_pb2
+    from chalicelib.protocol.prompb import remote_pb2
     from tests.conftest import read_request
     store = SQLiteStore(str(tmp_path))
     store.write([Series(labels(1), [1], [1.0]), Series((("__name__", "n"), ("i", "0001")), [1],
@@ -243,7 +243,7 @@ def test_the_sample_limit_holds_across_fetches_of_many_series(tmp_path):
     """8193 one-sample series: rows arrive in two fetches; the limit counts every row."""
     import pytest
 
-    from chalicelib.budget import ReadBudget
+    from chalicelib.context import ReadBudget
     from chalicelib.errors import ResponseTooLarge
     store = SQLiteStore(str(tmp_path))
     store.write([Series(labels(i), [1], [1.0]) for i in range(8193)])

@@ -6,7 +6,7 @@ import pytest
 from chalicelib.errors import ResponseTooLarge
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.translate import validate_labels
+from chalicelib.protocol.write_v1 import validate_labels
 from tests.matcher_cases import SERIES, all_cases, case_id
 
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]

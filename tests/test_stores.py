@@ -1,10 +1,10 @@
 """Per-request store selection and the bounded per-credential cache."""
 import dataclasses
 
-from chalicelib import stores
+from chalicelib import storage as stores
 from chalicelib.auth import Credentials
 from chalicelib.config import Settings
-from chalicelib.storage.timestream import TimestreamStore
+from chalicelib.storage.timestream.store import TimestreamStore
 
 SETTINGS = Settings(backend="timestream", region="us-east-1", endpoint_url="http://127.0.0.1:1")
 

@@ -8,12 +8,13 @@ import pytest
 from chalicelib.errors import BackendError, BackendUnavailable, ResponseTooLarge
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage import timestream, timestream_query
-from chalicelib.storage.timestream import Deadline
-from chalicelib.storage.timestream_query import TimestreamQueryRunner, timestamp_ms
+from chalicelib.storage.timestream import store as timestream
+from chalicelib.storage.timestream import reader as timestream_query
+from chalicelib.storage.timestream.store import Deadline
+from chalicelib.storage.timestream.reader import TimestreamQueryRunner, timestamp_ms
 from tests.timestream_env import NOW_MS, env, no_backoff_sleep  # noqa: F401 (fixtures)
 
-LOGGER = "chalicelib.storage.timestream_query"
+LOGGER = "chalicelib.storage.timestream.reader"
 
 def write_series(env, count, samples=1, name="m"):
     env.store.write([Series((("__name__", name), ("i", str(i))),
@@ -168,7 +169,7 @@ def test_the_query_read_timeout_is_never_under_a_second():
 def test_the_query_client_gets_the_timeout_for_the_stage_deadline(monkeypatch):
     from collections import OrderedDict
 
-    from chalicelib import stores
+    from chalicelib import storage as stores
     from chalicelib.config import Settings
     monkeypatch.setattr(stores, "_timestream", OrderedDict())  # no store cached by other tests
     store = stores.timestream_store(Settings(backend="timestream", region="us-east-1",
@@ -244,8 +245,8 @@ def test_a_query_abandoned_at_the_deadline_is_cancelled(env):
 
 def test_show_measures_rows_are_read_by_column_and_field_name():
     """The result shape of SHOW MEASURES, with the row fields in another order."""
-    from chalicelib.storage.timestream_query import measures_of
-    from chalicelib.storage.timestream_sql import Measure
+    from chalicelib.storage.timestream.reader import measures_of
+    from chalicelib.storage.timestream.sql import Measure
     fields = [{"Name": "data_type", "Type": {"ScalarType": "VARCHAR"}},
               {"Name": "dimension_name", "Type": {"ScalarType": "VARCHAR"}}]
     page = {"ColumnInfo": [

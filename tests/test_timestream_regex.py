@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.errors import BadRequest
-from chalicelib.bounded import BoundedCache
-from chalicelib.storage import timestream_regex
-from chalicelib.storage.timestream_regex import java_regex
+from chalicelib.caches import BoundedCache
+from chalicelib.storage.timestream import java_regex as timestream_regex
+from chalicelib.storage.timestream.java_regex import java_regex
 from tests import java_regex as java_regex_engine
 from tests.support import memory_held_after
 from tests.timestream_env import install_sql_functions

@@ -5,8 +5,8 @@ import pytest
 from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage.timestream import TimestreamStore
-from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
+from chalicelib.storage.timestream.store import TimestreamStore
+from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
 from tests.timestream_env import (DATABASE, TABLE, NOW_MS,  # noqa: F401 (fixtures)
                                    env, no_backoff_sleep)
 

@@ -5,8 +5,8 @@ import pytest
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage.timestream import Deadline
-from chalicelib.storage.timestream_sql import (MAX_QUERY_STRING, Measure, identifier, literal,
+from chalicelib.storage.timestream.store import Deadline
+from chalicelib.storage.timestream.sql import (MAX_QUERY_STRING, Measure, identifier, literal,
                                                matcher_condition, measures_statement,
                                                regex_literal, select_statements,
                                                selected_measures)

@@ -4,14 +4,14 @@ import struct
 
 import pytest
 
-from chalicelib.bounded import ClearedWhenFull
+from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import BackendError, BackendUnavailable, CredentialsFailed
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage import timestream
-from chalicelib.storage import timestream_records as records
+from chalicelib.storage.timestream import store as timestream
+from chalicelib.storage.timestream import records
 from bench import metering
-from chalicelib.translate import validate_labels
+from chalicelib.protocol.write_v1 import validate_labels
 from tests.faults import FaultInjector
 from tests.support import memory_held_after
 from tests.timestream_env import (NOW_MS, env, no_backoff_sleep,  # noqa: F401 (fixtures)

@@ -2,10 +2,12 @@
 
 import pytest
 
-from chalicelib import codec, translate
-from chalicelib.bounded import ClearedWhenFull
+from chalicelib.protocol import codec
+
+from chalicelib.protocol import write_v1 as translate
+from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import BadRequest
-from chalicelib.text import escape
+from chalicelib.quoting import escape
 from tests.conftest import HEADERS, read_request, write_request
 from tests.support import memory_held_after
 
@@ -85,7 +87,7 @@ def test_native_histograms_are_skipped_and_logged(caplog):
     request = write_request(({"__name__": "m"}, [(1, 1.0)]))
     request.timeseries[0].histograms.add(timestamp=1, count_int=3)
     request.timeseries[0].histograms.add(timestamp=2, count_int=4)
-    with caplog.at_level("WARNING", logger="chalicelib.translate"):
+    with caplog.at_level("WARNING", logger="chalicelib.protocol.write_v1"):
         result = translate.series_from_write_request(codec.decode_write_request(
             codec.encode_message(request), HEADERS, 1 << 20))
     assert [list(s.timestamps) for s in result.series] == [[1]]

@@ -22,9 +22,9 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from chalicelib.storage import timestream
-from chalicelib.storage.timestream import TimestreamStore
-from chalicelib.storage.timestream_query import TimestreamQueryRunner, TimestreamReader
+from chalicelib.storage.timestream import store as timestream
+from chalicelib.storage.timestream.store import TimestreamStore
+from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
 from tests import java_regex
 from tests.timestream_query_service import QueryService, install_time_functions
 from tests.timestream_rules import WriteRules

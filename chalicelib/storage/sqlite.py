@@ -20,7 +20,7 @@ from itertools import chain, groupby, repeat
 from operator import attrgetter, itemgetter
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from chalicelib.budget import SAMPLE_BYTES, ReadBudget, series_bytes
+from chalicelib.context import SAMPLE_BYTES, ReadBudget, series_bytes
 from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import Matcher, matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult, metric_name

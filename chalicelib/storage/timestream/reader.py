@@ -22,11 +22,11 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import BackendError, BackendUnavailable, too_many_samples
 from chalicelib.model import Labels, Query, Series
-from chalicelib.storage.timestream import CONNECT_TIMEOUT_SECONDS, Deadline, with_retries
-from chalicelib.storage.timestream_records import decode_value, labels_from_row
-from chalicelib.storage.timestream_sql import BIN_WIDTHS, SAMPLES_COLUMN, Measure, \
+from chalicelib.storage.timestream.store import CONNECT_TIMEOUT_SECONDS, Deadline, with_retries
+from chalicelib.storage.timestream.records import decode_value, labels_from_row
+from chalicelib.storage.timestream.sql import BIN_WIDTHS, SAMPLES_COLUMN, Measure, \
     SelectStatement, measures_statement, select_statements
-from chalicelib.translate import describe
+from chalicelib.protocol.write_v1 import describe
 
 LOG = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@
 import operator
 from typing import List, NamedTuple, Optional, Sequence
 
-from chalicelib.bounded import ClearedWhenFull, strings_bytes
+from chalicelib.caches import ClearedWhenFull, strings_bytes
 from chalicelib.errors import BadRequest
 from chalicelib.model import Labels, Series
-from chalicelib.prompb import write_v2_pb2
-from chalicelib.translate import Refusal, Translated, validate_labels
+from chalicelib.protocol.prompb import write_v2_pb2
+from chalicelib.protocol.write_v1 import Refusal, Translated, validate_labels
 
 # Validated label sets by their (name, value) pairs: a sender repeats its series. A memory
 # budget (64 MiB): a byte more or less cannot change what is stored or answered.

@@ -26,7 +26,7 @@ import sys
 from functools import lru_cache
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from chalicelib.bounded import BoundedCache
+from chalicelib.caches import BoundedCache
 from chalicelib.errors import BadRequest
 
 MAX_RUNE = 0x10FFFF

@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 
 from chalicelib.matchers import Matcher, MatchType
 from chalicelib.model import Query
-from chalicelib.storage.influxdb_line import (BITS_FIELD, ENCODED_PREFIX, NAME_TAG,
+from chalicelib.storage.influxdb.line_protocol import (BITS_FIELD, ENCODED_PREFIX, NAME_TAG,
                                               VALUE_FIELD, stored_key, stored_measurement,
                                               stored_tag)
 

@@ -37,7 +37,7 @@ import struct
 from itertools import chain, groupby
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from chalicelib.bounded import ClearedWhenFull, strings_bytes
+from chalicelib.caches import ClearedWhenFull, strings_bytes
 from chalicelib.model import Labels, Series
 
 MAX_RECORDS_PER_CALL = 100

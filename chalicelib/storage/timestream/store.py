@@ -18,8 +18,8 @@ from chalicelib.deadline import Deadline
 from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError,
                                CredentialsFailed, Forbidden, Unauthorized)
 from chalicelib.model import Query, Series, WriteResult, sample_count
-from chalicelib.storage.timestream_records import Batch, Rejected, build_batches, split_batch
-from chalicelib.translate import describe
+from chalicelib.storage.timestream.records import Batch, Rejected, build_batches, split_batch
+from chalicelib.protocol.write_v1 import describe
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")

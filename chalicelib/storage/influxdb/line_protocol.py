@@ -35,7 +35,7 @@ import re
 import struct
 from typing import Iterator, List, Optional, Sequence
 
-from chalicelib.bounded import ClearedWhenFull, strings_bytes
+from chalicelib.caches import ClearedWhenFull, strings_bytes
 from chalicelib.model import Labels, Series
 
 VALUE_FIELD = "value"

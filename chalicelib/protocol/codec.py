@@ -9,7 +9,7 @@ import snappy
 from google.protobuf.message import DecodeError
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from chalicelib.prompb import fastpath_pb2, remote_pb2, write_v2_pb2
+from chalicelib.protocol.prompb import fastpath_pb2, remote_pb2, write_v2_pb2
 
 PROTOBUF = "application/x-protobuf"
 SNAPPY = "snappy"

@@ -12,12 +12,12 @@ from typing import Iterable, List, NamedTuple, Tuple
 
 from google.protobuf.message import DecodeError
 
-from chalicelib.bounded import ClearedWhenFull
+from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Labels, Query, Series
-from chalicelib.prompb import fastpath_pb2, remote_pb2, types_pb2
-from chalicelib.text import escape
+from chalicelib.protocol.prompb import fastpath_pb2, remote_pb2, types_pb2
+from chalicelib.quoting import escape
 
 LOG = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import FrozenSet, Iterable, List, NamedTuple, Sequence
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher, MatchType
 from chalicelib.model import Query
-from chalicelib.storage.timestream_records import dimension_name
-from chalicelib.storage.timestream_regex import java_regex
+from chalicelib.storage.timestream.records import dimension_name
+from chalicelib.storage.timestream.java_regex import java_regex
 
 SAMPLES_COLUMN = "ts_samples"  # "ts_" names cannot be dimensions: no clash with labels
 VALUE_COLUMN = "measure_value::double"

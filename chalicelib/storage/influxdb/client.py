@@ -18,7 +18,7 @@ from typing import Callable, Dict, Iterator, Tuple, TypeVar
 
 from chalicelib.deadline import Deadline
 from chalicelib.errors import BackendError, BackendUnavailable, Forbidden, Unauthorized
-from chalicelib.storage.influxdb_auth import InfluxCredentials
+from chalicelib.storage.influxdb.credentials import InfluxCredentials
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")

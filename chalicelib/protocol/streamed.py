@@ -11,11 +11,11 @@ the answer is buffered anyway: ``join`` collects the frames up to the byte limit
 """
 from typing import Callable, Iterable, Iterator, List, Sequence
 
-from chalicelib import codec
-from chalicelib.chunks import series_chunks
+from chalicelib.protocol import codec
+from chalicelib.protocol.xor_chunks import series_chunks
 from chalicelib.errors import ResponseTooLarge
 from chalicelib.model import Query, Series
-from chalicelib.prompb import remote_pb2, types_pb2
+from chalicelib.protocol.prompb import remote_pb2, types_pb2
 
 MAX_FRAME_BYTES = 1_048_576
 

@@ -17,11 +17,11 @@ from typing import Dict, List, Optional, Tuple
 from chalicelib.errors import BackendError, ConnectorError, too_many_samples
 from chalicelib.matchers import matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult
-from chalicelib.storage.influxdb_client import (Deadline, InfluxClient, Transient, http_error,
+from chalicelib.storage.influxdb.client import (Deadline, InfluxClient, Transient, http_error,
                                                 with_retries)
-from chalicelib.storage.influxdb_line import (BITS_FIELD, NAME_TAG, VALUE_FIELD, LineEncoder,
+from chalicelib.storage.influxdb.line_protocol import (BITS_FIELD, NAME_TAG, VALUE_FIELD, LineEncoder,
                                               batches, decode, value_from_fields)
-from chalicelib.storage.influxql import identifier, select_statement
+from chalicelib.storage.influxdb.influxql import identifier, select_statement
 
 LOG = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Amazon Timestream for InfluxDB (and any InfluxDB) backend."""
