@@ -5,10 +5,9 @@ import logging
 from chalice import Chalice, Response
 from chalice.app import CaseInsensitiveMapping
 
-from chalicelib import handlers
-
-from chalicelib import storage as stores
+from chalicelib import handlers, storage
 from chalicelib.config import Settings
+from chalicelib.context import Limits
 from chalicelib.errors import ConnectorError
 from chalicelib.quoting import escape_control
 
@@ -57,8 +56,8 @@ def write():
     """Remote write 1.0 or 2.0 (by Content-Type): store every float sample."""
     request = app.current_request
     written = handlers.write(request.raw_body, request.headers,
-                             stores.store_for_request(SETTINGS, request.headers, writing=True),
-                             SETTINGS.max_decoded_bytes)
+                             storage.store_for_request(SETTINGS, request.headers, writing=True),
+                             Limits.from_settings(SETTINGS))
     return Response(body=b"", status_code=204, headers=written.headers)
 
 
@@ -68,8 +67,6 @@ def read():
     """Remote read (SAMPLES or STREAMED_XOR_CHUNKS): every query answered, in request order."""
     request = app.current_request
     headers, body = handlers.read(request.raw_body, request.headers,
-                                  stores.store_for_request(SETTINGS, request.headers),
-                                  SETTINGS.max_decoded_bytes, SETTINGS.read_sample_limit,
-                                  SETTINGS.max_response_bytes, SETTINGS.read_byte_limit,
-                                  SETTINGS.read_query_limit)
+                                  storage.store_for_request(SETTINGS, request.headers),
+                                  Limits.from_settings(SETTINGS))
     return Response(body=body, status_code=200, headers=headers)

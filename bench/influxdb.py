@@ -5,8 +5,11 @@ import shutil
 import time
 
 from chalicelib import handlers
+from chalicelib.context import Limits
 from tests.influx_env import InfluxServer, fresh_store
 from tests.support import REMOTE_HEADERS, post
+
+LIMITS = Limits(deadline_seconds=3600, sample_limit=10 ** 8, byte_limit=1 << 40)
 
 
 def report(bodies, read_body: bytes, samples: int, senders: int, send_all) -> None:
@@ -22,7 +25,7 @@ def report(bodies, read_body: bytes, samples: int, senders: int, send_all) -> No
         store = fresh_store(server)
         started = time.perf_counter()
         for body in bodies:
-            handlers.write(body, REMOTE_HEADERS, store, 1 << 26)
+            handlers.write(body, REMOTE_HEADERS, store, LIMITS)
         ours = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -33,7 +36,7 @@ def report(bodies, read_body: bytes, samples: int, senders: int, send_all) -> No
         own_read = time.perf_counter() - started
         started = time.perf_counter()
         for _ in range(5):
-            handlers.read(read_body, REMOTE_HEADERS, store, 1 << 26, 10 ** 8, 1 << 31)
+            handlers.read(read_body, REMOTE_HEADERS, store, LIMITS)
         our_read = time.perf_counter() - started
     finally:
         server.stop()

@@ -17,13 +17,15 @@ SEED = r"""
 import sys
 from chalicelib.model import Series
 from chalicelib.storage.sqlite import SQLiteStore
+from chalicelib.context import Limits, RequestContext
 store = SQLiteStore(sys.argv[1])
 series, samples, label_bytes = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 for s in range(series):
     labels = (("__name__", "mem"), ("big", "x" * label_bytes), ("s", str(s)))
     for start in range(0, samples, 500_000):
         times = list(range(start, min(samples, start + 500_000)))
-        store.write([Series(labels, times, [float(t) for t in times])])
+        store.write([Series(labels, times, [float(t) for t in times])],
+                    RequestContext(Limits(deadline_seconds=3600)))
 """
 
 MEASURE = r"""
@@ -31,6 +33,7 @@ import json, resource, sys, threading
 from chalicelib import handlers
 from chalicelib.protocol import codec
 from chalicelib.config import Settings
+from chalicelib.context import Limits
 from chalicelib.errors import ConnectorError
 from chalicelib.protocol.prompb import remote_pb2
 from chalicelib.storage.sqlite import SQLiteStore
@@ -50,10 +53,8 @@ before = rss()
 outcomes = []
 def read():
     try:
-        outcomes.append(len(handlers.read(body, headers, store, settings.max_decoded_bytes,
-                                          settings.read_sample_limit, settings.max_response_bytes,
-                                          settings.read_byte_limit,
-                                          settings.read_query_limit)[1]))
+        outcomes.append(len(handlers.read(body, headers, store,
+                                          Limits.from_settings(settings))[1]))
     except ConnectorError as exc:
         outcomes.append(f"{exc.status}: {str(exc)[:60]}")
 threads = [threading.Thread(target=read) for _ in range(concurrent)]

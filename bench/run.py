@@ -19,6 +19,7 @@ sys.path.insert(0, ROOT)
 
 from bench import read_memory  # noqa: E402
 from chalicelib import handlers  # noqa: E402
+from chalicelib.context import Limits  # noqa: E402
 from chalicelib.protocol import codec
 from chalicelib.protocol.prompb import remote_pb2  # noqa: E402
 from chalicelib.storage.sqlite import SQLiteStore  # noqa: E402
@@ -124,7 +125,7 @@ def main() -> None:
         store = SQLiteStore(os.path.join(work, "inprocess"))
         started = time.perf_counter()
         for body in bodies:
-            handlers.write(body, REMOTE_HEADERS, store, 1 << 26)
+            handlers.write(body, REMOTE_HEADERS, store, Limits(deadline_seconds=3600))
         results["write: connector in-process (embedded store)"] = \
             samples / (time.perf_counter() - started)
 

@@ -11,7 +11,7 @@ import time
 
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query
-from chalicelib.storage.timestream.store import Deadline
+from chalicelib.context import Limits, RequestContext
 from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
 from tests.timestream_env import DATABASE, TABLE, emulated_query_client
 
@@ -51,7 +51,7 @@ def measure() -> dict:
     reader = TimestreamReader(TimestreamQueryRunner(client), DATABASE, TABLE)
     query = Query(START_MS, START_MS + HOUR_MS - 1, (Matcher.of(2, "__name__", "bench_.*"),))
     started = time.perf_counter()
-    result = reader.read(query, 10 ** 7, Deadline(3600))  # the emulation is no measure of time
+    result = reader.read(query, RequestContext(Limits(deadline_seconds=3600, sample_limit=10 ** 7)))  # the emulation is no measure of time
     total = time.perf_counter() - started
     samples = sum(len(s.timestamps) for s in result)
     assert len(result) == SERIES and samples == SERIES * HOUR_MS // INTERVAL_MS, samples

@@ -45,7 +45,7 @@ def _stubbed_client(validation: bool):
     from botocore.awsrequest import AWSResponse
     from botocore.config import Config
 
-    from chalicelib.storage import client_config
+    from chalicelib.storage.timestream.client import client_config
 
     config = client_config(8, 5) if not validation else \
         client_config(8, 5).merge(Config(parameter_validation=True))

@@ -2,7 +2,7 @@
 import sys
 from collections import OrderedDict
 from threading import Lock
-from typing import Any, Dict, Hashable, Iterable, Optional
+from typing import Any, Callable, Dict, Hashable, Iterable, Optional
 
 
 class BoundedCache:
@@ -73,6 +73,39 @@ class ClearedWhenFull:
             self.bytes = 0
         self._entries[key] = value
         self.bytes += size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class LeastRecentlyUsed:
+    """At most ``max_entries`` values by key; the least recently used is evicted first
+    (and handed to ``on_evict``). Thread-safe; ``make`` runs outside the lock, so a slow
+    constructor never blocks the other keys."""
+
+    def __init__(self, max_entries: int,
+                 on_evict: Callable[[Any], None] = lambda value: None) -> None:
+        self.max_entries = max_entries
+        self.on_evict = on_evict
+        self._entries: "OrderedDict[Hashable, Any]" = OrderedDict()
+        self._lock = Lock()
+
+    def get_or_make(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The value under ``key``, made by ``make()`` the first time."""
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+                return value
+        value = make()
+        evicted = []
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self.max_entries:
+                evicted.append(self._entries.popitem(last=False)[1])
+        for old in evicted:
+            self.on_evict(old)
+        return value
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -1,16 +1,24 @@
-"""What one remote read may still gather, charged as samples and bytes are gathered.
+"""What travels with one request through every layer: its limits, its deadline, what a
+read may still gather, and what the client means by a regex.
 
-Bytes are those of the encoded protobuf response before compression, labels
-included: ``series_bytes`` per series and ``SAMPLE_BYTES`` per sample (an upper
-estimate of a ``prometheus.Sample``: tag, length, 9-byte double, varint time).
-Memory follows them: a read stops as soon as either limit is passed, before the
-response is built, whatever the shape of the data (one huge series, huge labels,
-many queries).
+``handlers`` builds one ``RequestContext`` per request and every store call takes it,
+so a request holding many queries still answers within REQUEST_DEADLINE_SECONDS and
+within one read budget, whichever backend serves it.
+
+Read budget: bytes are those of the encoded protobuf response before compression, labels
+included: ``series_bytes`` per series and ``SAMPLE_BYTES`` per sample (an upper estimate
+of a ``prometheus.Sample``: tag, length, 9-byte double, varint time). Memory follows them:
+a read stops as soon as either limit is passed, before the response is built, whatever
+the shape of the data (one huge series, huge labels, many queries).
 """
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import chain
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
-from chalicelib.errors import ResponseTooLarge, too_many_samples
+from chalicelib.errors import BackendUnavailable, ResponseTooLarge, too_many_samples
 from chalicelib.model import Labels, Series
 
 SAMPLE_BYTES = 18
@@ -25,6 +33,32 @@ def series_bytes(labels: Labels) -> int:
 def encoded_bytes(series: Iterable[Series]) -> int:
     """Encoded size of whole series, labels and samples."""
     return sum(series_bytes(s.labels) + SAMPLE_BYTES * len(s.timestamps) for s in series)
+
+
+class Deadline:
+    """The time by which a request must be answered (inside the Lambda timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (negative once passed)."""
+        return self.end - time.monotonic()
+
+    def check(self, call_seconds: float, what: str) -> None:
+        """BackendUnavailable (503) unless a call of ``call_seconds`` (the client's timeouts)
+        can finish before the deadline: no call starts that cannot finish in time."""
+        if self.remaining() < call_seconds:
+            raise BackendUnavailable(f"{what} not started: it might not finish within the "
+                                     "request deadline; retry later")
+
+    def ensure(self, what: str) -> None:
+        """BackendUnavailable (503) once the deadline has passed: work that runs in the
+        connector's own process stops there."""
+        if self.remaining() <= 0:
+            raise BackendUnavailable(f"{what} did not finish within the request deadline "
+                                     "(REQUEST_DEADLINE_SECONDS): narrow the matchers or the "
+                                     "time range, or retry later")
 
 
 class ReadBudget:
@@ -48,5 +82,49 @@ class ReadBudget:
                 "(READ_BYTE_LIMIT): narrow the matchers or the time range")
 
     def take_series(self, series: Sequence[Series]) -> None:
-        """Charge whole series gathered by a store that does not charge as it goes."""
+        """Charge whole series at once."""
         self.take(sum(len(s.timestamps) for s in series), encoded_bytes(series))
+
+    @contextmanager
+    def refunded_on_failure(self) -> Iterator[None]:
+        """What is charged inside is given back if it fails: an attempt that is retried
+        (or done again another way) is charged once."""
+        samples, nbytes = self.samples_left, self.bytes_left
+        try:
+            yield
+        except BaseException:
+            self.samples_left, self.bytes_left = samples, nbytes
+            raise
+
+
+class Limits(NamedTuple):
+    """The limits of one request (``Settings``: each names its environment variable)."""
+
+    deadline_seconds: float = 25.0          # REQUEST_DEADLINE_SECONDS
+    sample_limit: int = 4_000_000           # READ_SAMPLE_LIMIT
+    byte_limit: int = sys.maxsize           # READ_BYTE_LIMIT
+    max_decoded_bytes: int = 32 << 20       # MAX_DECODED_BYTES
+    max_response_bytes: int = sys.maxsize   # MAX_RESPONSE_BYTES
+    query_limit: int = 64                   # READ_QUERY_LIMIT
+
+    @classmethod
+    def from_settings(cls, settings) -> "Limits":
+        """The limits ``settings`` (a ``config.Settings``) configure."""
+        return cls(settings.request_deadline_seconds, settings.read_sample_limit,
+                   settings.read_byte_limit, settings.max_decoded_bytes,
+                   settings.max_response_bytes, settings.read_query_limit)
+
+
+@dataclass
+class RequestContext:
+    """One request: its limits, its deadline (started when the context is made), its read
+    budget, and whether ``.`` in its regexes matches a newline (the client's dialect)."""
+
+    limits: Limits = Limits()
+    dot_all: bool = True
+    deadline: Deadline = field(init=False)
+    budget: ReadBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = Deadline(self.limits.deadline_seconds)
+        self.budget = ReadBudget(self.limits.sample_limit, self.limits.byte_limit)

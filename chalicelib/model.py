@@ -1,7 +1,8 @@
 """Value objects that flow between the codec, the handlers and the stores."""
-from typing import List, NamedTuple, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Sequence, Tuple
 
 from chalicelib.matchers import Matcher
+from chalicelib.quoting import escape
 
 #: A series' labels: (name, value) pairs sorted by name, ``__name__`` included.
 Labels = Tuple[Tuple[str, str], ...]
@@ -42,3 +43,13 @@ def metric_name(labels: Labels) -> str:
 def sample_count(series: List[Series]) -> int:
     """Total samples across ``series``."""
     return sum(len(s.timestamps) for s in series)
+
+
+def describe(labels: Iterable) -> str:
+    """Render labels like PromQL, e.g. ``up{job="x"}``, for messages and logs: control
+    characters escaped, each name and value and the whole cut short."""
+    pairs = list(labels)
+    name = next((v for n, v in pairs if n == "__name__"), "")
+    rest = ",".join(f'{escape(n, 60)}="{escape(v, 100)}"' for n, v in pairs if n != "__name__")
+    text = f"{escape(name, 100)}{{{rest}}}"
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -123,7 +123,6 @@ def fresh_store(server: InfluxServer, url: Optional[str] = None, **kwargs):
     database = f"test_{os.getpid()}_{next(_databases)}"
     credentials = InfluxCredentials("admin", "admin-secret", origin="test") if server.auth \
         else InfluxCredentials()
-    kwargs.setdefault("deadline_seconds", 25.0)
     return InfluxDBStore(InfluxClient(url or server.url, database, credentials=credentials),
                          **kwargs)
 

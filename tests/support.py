@@ -120,3 +120,15 @@ def promql(base_url: str, query: str, at: float) -> List[dict]:
     if isinstance(result, list):
         result.sort(key=lambda item: json.dumps(item.get("metric", {}), sort_keys=True))
     return result
+
+
+def context(sample_limit: int = 10 ** 9, byte_limit: int = 1 << 62,
+            deadline_seconds: float = 60.0, deadline=None, dot_all: bool = True):
+    """A request context for calling a store directly: generous limits unless named,
+    ``deadline`` (a ``Deadline``) instead of a new one if given."""
+    from chalicelib.context import Limits, RequestContext
+    ctx = RequestContext(Limits(deadline_seconds=deadline_seconds, sample_limit=sample_limit,
+                                byte_limit=byte_limit), dot_all)
+    if deadline is not None:
+        ctx.deadline = deadline
+    return ctx

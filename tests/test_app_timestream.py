@@ -11,6 +11,8 @@ from moto import mock_aws
 import app as app_module
 from chalicelib.protocol import codec
 from chalicelib import storage as stores
+from chalicelib.caches import LeastRecentlyUsed
+from chalicelib.storage import timestream as timestream_backend
 from chalicelib.storage.timestream import store as timestream
 from tests.conftest import HEADERS, read_request, write_request
 from tests.faults import FaultInjector
@@ -29,7 +31,7 @@ def client(monkeypatch, caplog):
                                    region="us-east-1", endpoint_url=None,
                                    request_deadline_seconds=8.0)  # one 7-s call fits
     monkeypatch.setattr(app_module, "SETTINGS", settings)
-    monkeypatch.setattr(stores, "_timestream", type(stores._timestream)())
+    monkeypatch.setattr(timestream_backend, "_STORES", LeastRecentlyUsed(32))
     with mock_aws():
         admin = boto3.client("timestream-write", region_name="us-east-1")
         admin.create_database(DatabaseName=settings.database)
@@ -80,7 +82,7 @@ def test_no_credentials_is_500_on_write_so_prometheus_keeps_the_samples_and_401_
 ])
 def test_a_malformed_authorization_header_is_refused_at_once_without_calling_aws(
         client, monkeypatch, authorization, message):
-    monkeypatch.setattr(stores, "_new_timestream_store",
+    monkeypatch.setattr(timestream_backend, "build",
                         lambda *args: pytest.fail("no store (no AWS call) for bad credentials"))
     headers = {**HEADERS, "Authorization": authorization}
     response = write(client, write_request(({"__name__": "up"}, [(now_ms(), 1.0)])), headers)
@@ -89,7 +91,7 @@ def test_a_malformed_authorization_header_is_refused_at_once_without_calling_aws
 
 
 def test_a_series_without_labels_is_stored_through_the_route(client):
-    store = stores.store_for_request(app_module.SETTINGS, AUTH).store
+    store = stores.store_for_request(app_module.SETTINGS, AUTH)
     rules = WriteRules()
     WireLog(store.write_client, rules)
     request = write_request(({"__name__": "cluster:http_requests:rate5m"}, [(now_ms(), 1.0)]),
@@ -116,7 +118,7 @@ def test_invalid_samples_are_400_with_counts_after_valid_ones_are_written(client
 
 
 def test_throttling_is_503_so_prometheus_retries(client):
-    store = stores.store_for_request(app_module.SETTINGS, AUTH).store
+    store = stores.store_for_request(app_module.SETTINGS, AUTH)
     FaultInjector(store.write_client, "WriteRecords", [(400, "ThrottlingException")] * 10 ** 6)
     response = write(client, write_request(({"__name__": "up"}, [(now_ms(), 1.0)])))
     assert response.status_code == 503
@@ -133,7 +135,7 @@ def test_missing_table_is_500_naming_what_to_create(client):
 
 
 def test_refused_credentials_and_denied_access_on_write_are_500_logged_at_error(client, caplog):
-    store = stores.store_for_request(app_module.SETTINGS, AUTH).store
+    store = stores.store_for_request(app_module.SETTINGS, AUTH)
     FaultInjector(store.write_client, "WriteRecords",
                   [(400, "UnrecognizedClientException"), (400, "AccessDeniedException")])
     request = write_request(({"__name__": "up", "job": "a"}, [(now_ms(), 1.0)]))
@@ -149,7 +151,7 @@ def test_refused_credentials_and_denied_access_on_write_are_500_logged_at_error(
 def test_refused_credentials_on_read_stay_401_and_denied_access_403(client, monkeypatch):
     monkeypatch.setattr(app_module, "SETTINGS", dataclasses.replace(  # a query call must fit
         app_module.SETTINGS, request_deadline_seconds=25.0))
-    store = stores.store_for_request(app_module.SETTINGS, AUTH).store
+    store = stores.store_for_request(app_module.SETTINGS, AUTH)
     FaultInjector(store.reader.runner.client, "Query",
                   [(400, "UnrecognizedClientException"), (400, "AccessDeniedException")])
     assert read(client, {**HEADERS, **AUTH}).status_code == 401

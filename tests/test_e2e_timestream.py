@@ -25,6 +25,7 @@ from moto.server import ThreadedMotoServer
 from chalicelib import handlers
 
 from chalicelib.protocol import codec
+from chalicelib.context import Limits
 from chalicelib.protocol.prompb import remote_pb2
 from chalicelib.storage.timestream.store import TimestreamStore
 from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
@@ -209,9 +210,7 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
         snapshot = proxy.records()  # the writer keeps writing; read what was sent by now
         query_client, _ = emulated_query_client(lambda: snapshot)
         reader = TimestreamReader(TimestreamQueryRunner(query_client), DATABASE, TABLE)
-        # A long deadline: the emulation (DuckDB, a JVM for regexes) is no measure of time.
-        timestream = TimestreamStore(None, reader, DATABASE, TABLE, executor=None,
-                                     deadline_seconds=300)
+        timestream = TimestreamStore(None, reader, DATABASE, TABLE, executor=None)
         start = at_ms - 60_000
         for matchers in ([(0, "__name__", "fixture_value")],
                          [(2, "__name__", "fixture_.*")],
@@ -226,8 +225,11 @@ def test_dev_stage_writes_exact_records_to_timestream_and_reads_them_back(tmp_pa
             _, body = handlers.read(codec.encode_message(request),
                                     {"Content-Type": "application/x-protobuf",
                                      "Content-Encoding": "snappy"},
-                                    timestream.for_request(),  # one deadline per request
-                                    1 << 26, 10 ** 7, 1 << 30)
+                                    timestream,
+                                    # A long deadline: the emulation (DuckDB, a JVM for
+                                    # regexes) is no measure of time.
+                                    Limits(deadline_seconds=300, sample_limit=10 ** 7,
+                                           byte_limit=1 << 30, max_decoded_bytes=1 << 26))
             got = remote_pb2.ReadResponse()
             got.ParseFromString(codec.decompress(body, 1 << 30))
             assert expected.timeseries, matchers

@@ -12,8 +12,17 @@ from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.storage.influxdb import client as influxdb_client
 from chalicelib.storage.influxdb.credentials import InfluxCredentials
-from chalicelib.storage.influxdb.client import InfluxClient, Transient, http_error, with_retries
+from chalicelib import retry
+from chalicelib.retry import Transient
+from chalicelib.storage.influxdb.client import InfluxClient, http_error
+from chalicelib.storage.influxdb.store import MIN_ATTEMPT_SECONDS
 from tests.influx_env import FaultProxy, fresh_store
+from tests.support import context
+
+def with_retries(call, deadline, what, timeout):
+    """The InfluxDB store's retries of one ``what`` (write, query)."""
+    return retry.with_retries(call, deadline, f"InfluxDB {what}", timeout, MIN_ATTEMPT_SECONDS)
+
 
 ROLE = InfluxCredentials("u", "p", origin="INFLUXDB_USERNAME/INFLUXDB_PASSWORD")
 PROMETHEUS = InfluxCredentials("u", "p", origin="Prometheus basic_auth")
@@ -21,8 +30,8 @@ PROMETHEUS = InfluxCredentials("u", "p", origin="Prometheus basic_auth")
 
 def test_a_url_with_a_trailing_slash_reaches_the_same_server(influx_server):
     store = fresh_store(influx_server, url=influx_server.url + "/")
-    assert store.write([Series((("__name__", "m"),), [1], [1.0])]).stored == 1
-    [found] = store.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), 10)
+    assert store.write([Series((("__name__", "m"),), [1], [1.0])], context()).stored == 1
+    [found] = list(store.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), context(10)))
     assert list(found.values) == [1.0]
 
 
@@ -36,7 +45,7 @@ def test_a_refused_statement_says_what_influxdb_said(influx_server):
 
 def test_reads_arrive_in_chunks_of_ten_thousand_points(influx_server):
     store = fresh_store(influx_server)
-    store.write([Series((("__name__", "c"),), list(range(25_000)), [1.0] * 25_000)])
+    store.write([Series((("__name__", "c"),), list(range(25_000)), [1.0] * 25_000)], context())
     results = list(store.client.query('SELECT "value" FROM "c" GROUP BY *', 10))
     assert [len(r["series"][0]["values"]) for r in results] == [10_000, 10_000, 5_000]
     assert results[1]["series"][0]["values"][0] == [10_000, 1]
@@ -44,8 +53,8 @@ def test_reads_arrive_in_chunks_of_ten_thousand_points(influx_server):
 
 def test_negative_zero_reads_back_as_negative_zero(influx_server):
     store = fresh_store(influx_server)
-    store.write([Series((("__name__", "z"),), [1, 2], [-0.0, 0.0])])
-    [found] = store.read(Query(0, 10, (Matcher.of(0, "__name__", "z"),)), 10)
+    store.write([Series((("__name__", "z"),), [1, 2], [-0.0, 0.0])], context())
+    [found] = list(store.read(Query(0, 10, (Matcher.of(0, "__name__", "z"),)), context(10)))
     assert [str(v) for v in found.values] == ["-0.0", "0.0"]
 
 
@@ -91,7 +100,7 @@ def test_an_error_answer_is_quoted_whatever_its_shape(influx_server, body, said)
         proxy.status, proxy.fail, proxy.body = 413, 2, body
         store = fresh_store(influx_server, url=proxy.url)
         with pytest.raises(BackendError) as raised:
-            store.write([Series((("__name__", "m"),), [1], [1.0])])
+            store.write([Series((("__name__", "m"),), [1], [1.0])], context())
         assert str(raised.value) == f"InfluxDB refused the write (HTTP 413): {said}"
     finally:
         proxy.stop()
@@ -110,7 +119,7 @@ def test_a_query_answer_that_is_not_influxdb_json_is_a_500_naming_the_url(influx
         proxy.status, proxy.fail, proxy.body = 200, 2, body  # CREATE DATABASE, then the read
         store = fresh_store(influx_server, url=proxy.url)
         with pytest.raises(BackendError) as raised:
-            store.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), 10)
+            list(store.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), context(10)))
         assert type(raised.value) is BackendError
         assert str(raised.value) == (f"InfluxDB's query answer is not InfluxDB JSON ({said}): "
                                      "check that INFLUXDB_URL is InfluxDB's HTTP API")
@@ -160,8 +169,8 @@ class CutServer:
 
 @pytest.mark.parametrize("status,what", [(400, "write"), (200, "query")])
 def test_an_answer_cut_off_is_retried_then_503(status, what, monkeypatch):
-    monkeypatch.setattr(influxdb_client.random, "random", lambda: 1.0)
-    monkeypatch.setattr(influxdb_client.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(retry.random, "random", lambda: 1.0)
+    monkeypatch.setattr(retry.time, "sleep", lambda seconds: None)
     server = CutServer(status)
     try:
         client = InfluxClient(server.url, "db")
@@ -200,12 +209,12 @@ def backoff(monkeypatch):
     sleeps = []
 
     def run(deadline, failures, jitter=1.0, timeout=10.0):
-        monkeypatch.setattr(influxdb_client.random, "random", lambda: jitter)
+        monkeypatch.setattr(retry.random, "random", lambda: jitter)
 
         def sleep(seconds):
             sleeps.append(seconds)
             deadline.left -= seconds
-        monkeypatch.setattr(influxdb_client.time, "sleep", sleep)
+        monkeypatch.setattr(retry.time, "sleep", sleep)
         timeouts = []
 
         def call(attempt_timeout):

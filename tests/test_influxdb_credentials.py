@@ -10,12 +10,15 @@ import pytest
 from moto import mock_aws
 
 from chalicelib import storage as stores
+from chalicelib.caches import LeastRecentlyUsed
+from chalicelib.storage import influxdb
 from chalicelib.config import Settings
 from chalicelib.errors import BackendError, Forbidden, Unauthorized
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.storage.influxdb.credentials import InfluxCredentials, from_secret_string
 from tests.influx_env import INFLUXD, InfluxServer
+from tests.support import context
 
 pytestmark = pytest.mark.skipif(INFLUXD is None, reason="needs influxd")
 PASSWORD = "admin-secret"
@@ -31,8 +34,8 @@ def secured():
 
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
-    monkeypatch.setattr(stores, "_secrets", None)
-    monkeypatch.setattr(stores, "_influxdb", OrderedDict())
+    monkeypatch.setattr(influxdb, "_secrets", None)
+    monkeypatch.setattr(influxdb, "_STORES", LeastRecentlyUsed(32))
 
 
 def settings(server, **env):
@@ -48,14 +51,14 @@ def basic(user, password):
 def test_role_is_the_default_and_uses_the_environment(secured):
     config = settings(secured, INFLUXDB_USERNAME="admin", INFLUXDB_PASSWORD=PASSWORD)
     assert config.auth_mode == "role" and PASSWORD not in repr(config)
-    assert stores.store_for_request(config, {}).write(SAMPLE).stored == 1
+    assert stores.store_for_request(config, {}).write(SAMPLE, context()).stored == 1
 
 
 def test_wrong_password_is_a_clear_5xx_that_never_shows_the_password(secured, caplog):
     caplog.set_level(logging.DEBUG, logger="chalicelib")
     config = settings(secured, INFLUXDB_USERNAME="admin", INFLUXDB_PASSWORD="wrong-pass")
     with pytest.raises(BackendError) as raised:
-        stores.store_for_request(config, {}).write(SAMPLE)
+        stores.store_for_request(config, {}).write(SAMPLE, context())
     message = str(raised.value)
     assert raised.value.status == 500  # Prometheus keeps the data and retries
     assert "refused the connector's credentials (INFLUXDB_USERNAME/INFLUXDB_PASSWORD)" in message
@@ -64,12 +67,12 @@ def test_wrong_password_is_a_clear_5xx_that_never_shows_the_password(secured, ca
 
 def test_basic_auth_from_prometheus_is_passed_through(secured):
     config = settings(secured, AUTH_MODE="basic")
-    assert stores.store_for_request(config, basic("admin", PASSWORD)).write(SAMPLE).stored == 1
+    assert stores.store_for_request(config, basic("admin", PASSWORD)).write(SAMPLE, context()).stored == 1
     refused = stores.store_for_request(config, basic("admin", "nope"))
     with pytest.raises(Unauthorized, match="refused the credentials in Prometheus's basic_auth"):
-        refused.write(SAMPLE)
+        refused.write(SAMPLE, context())
     with pytest.raises(Unauthorized, match="for query"):
-        refused.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), 10)
+        list(refused.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), context(10)))
     with pytest.raises(Unauthorized, match="configure basic_auth"):
         stores.store_for_request(config, {})
 
@@ -81,10 +84,10 @@ def test_secret_is_read_once_per_container(secured):
         {"engine": "timestream-influxdb", "username": "admin", "password": PASSWORD,
          "dbIdentifier": "abc"}))["ARN"]
     config = settings(secured, INFLUXDB_SECRET_ARN=arn)
-    assert stores.store_for_request(config, {}).write(SAMPLE).stored == 1
+    assert stores.store_for_request(config, {}).write(SAMPLE, context()).stored == 1
     client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
     other = settings(secured, INFLUXDB_SECRET_ARN=arn, INFLUXDB_DATABASE="creds2")
-    assert stores.store_for_request(other, {}).write(SAMPLE).stored == 1  # cached
+    assert stores.store_for_request(other, {}).write(SAMPLE, context()).stored == 1  # cached
 
 
 @mock_aws
@@ -102,7 +105,7 @@ def test_wrong_password_in_the_secret_names_the_secret(secured, caplog):
     arn = client.create_secret(Name="influx", SecretString=json.dumps(
         {"engine": "timestream-influxdb", "username": "admin", "password": "stale-pass"}))["ARN"]
     with pytest.raises(BackendError, match=f"credentials \\(secret {arn}\\)") as raised:
-        stores.store_for_request(settings(secured, INFLUXDB_SECRET_ARN=arn), {}).write(SAMPLE)
+        stores.store_for_request(settings(secured, INFLUXDB_SECRET_ARN=arn), {}).write(SAMPLE, context())
     assert "stale-pass" not in str(raised.value) + caplog.text
 
 
@@ -124,8 +127,8 @@ def test_a_user_without_write_rights_is_forbidden(secured):
     config = settings(secured, AUTH_MODE="basic")
     store = stores.store_for_request(config, basic("reader", "r-pass"))
     with pytest.raises(Forbidden, match="HTTP 403"):
-        store.write(SAMPLE)
-    assert store.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), 10) is not None
+        store.write(SAMPLE, context())
+    assert list(store.read(Query(0, 10, (Matcher.of(0, "__name__", "m"),)), context(10))) is not None
     role = settings(secured, INFLUXDB_USERNAME="reader", INFLUXDB_PASSWORD="r-pass")
     with pytest.raises(BackendError, match="refused the connector's credentials .*HTTP 403"):
-        stores.store_for_request(role, {}).write(SAMPLE)
+        stores.store_for_request(role, {}).write(SAMPLE, context())

@@ -18,6 +18,7 @@ from chalicelib.storage.influxdb.line_protocol import stored_key
 from tests.conftest import write_request
 from tests.influx_env import fresh_store
 from tests.support import ROOT, post
+from tests.support import context
 
 HOSTILE = [
     "a,b", "a b", "a=b", "a\\b", "a\\", "\\", "a\\,b", "a\\ b", "a\\=b", "a\\\\", "two\nlines",
@@ -46,37 +47,37 @@ def store(influx_server):
 
 def test_hostile_label_values_round_trip_and_match_exactly(store):
     store.write([Series(labels(__name__="m", v=value, i=str(i)), [1000], [float(i)])
-                 for i, value in enumerate(HOSTILE)])
-    everything = store.read(query((0, "__name__", "m")), 10_000)
+                 for i, value in enumerate(HOSTILE)], context())
+    everything = list(store.read(query((0, "__name__", "m")), context(10_000)))
     assert sorted(dict(s.labels)["v"] for s in everything) == sorted(HOSTILE)
     for i, value in enumerate(HOSTILE):
         for match_type, pattern in ((0, value), (2, value.replace("\\", "\\\\"))):
             if match_type == 2 and any(c in value for c in "()[]{}.*+?^$|"):
                 continue  # regex metacharacters: matched as regexes, covered below
-            [found] = store.read(query((0, "__name__", "m"), (match_type, "v", pattern)), 100)
+            [found] = list(store.read(query((0, "__name__", "m"), (match_type, "v", pattern)), context(100)))
             assert dict(found.labels)["i"] == str(i), (match_type, value)
-        others = store.read(query((0, "__name__", "m"), (1, "v", value)), 10_000)
+        others = list(store.read(query((0, "__name__", "m"), (1, "v", value)), context(10_000)))
         assert len(others) == len(HOSTILE) - 1
 
 
 def test_hostile_metric_and_label_names_round_trip(store):
     odd = [labels(__name__="time", time="t"), labels(__name__="value", value="v"),
            labels(__name__="m", _field="f", _measurement="x", value_bits="b")]
-    store.write([Series(item, [5], [1.5]) for item in odd])
+    store.write([Series(item, [5], [1.5]) for item in odd], context())
     for item in odd:
         name = dict(item)["__name__"]
-        [found] = store.read(query((0, "__name__", name)), 10)
+        [found] = list(store.read(query((0, "__name__", name)), context(10)))
         assert found.labels == item and list(found.values) == [1.5]
     assert stored_key("time") != "time" and stored_key("job") == "job"
 
 
 def test_regexes_are_anchored_and_slashes_cannot_end_the_literal(store):
     store.write([Series(labels(__name__="m", p=p), [1], [1.0])
-                 for p in ("/a/b", "x/a/b", "/a/bx", "a\nb", "ab")])
+                 for p in ("/a/b", "x/a/b", "/a/bx", "a\nb", "ab")], context())
 
     def selected(pattern, dot_all=False):
-        return sorted(dict(s.labels)["p"] for s in store.read(
-            query((0, "__name__", "m"), (2, "p", pattern), dot_all=dot_all), 100))
+        return sorted(dict(s.labels)["p"] for s in list(store.read(
+            query((0, "__name__", "m"), (2, "p", pattern), dot_all=dot_all), context(100))))
 
     assert selected("/a/b") == ["/a/b"]
     assert selected("\\/a\\/b") == ["/a/b"]
@@ -106,18 +107,18 @@ def test_reads_what_influxdbs_own_prometheus_endpoint_wrote(influx_server):
                            {"Content-Type": "application/x-protobuf",
                             "Content-Encoding": "snappy"})
     assert status == 204, body
-    [up] = store.read(query((0, "__name__", "up")), 100)
+    [up] = list(store.read(query((0, "__name__", "up")), context(100)))
     assert up.labels == labels(__name__="up", instance="a:1", job="x")
     assert list(up.timestamps) == [1000, 2000] and list(up.values) == [1.0, 0.0]
-    [http] = store.read(query((2, "__name__", "http_.*"), (0, "path", "/a b,c=d")), 100)
+    [http] = list(store.read(query((2, "__name__", "http_.*"), (0, "path", "/a b,c=d")), context(100)))
     assert [bits(v) for v in http.values] == [bits(0.1 + 0.2), bits(1e-300)]
-    [gone] = store.read(query((0, "__name__", "gone")), 100)
+    [gone] = list(store.read(query((0, "__name__", "gone")), context(100)))
     assert list(gone.timestamps) == [2000]  # InfluxDB's endpoint drops NaN samples
 
     # The connector writes the same shape: same measurement, tag keys and field.
     ours = fresh_store(influx_server)
     ours.write([Series(labels(__name__="up", job="x", instance="a:1"), [1000, 2000],
-                       [1.0, 0.0])])
+                       [1.0, 0.0])], context())
     shape = "SELECT * FROM up GROUP BY *"
     assert influx_server.query(shape, db=ours.client.database, epoch="ms") == \
         influx_server.query(shape, db=database, epoch="ms")
@@ -128,10 +129,10 @@ def test_points_influxdb_can_never_store_are_counted_and_the_rest_stored(influx_
     # An integer field "value" in this shard makes InfluxDB drop float values for "m".
     assert influx_server.write_lines(store.client.database, "m,__name__=m value=1i 1000") == 204
     result = store.write([Series(labels(__name__="m"), [2000, 3000], [1.5, 2.5]),
-                          Series(labels(__name__="ok"), [2000], [4.0])])
+                          Series(labels(__name__="ok"), [2000], [4.0])], context())
     assert (result.stored, result.rejected) == (1, 2)
     assert "dropped" in result.reasons[0] or "conflict" in result.reasons[0]
-    [ok] = store.read(query((0, "__name__", "ok")), 10)
+    [ok] = list(store.read(query((0, "__name__", "ok")), context(10)))
     assert list(ok.values) == [4.0]
 
 
@@ -148,21 +149,21 @@ def test_large_writes_go_in_gzip_batches_of_thousands_of_lines(influx_server, mo
     series = [Series(labels(__name__="big", s=str(s)), list(range(100)), [float(t) for t in
                                                                          range(100)])
               for s in range(120)]
-    assert store.write(series).stored == 12_000
+    assert store.write(series, context()).stored == 12_000
     assert sizes == [influxdb.BATCH_LINES, influxdb.BATCH_LINES, 2000]
-    result = store.read(query((0, "__name__", "big")), 20_000)
+    result = list(store.read(query((0, "__name__", "big")), context(20_000)))
     assert sum(len(s.timestamps) for s in result) == 12_000
 
 
 def test_sample_limit_stops_a_chunked_read(influx_server):
     store = fresh_store(influx_server)
     store.write([Series(labels(__name__="many", s=str(s)), list(range(5000)),
-                        [1.0] * 5000) for s in range(5)])
-    result = store.read(query((0, "__name__", "many")), 25_000)  # over several chunks
+                        [1.0] * 5000) for s in range(5)], context())
+    result = list(store.read(query((0, "__name__", "many")), context(25_000)))  # over several chunks
     assert [dict(s.labels)["s"] for s in result] == ["0", "1", "2", "3", "4"]
     assert all(list(s.timestamps) == list(range(5000)) for s in result)
     with pytest.raises(Exception, match="more than 24999 samples"):
-        store.read(query((0, "__name__", "many")), 24_999)
+        list(store.read(query((0, "__name__", "many")), context(24_999)))
 
 
 def readme() -> str:
@@ -182,8 +183,8 @@ def test_readme_verification_sample_reads_back_through_the_connector(influx_serv
     now = int(time.time())
     assert influx_server.write_lines(store.client.database, line.replace("$(date +%s)", str(now)),
                                      precision="s") == 204
-    [found] = store.read(query((0, "__name__", "prometheus_temperature"),
-                               start=(now - 1) * 1000, end=(now + 1) * 1000), 10)
+    [found] = list(store.read(query((0, "__name__", "prometheus_temperature"),
+                               start=(now - 1) * 1000, end=(now + 1) * 1000), context(10)))
     assert found.labels == labels(__name__="prometheus_temperature", instance="localhost:9090",
                                   job="prometheus")
     assert list(found.values) == [98.76] and list(found.timestamps) == [now * 1000]
@@ -193,12 +194,12 @@ def test_hostile_label_names_cannot_change_the_statement(store):
     names = ['a"b', "a'b", "a b", "a,b", "a=b", "a\\", "a\\\"", "ü日本", "a\nb", "a/b",
              "\") OR (\""]
     store.write([Series(labels(__name__="n", **{name: "v", "i": str(i)}), [1], [1.0])
-                 for i, name in enumerate(names)])
+                 for i, name in enumerate(names)], context())
     for i, name in enumerate(names):
         for matchers in ([(0, name, "v")], [(2, name, "v|w")], [(1, name, "")]):
-            [found] = store.read(query((0, "__name__", "n"), *matchers), 100)
+            [found] = list(store.read(query((0, "__name__", "n"), *matchers), context(100)))
             assert dict(found.labels) == {"__name__": "n", name: "v", "i": str(i)}, matchers
-        assert len(store.read(query((0, "__name__", "n"), (0, name, "")), 100)) == len(names) - 1
+        assert len(list(store.read(query((0, "__name__", "n"), (0, name, "")), context(100)))) == len(names) - 1
 
 
 def test_a_retention_policy_other_than_the_default(influx_server):
@@ -208,16 +209,16 @@ def test_a_retention_policy_other_than_the_default(influx_server):
     in_rp = fresh_store(influx_server)
     in_rp.client.database, in_rp.client.retention_policy = database, "week"
     now = int(time.time() * 1000)
-    assert in_rp.write([Series(labels(__name__="rp"), [now], [1.0])]).stored == 1
-    [found] = in_rp.read(query((0, "__name__", "rp"), start=now - 1, end=now + 1), 10)
+    assert in_rp.write([Series(labels(__name__="rp"), [now], [1.0])], context()).stored == 1
+    [found] = list(in_rp.read(query((0, "__name__", "rp"), start=now - 1, end=now + 1), context(10)))
     assert list(found.values) == [1.0]
-    assert store.read(query((0, "__name__", "rp"), start=now - 1, end=now + 1), 10) == []
+    assert list(store.read(query((0, "__name__", "rp"), start=now - 1, end=now + 1), context(10))) == []
     assert influx_server.query("SELECT * FROM week.rp", db=database)["results"][0]["series"]
 
 
 def test_ranges_past_what_influxdb_can_represent_are_clamped(store):
-    store.write([Series(labels(__name__="wide"), [-5, 0, 5], [1.0, 2.0, 3.0])])
-    [found] = store.read(query((0, "__name__", "wide"), start=-2 ** 62, end=2 ** 62), 10)
+    store.write([Series(labels(__name__="wide"), [-5, 0, 5], [1.0, 2.0, 3.0])], context())
+    [found] = list(store.read(query((0, "__name__", "wide"), start=-2 ** 62, end=2 ** 62), context(10)))
     assert list(found.timestamps) == [-5, 0, 5]
 
 
@@ -227,7 +228,7 @@ def test_values_written_by_others_that_are_not_samples_are_skipped(influx_server
     lines = ('m,__name__=m value_bits="zz" 1000\nm,__name__=m other=1 2000\n'
              'm,__name__=m,k=base64:!! value=3 3000')
     assert influx_server.write_lines(database, lines) == 204
-    [found] = store.read(query((0, "__name__", "m")), 10)
+    [found] = list(store.read(query((0, "__name__", "m")), context(10)))
     assert (list(found.timestamps), dict(found.labels)["k"]) == ([3000], "base64:!!")
 
 
@@ -243,13 +244,15 @@ def test_dropped_point_counts():
 
 def test_several_queries_answer_in_order(store):
     from chalicelib import handlers
+    from chalicelib.context import Limits
     from chalicelib.protocol.prompb import remote_pb2
     from tests.conftest import HEADERS, read_request
     store.write([Series(labels(__name__="q1"), [1], [1.0]),
-                 Series(labels(__name__="q2"), [1], [2.0])])
+                 Series(labels(__name__="q2"), [1], [2.0])], context())
     _, body = handlers.read(codec.encode_message(read_request(
         (0, 10, [(0, "__name__", "q2")]), (0, 10, [(0, "__name__", "none")]),
-        (0, 10, [(0, "__name__", "q1")]))), HEADERS, store, 1 << 20, 100, 1 << 20)
+        (0, 10, [(0, "__name__", "q1")]))), HEADERS, store,
+        Limits(sample_limit=100, max_decoded_bytes=1 << 20, max_response_bytes=1 << 20))
     response = remote_pb2.ReadResponse()
     response.ParseFromString(codec.decompress(body, 1 << 20))
     assert [[s.value for ts in r.timeseries for s in ts.samples] for r in response.results] == \
@@ -260,21 +263,21 @@ def test_a_missing_database_is_a_clear_500(influx_server):
     from chalicelib.errors import BackendError
     from chalicelib.storage.influxdb.store import InfluxDBStore
     from chalicelib.storage.influxdb.client import InfluxClient
-    store = InfluxDBStore(InfluxClient(influx_server.url, "absent"), 25.0, create_database=False)
+    store = InfluxDBStore(InfluxClient(influx_server.url, "absent"), create_database=False)
     with pytest.raises(BackendError, match="database not found.*create the database") as raised:
-        store.write([Series(labels(__name__="m"), [1], [1.0])])
+        store.write([Series(labels(__name__="m"), [1], [1.0])], context())
     assert raised.value.status == 500
     with pytest.raises(BackendError) as raised:
-        store.read(query((0, "__name__", "m")), 10)
+        list(store.read(query((0, "__name__", "m")), context(10)))
     assert str(raised.value) == "InfluxDB refused the query: database not found: absent"
     assert raised.value.status == 500
 
 
 def test_timestamps_influxdb_cannot_represent_are_counted_and_the_rest_stored(store):
-    result = store.write([Series(labels(__name__="far"), [5, 10 ** 16, 6], [1.0, 2.0, 3.0])])
+    result = store.write([Series(labels(__name__="far"), [5, 10 ** 16, 6], [1.0, 2.0, 3.0])], context())
     assert (result.stored, result.rejected) == (2, 1)
     assert "unable to parse" in result.reasons[0]
-    [found] = store.read(query((0, "__name__", "far")), 10)
+    [found] = list(store.read(query((0, "__name__", "far")), context(10)))
     assert list(found.timestamps) == [5, 6]
 
 
@@ -282,8 +285,8 @@ def test_a_store_on_a_retention_policy_leaves_the_database_as_it_is(influx_serve
     from chalicelib.storage.influxdb.store import InfluxDBStore
     from chalicelib.storage.influxdb.client import InfluxClient
     rp_only, created = f"rp_only_{os.getpid()}", f"created_{os.getpid()}"
-    InfluxDBStore(InfluxClient(influx_server.url, rp_only, retention_policy="autogen"), 25.0)
-    InfluxDBStore(InfluxClient(influx_server.url, created), 25.0)
+    InfluxDBStore(InfluxClient(influx_server.url, rp_only, retention_policy="autogen"))
+    InfluxDBStore(InfluxClient(influx_server.url, created))
     [shown] = influx_server.query("SHOW DATABASES")["results"][0]["series"]
     names = [row[0] for row in shown["values"]]
     assert created in names and rp_only not in names
@@ -294,11 +297,11 @@ def test_a_database_that_cannot_be_created_is_logged_and_the_store_still_starts(
     from chalicelib.storage.influxdb.store import InfluxDBStore
     from chalicelib.storage.influxdb.client import InfluxClient
     caplog.set_level(logging.INFO, logger="chalicelib")
-    InfluxDBStore(InfluxClient(influx_server.url, ""), 25.0)
+    InfluxDBStore(InfluxClient(influx_server.url, ""))
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == \
         [("INFO", "could not create database: invalid name")]
     caplog.clear()
-    InfluxDBStore(InfluxClient("http://127.0.0.1:1", "unreachable"), 25.0)
+    InfluxDBStore(InfluxClient("http://127.0.0.1:1", "unreachable"))
     [record] = caplog.records
     assert record.levelname == "INFO"
     assert record.getMessage().startswith("could not create database unreachable: URLError")
@@ -309,7 +312,7 @@ def test_a_sample_that_is_not_a_number_is_skipped_and_the_later_ones_read(influx
     lines = 'm,__name__=m value_bits="zz" 1000\nm,__name__=m value=2 2000\n' \
             'm,__name__=m value_bits="zz" 3000\nm,__name__=m value=4 4000'
     assert influx_server.write_lines(store.client.database, lines) == 204
-    [found] = store.read(query((0, "__name__", "m")), 10)
+    [found] = list(store.read(query((0, "__name__", "m")), context(10)))
     assert (list(found.timestamps), list(found.values)) == ([2000, 4000], [2.0, 4.0])
 
 
@@ -317,11 +320,11 @@ def test_points_written_without_a_name_tag_are_named_by_their_measurement(influx
     store = fresh_store(influx_server)
     lines = "cpu,host=a value=1 1000\ncpu,host=b,__name__=renamed value=2 1000"
     assert influx_server.write_lines(store.client.database, lines) == 204
-    found = store.read(query((2, "host", "a|b")), 10)
+    found = list(store.read(query((2, "host", "a|b")), context(10)))
     assert [s.labels for s in found] == [labels(__name__="cpu", host="a"),
                                          labels(__name__="renamed", host="b")]
     # Matchers see the name read back, though InfluxDB stored no __name__ tag.
-    [renamed] = store.read(query((2, "host", "a|b"), (1, "__name__", "cpu")), 10)
+    [renamed] = list(store.read(query((2, "host", "a|b"), (1, "__name__", "cpu")), context(10)))
     assert renamed.labels == labels(__name__="renamed", host="b")
 
 
@@ -329,7 +332,7 @@ def test_matchers_see_values_that_only_look_encoded_as_they_read_back(influx_ser
     store = fresh_store(influx_server)
     lines = "m,__name__=m,k=base64:!! value=1 1000\nm,__name__=m,k=x value=2 1000"
     assert influx_server.write_lines(store.client.database, lines) == 204
-    [other] = store.read(query((0, "__name__", "m"), (1, "k", "base64:!!")), 10)
+    [other] = list(store.read(query((0, "__name__", "m"), (1, "k", "base64:!!")), context(10)))
     assert other.labels == labels(__name__="m", k="x")
 
 
@@ -339,7 +342,7 @@ def test_rejected_points_are_logged_once_with_a_short_reason(influx_server, capl
     long_value = "v" * 1000
     result = store.write([Series(labels(__name__="far", v=long_value), [1, 10 ** 16, 10 ** 16],
                                  [1.0, 2.0, 3.0]),
-                          Series(labels(__name__="far2"), [10 ** 16], [1.0])])
+                          Series(labels(__name__="far2"), [10 ** 16], [1.0])], context())
     assert (result.stored, result.rejected) == (1, 3)
     assert [r[:r.index(": ")] for r in result.reasons] == [
         "InfluxDB did not store 1 of 2 points", "InfluxDB did not store 2 of 2 points"]
@@ -359,14 +362,14 @@ def test_each_attempt_waits_at_most_its_timeout_and_never_past_the_deadline(infl
             timeouts.append((name, timeout))
             return original(self, body, timeout)
         monkeypatch.setattr(influxdb.InfluxClient, name, spy)
-    store = fresh_store(influx_server)  # its deadline: 25 s
-    store.write([Series(labels(__name__="t"), [1], [1.0])])
-    store.read(query((0, "__name__", "t")), 10)
+    store = fresh_store(influx_server)
+    store.write([Series(labels(__name__="t"), [1], [1.0])], context(deadline_seconds=25.0))
+    list(store.read(query((0, "__name__", "t")), context(10, deadline_seconds=25.0)))
     assert timeouts == [("query", 4.0), ("write", 10.0), ("query", 20.0)]
     timeouts.clear()
-    near = fresh_store(influx_server, deadline_seconds=5.0)
-    near.write([Series(labels(__name__="t"), [1], [1.0])])
-    near.read(query((0, "__name__", "t")), 10)
+    near = fresh_store(influx_server)
+    near.write([Series(labels(__name__="t"), [1], [1.0])], context(deadline_seconds=5.0))
+    list(near.read(query((0, "__name__", "t")), context(10, deadline_seconds=5.0)))
     assert [name for name, _ in timeouts] == ["query", "write", "query"]
     assert timeouts[0] == ("query", 4.0)  # CREATE DATABASE, before any request's deadline
     assert all(4.0 < timeout <= 5.0 for _, timeout in timeouts[1:])

@@ -18,6 +18,7 @@ from deploy.policies import STACK_NAME, dumps, execution_policy, generate
 from deploy.stage import load_stage
 from tests.support import ROOT
 from tests.timestream_env import timestream_env
+from tests.support import context
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 # parliament does not know the AWS-owned ARN of the SAM transform (account "aws"); it is
@@ -133,11 +134,10 @@ def test_every_timestream_call_the_code_makes_is_granted():
         for client in (env.write_client, env.query_client):
             client.meta.events.register("provide-client-params", record)
         env.store.write([Series((("__name__", "m"), ("i", str(i))), [now], [1.0])
-                         for i in range(1500)])
-        request = env.store.for_request()
-        request.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), 10 ** 6)
+                         for i in range(1500)], context())
+        env.store.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), context(10 ** 6))
         with pytest.raises(ResponseTooLarge):
-            request.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), 10)
+            env.store.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), context(10))
     assert {("sql", "SELECT"), ("sql", "SHOW MEASURES"), ("timestream-query", "CancelQuery"),
             ("timestream-write", "WriteRecords")} <= calls
     table = (f"arn:aws:timestream:{REGION}:{ACCOUNT}:database/PrometheusDatabase/"

@@ -51,7 +51,7 @@ def backend(request, tmp_path):
 
 @pytest.fixture
 def client(backend, monkeypatch):
-    monkeypatch.setattr(app_module.stores, "store_for_request",
+    monkeypatch.setattr(app_module.storage, "store_for_request",
                         lambda settings, headers, **kwargs: backend.store)
     with Client(app_module.app, stage_name="local") as client:
         yield client

@@ -2,32 +2,35 @@
 import dataclasses
 
 from chalicelib import storage as stores
+from chalicelib.caches import LeastRecentlyUsed
+from chalicelib.storage import timestream
 from chalicelib.auth import Credentials
 from chalicelib.config import Settings
 from chalicelib.storage.timestream.store import TimestreamStore
+from tests.support import context
 
 SETTINGS = Settings(backend="timestream", region="us-east-1", endpoint_url="http://127.0.0.1:1")
 
 
 def test_same_credentials_share_one_store_and_clients():
-    a = stores.timestream_store(SETTINGS, Credentials("AKID", "s1"))
-    assert stores.timestream_store(SETTINGS, Credentials("AKID", "s1")) is a
-    assert stores.timestream_store(SETTINGS, Credentials("AKID", "s2")) is not a
+    a = timestream.store_for(SETTINGS, Credentials("AKID", "s1"))
+    assert timestream.store_for(SETTINGS, Credentials("AKID", "s1")) is a
+    assert timestream.store_for(SETTINGS, Credentials("AKID", "s2")) is not a
     assert isinstance(a, TimestreamStore)
     assert a.write_client.meta.endpoint_url == "http://127.0.0.1:1"
 
 
 def test_cache_is_bounded_and_keeps_no_secret_in_clear(monkeypatch):
-    monkeypatch.setattr(stores, "MAX_CACHED_CREDENTIALS", 3)
+    monkeypatch.setattr(timestream, "_STORES", LeastRecentlyUsed(3))
     for i in range(10):
-        stores.timestream_store(SETTINGS, Credentials("AKID", f"secret-{i}"))
-    assert len(stores._timestream) == 3
-    assert not any("secret-" in key for key in stores._timestream)
+        timestream.store_for(SETTINGS, Credentials("AKID", f"secret-{i}"))
+    assert len(timestream._STORES._entries) == 3
+    assert not any("secret-" in key for key in timestream._STORES._entries)
 
 
 def test_role_mode_needs_no_credentials_in_the_request():
     settings = dataclasses.replace(SETTINGS, auth_mode="role")
-    assert isinstance(stores.store_for_request(settings, {}).store, TimestreamStore)
+    assert isinstance(stores.store_for_request(settings, {}), TimestreamStore)
 
 
 def test_embedded_store_is_one_per_data_dir(tmp_path):
@@ -54,17 +57,17 @@ def test_writes_hanging_with_one_key_do_not_hold_the_threads_of_another(monkeypa
         admin.create_database(DatabaseName=settings.database)
         admin.create_table(DatabaseName=settings.database, TableName=settings.table)
         release = threading.Event()
-        stuck = stores.timestream_store(settings, Credentials("AKIDSTUCK", "s"))
+        stuck = timestream.store_for(settings, Credentials("AKIDSTUCK", "s"))
         stuck.write_client.meta.events.register(
             "before-call.timestream-write.WriteRecords", lambda **kwargs: release.wait(30) and None)
-        good = stores.timestream_store(settings, Credentials("AKIDGOOD", "s"))
+        good = timestream.store_for(settings, Credentials("AKIDGOOD", "s"))
         now = int(time.time() * 1000)
         batch = [Series((("__name__", "m"), ("i", str(i))), [now], [1.0]) for i in range(300)]
         with ThreadPoolExecutor(8) as requests:
-            hanging = [requests.submit(stuck.write, batch) for _ in range(8)]
+            hanging = [requests.submit(stuck.write, batch, context()) for _ in range(8)]
             time.sleep(0.5)  # the stuck key's calls now hold its threads
             started = time.monotonic()
-            assert good.write(batch).stored == 300
+            assert good.write(batch, context()).stored == 300
             elapsed = time.monotonic() - started
             release.set()
             for future in hanging:

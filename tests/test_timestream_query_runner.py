@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from chalicelib.storage.timestream import client as timestream_client
 from chalicelib.errors import BackendError, BackendUnavailable, ResponseTooLarge
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
@@ -13,19 +14,20 @@ from chalicelib.storage.timestream import reader as timestream_query
 from chalicelib.storage.timestream.store import Deadline
 from chalicelib.storage.timestream.reader import TimestreamQueryRunner, timestamp_ms
 from tests.timestream_env import NOW_MS, env, no_backoff_sleep  # noqa: F401 (fixtures)
+from tests.support import context
 
 LOGGER = "chalicelib.storage.timestream.reader"
 
 def write_series(env, count, samples=1, name="m"):
     env.store.write([Series((("__name__", name), ("i", str(i))),
                             [NOW_MS - 1000 * k for k in range(samples)], [1.0] * samples)
-                     for i in range(count)])
+                     for i in range(count)], context())
 
 
 def read(env, *matchers, limit=10 ** 6, deadline=None):
     """Read with a deadline far enough that a loaded test machine cannot reach it."""
     query = Query(0, 2 ** 62, tuple(Matcher.of(*m) for m in matchers))
-    return env.store.read(query, limit, deadline or Deadline(600))
+    return list(env.store.read(query, context(limit, deadline=deadline or Deadline(600))))
 
 
 def selects(env):
@@ -93,11 +95,11 @@ def test_a_read_of_exactly_the_sample_limit_is_answered(env):
 
 def test_one_deadline_for_every_query_of_a_request(env, monkeypatch):
     write_series(env, 1)
-    request = env.store.for_request()
-    assert len(request.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), 10)) == 1
-    request.deadline.end = time.monotonic() + 11  # the request has been running a while
+    ctx = context(10, deadline_seconds=25.0)
+    assert len(env.store.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), ctx)) == 1
+    ctx.deadline.end = time.monotonic() + 11  # the request has been running a while
     with pytest.raises(BackendUnavailable, match="deadline"):
-        request.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), 10)
+        env.store.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), ctx)
 
 
 def test_a_query_abandoned_before_its_last_page_is_cancelled(env):
@@ -134,7 +136,7 @@ def test_a_cancel_that_fails_is_logged_and_the_read_keeps_its_own_error(env, cap
 
 
 def test_a_column_listed_but_unknown_to_the_query_engine_is_503(env):
-    env.store.write([Series((("__name__", "m"), ("pod", "p1")), [NOW_MS], [1.0])])
+    env.store.write([Series((("__name__", "m"), ("pod", "p1")), [NOW_MS], [1.0])], context())
     env.queries.unqueryable = {"pod"}
     with pytest.raises(BackendUnavailable, match="Column 'pod' does not exist"):
         read(env, (0, "__name__", "m"))
@@ -156,7 +158,7 @@ def test_other_validation_errors_are_500_with_timestreams_message(env, message):
 def test_client_timeouts_fit_api_gateway_and_timestream(deadline):
     """Two query calls fit the request deadline (SAM: TimeoutInMillis - 2 s, at most 27 s)."""
     read_timeout = timestream_query.query_read_timeout(deadline)
-    call = timestream.CONNECT_TIMEOUT_SECONDS + read_timeout
+    call = timestream_client.CONNECT_TIMEOUT_SECONDS + read_timeout
     assert TimestreamQueryRunner(None, read_timeout).call_seconds == call
     assert 2 * call <= deadline and read_timeout <= 10 < 29 < 60
     assert timestream_query.query_read_timeout(25) == 10
@@ -167,14 +169,13 @@ def test_the_query_read_timeout_is_never_under_a_second():
 
 
 def test_the_query_client_gets_the_timeout_for_the_stage_deadline(monkeypatch):
-    from collections import OrderedDict
-
-    from chalicelib import storage as stores
+    from chalicelib.caches import LeastRecentlyUsed
     from chalicelib.config import Settings
-    monkeypatch.setattr(stores, "_timestream", OrderedDict())  # no store cached by other tests
-    store = stores.timestream_store(Settings(backend="timestream", region="us-east-1",
-                                             endpoint_url="http://127.0.0.1:1",
-                                             request_deadline_seconds=13), None)
+    from chalicelib.storage import timestream as backend
+    monkeypatch.setattr(backend, "_STORES", LeastRecentlyUsed(32))  # none cached by other tests
+    store = backend.store_for(Settings(backend="timestream", region="us-east-1",
+                                      endpoint_url="http://127.0.0.1:1",
+                                      request_deadline_seconds=13), None)
     assert store.reader.runner.client.meta.config.read_timeout == 4.5
     assert store.reader.runner.call_seconds == 6.5
 
@@ -225,7 +226,8 @@ def test_a_series_over_one_megabyte_a_minute_is_a_500_saying_so(env):
 
 
 class Countdown:
-    """A deadline whose remaining seconds are given call by call."""
+    """A deadline whose remaining seconds are given call by call: remaining() answers these, one per call (the last for ever): each page is checked
+    before its call, and each attempt is given the time left."""
 
     def __init__(self, *remaining):
         self.values = list(remaining)
@@ -237,7 +239,7 @@ class Countdown:
 def test_a_query_abandoned_at_the_deadline_is_cancelled(env):
     write_series(env, 10)
     with pytest.raises(BackendUnavailable, match="deadline"):
-        read(env, (0, "__name__", "m"), deadline=Countdown(30, 30, 30, 5))
+        read(env, (0, "__name__", "m"), deadline=Countdown(30, 30, 30, 30, 30, 30, 5))
     [started] = [c for c in selects(env)]  # the SELECT's first call, then no time left
     assert env.queries.cancelled == [env.queries.executions[-1]]
     assert "NextToken" not in started

@@ -9,6 +9,7 @@ from chalicelib.storage.timestream.store import TimestreamStore
 from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
 from tests.timestream_env import (DATABASE, TABLE, NOW_MS,  # noqa: F401 (fixtures)
                                    env, no_backoff_sleep)
+from tests.support import context
 
 
 
@@ -17,7 +18,7 @@ def second_instance(env) -> TimestreamStore:
     """Another Lambda instance of the connector: its own clients, same table."""
     reader = TimestreamReader(TimestreamQueryRunner(env.query_client), DATABASE, TABLE)
     return TimestreamStore(env.other_writer(), reader, DATABASE, TABLE, executor=env.executor,
-                           deadline_seconds=60, clock=lambda: NOW_MS / 1000)
+                           clock=lambda: NOW_MS / 1000)
 
 
 def series(labels, samples):
@@ -26,7 +27,7 @@ def series(labels, samples):
 
 
 def read(store, *matchers):
-    return store.read(Query(0, 2 ** 62, tuple(Matcher.of(*m) for m in matchers)), 10 ** 6)
+    return list(store.read(Query(0, 2 ** 62, tuple(Matcher.of(*m) for m in matchers)), context(10 ** 6)))
 
 
 def answer(result):
@@ -38,9 +39,9 @@ AP = {"__name__": "m", "job": "a", "pod": "p1"}
 
 
 def test_series_of_two_writers_never_merge(env):
-    env.store.read(Query(0, 1, (Matcher.of(0, "__name__", "m"),)), 10)  # warm this instance
-    env.store.write([series(A, [(NOW_MS, 1.0)])])
-    second_instance(env).write([series(AP, [(NOW_MS, 2.0)])])
+    list(env.store.read(Query(0, 1, (Matcher.of(0, "__name__", "m"),)), context(10)))  # warm this instance
+    env.store.write([series(A, [(NOW_MS, 1.0)])], context())
+    second_instance(env).write([series(AP, [(NOW_MS, 2.0)])], context())
     expected = {tuple(sorted(A.items())): [(NOW_MS, 1.0)],
                 tuple(sorted(AP.items())): [(NOW_MS, 2.0)]}
     assert answer(read(env.store, (0, "__name__", "m"))) == expected
@@ -50,8 +51,8 @@ def test_series_of_two_writers_never_merge(env):
 
 
 def test_a_column_timestream_does_not_show_yet_is_no_500_and_never_a_merged_series(env):
-    env.store.write([series(A, [(NOW_MS, 1.0)])])
-    second_instance(env).write([series(AP, [(NOW_MS, 2.0)])])
+    env.store.write([series(A, [(NOW_MS, 1.0)])], context())
+    second_instance(env).write([series(AP, [(NOW_MS, 2.0)])], context())
     env.queries.hidden = {"pod"}  # written, not yet propagated
     with pytest.raises(BackendUnavailable, match="two samples at .* not visible yet") as raised:
         read(env.store, (0, "__name__", "m"))
@@ -63,7 +64,7 @@ def test_a_column_timestream_does_not_show_yet_is_no_500_and_never_a_merged_seri
 
 
 def test_other_types_in_a_shared_table_are_left_out(env):
-    env.store.write([series(A, [(NOW_MS, 1.0)])])
+    env.store.write([series(A, [(NOW_MS, 1.0)])], context())
     tool = env.other_writer()
     tool.write_records(DatabaseName=DATABASE, TableName=TABLE, Records=[
         {"MeasureName": "count", "MeasureValueType": "BIGINT", "MeasureValue": "7",

@@ -11,6 +11,7 @@ from chalicelib.storage.timestream.sql import (MAX_QUERY_STRING, Measure, identi
                                                regex_literal, select_statements,
                                                selected_measures)
 from tests.timestream_env import NOW_MS, env, no_backoff_sleep  # noqa: F401 (fixtures)
+from tests.support import context
 
 
 def test_identifiers_and_literals_are_escaped():
@@ -125,7 +126,7 @@ def test_a_statement_of_exactly_timestreams_length_limit_is_sent():
 
 
 def read(env, *matchers, start=0, end=2 ** 62):
-    return env.store.read(query(*matchers, start=start, end=end), 10 ** 6, Deadline(600))
+    return list(env.store.read(query(*matchers, start=start, end=end), context(10 ** 6, deadline_seconds=600)))
 
 
 def names(series):
@@ -133,7 +134,7 @@ def names(series):
 
 
 def test_a_range_of_one_instant_reads_the_sample_at_that_instant(env):
-    env.store.write([Series((("__name__", "m"), ("job", "a")), [NOW_MS - 1, NOW_MS], [1.0, 2.0])])
+    env.store.write([Series((("__name__", "m"), ("job", "a")), [NOW_MS - 1, NOW_MS], [1.0, 2.0])], context())
     [series] = read(env, (0, "__name__", "m"), start=NOW_MS, end=NOW_MS)
     assert (series.timestamps, series.values) == ([NOW_MS], [2.0])
     calls = len(env.queries.calls)
@@ -142,7 +143,7 @@ def test_a_range_of_one_instant_reads_the_sample_at_that_instant(env):
 
 
 def test_matchers_after_one_on_a_label_no_series_has_still_select(env):
-    env.store.write([Series((("__name__", "m"), ("job", j)), [NOW_MS], [1.0]) for j in "ab"])
+    env.store.write([Series((("__name__", "m"), ("job", j)), [NOW_MS], [1.0]) for j in "ab"], context())
     assert names(read(env, (0, "__name__", "m"), (1, "absent", "x"), (0, "job", "a"))) \
         == [{"__name__": "m", "job": "a"}]
 
@@ -150,7 +151,7 @@ def test_matchers_after_one_on_a_label_no_series_has_still_select(env):
 def test_upper_case_label_names_are_matched_like_any_other(env):
     """Upper-case names sort before ``__name__``: they are labels, not the metric name."""
     env.store.write([Series((("Zone", z), ("__name__", "m"), ("job", "j")), [NOW_MS], [1.0])
-                     for z in "ab"])
+                     for z in "ab"], context())
     assert names(read(env, (0, "Zone", "a"), (0, "__name__", "m"))) \
         == [{"Zone": "a", "__name__": "m", "job": "j"}]
     assert names(read(env, (1, "Zone", "a"), (0, "job", "j"))) \
@@ -158,5 +159,5 @@ def test_upper_case_label_names_are_matched_like_any_other(env):
 
 
 def test_a_metric_name_matcher_no_series_has_selects_nothing(env):
-    env.store.write([Series((("__name__", "m"), ("job", "a")), [NOW_MS], [1.0])])
+    env.store.write([Series((("__name__", "m"), ("job", "a")), [NOW_MS], [1.0])], context())
     assert read(env, (0, "__name__", ""), (0, "job", "a")) == []

@@ -8,6 +8,7 @@ from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import BackendError, BackendUnavailable, CredentialsFailed
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
+from chalicelib import retry
 from chalicelib.storage.timestream import store as timestream
 from chalicelib.storage.timestream import records
 from bench import metering
@@ -16,6 +17,7 @@ from tests.faults import FaultInjector
 from tests.support import memory_held_after
 from tests.timestream_env import (NOW_MS, env, no_backoff_sleep,  # noqa: F401 (fixtures)
                                    timestream_env)
+from tests.support import context
 
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 
@@ -28,13 +30,13 @@ def series(labels, samples):
 
 def read_all(env, *matchers):
     query = Query(0, 2 ** 62, tuple(Matcher.of(*m) for m in matchers))
-    return env.store.read(query, 1_000_000)
+    return list(env.store.read(query, context(1_000_000)))
 
 
 def test_one_series_uses_common_attributes_and_at_most_100_records_per_call(env):
     samples = [(NOW_MS - 1000 * i, i + 0.1) for i in range(250)]
     result = env.store.write([series({"__name__": "cpu", "job": "node", "instance": "a:1"},
-                                     samples)])
+                                     samples)], context())
     assert result.stored == 250 and result.rejected == 0
     assert sorted(len(call["Records"]) for call in env.wire.calls) == [50, 100, 100]
     for call in env.wire.calls:
@@ -49,7 +51,7 @@ def test_one_series_uses_common_attributes_and_at_most_100_records_per_call(env)
 def test_many_series_share_their_common_dimensions(env):
     batch = [series({"__name__": f"m{i % 3}", "job": "node", "cpu": str(i)}, [(NOW_MS, 1.0)])
              for i in range(150)]
-    env.store.write(batch)
+    env.store.write(batch, context())
     # One call per metric (its name, job and the scrape time in CommonAttributes): 3 units.
     assert sorted(len(call["Records"]) for call in env.wire.calls) == [50, 50, 50]
     for call in env.wire.calls:
@@ -64,7 +66,7 @@ def test_many_series_share_their_common_dimensions(env):
 
 def test_values_are_sent_with_full_precision(env):
     values = [0.1 + 0.2, 1e-300, 123456789.12345679, 5e-324, -0.5]
-    env.store.write([series({"__name__": "m"}, [(NOW_MS - i, v) for i, v in enumerate(values)])])
+    env.store.write([series({"__name__": "m"}, [(NOW_MS - i, v) for i, v in enumerate(values)])], context())
     sent = [float(r["MeasureValue"]) for r in env.wire.records()]
     assert sorted(sent) == sorted(values)
     assert "0.30000000000000004" in [r["MeasureValue"] for r in env.wire.records()]
@@ -76,7 +78,7 @@ GO_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]  # Promet
 def test_non_finite_values_are_double_markers_and_read_back_bit_for_bit(env):
     values = [GO_NAN, STALE_NAN, float("inf"), float("-inf")]
     env.store.write([series({"__name__": "m", "job": "x"},
-                            [(NOW_MS - i, v) for i, v in enumerate(values)])])
+                            [(NOW_MS - i, v) for i, v in enumerate(values)])], context())
     records = env.wire.records()
     assert all(r["Dimensions"] == [{"Name": "job", "Value": "x"}] for r in records)
     assert sorted(r["MeasureValue"] for r in records) == [
@@ -94,15 +96,15 @@ def test_any_nan_but_the_stale_marker_reads_back_as_prometheus_nan(env, bits):
     """Python's NaN, and payloads just below and above the stale marker's or with the sign
     bit set: all are Prometheus's NaN, none is a stale marker."""
     nan = struct.unpack("<d", struct.pack("<Q", bits))[0]
-    env.store.write([series({"__name__": "m"}, [(NOW_MS, nan)])])
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, nan)])], context())
     [result] = read_all(env, (0, "__name__", "m"))
     assert struct.pack("<d", result.values[0]) == struct.pack("<d", GO_NAN)
 
 
 def test_a_special_value_does_not_change_the_series_identity(env):
     """+Inf then -Inf at one timestamp is one record identity: the second conflicts."""
-    env.store.write([series({"__name__": "data", "point": "d"}, [(NOW_MS, float("inf"))])])
-    env.store.write([series({"__name__": "data", "point": "d"}, [(NOW_MS, float("-inf"))])])
+    env.store.write([series({"__name__": "data", "point": "d"}, [(NOW_MS, float("inf"))])], context())
+    env.store.write([series({"__name__": "data", "point": "d"}, [(NOW_MS, float("-inf"))])], context())
     [result] = read_all(env, (0, "__name__", "data"))
     assert list(result.timestamps) == [NOW_MS] and result.values == [float("inf")]
 
@@ -111,14 +113,14 @@ def test_a_special_value_does_not_change_the_series_identity(env):
                                   0xFFEFFFFFFFFFFFFC])
 def test_finite_values_in_the_marker_range_are_refused_with_a_reason(env, bits):
     value = struct.unpack("<d", struct.pack("<Q", bits))[0]
-    result = env.store.write([series({"__name__": "m"}, [(NOW_MS, value), (NOW_MS - 1, 2.0)])])
+    result = env.store.write([series({"__name__": "m"}, [(NOW_MS, value), (NOW_MS - 1, 2.0)])], context())
     assert (result.stored, result.rejected) == (1, 1)
     assert "reserved for the +-Inf, NaN and stale markers" in result.reasons[0]
 
 
 def test_the_largest_double_is_an_ordinary_value(env):
     biggest = struct.unpack("<d", struct.pack("<Q", 0x7FEFFFFFFFFFFFFF))[0]
-    env.store.write([series({"__name__": "m"}, [(NOW_MS, biggest), (NOW_MS - 1, -biggest)])])
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, biggest), (NOW_MS - 1, -biggest)])], context())
     [result] = read_all(env, (0, "__name__", "m"))
     assert result.values == [-biggest, biggest]
 
@@ -126,7 +128,7 @@ def test_the_largest_double_is_an_ordinary_value(env):
 def test_a_series_without_labels_is_stored_under_a_name_dimension_and_reads_back(env):
     name = "cluster:http_requests:rate5m"
     result = env.store.write([series({"__name__": name}, [(NOW_MS, 1.5)]),
-                              series({"__name__": name, "job": "a"}, [(NOW_MS, 2.5)])])
+                              series({"__name__": name, "job": "a"}, [(NOW_MS, 2.5)])], context())
     assert result.rejected == 0
     dims = sorted(tuple((d["Name"], d["Value"]) for d in r["Dimensions"])
                   for r in env.wire.records())
@@ -141,14 +143,14 @@ def test_a_series_without_labels_is_stored_under_a_name_dimension_and_reads_back
 def test_long_metric_names_are_written(env):
     name = "a_metric_name_that_is_definitely_longer_than_sixty_bytes_for_timestream_total"
     assert len(name) > 60
-    assert env.store.write([series({"__name__": name}, [(NOW_MS, 1.0)])]).rejected == 0
+    assert env.store.write([series({"__name__": name}, [(NOW_MS, 1.0)])], context()).rejected == 0
     assert [s.labels for s in read_all(env, (0, "__name__", name))] == [(("__name__", name),)]
 
 
 def test_reserved_label_names_are_escaped_and_read_back(env):
     labels = {"__name__": "m", "time": "t", "measure_name": "n", "measure_value": "v",
               "ts_x": "1", "measure_value_y": "2", "value": "plain"}
-    env.store.write([series(labels, [(NOW_MS, 1.0)])])
+    env.store.write([series(labels, [(NOW_MS, 1.0)])], context())
     dims = {d["Name"] for r in env.wire.records() for d in r["Dimensions"]}
     assert dims == {"__time", "__measure_name", "__measure_value", "__ts_x",
                     "__measure_value_y", "value"}
@@ -171,7 +173,7 @@ def test_reserved_label_names_are_escaped_and_read_back(env):
 def test_samples_over_timestream_limits_are_rejected_and_counted(env, labels, samples, reason,
                                                                  caplog):
     good = series({"__name__": "ok"}, [(NOW_MS, 1.0)])
-    result = env.store.write([good, series(labels, samples)])
+    result = env.store.write([good, series(labels, samples)], context())
     assert (result.stored, result.rejected) == (1, 1)
     assert reason in result.reasons[0]
     assert len(env.wire.records()) == 1  # the valid sample was written
@@ -189,7 +191,7 @@ def test_samples_over_timestream_limits_are_rejected_and_counted(env, labels, sa
     ({"__name__": "m"}, NOW_MS - 6 * 3_600_000),
 ])
 def test_samples_exactly_at_timestream_limits_are_stored(env, labels, timestamp):
-    result = env.store.write([series(labels, [(timestamp, 1.0)])])
+    result = env.store.write([series(labels, [(timestamp, 1.0)])], context())
     assert (result.stored, result.rejected) == (1, 0), result.reasons
     [read] = read_all(env, (0, "__name__", labels["__name__"]))
     assert dict(read.labels) == labels and read.timestamps == [timestamp]
@@ -199,7 +201,7 @@ def test_magnetic_store_writes_accept_samples_as_old_as_the_magnetic_retention()
     with timestream_env(magnetic_writes=True, magnetic_days=30,
                         clock=lambda: NOW_MS / 1000) as env:
         oldest = NOW_MS - 30 * 86_400_000
-        result = env.store.write([series({"__name__": "m"}, [(oldest, 1.0), (oldest - 1, 2.0)])])
+        result = env.store.write([series({"__name__": "m"}, [(oldest, 1.0), (oldest - 1, 2.0)])], context())
         assert (result.stored, result.rejected) == (1, 1)
         assert "older than the table's retention for writes" in result.reasons[0]
         [read] = read_all(env, (0, "__name__", "m"))
@@ -211,16 +213,15 @@ def test_throttling_and_5xx_are_retried_and_nothing_is_lost(env):
                            [(400, "ThrottlingException"), (500, "InternalServerException"),
                             (503, "ServiceUnavailable")])
     batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, float(i))]) for i in range(250)]
-    assert env.store.write(batch).stored == 250
+    assert env.store.write(batch, context()).stored == 250
     assert faults.calls == 3 + 3
     assert len(env.wire.records()) == 250
 
 
 def test_persistent_throttling_becomes_503_after_the_other_batches_are_written(env):
-    env.store.deadline_seconds = 8.0  # one 7-s call fits
     FaultInjector(env.write_client, "WriteRecords", [(400, "ThrottlingException")] * 10 ** 6)
     with pytest.raises(BackendUnavailable, match="ThrottlingException"):
-        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context(deadline_seconds=8.0))
 
 
 def test_connection_errors_are_retried(env, monkeypatch):
@@ -233,7 +234,7 @@ def test_connection_errors_are_retried(env, monkeypatch):
             raise failures.pop()
         return original(**kwargs)
     monkeypatch.setattr(env.write_client, "write_records", flaky)
-    assert env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])]).stored == 1
+    assert env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context()).stored == 1
     assert len(env.wire.records()) == 1
 
 
@@ -250,7 +251,7 @@ def test_configuration_and_credential_errors_on_write_are_5xx(env, status, code,
     """Prometheus drops a batch answered 4xx: refused credentials must not lose samples."""
     FaultInjector(env.write_client, "WriteRecords", [(status, code)])
     with pytest.raises(error, match=message) as raised:
-        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context())
     assert raised.value.status == 500
 
 
@@ -261,7 +262,7 @@ def test_a_validation_exception_isolates_the_refused_record_and_stores_the_rest(
     monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
     batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, float(i))]) for i in range(99)]
     batch.insert(37, series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0)]))
-    result = env.store.write(batch)
+    result = env.store.write(batch, context())
     assert (result.stored, result.rejected) == (99, 1)
     assert "Timestream refused the record: Dimension name" in result.reasons[0]
     assert "x" * 61 in result.reasons[0]
@@ -272,17 +273,17 @@ def test_a_validation_exception_for_every_record_rejects_them_all(env, monkeypat
     monkeypatch.setattr(records, "check_series", lambda labels: None)
     monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
     batch = [series({"__name__": "m", "x" * 61: str(i)}, [(NOW_MS, 1.0)]) for i in range(5)]
-    result = env.store.write(batch)
+    result = env.store.write(batch, context())
     assert (result.stored, result.rejected) == (0, 5)
 
 
 def test_conflicting_values_are_rejected_duplicates_and_identical_rewrites_are_fine(env,
                                                                                    caplog):
     first = [series({"__name__": "a", "job": "x"}, [(NOW_MS, 1.0), (NOW_MS - 1, 5.0)])]
-    assert env.store.write(first).rejected == 0
-    assert env.store.write(first).rejected == 0  # a retried write: accepted, not counted
+    assert env.store.write(first, context()).rejected == 0
+    assert env.store.write(first, context()).rejected == 0  # a retried write: accepted, not counted
     result = env.store.write([series({"__name__": "a", "job": "x"},
-                                     [(NOW_MS, 2.0), (NOW_MS - 1, 5.0), (NOW_MS - 2, 7.0)])])
+                                     [(NOW_MS, 2.0), (NOW_MS - 1, 5.0), (NOW_MS - 2, 7.0)])], context())
     assert (result.stored, result.rejected) == (2, 1)
     assert 'a{job="x"}: duplicate sample for timestamp' in result.reasons[0]
     assert "duplicate sample for timestamp" in caplog.text
@@ -295,14 +296,14 @@ def test_other_rejections_are_counted_with_timestreams_reason(env):
     FaultInjector(env.write_client, "WriteRecords", [(419, "RejectedRecordsException")],
                   extra={"RejectedRecords": rejected})
     result = env.store.write([series({"__name__": "a"}, [(NOW_MS, 1.0)]),
-                              series({"__name__": "b"}, [(NOW_MS, 2.0)])])
+                              series({"__name__": "b"}, [(NOW_MS, 2.0)])], context())
     assert (result.stored, result.rejected) == (1, 1)
     assert "b{}: Timestream rejected the record: The record timestamp is outside" \
         in result.reasons[0]
 
 
 def test_a_matcher_on_a_label_that_is_no_column_does_not_fail(env):
-    env.store.write([series({"__name__": "m", "job": "x"}, [(NOW_MS, 1.0)])])
+    env.store.write([series({"__name__": "m", "job": "x"}, [(NOW_MS, 1.0)])], context())
     assert len(read_all(env, (0, "__name__", "m"), (0, "nosuchlabel", ""))) == 1
     assert len(read_all(env, (0, "__name__", "m"), (3, "nosuchlabel", "x"))) == 1
     assert read_all(env, (0, "__name__", "m"), (0, "nosuchlabel", "x")) == []
@@ -310,9 +311,9 @@ def test_a_matcher_on_a_label_that_is_no_column_does_not_fail(env):
 
 
 def test_dimensions_written_by_this_process_are_queryable_at_once(env):
-    env.store.write([series({"__name__": "m", "a": "1"}, [(NOW_MS, 1.0)])])
+    env.store.write([series({"__name__": "m", "a": "1"}, [(NOW_MS, 1.0)])], context())
     assert len(read_all(env, (0, "a", "1"))) == 1
-    env.store.write([series({"__name__": "m", "b": "2"}, [(NOW_MS, 1.0)])])
+    env.store.write([series({"__name__": "m", "b": "2"}, [(NOW_MS, 1.0)])], context())
     assert len(read_all(env, (0, "b", "2"))) == 1
 
 
@@ -336,7 +337,7 @@ def test_retention_comes_from_the_table_not_a_setting():
     """A table keeping 12 h in memory takes a 7-h-old sample (a hand-set 6 h refused it)."""
     with timestream_env(memory_hours=12, clock=lambda: NOW_MS / 1000) as env:
         result = env.store.write([series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0),
-                                                             (NOW_MS - 13 * 3_600_000, 2.0)])])
+                                                             (NOW_MS - 13 * 3_600_000, 2.0)])], context())
         assert (result.stored, result.rejected) == (1, 1)
         assert "older than the table's retention for writes (its memory store's" \
             in result.reasons[0]
@@ -347,14 +348,14 @@ def test_table_facts_are_read_once_and_cached(env):
     env.write_client.meta.events.register("before-call.timestream-write.DescribeTable",
                                           lambda **kwargs: calls.append(1))
     for _ in range(3):
-        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context())
     assert len(calls) == 1
 
 
 def test_without_describe_table_permission_timestream_judges_the_times(env, caplog):
     FaultInjector(env.write_client, "DescribeTable", [(400, "AccessDeniedException")])
     result = env.store.write([series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0),
-                                                         (NOW_MS, 2.0)])])
+                                                         (NOW_MS, 2.0)])], context())
     assert (result.stored, result.rejected) == (1, 1)
     assert "Timestream rejected the record: The record timestamp is outside" in result.reasons[0]
     assert "timestream:DescribeTable" in caplog.text
@@ -367,7 +368,6 @@ def test_no_call_starts_unless_it_can_finish_before_the_one_request_deadline(env
     clock = [0.0]
     env.store.executor = ThreadPoolExecutor(1)  # one call at a time: a deterministic clock
     monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
-    env.store.deadline_seconds = 25.0
     started = []
 
     def slow_call(**kwargs):
@@ -378,7 +378,7 @@ def test_no_call_starts_unless_it_can_finish_before_the_one_request_deadline(env
     batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, 1.0)]) for i in range(40_000)]
     env.store.table_facts(timestream.Deadline(25))
     with pytest.raises(BackendUnavailable, match="not started"):
-        env.store.write(batch)
+        env.store.write(batch, context(deadline_seconds=25.0))
     env.store.executor.shutdown()
     assert max(started) == 25.0 - env.store.call_seconds  # the last call that could finish
 
@@ -390,9 +390,8 @@ def test_an_unreachable_endpoint_is_503_blaming_the_endpoint_not_the_table(env, 
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
     env.store.table_facts(timestream.Deadline(60))
     monkeypatch.setattr(env.write_client, "write_records", down)
-    env.store.deadline_seconds = 8.0
     with pytest.raises(BackendUnavailable) as raised:
-        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])])
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context(deadline_seconds=8.0))
     assert "cannot reach Timestream at http://127.0.0.1:9" in str(raised.value)
     assert "PrometheusMetricsTable" not in str(raised.value)
 
@@ -410,7 +409,7 @@ def test_the_tables_128_dimension_quota_is_reported_with_timestreams_reason(env)
     """ts-limits: 128 dimensions per table. Past it Timestream rejects the record; the rest
     is stored and the 400 says why (README, Troubleshooting)."""
     batch = [series({"__name__": "m", f"label_{i}": "v"}, [(NOW_MS, 1.0)]) for i in range(130)]
-    result = env.store.write(batch)
+    result = env.store.write(batch, context())
     assert (result.stored, result.rejected) == (128, 2)
     assert all("limit of 128 dimensions" in reason for reason in result.reasons)
     assert len({d["Name"] for r in env.wire.records() for d in r["Dimensions"]}) == 128
@@ -421,7 +420,7 @@ def test_every_sample_of_a_series_is_judged_not_only_until_the_first_refused_one
     samples = [(NOW_MS + 16 * 60_000, 1.0), (NOW_MS - 7 * 3_600_000, 2.0), (NOW_MS, 3.0),
                (NOW_MS + 17 * 60_000, 4.0), (NOW_MS - 8 * 3_600_000, 5.0), (NOW_MS - 1, 6.0),
                (NOW_MS - 2, float(records.STALE_MARKER)), (NOW_MS - 3, 7.0)]
-    result = env.store.write([series({"__name__": "m", "job": "x"}, samples)])
+    result = env.store.write([series({"__name__": "m", "job": "x"}, samples)], context())
     assert (result.stored, result.rejected) == (3, 5)
     assert sorted(result.reasons) == sorted([
         'm{job="x"}: timestamp more than 15 minutes in the future',
@@ -436,7 +435,7 @@ def test_every_sample_of_a_series_is_judged_not_only_until_the_first_refused_one
 def test_a_refused_series_does_not_stop_the_series_after_it(env):
     result = env.store.write([series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0),
                                                                         (NOW_MS - 1, 1.0)]),
-                              series({"__name__": "m", "job": "a"}, [(NOW_MS, 2.0)])])
+                              series({"__name__": "m", "job": "a"}, [(NOW_MS, 2.0)])], context())
     assert (result.stored, result.rejected) == (1, 2)
     assert len(env.wire.records()) == 1
 
@@ -455,28 +454,26 @@ def answer_calls_of(env, marker: str, code: str, status: int = 400):
 
 
 def test_persistent_throttling_of_one_batch_is_503_after_the_other_batches_are_written(env):
-    env.store.deadline_seconds = 8.0  # one 7-s call fits
     answer_calls_of(env, "throttled", "ThrottlingException")
     batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
              for job in ("a-throttled", "b", "c")]
     with pytest.raises(BackendUnavailable, match="ThrottlingException") as raised:
-        env.store.write(batch)
+        env.store.write(batch, context(deadline_seconds=8.0))
     assert raised.value.status == 503
     assert sorted(d["Value"] for r in env.wire.records() for d in r["Dimensions"]) == ["b", "c"]
 
 
 def test_a_transient_failure_wins_over_a_permanent_one_so_prometheus_retries_soon(env):
-    env.store.deadline_seconds = 8.0
     answer_calls_of(env, "throttled", "ThrottlingException")
     answer_calls_of(env, "refused", "InvalidEndpointException")
     batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
              for job in ("a-throttled", "b-refused", "c")]
     with pytest.raises(BackendUnavailable, match="ThrottlingException"):
-        env.store.write(batch)
+        env.store.write(batch, context(deadline_seconds=8.0))
     batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
              for job in ("a-refused", "b-throttled", "c")]
     with pytest.raises(BackendUnavailable, match="ThrottlingException"):
-        env.store.write(batch)
+        env.store.write(batch, context(deadline_seconds=8.0))
     assert [d["Value"] for r in env.wire.records() for d in r["Dimensions"]] == ["c"]
 
 
@@ -486,14 +483,14 @@ def test_a_permanent_failure_of_one_batch_is_500_naming_the_code(env):
     with pytest.raises(BackendError, match=r"Timestream refused the request to Timestream table "
                                            r"PrometheusDatabase.PrometheusMetricsTable "
                                            r"\(InvalidEndpointException\): injected InvalidEndpointException"):
-        env.store.write(batch)
+        env.store.write(batch, context())
     assert len(env.wire.records()) == 1
 
 
 def test_the_first_20_rejected_series_are_logged_then_how_many_more(env, caplog):
     batch = [series({"__name__": "m", "i": f"{i:02}", "x" * 61: "v"}, [(NOW_MS, 1.0)])
              for i in range(45)]
-    result = env.store.write(batch)
+    result = env.store.write(batch, context())
     assert (result.stored, result.rejected) == (0, 45) and len(result.reasons) == 45
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 21
@@ -504,7 +501,7 @@ def test_the_first_20_rejected_series_are_logged_then_how_many_more(env, caplog)
 def test_exactly_20_rejected_series_are_all_logged_without_a_summary(env, caplog):
     batch = [series({"__name__": "m", "i": f"{i:02}", "x" * 61: "v"}, [(NOW_MS, 1.0)])
              for i in range(20)]
-    env.store.write(batch)
+    env.store.write(batch, context())
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 20 and "more rejected series" not in caplog.text
 
@@ -514,17 +511,17 @@ def test_a_changed_retention_is_used_once_the_cached_table_facts_are_5_minutes_o
     clock = [0.0]  # a fresh Lambda's clock: the first write reads the facts too
     monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
     old = [series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0)])]
-    assert env.store.write(old).rejected == 1
+    assert env.store.write(old, context()).rejected == 1
     env.write_client.update_table(
         DatabaseName="PrometheusDatabase", TableName="PrometheusMetricsTable",
         RetentionProperties={"MemoryStoreRetentionPeriodInHours": 12,
                              "MagneticStoreRetentionPeriodInDays": 73000})
     env.rules.memory_hours = 12
     clock[0] = 299.5
-    result = env.store.write(old)
+    result = env.store.write(old, context())
     assert result.rejected == 1 and "older than the table's retention" in result.reasons[0]
     clock[0] = 300.0
-    assert env.store.write(old).rejected == 0
+    assert env.store.write(old, context()).rejected == 0
     assert len(env.wire.records()) == 1
 
 
@@ -551,7 +548,7 @@ def test_retries_back_off_exponentially_with_jitter_up_to_2_seconds(monkeypatch,
     caplog.set_level("INFO")
     slept = []
     monkeypatch.setattr(timestream.time, "sleep", slept.append)
-    monkeypatch.setattr(timestream.random, "random", lambda: jitter)
+    monkeypatch.setattr(retry.random, "random", lambda: jitter)
     call, calls = throttled_then("done", 8)
     assert timestream.with_retries(call, timestream.Deadline(60), "t", attempt_seconds=7) == "done"
     assert len(calls) == 9
@@ -564,7 +561,7 @@ def test_retries_back_off_exponentially_with_jitter_up_to_2_seconds(monkeypatch,
 def test_a_retry_starts_when_the_backoff_and_one_more_call_fit_exactly(monkeypatch):
     clock = [100.0]
     monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(timestream.random, "random", lambda: 1.0)  # backoff 0.05 s
+    monkeypatch.setattr(retry.random, "random", lambda: 1.0)  # backoff 0.05 s
     call, calls = throttled_then("done", 1)
     assert timestream.with_retries(call, timestream.Deadline(8.0), "t",
                                    attempt_seconds=7.95) == "done"
@@ -599,7 +596,7 @@ def test_no_describe_table_starts_unless_it_can_finish_before_the_deadline(env):
     with pytest.raises(BackendUnavailable, match="DescribeTable of Timestream table "
                                                  "PrometheusDatabase.PrometheusMetricsTable not "
                                                  "started"):
-        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], timestream.Deadline(6.5))
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context(deadline_seconds=6.5))
     assert env.wire.records() == []
 
 
@@ -608,7 +605,7 @@ def test_a_refused_record_in_a_call_of_two_is_isolated(env, monkeypatch):
     monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
     batch = [series({"__name__": "m", "job": "a"}, [(NOW_MS, 1.0)]),
              series({"__name__": "m", "job": "a", "x" * 61: "v"}, [(NOW_MS, 1.0)])]
-    result = env.store.write(batch)
+    result = env.store.write(batch, context())
     assert (result.stored, result.rejected) == (1, 1)
     assert "Timestream refused the record: Dimension name" in result.reasons[0]
 
@@ -622,7 +619,7 @@ def test_a_series_written_again_is_not_checked_again(env, monkeypatch):
     monkeypatch.setattr(records, "_MEMBERS", fresh_members())
     for i in range(3):
         env.store.write([series({"__name__": "m", "job": "x"}, [(NOW_MS - i, 1.0)]),
-                         series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS - i, 1.0)])])
+                         series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS - i, 1.0)])], context())
     assert len(checked) == 2 and len(env.wire.records()) == 3
 
 
@@ -635,7 +632,7 @@ def test_the_series_cache_is_bounded_in_bytes_and_refills_after_emptying(env, mo
     sizes = []
     for batch in range(3):  # 3 x 700 series of ~770 bytes (estimated): emptied once
         result = env.store.write([series({"__name__": "m", "i": f"{batch}-{i}"},
-                                         [(NOW_MS, float(i))]) for i in range(700)])
+                                         [(NOW_MS, float(i))]) for i in range(700)], context())
         assert (result.stored, result.rejected) == (700, 0)
         sizes.append(len(records._MEMBERS))
         assert 0 < records._MEMBERS.bytes <= 1_500_000
@@ -743,7 +740,7 @@ def test_labels_decoded_from_a_request_are_mapped_like_literal_ones(env):
                       [NOW_MS], [1.0]) for target in ("a:1", "b:1")]
     literal = "__name__"
     assert request[0].labels[0][0] == literal and request[0].labels[0][0] is not literal
-    assert env.store.write(request).stored == 2
+    assert env.store.write(request, context()).stored == 2
     assert sorted(((c["CommonAttributes"]["MeasureName"], c["CommonAttributes"]["Dimensions"])
                    for c in env.wire.calls), key=str) == [  # a call per target
         ("cpu", [{"Name": "instance", "Value": target}, {"Name": "job", "Value": "node"},
@@ -754,13 +751,13 @@ def test_decoded_labels_are_checked_against_the_limits_like_literal_ones(env):
     """128 labels besides the metric name, 2 048 bytes of them: the name is not one."""
     labels = tuple(sorted([(fresh("__name__"), fresh("m" * 200))]
                           + [(fresh(f"l{i:03}"), fresh("v" * 12)) for i in range(128)]))
-    assert env.store.write([Series(labels, [NOW_MS], [1.0])]).stored == 1
+    assert env.store.write([Series(labels, [NOW_MS], [1.0])], context()).stored == 1
 
 
 def test_labels_sorting_before_the_metric_name_count_against_the_limits(env):
     """Upper-case label names sort before __name__: they are dimensions like the others."""
     labels = tuple(sorted([("__name__", "m")] + [(f"L{i:03}", "v") for i in range(129)]))
-    result = env.store.write([Series(labels, [NOW_MS], [1.0])])
+    result = env.store.write([Series(labels, [NOW_MS], [1.0])], context())
     assert (result.stored, result.rejected) == (0, 1)
     assert result.reasons[0].endswith("more than 128 labels besides the metric name")
 
@@ -769,7 +766,7 @@ def test_a_target_is_its_job_and_instance_even_as_decoded_strings(env):
     """One metric of two jobs on one instance: two targets, a call each."""
     request = [Series(((fresh("__name__"), fresh("cpu")), (fresh("instance"), fresh("i:1")),
                        (fresh("job"), fresh(job))), [NOW_MS], [1.0]) for job in ("a", "b")]
-    assert env.store.write(request).stored == 2
+    assert env.store.write(request, context()).stored == 2
     assert sorted(str(c["CommonAttributes"]["Dimensions"]) for c in env.wire.calls) == [
         str([{"Name": "instance", "Value": "i:1"}, {"Name": "job", "Value": job}])
         for job in ("a", "b")]
@@ -779,7 +776,7 @@ def test_a_metric_of_several_targets_gets_a_call_per_target_sharing_its_labels(e
     request = [series({"__name__": "a", "job": "j", "instance": instance,
                        "k": f"{i:03}".ljust(20, "v")}, [(NOW_MS, 1.0)])
                for instance in ("x:1", "y:1") for i in range(60)]
-    assert env.store.write(request).stored == 120
+    assert env.store.write(request, context()).stored == 120
     assert sorted((len(call["Records"]), call["CommonAttributes"]["MeasureName"],
                    str(call["CommonAttributes"]["Dimensions"])) for call in env.wire.calls) == [
         (60, "a", str([{"Name": "instance", "Value": "x:1"}, {"Name": "job", "Value": "j"}])),
@@ -792,7 +789,7 @@ def test_small_metrics_of_a_target_share_calls_largest_records_first(env):
     request = [series({"__name__": f"m{size:02}", "job": "j", "instance": "i",
                        "k": f"{copy}" * size}, [(NOW_MS, 1.0)])
                for size in range(1, 76) for copy in (1, 2)]
-    assert env.store.write(request).stored == 150
+    assert env.store.write(request, context()).stored == 150
     first, second = sorted(env.wire.calls, key=lambda call: -len(call["Records"]))
     assert len(first["Records"]) == 100 and len(second["Records"]) == 50
     assert {r["MeasureName"] for r in first["Records"]} == {f"m{s:02}" for s in range(26, 76)}

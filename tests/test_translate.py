@@ -4,6 +4,8 @@ import pytest
 
 from chalicelib.protocol import codec
 
+from chalicelib.model import describe
+from chalicelib.protocol import read as remote_read
 from chalicelib.protocol import write_v1 as translate
 from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import BadRequest
@@ -34,7 +36,7 @@ def test_refusals_are_not_cached_as_valid():
 
 
 def test_series_described_with_control_characters_escaped():
-    text = translate.describe((("__name__", "m"), ("k", 'a\x1b[31m"\n\u2028\x7f')))
+    text = describe((("__name__", "m"), ("k", 'a\x1b[31m"\n\u2028\x7f')))
     assert text == 'm{k="a\\x1b[31m\\"\\n\\u2028\\x7f"}'
     assert text.isprintable()
 
@@ -96,20 +98,20 @@ def test_native_histograms_are_skipped_and_logged(caplog):
 
 def test_read_queries_need_a_matcher_and_end_not_before_start():
     ok = read_request((5, 5, [(0, "__name__", "up")]), (1, 9, [(0, "__name__", "up")]))
-    assert [(q.start_ms, q.end_ms) for q in translate.queries_from_read_request(ok, False)] == \
+    assert [(q.start_ms, q.end_ms) for q in remote_read.queries_from_read_request(ok, False)] == \
         [(5, 5), (1, 9)]
     backwards = read_request((1, 9, [(0, "__name__", "up")]), (10, 9, [(0, "__name__", "up")]))
     with pytest.raises(BadRequest, match="^query 1: end 9 is before start 10$"):
-        translate.queries_from_read_request(backwards, False)
+        remote_read.queries_from_read_request(backwards, False)
     no_matcher = read_request((1, 9, [(0, "__name__", "up")]), (1, 9, []))
     with pytest.raises(BadRequest, match="^query 1: at least one matcher is required$"):
-        translate.queries_from_read_request(no_matcher, False)
+        remote_read.queries_from_read_request(no_matcher, False)
 
 
 @pytest.mark.parametrize("dot_all", [True, False])
 def test_read_matchers_use_the_clients_regex_dialect(dot_all):
     request = read_request((1, 9, [(0, "__name__", "up"), (2, "path", "a.b")]))
-    [query] = translate.queries_from_read_request(request, dot_all)
+    [query] = remote_read.queries_from_read_request(request, dot_all)
     assert [m.matches_value("a\nb") for m in query.matchers] == [False, dot_all]
     assert [m.matches_value("axb") for m in query.matchers] == [False, True]
 

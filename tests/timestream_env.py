@@ -22,6 +22,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from chalicelib.storage.timestream import client as timestream_client
 from chalicelib.storage.timestream import store as timestream
 from chalicelib.storage.timestream.store import TimestreamStore
 from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
@@ -34,8 +35,8 @@ DATABASE = "PrometheusDatabase"
 TABLE = "PrometheusMetricsTable"
 # The connector's client settings (stores.py): no botocore retries, its timeouts.
 CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"},
-                       connect_timeout=timestream.CONNECT_TIMEOUT_SECONDS,
-                       read_timeout=timestream.WRITE_READ_TIMEOUT_SECONDS)
+                       connect_timeout=timestream_client.CONNECT_TIMEOUT_SECONDS,
+                       read_timeout=timestream_client.WRITE_READ_TIMEOUT_SECONDS)
 
 
 def merge_common(common: dict, record: dict) -> dict:
@@ -142,7 +143,7 @@ class TimestreamEnv:
         reader = TimestreamReader(TimestreamQueryRunner(self.query_client), DATABASE, TABLE)
         # 60 s: the emulation runs slower than Timestream on a loaded test machine.
         self.store = TimestreamStore(self.write_client, reader, DATABASE, TABLE,
-                                     executor=self.executor, deadline_seconds=60, **kwargs)
+                                     executor=self.executor, **kwargs)
 
     def records(self) -> List[dict]:
         """What the table holds: every writer's accepted records (and records a test put

@@ -1,23 +1,21 @@
-"""Translation between protobuf messages and the connector's model, with validation.
+"""Remote write 1.0 (``prometheus.WriteRequest``) translated to the connector's model.
 
-Label rules follow Prometheus 3 (UTF-8 names): every label name and the metric
-name (``__name__``, which must be present) are non-empty UTF-8, no name appears
-twice. Protobuf refuses invalid UTF-8 when it decodes a string, so that is a
-400 too. Labels with empty values are dropped (an empty value means "absent"
-in Prometheus). Values may be any UTF-8.
+Each series' labels stay encoded until the series is new to this process: a sender
+repeats its series, so each label set is decoded and validated once (``labels``) and kept
+in a byte-bounded cache. Protobuf refuses invalid UTF-8 when it decodes a string, so
+that is a 400 too.
 """
 import logging
 import operator
-from typing import Iterable, List, NamedTuple, Tuple
+from typing import Tuple
 
 from google.protobuf.message import DecodeError
 
 from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import BadRequest
-from chalicelib.matchers import Matcher
-from chalicelib.model import Labels, Query, Series
-from chalicelib.protocol.prompb import fastpath_pb2, remote_pb2, types_pb2
-from chalicelib.quoting import escape
+from chalicelib.model import Labels, Series
+from chalicelib.protocol.labels import Refusal, Translated, validate_labels
+from chalicelib.protocol.prompb import fastpath_pb2, types_pb2
 
 LOG = logging.getLogger(__name__)
 
@@ -33,23 +31,6 @@ _LABELS = ClearedWhenFull(LABELS_CACHE_MAX_BYTES)
 # Rounded up: a byte more or less only moves the (estimated) bound by that much.
 _LABEL_BYTES = 256  # pragma: no mutate
 _SET_BYTES = 128  # pragma: no mutate
-
-
-def validate_labels(labels: Labels) -> Labels:
-    """Return ``labels`` sorted with empty values dropped; BadRequest if invalid."""
-    shown = describe(labels)
-    seen = set()
-    for name, _ in labels:
-        if not name:
-            raise BadRequest(f"empty label name in series {shown}")
-        if name in seen:
-            raise BadRequest(f"duplicate label name {name!r} in series {shown}")
-        seen.add(name)
-    cleaned = tuple(sorted((n, v) for n, v in labels if v))  # an empty value: no label
-    metric = dict(cleaned).get("__name__")
-    if metric is None:
-        raise BadRequest(f"series without a metric name (__name__): {shown}")
-    return cleaned
 
 
 def decode_labels(encoded: Tuple[bytes, ...]) -> Labels:
@@ -75,37 +56,8 @@ def labels_cache_bytes() -> int:
     return _LABELS.bytes
 
 
-def describe(labels: Iterable) -> str:
-    """Render labels like PromQL, e.g. ``up{job="x"}``, for messages and logs: control
-    characters escaped, each name and value and the whole cut short."""
-    pairs = list(labels)
-    name = next((v for n, v in pairs if n == "__name__"), "")
-    rest = ",".join(f'{escape(n, 60)}="{escape(v, 100)}"' for n, v in pairs if n != "__name__")
-    text = f"{escape(name, 100)}{{{rest}}}"
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 _TIMESTAMP = operator.attrgetter("timestamp")
 _VALUE = operator.attrgetter("value")
-
-
-class Refusal(NamedTuple):
-    """One series of a write request that can never be stored, and why."""
-
-    reason: str  # one line, client text escaped (names the series)
-    samples: int  # samples lost with it
-
-
-class Translated(NamedTuple):
-    """A write request split into the series to store and the series refused."""
-
-    series: List[Series]
-    refused: List[Refusal]
-
-    @property
-    def refused_samples(self) -> int:
-        """Samples of the refused series."""
-        return sum(refusal.samples for refusal in self.refused)
 
 
 def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -> Translated:
@@ -143,36 +95,3 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -
         LOG.warning("skipped %d native histogram samples: native histograms are not stored",
                     histograms)
     return Translated(result, refused)
-
-
-def queries_from_read_request(request: remote_pb2.ReadRequest, dot_all: bool) -> List[Query]:
-    """The request's queries as model objects (BadRequest on a bad matcher or range).
-
-    ``dot_all``: the client's regex dialect (``.`` matches ``\\n``, Prometheus 3)."""
-    queries = []
-    for index, query in enumerate(request.queries):
-        if query.end_timestamp_ms < query.start_timestamp_ms:
-            raise BadRequest(f"query {index}: end {query.end_timestamp_ms} is before "
-                             f"start {query.start_timestamp_ms}")
-        matchers = tuple(Matcher.of(m.type, m.name, m.value, dot_all) for m in query.matchers)
-        if not matchers:
-            raise BadRequest(f"query {index}: at least one matcher is required")
-        queries.append(Query(query.start_timestamp_ms, query.end_timestamp_ms, matchers))
-    return queries
-
-
-def encoded_series(series: Series) -> bytes:
-    """``series`` as an encoded ``prometheus.TimeSeries`` (for a response built one
-    series at a time, see fastpath.proto)."""
-    message = types_pb2.TimeSeries()
-    _fill(message, series)
-    return message.SerializeToString()
-
-
-def _fill(ts: types_pb2.TimeSeries, item: Series) -> None:
-    add_label = ts.labels.add
-    for name, value in item.labels:
-        add_label(name=name, value=value)
-    add_sample = ts.samples.add  # faster than building Sample objects and extending
-    for timestamp, value in zip(item.timestamps, item.values):
-        add_sample(timestamp=timestamp, value=value)

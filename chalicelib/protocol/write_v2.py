@@ -5,7 +5,7 @@
   it (or an odd number of references) is refused on its own, like a series with
   invalid labels in 1.0 (the others are stored, the answer is 400).
 - Float samples become exactly the ``Series`` the equivalent 1.0 request gives (same
-  label rules, ``translate.validate_labels``), so they are stored the same way.
+  label rules, ``labels.validate_labels``), so they are stored the same way.
 - Metadata (type, help and unit references, bounds-checked too) and start ("created")
   timestamps are accepted; the stores keep neither.
 - Native histogram samples and exemplars cannot be stored: they are counted, so the
@@ -18,7 +18,7 @@ from chalicelib.caches import ClearedWhenFull, strings_bytes
 from chalicelib.errors import BadRequest
 from chalicelib.model import Labels, Series
 from chalicelib.protocol.prompb import write_v2_pb2
-from chalicelib.protocol.write_v1 import Refusal, Translated, validate_labels
+from chalicelib.protocol.labels import Refusal, Translated, validate_labels
 
 # Validated label sets by their (name, value) pairs: a sender repeats its series. A memory
 # budget (64 MiB): a byte more or less cannot change what is stored or answered.

@@ -13,14 +13,13 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
 import threading
 from array import array
 from itertools import chain, groupby, repeat
 from operator import attrgetter, itemgetter
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from chalicelib.context import SAMPLE_BYTES, ReadBudget, series_bytes
+from chalicelib.context import SAMPLE_BYTES, RequestContext, series_bytes
 from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import Matcher, matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult, metric_name
@@ -178,15 +177,21 @@ class SQLiteStore:
         with self._index_lock:
             self._index.load(self._conn())
 
-    def write(self, series: Sequence[Series]) -> WriteResult:
+    def write(self, series: Sequence[Series], ctx: RequestContext) -> WriteResult:
         """Store every sample of ``series``; duplicates (same series and time) are kept once.
 
         All or nothing: on any failure (disk full, I/O error, lock timeout) nothing of
         the request is stored and the in-memory index is untouched (it only ever learns
-        ids that are committed), so a retry can never file samples under a dead id."""
+        ids that are committed), so a retry can never file samples under a dead id. A
+        write still waiting for another writer when the request deadline passes is a 503."""
+        ctx.deadline.ensure("writing to the embedded store")
         conn = self._conn()
+        if not self._write_lock.acquire(timeout=max(0.0, ctx.deadline.remaining())):
+            raise BackendUnavailable("embedded store busy: other writes held it until the "
+                                     "request deadline (REQUEST_DEADLINE_SECONDS); nothing of "
+                                     "this request was stored, retry later")
         try:
-            with self._write_lock:
+            try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     ids = self._series_ids(conn, series)
@@ -205,6 +210,8 @@ class SQLiteStore:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+            finally:
+                self._write_lock.release()
             self._refresh()  # the series this write added, now committed
         except sqlite3.Error as exc:
             raise store_failure(exc, self.path) from None
@@ -227,18 +234,18 @@ class SQLiteStore:
         return [series_id if series_id is not None else added[s.labels]
                 for s, series_id in zip(series, ids)]
 
-    def read(self, query: Query, sample_limit: int) -> List[Series]:
-        """Series matching ``query`` with their samples in range, sorted by labels."""
-        return list(self.read_within(query, ReadBudget(sample_limit, sys.maxsize)))
-
-    def read_within(self, query: Query, budget: ReadBudget) -> Iterator[Series]:
-        """``read``, one series at a time, charging ``budget`` as rows arrive (every
-        FETCH_ROWS rows, and each series' labels): a read past a limit stops before it
-        holds the data, and at most READ_CHUNK series are held at once."""
+    def read(self, query: Query, ctx: RequestContext) -> Iterator[Series]:
+        """Series matching ``query`` with their samples in range, sorted by labels, one
+        series at a time, charging the request's budget as rows arrive (every FETCH_ROWS
+        rows, and each series' labels): a read past a limit stops before it holds the
+        data, at most READ_CHUNK series are held at once, and a read still running at the
+        request deadline stops there (503)."""
+        budget = ctx.budget
         self._refresh()
         conn = self._conn()
-        selected = sorted(self._select(conn, query), key=_LABELS)
+        selected = sorted(self._select(conn, query, ctx), key=_LABELS)
         for start in range(0, len(selected), READ_CHUNK):
+            ctx.deadline.ensure("reading the embedded store")
             chunk = dict(selected[start:start + READ_CHUNK])  # in label order
             gathered: Dict[int, Tuple[array, array]] = {}
             cursor = conn.execute(
@@ -263,7 +270,8 @@ class SQLiteStore:
                 if arrays is not None:
                     yield Series(labels, arrays[0], bits_to_floats(arrays[1]))
 
-    def _select(self, conn: sqlite3.Connection, query: Query) -> List[Tuple[int, Labels]]:
+    def _select(self, conn: sqlite3.Connection, query: Query,
+                ctx: RequestContext) -> List[Tuple[int, Labels]]:
         """(id, labels) of the series the matchers select: metric-name matchers are
         decided once per distinct name, the others per series; series whose labels
         stay on disk are loaded READ_CHUNK at a time and only kept if selected."""
@@ -279,6 +287,7 @@ class SQLiteStore:
         selected = [(i, labels) for i, labels in candidates
                     if not others or matches_all(others, dict(labels))]
         for start in range(0, len(on_disk), READ_CHUNK):
+            ctx.deadline.ensure("reading the embedded store")
             chunk = on_disk[start:start + READ_CHUNK]
             for series_id, text in conn.execute(
                     f"SELECT id, labels FROM series WHERE id IN ({','.join('?' * len(chunk))})",

@@ -1,1 +1,54 @@
-"""Amazon Timestream for InfluxDB (and any InfluxDB) backend."""
+"""Amazon Timestream for InfluxDB (and any InfluxDB) backend, built from ``Settings``.
+
+A store (its HTTP client) per credential, cached in a bounded LRU keyed by a digest of
+the credentials. The credentials are Prometheus's basic_auth (AUTH_MODE=basic), else the
+connector's own: a Secrets Manager secret (fetched once per container), else the
+environment.
+"""
+import threading
+from typing import Mapping
+
+from chalicelib.caches import LeastRecentlyUsed
+from chalicelib.config import Settings
+from chalicelib.storage.influxdb import credentials as influxdb_credentials
+from chalicelib.storage.influxdb.client import InfluxClient
+from chalicelib.storage.influxdb.credentials import InfluxCredentials
+from chalicelib.storage.influxdb.store import InfluxDBStore
+
+MAX_CACHED_CREDENTIALS = 32
+_STORES = LeastRecentlyUsed(MAX_CACHED_CREDENTIALS)
+_lock = threading.Lock()
+_secrets = None
+
+
+def credentials_for(settings: Settings, headers: Mapping[str, str]) -> InfluxCredentials:
+    """Prometheus's basic_auth (AUTH_MODE=basic), else the connector's own credentials:
+    the Secrets Manager secret (fetched once per container), else the environment."""
+    global _secrets
+    if settings.auth_mode == "basic":
+        return influxdb_credentials.from_request(headers)
+    if settings.influxdb_secret_arn:
+        with _lock:
+            if _secrets is None:
+                _secrets = influxdb_credentials.SecretCache()
+        return _secrets.get(settings.influxdb_secret_arn, lambda: _secrets_client(settings))
+    return influxdb_credentials.from_environment(
+        settings.influxdb_token, settings.influxdb_username, settings.influxdb_password)
+
+
+def _secrets_client(settings: Settings):
+    import boto3
+    from botocore.config import Config
+    return boto3.session.Session(region_name=settings.region).client(
+        "secretsmanager", config=Config(connect_timeout=2, read_timeout=5,
+                                        retries={"max_attempts": 3, "mode": "standard"}))
+
+
+def store_for_request(settings: Settings, headers: Mapping[str, str]) -> InfluxDBStore:
+    """The InfluxDB store for the request's credentials."""
+    credentials = credentials_for(settings, headers)
+    key = "\0".join([credentials.cache_key(), settings.influxdb_url, settings.influxdb_database,
+                     settings.influxdb_retention_policy])
+    return _STORES.get_or_make(key, lambda: InfluxDBStore(InfluxClient(
+        settings.influxdb_url, settings.influxdb_database, settings.influxdb_retention_policy,
+        credentials)))

@@ -1,36 +1,28 @@
 """HTTP client for InfluxDB's v1 API (``/write``, ``/query``), standard library only.
 
 Every request carries the connector's credentials; failures worth retrying
-(connection errors, timeouts, 429, 5xx) raise ``Transient``, which ``with_retries``
+(connection errors, timeouts, 429, 5xx) raise ``retry.Transient``, which the store
 retries with backoff inside the request deadline before answering 503. Other
 statuses map to connector errors with a message that says what to fix.
 """
 import http.client
 import json
 import logging
-import random
 import socket
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable, Dict, Iterator, Tuple, TypeVar
+from typing import Dict, Iterator, Tuple
 
-from chalicelib.deadline import Deadline
-from chalicelib.errors import BackendError, BackendUnavailable, Forbidden, Unauthorized
+from chalicelib.errors import BackendError, Forbidden, Unauthorized
+from chalicelib.retry import Transient
 from chalicelib.storage.influxdb.credentials import InfluxCredentials
 
 LOG = logging.getLogger(__name__)
-T = TypeVar("T")
 
-MIN_ATTEMPT_SECONDS = 0.5      # a retry starts only if at least this much time is left
 CHUNK_SIZE = 10_000            # points per chunk of a /query answer
 TRANSIENT_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError,
                     socket.timeout, TimeoutError, OSError)
-
-
-class Transient(Exception):
-    """A failure worth retrying (the message says why)."""
 
 
 def _json_int(text: str):
@@ -134,23 +126,3 @@ def http_error(status: int, text: str, what: str,
         return BackendError(f"InfluxDB: {text} (HTTP 404): create the database or set "
                             "INFLUXDB_DATABASE (for InfluxDB 2.x/3.x, a DBRP mapping)")
     return BackendError(f"InfluxDB refused the {what} (HTTP {status}): {text}")
-
-
-def with_retries(call: Callable[[float], T], deadline: Deadline, what: str,
-                 timeout: float) -> T:
-    """Run ``call(timeout)``, each attempt's timeout cut to the time left, retrying
-    Transient failures with jittered exponential backoff while at least
-    MIN_ATTEMPT_SECONDS would be left for another attempt; then BackendUnavailable (503)."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return call(max(MIN_ATTEMPT_SECONDS, min(timeout, deadline.remaining())))
-        except Transient as exc:
-            reason = str(exc)
-        delay = min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-        if deadline.remaining() - delay < MIN_ATTEMPT_SECONDS:
-            raise BackendUnavailable(f"InfluxDB {what} still failing after {attempt} "
-                                     f"attempts ({reason}); retry later")
-        LOG.info("retrying InfluxDB %s after %s (attempt %d)", what, reason, attempt)
-        time.sleep(delay)

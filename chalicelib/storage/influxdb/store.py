@@ -2,23 +2,24 @@
 
 InfluxDB 1.x serves ``/write`` (line protocol) and ``/query`` (InfluxQL); 2.x and
 3.x serve the same endpoints for a database/retention-policy mapped to a bucket
-(DBRP). Writes: series -> line protocol (``influxdb_line``), gzip, batches of
-``batch_lines`` lines, each retried on transient failures (``influxdb_client``)
-until the request deadline, then 503. A 400 "partial write" means InfluxDB stored
+(DBRP). Writes: series -> line protocol (``line_protocol``), gzip, batches of
+``batch_lines`` lines, each retried on transient failures (``retry``) until the
+request deadline, then 503. A 400 "partial write" means InfluxDB stored
 the rest and dropped ``dropped=N`` points it can never store: counted as rejected.
-Reads: query -> InfluxQL (``influxql``), chunked JSON streamed and counted against
-the sample limit.
+Reads: query -> InfluxQL (``influxql``), chunked JSON streamed and charged to the
+request's read budget. Every call of one request shares its deadline.
 """
 import gzip
 import logging
 import re
 from typing import Dict, List, Optional, Tuple
 
-from chalicelib.errors import BackendError, ConnectorError, too_many_samples
+from chalicelib.context import SAMPLE_BYTES, RequestContext, series_bytes
+from chalicelib.errors import BackendError, ConnectorError
 from chalicelib.matchers import matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult
-from chalicelib.storage.influxdb.client import (Deadline, InfluxClient, Transient, http_error,
-                                                with_retries)
+from chalicelib.retry import Transient, with_retries
+from chalicelib.storage.influxdb.client import InfluxClient, http_error
 from chalicelib.storage.influxdb.line_protocol import (BITS_FIELD, NAME_TAG, VALUE_FIELD, LineEncoder,
                                               batches, decode, value_from_fields)
 from chalicelib.storage.influxdb.influxql import identifier, select_statement
@@ -29,6 +30,7 @@ BATCH_LINES = 5000
 CREATE_DATABASE_TIMEOUT_SECONDS = 4.0
 WRITE_TIMEOUT_SECONDS = 10.0
 QUERY_TIMEOUT_SECONDS = 20.0
+MIN_ATTEMPT_SECONDS = 0.5  # a retry starts only if at least this much time is left
 REASON_CHARS = 300
 _DROPPED = re.compile(r"dropped=(\d+)")
 
@@ -44,10 +46,8 @@ def dropped_points(text: str, lines: int) -> int:
 class InfluxDBStore:
     """Store on an InfluxDB reached through ``client``."""
 
-    def __init__(self, client: InfluxClient, deadline_seconds: float,
-                 batch_lines: int = BATCH_LINES, create_database: bool = True) -> None:
+    def __init__(self, client: InfluxClient, batch_lines: int = BATCH_LINES, create_database: bool = True) -> None:
         self.client = client
-        self.deadline_seconds = deadline_seconds
         self.batch_lines = batch_lines
         self.encoder = LineEncoder()
         if create_database and not client.retention_policy:
@@ -63,9 +63,9 @@ class InfluxDBStore:
         except (ConnectorError, Transient) as exc:
             LOG.info("could not create database %s: %s", self.client.database, exc)
 
-    def write(self, series) -> WriteResult:
-        """Store every sample; samples InfluxDB drops for good are counted as rejected."""
-        deadline = Deadline(self.deadline_seconds)
+    def write(self, series: List[Series], ctx: RequestContext) -> WriteResult:
+        """Store every sample within the request's deadline; samples InfluxDB drops for
+        good are counted as rejected."""
         total = rejected = 0
         reasons: List[str] = []
         for batch in batches(series, self.encoder, self.batch_lines):
@@ -73,8 +73,10 @@ class InfluxDBStore:
             lines = "\n".join(batch).encode("utf-8")
             # Equivalent mutants only: every level decompresses to the same lines (1: fastest).
             body = gzip.compress(lines, compresslevel=1)  # pragma: no mutate
+            ctx.deadline.check(MIN_ATTEMPT_SECONDS, "InfluxDB write")
             refusal = with_retries(lambda timeout: self._write_once(body, timeout),
-                                   deadline, "write", WRITE_TIMEOUT_SECONDS)
+                                   ctx.deadline, "InfluxDB write", WRITE_TIMEOUT_SECONDS,
+                                   MIN_ATTEMPT_SECONDS)
             if refusal is not None:
                 dropped = dropped_points(refusal, len(batch))
                 rejected += dropped
@@ -93,18 +95,24 @@ class InfluxDBStore:
             return text
         raise http_error(status, text, "write", self.client.credentials)
 
-    def read(self, query: Query, sample_limit: int) -> List[Series]:
+    def read(self, query: Query, ctx: RequestContext) -> List[Series]:
         """Series selected by ``query`` with samples in range, sorted by labels."""
         statement = select_statement(query, self.client.retention_policy, self.client.database)
-        deadline = Deadline(self.deadline_seconds)
-        return with_retries(lambda timeout: self._read_once(query, statement, sample_limit,
-                                                            timeout),
-                            deadline, "query", QUERY_TIMEOUT_SECONDS)
+        ctx.deadline.check(MIN_ATTEMPT_SECONDS, "InfluxDB query")
+        return with_retries(lambda timeout: self._read_once(query, statement, ctx, timeout),
+                            ctx.deadline, "InfluxDB query", QUERY_TIMEOUT_SECONDS,
+                            MIN_ATTEMPT_SECONDS)
 
-    def _read_once(self, query: Query, statement: str, sample_limit: int,
+    def _read_once(self, query: Query, statement: str, ctx: RequestContext,
                    timeout: float) -> List[Series]:
+        """One attempt; what it charged to the budget is given back if it fails."""
+        with ctx.budget.refunded_on_failure():
+            return self._gather(query, statement, ctx, timeout)
+
+    def _gather(self, query: Query, statement: str, ctx: RequestContext,
+                timeout: float) -> List[Series]:
+        budget = ctx.budget
         found: Dict[Tuple, Tuple[Labels, List[int], List[float]]] = {}
-        total = 0
         for result in self.client.query(statement, timeout):
             if "error" in result:
                 raise BackendError(f"InfluxDB refused the query: {result['error']}")
@@ -115,10 +123,13 @@ class InfluxDBStore:
                 if entry is None:
                     entry = found[key] = (self._labels(item.get("name", ""), tags, query),
                                           [], [])
+                    if entry[0] is not None:
+                        budget.take(0, series_bytes(entry[0]))
                 columns = item.get("columns", [])
                 at = {name: columns.index(name) for name in ("time", VALUE_FIELD, BITS_FIELD)
                       if name in columns}
-                for row in item.get("values", []):
+                before = len(entry[1])
+                for row in item.get("values", []):  # one chunk: at most CHUNK_SIZE rows
                     value = value_from_fields(
                         row[at[VALUE_FIELD]] if VALUE_FIELD in at else None,
                         row[at[BITS_FIELD]] if BITS_FIELD in at else None)
@@ -126,9 +137,8 @@ class InfluxDBStore:
                         continue
                     entry[1].append(int(row[at["time"]]))
                     entry[2].append(value)
-                    total += 1
-                    if total > sample_limit:
-                        raise too_many_samples(sample_limit)
+                added = len(entry[1]) - before
+                budget.take(added, SAMPLE_BYTES * added)
         result = [Series(labels, timestamps, values)
                   for labels, timestamps, values in found.values()
                   if labels is not None and timestamps]

@@ -2,7 +2,7 @@
 
 query -> SHOW MEASURES (which measures, and the dimensions of each: fresh on every read,
 so a label another writer added is readable as soon as Timestream lists it) ->
-SELECTs returning one row per series and hour (``timestream_sql``) -> paged Query calls
+SELECTs returning one row per series and hour (``sql``) -> paged Query calls
 -> series. Round trips grow with the number of series, not samples.
 
 Each call of one request shares the request's deadline: a Query call starts only if it can
@@ -20,17 +20,17 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import BackendError, BackendUnavailable, too_many_samples
-from chalicelib.model import Labels, Query, Series
-from chalicelib.storage.timestream.store import CONNECT_TIMEOUT_SECONDS, Deadline, with_retries
+from chalicelib.context import SAMPLE_BYTES, Deadline, ReadBudget, RequestContext, series_bytes
+from chalicelib.errors import BackendError, BackendUnavailable
+from chalicelib.model import Labels, Query, Series, describe
+from chalicelib.storage.timestream.client import CONNECT_TIMEOUT_SECONDS, with_retries
 from chalicelib.storage.timestream.records import decode_value, labels_from_row
 from chalicelib.storage.timestream.sql import BIN_WIDTHS, SAMPLES_COLUMN, Measure, \
     SelectStatement, measures_statement, select_statements
-from chalicelib.protocol.write_v1 import describe
 
 LOG = logging.getLogger(__name__)
 
-# The query client's read timeout (stores.py builds it): at most 10 s, and short enough that
+# The query client's read timeout (``timestream.build`` builds the client): at most 10 s, and short enough that
 # two calls (connect + read timeout each) fit in the request deadline, which itself is under
 # API Gateway's 29 s; Timestream stops a query after 60 s on its side. A call starts only if
 # connect + read timeout fits before the deadline.
@@ -160,19 +160,20 @@ class TimestreamReader:
         self.database = database
         self.table = table
 
-    def read(self, query: Query, sample_limit: int, deadline: Deadline) -> List[Series]:
-        """Series matching ``query``, sorted by labels, samples by time; BackendUnavailable
-        if Timestream answers one series with two samples at one time (a dimension it does
-        not show yet merged two series: retry once it has propagated)."""
+    def read(self, query: Query, ctx: RequestContext) -> List[Series]:
+        """Series matching ``query``, sorted by labels, samples by time, charged to the
+        request's budget as they arrive; BackendUnavailable if Timestream answers one series
+        with two samples at one time (a dimension it does not show yet merged two series:
+        retry once it has propagated)."""
+        deadline = ctx.deadline
         measures = self.runner.measures(
             measures_statement(query, self.database, self.table), deadline)
         grouped: Dict[Labels, List[Tuple[int, float]]] = {}
-        count = 0
         statements = select_statements(query, self.database, self.table, measures)
         for index, statement in enumerate(statements):
             for narrower in BIN_WIDTHS[1:] + (None,):
                 try:
-                    count = self._gather(statement, deadline, grouped, count, sample_limit)
+                    self._gather(statement, deadline, grouped, ctx.budget)
                     break
                 except RowTooLarge:
                     if narrower is None:
@@ -184,14 +185,14 @@ class TimestreamReader:
         return [self._series(labels, points) for labels, points in sorted(grouped.items())]
 
     def _gather(self, statement: SelectStatement, deadline: Deadline,
-                grouped: Dict[Labels, List[Tuple[int, float]]], count: int,
-                sample_limit: int) -> int:
-        """Add the points of ``statement`` to ``grouped``; the new sample count. Nothing is
-        added if it fails (RowTooLarge)."""
+                grouped: Dict[Labels, List[Tuple[int, float]]], budget: ReadBudget) -> None:
+        """Add the points of ``statement`` to ``grouped``, charging ``budget``. Nothing is
+        added or charged if it fails (RowTooLarge)."""
         LOG.debug("query: %s", statement.sql)
         found: Dict[Labels, List[Tuple[int, float]]] = {}
         keys: Dict[tuple, Labels] = {}
-        with closing(self.runner.pages(statement.sql, deadline)) as pages:
+        with budget.refunded_on_failure(), closing(self.runner.pages(statement.sql,
+                                                                     deadline)) as pages:
             for page in pages:
                 if not page.get("Rows"):
                     continue  # a page may hold only a NextToken (and no ColumnInfo)
@@ -204,16 +205,15 @@ class TimestreamReader:
                     if labels is None:
                         labels = keys[key] = labels_from_row(
                             key[0], dict(zip(statement.dimensions, key[1:])))
+                        if labels not in grouped and labels not in found:
+                            budget.take(0, series_bytes(labels))
                     points = data[samples_at].get("TimeSeriesValue", [])
+                    budget.take(len(points), SAMPLE_BYTES * len(points))
                     found.setdefault(labels, []).extend(
                         (timestamp_ms(p["Time"]), decode_value(p["Value"]["ScalarValue"]))
                         for p in points)
-                    count += len(points)
-                    if count > sample_limit:
-                        raise too_many_samples(sample_limit)
         for labels, points in found.items():
             grouped.setdefault(labels, []).extend(points)
-        return count
 
     @staticmethod
     def _series(labels: Labels, points: List[Tuple[int, float]]) -> Series:

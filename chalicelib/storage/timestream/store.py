@@ -1,95 +1,27 @@
-"""Amazon Timestream for LiveAnalytics backend.
+"""The Store on one Timestream for LiveAnalytics table.
 
-Writes: series -> records (``timestream_records``) -> WriteRecords calls of at most
-100 records with CommonAttributes, issued concurrently (bounded) and retried with
-backoff on throttling / 5xx / timeouts until the request deadline.
-Reads: ``timestream_query.TimestreamReader``, given to the store.
+Writes: series -> records (``records``) -> WriteRecords calls of at most 100 records
+with CommonAttributes, issued concurrently (bounded) and retried with backoff on
+throttling / 5xx / timeouts until the request deadline (``client``).
+Reads: ``reader.TimestreamReader``, given to the store.
 """
 import logging
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, NamedTuple, Optional, Tuple, TypeVar
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
-                                 HTTPClientError)
+from botocore.exceptions import ClientError
 
-from chalicelib.deadline import Deadline
-from chalicelib.errors import (BackendError, BackendUnavailable, ConnectorError,
-                               CredentialsFailed, Forbidden, Unauthorized)
-from chalicelib.model import Query, Series, WriteResult, sample_count
+from chalicelib.context import Deadline, RequestContext
+from chalicelib.errors import (BackendUnavailable, ConnectorError, CredentialsFailed, Forbidden,
+                               Unauthorized)
+from chalicelib.model import Query, Series, WriteResult, describe, sample_count
+from chalicelib.storage.timestream.client import with_retries
 from chalicelib.storage.timestream.records import Batch, Rejected, build_batches, split_batch
-from chalicelib.protocol.write_v1 import describe
 
 LOG = logging.getLogger(__name__)
-T = TypeVar("T")
 
-TRANSIENT = {"ThrottlingException", "InternalServerException", "ServiceUnavailable",
-             "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
-             "InternalFailure"}
-BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidSignatureException",
-                   "InvalidClientTokenId", "ExpiredTokenException", "SignatureDoesNotMatch",
-                   "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken"}
-DENIED = {"AccessDeniedException", "AccessDenied"}
 TABLE_FACTS_TTL_SECONDS = 300.0  # retention changes are rare; Timestream judges meanwhile
-# Timeouts of the boto3 clients (stores.py builds them). A retry starts only if one
-# more call (connect + read timeout) fits before the request deadline.
-CONNECT_TIMEOUT_SECONDS = 2
-WRITE_READ_TIMEOUT_SECONDS = 5
-
-
-def error_for(exc: ClientError, what: str) -> ConnectorError:
-    """The connector error a non-transient Timestream ClientError maps to."""
-    code = exc.response.get("Error", {}).get("Code", "")
-    message = exc.response.get("Error", {}).get("Message", "")
-    if code in BAD_CREDENTIALS:
-        return Unauthorized(f"AWS refused the credentials ({code}): check the access key id "
-                            "and secret access key in Prometheus's basic_auth")
-    if code in DENIED:
-        return Forbidden(f"access denied to {what} ({code}): attach the execution policy "
-                         "(make policies) to the IAM user whose keys Prometheus sends")
-    if code == "ResourceNotFoundException":
-        return BackendError(f"{what} does not exist ({message}): create it with "
-                            "`aws timestream-write create-database` and `create-table`, or set "
-                            "DefaultDatabase/DefaultTable")
-    return BackendError(f"Timestream refused the request to {what} ({code}): {message}")
-
-
-def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
-                 attempt_seconds: float) -> T:
-    """Run ``call``, retrying transient failures with jittered exponential backoff
-    while another attempt (at most ``attempt_seconds``, the client's timeouts) still
-    fits before the deadline; then BackendUnavailable (503: Prometheus retries)."""
-    attempt = 0
-    while True:
-        attempt += 1
-        unreachable = None
-        try:
-            return call()
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            # (botocore sets HTTPStatusCode on every ClientError it raises: the default is moot)
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)  # pragma: no mutate
-            if code not in TRANSIENT and status < 500:
-                raise error_for(exc, what) from None
-            reason = code or f"HTTP {status}"
-        except (BotoConnectionError, HTTPClientError) as exc:
-            reason = type(exc).__name__
-            unreachable = getattr(exc, "kwargs", {}).get("endpoint_url") or "its endpoint"
-        except BotoCoreError as exc:
-            raise BackendError(f"calling Timestream for {what} failed: {exc}") from None
-        delay = min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-        if deadline.remaining() < delay + attempt_seconds:
-            if unreachable:  # the endpoint is down or unreachable, not the table
-                raise BackendUnavailable(
-                    f"cannot reach Timestream at {unreachable} ({reason}, {attempt} attempts): "
-                    "check TIMESTREAM_ENDPOINT_URL / the region and the network; retry later")
-            raise BackendUnavailable(f"{what} still failing after {attempt} "
-                                     f"attempts ({reason}); retry later")
-        LOG.info("retrying %s after %s (attempt %d)", what, reason, attempt)
-        time.sleep(delay)
-
-
 CONFLICT = "already exists"
 
 
@@ -128,14 +60,12 @@ class TimestreamStore:
     """The Store protocol on one Timestream table."""
 
     def __init__(self, write_client, reader, database: str, table: str, *,
-                 executor: ThreadPoolExecutor, deadline_seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 executor: ThreadPoolExecutor, clock: Callable[[], float] = time.time) -> None:
         self.write_client = write_client
         self.reader = reader
         self.database = database
         self.table = table
         self.executor = executor
-        self.deadline_seconds = deadline_seconds
         self.clock = clock
         self._facts: Tuple[float, Optional[TableFacts]] = (-TABLE_FACTS_TTL_SECONDS, None)
 
@@ -151,13 +81,14 @@ class TimestreamStore:
 
     # -- writes --------------------------------------------------------------
 
-    def write(self, series: List[Series], deadline: Optional[Deadline] = None) -> WriteResult:
-        """Write all samples; rejects are counted with reasons, after the rest is written.
+    def write(self, series: List[Series], ctx: RequestContext) -> WriteResult:
+        """Write all samples within the request's deadline; rejects are counted with
+        reasons, after the rest is written.
 
         Credentials AWS refuses are a 5xx here (Prometheus keeps the samples and retries;
         a 401/403 would make it drop them)."""
         try:
-            return self._write(series, deadline or Deadline(self.deadline_seconds))
+            return self._write(series, ctx.deadline)
         except (Unauthorized, Forbidden) as exc:
             raise CredentialsFailed(str(exc)) from None
 
@@ -236,31 +167,8 @@ class TimestreamStore:
             rejected.extend(self._write_batch(half, deadline))
         return rejected
 
-    # -- reads (timestream_query.TimestreamReader) -----------------------------
+    # -- reads (reader.TimestreamReader) ---------------------------------------
 
-    def read(self, query: Query, sample_limit: int,
-             deadline: Optional[Deadline] = None) -> List[Series]:
+    def read(self, query: Query, ctx: RequestContext) -> List[Series]:
         """Series matching ``query`` (see ``TimestreamReader.read``)."""
-        return self.reader.read(query, sample_limit,
-                                deadline or Deadline(self.deadline_seconds))
-
-    def for_request(self) -> "TimestreamRequest":
-        """This store with one deadline for every call of one HTTP request."""
-        return TimestreamRequest(self, Deadline(self.deadline_seconds))
-
-
-class TimestreamRequest:
-    """One request's view of a TimestreamStore: its reads share one deadline, so a
-    request holding several queries still answers within REQUEST_DEADLINE_SECONDS."""
-
-    def __init__(self, store: TimestreamStore, deadline: Deadline) -> None:
-        self.store = store
-        self.deadline = deadline
-
-    def write(self, series: List[Series]) -> WriteResult:
-        """Write ``series`` within this request's deadline (see ``TimestreamStore.write``)."""
-        return self.store.write(series, self.deadline)
-
-    def read(self, query: Query, sample_limit: int) -> List[Series]:
-        """Answer ``query`` within this request's deadline."""
-        return self.store.read(query, sample_limit, self.deadline)
+        return self.reader.read(query, ctx)
