@@ -4,7 +4,8 @@ Either listen for remote-write requests for a while (point a Prometheus's ``remo
 at ``http://127.0.0.1:PORT/write``), or read captured request bodies (snappy-compressed
 ``WriteRequest``s, one per file). Prints samples/s, metered 1 KiB writes per month and
 their price, for this connector's WriteRecords calls and for the Go connector's encoding
-of the same samples (formula and price table: bench/metering.py, README "What it costs").
+of the same samples (formula and price table: chalicelib/storage/timestream/metering.py,
+docs/timestream-data-model.md "What it costs").
 """
 import argparse
 import http.server
@@ -13,18 +14,16 @@ import threading
 import time
 from typing import List
 
-from bench import metering
-from chalicelib.protocol import codec
-from chalicelib.protocol import write_v1 as translate
+from chalicelib.storage.timestream import metering
 from chalicelib.model import Series
-
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+from chalicelib.protocol import codec, write_v1
+from harness.remote import HEADERS
 
 
 def series_of(body: bytes) -> List[Series]:
     """The series of one remote-write body."""
     request = codec.decode_write_request(body, HEADERS, 1 << 30)
-    return translate.series_from_write_request(request).series
+    return write_v1.series_from_write_request(request).series
 
 
 def listen(port: int, seconds: float) -> List[bytes]:

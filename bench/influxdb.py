@@ -6,8 +6,8 @@ import time
 
 from chalicelib import handlers
 from chalicelib.context import Limits
-from tests.influx_env import InfluxServer, fresh_store
-from tests.support import REMOTE_HEADERS, post
+from harness.influxd import InfluxServer, fresh_store
+from harness.remote import HEADERS, post
 
 LIMITS = Limits(deadline_seconds=3600, sample_limit=10 ** 8, byte_limit=1 << 40)
 
@@ -25,18 +25,18 @@ def report(bodies, read_body: bytes, samples: int, senders: int, send_all) -> No
         store = fresh_store(server)
         started = time.perf_counter()
         for body in bodies:
-            handlers.write(body, REMOTE_HEADERS, store, LIMITS)
+            handlers.write(body, HEADERS, store, LIMITS)
         ours = time.perf_counter() - started
 
         started = time.perf_counter()
         for _ in range(5):
             status, _, data = post(f"{server.url}/api/v1/prom/read?db=own", read_body,
-                                   REMOTE_HEADERS)
+                                   HEADERS)
             assert status == 200, data
         own_read = time.perf_counter() - started
         started = time.perf_counter()
         for _ in range(5):
-            handlers.read(read_body, REMOTE_HEADERS, store, LIMITS)
+            handlers.read(read_body, HEADERS, store, LIMITS)
         our_read = time.perf_counter() - started
     finally:
         server.stop()

@@ -20,10 +20,11 @@ sys.path.insert(0, ROOT)
 from bench import read_memory  # noqa: E402
 from chalicelib import handlers  # noqa: E402
 from chalicelib.context import Limits  # noqa: E402
-from chalicelib.protocol import codec
+from chalicelib.protocol import codec  # noqa: E402
 from chalicelib.protocol.prompb import remote_pb2  # noqa: E402
 from chalicelib.storage.sqlite import SQLiteStore  # noqa: E402
-from tests.support import REMOTE_HEADERS, Process, free_port, post, wait_for_port  # noqa: E402
+from harness.processes import Process, free_port, wait_for_port  # noqa: E402
+from harness.remote import HEADERS, post  # noqa: E402
 
 SERIES = 2000        # distinct series, like one scrape of a few targets
 SAMPLES_PER_SERIES_PER_REQUEST = 1
@@ -52,7 +53,7 @@ def send_all(url: str, bodies, senders: int) -> float:
     """Seconds to POST every body, ``senders`` at a time; fails on any non-2xx."""
     def sender(k):
         for body in bodies[k::senders]:
-            status, _, text = post(url, body, REMOTE_HEADERS)
+            status, _, text = post(url, body, HEADERS)
             assert 200 <= status < 300, (status, text)
     started = time.perf_counter()
     with ThreadPoolExecutor(senders) as pool:
@@ -70,7 +71,7 @@ def read_request(start_ms: int, end_ms: int) -> bytes:
 def time_reads(url: str, body: bytes, repeat: int) -> (float, int):
     started = time.perf_counter()
     for _ in range(repeat):
-        status, _, data = post(url, body, {**REMOTE_HEADERS, "Accept-Encoding": "snappy"})
+        status, _, data = post(url, body, {**HEADERS, "Accept-Encoding": "snappy"})
         assert status == 200, data
     elapsed = time.perf_counter() - started
     response = remote_pb2.ReadResponse()
@@ -125,7 +126,7 @@ def main() -> None:
         store = SQLiteStore(os.path.join(work, "inprocess"))
         started = time.perf_counter()
         for body in bodies:
-            handlers.write(body, REMOTE_HEADERS, store, Limits(deadline_seconds=3600))
+            handlers.write(body, HEADERS, store, Limits(deadline_seconds=3600))
         results["write: connector in-process (embedded store)"] = \
             samples / (time.perf_counter() - started)
 

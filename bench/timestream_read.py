@@ -1,5 +1,5 @@
 """`make bench` figure: a 1-hour, 1 000-series read at a 15 s interval (240 000 samples) on
-Timestream, through the Query API emulation (tests/timestream_query_service.py: 1 000-row and
+Timestream, through the Query API emulation (harness/timestream/query_service.py: 1 000-row and
 1 MB pages, a first page holding only a NextToken).
 
 Printed: the Query calls the read needs and the connector's own time (decoding, sorting; the
@@ -9,11 +9,12 @@ plus the connector's time: with the calls counted here it fits the request deadl
 """
 import time
 
+from chalicelib.context import Limits, RequestContext
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query
-from chalicelib.context import Limits, RequestContext
-from chalicelib.storage.timestream.reader import TimestreamQueryRunner, TimestreamReader
-from tests.timestream_env import DATABASE, TABLE, emulated_query_client
+from chalicelib.storage.timestream.reader import (TimestreamQueryRunner,
+                                                  TimestreamReader)
+from harness.timestream.env import DATABASE, TABLE, emulated_query_client
 
 SERIES, INTERVAL_MS, HOUR_MS = 1000, 15_000, 3_600_000
 START_MS = 1_800_000_000_000

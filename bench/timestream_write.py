@@ -1,7 +1,7 @@
 """Timestream write figures for `make bench`: metered writes and CPU per sample.
 
 - Metered 1 KiB writes per million samples of realistic node_exporter remote-write requests
-  (bench/metering.py), this connector's calls against the Go connector's encoding.
+  (chalicelib/storage/timestream/metering.py, harness/workloads.py), this connector's calls against the Go connector's encoding.
 - CPU per sample on the write path, measured in this process (process time): parsing alone
   (snappy + protobuf, the baseline), the connector (decode, translate, records), and boto3
   turning those calls into signed HTTP requests (the HTTP send itself is stubbed), with the
@@ -10,17 +10,16 @@
 import time
 from typing import List, Tuple
 
-from bench import metering
-from chalicelib.protocol import codec
-from chalicelib.protocol import write_v1 as translate
+from chalicelib.storage.timestream import metering
+from chalicelib.protocol import codec, write_v1
 from chalicelib.protocol.prompb import remote_pb2
+from harness import workloads
 from chalicelib.storage.timestream.records import build_batches
-
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+from harness.remote import HEADERS
 
 
 def _bodies(requests: int, start_ms: int) -> Tuple[list, List[bytes]]:
-    batches = metering.node_exporter_requests(requests, start_ms)
+    batches = workloads.node_exporter_requests(requests, start_ms)
     bodies = []
     for series in batches:
         request = remote_pb2.WriteRequest()
@@ -76,7 +75,7 @@ def figures(requests: int = 30) -> List[Tuple[str, float, float]]:
             codec.decode_write_request(body, HEADERS, 1 << 30)
 
     def connector():
-        return [build_batches(translate.series_from_write_request(
+        return [build_batches(write_v1.series_from_write_request(
             codec.decode_write_request(body, HEADERS, 1 << 30)).series, now_ms, None)[0]
             for body in bodies]
     connector()  # warm: a Prometheus sends the same series again and again

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 # Environment variable names.
-STORAGE_BACKEND = "STORAGE_BACKEND"          # "sqlite" (embedded) or "timestream"
+STORAGE_BACKEND = "STORAGE_BACKEND"          # "sqlite" (embedded), "timestream", "influxdb"
 DATA_DIR = "DATA_DIR"                        # embedded store directory
 MAX_DECODED_BYTES = "MAX_DECODED_BYTES"      # cap on a decompressed request body
 READ_SAMPLE_LIMIT = "READ_SAMPLE_LIMIT"      # cap on samples in one /read response
@@ -23,7 +23,7 @@ AUTH_MODE = "AUTH_MODE"                      # "basic" (keys from Prometheus) or
 AWS_REGION = "AWS_REGION"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 TIMESTREAM_ENDPOINT_URL = "TIMESTREAM_ENDPOINT_URL"  # e.g. a moto server; skips discovery
-WRITE_CONCURRENCY = "WRITE_CONCURRENCY"      # parallel WriteRecords calls per request
+WRITE_CONCURRENCY = "WRITE_CONCURRENCY"      # parallel WriteRecords calls per credential
 REQUEST_DEADLINE_SECONDS = "REQUEST_DEADLINE_SECONDS"  # finish before the Lambda timeout
 # InfluxDB backend (STORAGE_BACKEND=influxdb). Not set in the `local` stage, so the shell's win.
 INFLUXDB_URL = "INFLUXDB_URL"                # e.g. https://<id>.timestream-influxdb.<region>.on.aws:8086

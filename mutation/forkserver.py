@@ -37,7 +37,7 @@ def _preload(names: List[str]) -> None:
 
 
 class SharedOracle:
-    """The tests' Java regex engine (tests/java_regex.py, which imports nothing of the
+    """The tests' Java regex engine (harness/java_regex.py, which imports nothing of the
     project), started once here: each child inherits it instead of starting a JVM. A child
     killed while talking to it can leave it out of step, so it is checked after each
     child and restarted when its answer is not the expected one."""
@@ -45,7 +45,7 @@ class SharedOracle:
     PROBE = ("a", ["a", "b", "a", "a", "b"])  # "a" found in each value: 10110
 
     def __init__(self) -> None:
-        from tests import java_regex
+        from harness import java_regex
         self.module = java_regex
         java_regex.shared()
 

@@ -32,59 +32,73 @@ OUT = os.path.join(ROOT, "out", "mutation")
 _SQLITE_ONLY = ["-k", "not timestream and not influxdb"]
 _TIMESTREAM_ONLY = ["-k", "not sqlite and not influxdb"]
 _INFLUXDB_ONLY = ["-k", "not sqlite and not timestream"]
+_UNIT, _SYSTEM = "tests/unit", "tests/system"
+_CONTRACT = "tests/contract/test_store_contract.py"
+_TS, _INFLUX = f"{_UNIT}/storage/timestream", f"{_UNIT}/storage/influxdb"
 #: Not the test that compares chunks with a real Prometheus process (a subprocess).
-_NO_PROMETHEUS = ["--deselect", "tests/test_chunks.py::test_chunks_equal_those_prometheus_encodes"]
+_NO_PROMETHEUS = ["--deselect",
+                  f"{_UNIT}/protocol/test_xor_chunks.py::test_chunks_equal_those_prometheus_encodes"]
 #: Not the codec's round-trip properties (minutes under load; they pin no matcher).
 _NO_CODEC_PROPERTIES = [
     "--deselect",
-    "tests/test_properties.py::test_write_requests_round_trip_through_the_codec_and_translation",
-    "--deselect", "tests/test_properties.py::test_read_responses_round_trip"]
-_TIMESTREAM_TESTS = ["tests/test_timestream_store.py", "tests/test_store_contract.py",
-                     "tests/test_timestream_shared_table.py", "tests/test_dimension_names.py"]
+    f"{_UNIT}/test_properties.py::test_write_requests_round_trip_through_the_codec_and_translation",
+    "--deselect", f"{_UNIT}/test_properties.py::test_read_responses_round_trip"]
+_TIMESTREAM_TESTS = [f"{_TS}/test_store.py", _CONTRACT, f"{_TS}/test_shared_table.py",
+                     f"{_TS}/test_records.py"]
+_INFLUXDB_TESTS = [f"{_INFLUX}/test_store.py", f"{_INFLUX}/test_faults.py", _CONTRACT]
+_WRITE_V1_TESTS = [f"{_UNIT}/protocol/test_write_v1.py", f"{_UNIT}/protocol/test_codec.py",
+                   f"{_SYSTEM}/test_app.py", _CONTRACT, f"{_SYSTEM}/test_hostile_input.py",
+                   f"{_UNIT}/test_properties.py"]
 
 #: Core module -> the in-process tests that pin its behaviour (pytest arguments: test
 #: files, then options). Each mutant runs only those of them that ran the line it changes
 #: (``mutation/selection.py``), so a generous list costs little.
 MODULES: Dict[str, List[str]] = {
-    "chalicelib/protocol/codec.py": ["tests/test_codec.py", "tests/test_app.py",
-                            "tests/test_hostile_input.py", "tests/test_properties.py",
-                            *_SQLITE_ONLY],
-    "chalicelib/matchers.py": ["tests/test_matchers.py", "tests/test_properties.py",
-                               "tests/test_store_contract.py", "tests/test_hostile_input.py",
-                               "tests/test_bounded.py", *_SQLITE_ONLY, *_NO_CODEC_PROPERTIES],
-    "chalicelib/protocol/write_v1.py": ["tests/test_translate.py", "tests/test_codec.py",
-                                "tests/test_app.py", "tests/test_store_contract.py",
-                                "tests/test_hostile_input.py", "tests/test_properties.py",
-                                *_SQLITE_ONLY],
-    "chalicelib/auth.py": ["tests/test_auth.py"],
-    "chalicelib/caches.py": ["tests/test_bounded.py"],
-    "chalicelib/protocol/read.py": ["tests/test_dialect.py"],
-    "chalicelib/protocol/streamed.py": ["tests/test_prometheus3.py", *_SQLITE_ONLY],
-    "chalicelib/protocol/write_v2.py": ["tests/test_prometheus3.py", *_SQLITE_ONLY],
-    "chalicelib/protocol/xor_chunks.py": ["tests/test_chunks.py", *_NO_PROMETHEUS],
-    "chalicelib/storage/sqlite.py": ["tests/test_store_contract.py", "tests/test_stores.py",
-                                     "tests/test_sqlite_store.py", "tests/test_read_limits.py",
-                                     "tests/test_app.py", *_SQLITE_ONLY],
-    "chalicelib/storage/timestream/store.py": [*_TIMESTREAM_TESTS, "tests/test_app_timestream.py",
-                                         "tests/test_stores.py", *_TIMESTREAM_ONLY],
+    "chalicelib/auth.py": [f"{_UNIT}/test_auth.py"],
+    "chalicelib/caches.py": [f"{_UNIT}/test_caches.py", f"{_UNIT}/storage/test_storage.py"],
+    "chalicelib/context.py": [f"{_UNIT}/test_context.py", f"{_UNIT}/test_handlers.py", _CONTRACT,
+                              f"{_UNIT}/storage/test_sqlite.py", *_SQLITE_ONLY],
+    "chalicelib/retry.py": [f"{_UNIT}/test_retry.py", f"{_INFLUX}/test_client.py",
+                            f"{_TS}/test_client.py"],
+    "chalicelib/matchers.py": [f"{_UNIT}/test_matchers.py", f"{_UNIT}/test_properties.py", _CONTRACT,
+                               f"{_SYSTEM}/test_hostile_input.py", f"{_UNIT}/test_caches.py",
+                               *_SQLITE_ONLY, *_NO_CODEC_PROPERTIES],
+    "chalicelib/protocol/codec.py": [f"{_UNIT}/protocol/test_codec.py", f"{_SYSTEM}/test_app.py",
+                                     f"{_SYSTEM}/test_hostile_input.py",
+                                     f"{_UNIT}/test_properties.py", *_SQLITE_ONLY],
+    "chalicelib/protocol/labels.py": [*_WRITE_V1_TESTS, f"{_SYSTEM}/test_prometheus3.py",
+                                      *_SQLITE_ONLY],
+    "chalicelib/protocol/write_v1.py": [*_WRITE_V1_TESTS, *_SQLITE_ONLY],
+    "chalicelib/protocol/write_v2.py": [f"{_SYSTEM}/test_prometheus3.py", *_SQLITE_ONLY],
+    "chalicelib/protocol/read.py": [f"{_UNIT}/protocol/test_read.py", f"{_SYSTEM}/test_app.py",
+                                    *_SQLITE_ONLY],
+    "chalicelib/protocol/streamed.py": [f"{_SYSTEM}/test_prometheus3.py", *_SQLITE_ONLY],
+    "chalicelib/protocol/xor_chunks.py": [f"{_UNIT}/protocol/test_xor_chunks.py",
+                                          *_NO_PROMETHEUS],
+    "chalicelib/storage/sqlite.py": [_CONTRACT, f"{_UNIT}/storage/test_storage.py",
+                                     f"{_UNIT}/storage/test_sqlite.py",
+                                     f"{_UNIT}/test_handlers.py", f"{_SYSTEM}/test_app.py",
+                                     *_SQLITE_ONLY],
+    "chalicelib/storage/timestream/store.py": [*_TIMESTREAM_TESTS,
+                                               f"{_SYSTEM}/test_app_timestream.py",
+                                               f"{_UNIT}/storage/test_storage.py",
+                                               *_TIMESTREAM_ONLY],
+    "chalicelib/storage/timestream/client.py": [f"{_TS}/test_client.py", *_TIMESTREAM_TESTS,
+                                                f"{_TS}/test_reader.py", *_TIMESTREAM_ONLY],
     "chalicelib/storage/timestream/records.py": [*_TIMESTREAM_TESTS, *_TIMESTREAM_ONLY],
-    "chalicelib/storage/timestream/sql.py": ["tests/test_timestream_sql.py", *_TIMESTREAM_TESTS,
+    "chalicelib/storage/timestream/sql.py": [f"{_TS}/test_sql.py", *_TIMESTREAM_TESTS,
                                              *_TIMESTREAM_ONLY],
-    "chalicelib/storage/timestream/reader.py": ["tests/test_timestream_query_runner.py",
-                                               *_TIMESTREAM_TESTS, *_TIMESTREAM_ONLY],
-    "chalicelib/storage/timestream/java_regex.py": ["tests/test_timestream_regex.py"],
-    "chalicelib/storage/timestream/iam.py": ["tests/test_policies.py"],
-    "chalicelib/storage/influxdb/store.py": ["tests/test_influxdb_store.py",
-                                       "tests/test_influxdb_faults.py",
-                                       "tests/test_store_contract.py", *_INFLUXDB_ONLY],
-    "chalicelib/storage/influxdb/line_protocol.py": ["tests/test_influxdb_line.py",
-                                            "tests/test_influxql.py"],
-    "chalicelib/storage/influxdb/influxql.py": ["tests/test_influxql.py", "tests/test_influxdb_line.py"],
-    "chalicelib/storage/influxdb/client.py": ["tests/test_influxdb_client.py",
-                                              "tests/test_influxdb_store.py",
-                                              "tests/test_influxdb_faults.py",
-                                              "tests/test_influxdb_credentials.py",
-                                              "tests/test_store_contract.py", *_INFLUXDB_ONLY],
+    "chalicelib/storage/timestream/reader.py": [f"{_TS}/test_reader.py", *_TIMESTREAM_TESTS,
+                                                *_TIMESTREAM_ONLY],
+    "chalicelib/storage/timestream/java_regex.py": [f"{_TS}/test_java_regex.py"],
+    "chalicelib/storage/timestream/iam.py": [f"{_SYSTEM}/test_policies.py"],
+    "chalicelib/storage/influxdb/store.py": [*_INFLUXDB_TESTS, *_INFLUXDB_ONLY],
+    "chalicelib/storage/influxdb/line_protocol.py": [f"{_INFLUX}/test_line_protocol.py",
+                                                     f"{_INFLUX}/test_influxql.py"],
+    "chalicelib/storage/influxdb/influxql.py": [f"{_INFLUX}/test_influxql.py",
+                                                f"{_INFLUX}/test_line_protocol.py"],
+    "chalicelib/storage/influxdb/client.py": [f"{_INFLUX}/test_client.py", *_INFLUXDB_TESTS,
+                                              f"{_INFLUX}/test_credentials.py", *_INFLUXDB_ONLY],
 }
 
 PYTEST_OPTIONS = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]

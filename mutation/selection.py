@@ -53,8 +53,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _started_a_jvm() -> bool:
-    """Whether the tests started the Java regex engine (tests/java_regex.py)."""
-    return getattr(sys.modules.get("tests.java_regex"), "_shared", None) is not None
+    """Whether the tests started the Java regex engine (harness/java_regex.py)."""
+    return getattr(sys.modules.get("harness.java_regex"), "_shared", None) is not None
 
 
 def third_party_imports(project: str) -> List[str]:

@@ -1,32 +1,24 @@
-import os
+"""Fixtures shared by every test, and the engines the suite runs against."""
+import shutil
 
 import pytest
 
-from chalicelib.protocol.prompb import remote_pb2
+from harness.remote import HEADERS
 
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
-
-
-def write_request(*series) -> remote_pb2.WriteRequest:
-    """A WriteRequest from (labels dict, [(timestamp, value), ...]) pairs."""
-    request = remote_pb2.WriteRequest()
-    for labels, samples in series:
-        ts = request.timeseries.add()
-        for name, value in sorted(labels.items()):
-            ts.labels.add(name=name, value=value)
-        for timestamp, value in samples:
-            ts.samples.add(timestamp=timestamp, value=value)
-    return request
+#: Real engines the suite runs (command -> the Debian package that has it).
+ENGINES = {"prometheus": "prometheus", "promtool": "prometheus", "influxd": "influxdb",
+           "java": "openjdk-17-jre-headless"}
 
 
-def read_request(*queries) -> remote_pb2.ReadRequest:
-    """A ReadRequest from (start, end, [(type, name, value), ...]) triples."""
-    request = remote_pb2.ReadRequest()
-    for start, end, matchers in queries:
-        query = request.queries.add(start_timestamp_ms=start, end_timestamp_ms=end)
-        for type_, name, value in matchers:
-            query.matchers.add(type=type_, name=name, value=value)
-    return request
+def pytest_sessionstart(session):
+    """Stop at once, saying how to install them, if an engine the tests need is missing:
+    a suite that skips what it cannot run would pass without proving anything."""
+    missing = sorted({package for command, package in ENGINES.items()
+                      if shutil.which(command) is None})
+    if missing:
+        pytest.exit("the tests run real engines that are not installed: "
+                    f"apt-get install -y --no-install-recommends {' '.join(missing)} "
+                    "(what .ci/run does), then run make test again", returncode=4)
 
 
 @pytest.fixture
@@ -45,9 +37,7 @@ def aws_test_credentials(monkeypatch):
 @pytest.fixture(scope="session")
 def influx_server():
     """One real influxd (Debian's 1.6.7) for the session; tests use their own databases."""
-    from tests.influx_env import INFLUXD, InfluxServer
-    if INFLUXD is None and not os.environ.get("CI"):
-        pytest.skip("needs influxd (apt-get install influxdb); required in CI")
+    from harness.influxd import InfluxServer
     server = InfluxServer()
     yield server
     server.stop()
@@ -57,13 +47,13 @@ def influx_server():
 def store(request, tmp_path):
     """Every storage backend, each fresh (the contract suite runs against all)."""
     if request.param == "influxdb":
-        from tests.influx_env import fresh_store
+        from harness.influxd import fresh_store
         yield fresh_store(request.getfixturevalue("influx_server"))
         return
     if request.param == "sqlite":
         from chalicelib.storage.sqlite import SQLiteStore
         yield SQLiteStore(str(tmp_path / "data"))
         return
-    from tests.timestream_env import timestream_env
+    from harness.timestream.env import timestream_env
     with timestream_env(magnetic_writes=True) as env:  # the contract writes 1970 times
         yield env.store

@@ -24,7 +24,7 @@ LOG = logging.getLogger(__name__)
 # more or less cannot change what is stored or answered.
 LABELS_CACHE_MAX_BYTES = 67_108_864  # pragma: no mutate
 _LABELS = ClearedWhenFull(LABELS_CACHE_MAX_BYTES)
-# What a cached label set holds (measured with tracemalloc, see tests/test_translate.py):
+# What a cached label set holds (measured with tracemalloc, see tests/unit/protocol/test_write_v1.py):
 # its encoded labels as bytes and decoded as str, at most 2 bytes per encoded byte; per
 # label a bytes object, two str headers and a pair, at most _LABEL_BYTES (ASCII text
 # needs about 200, other text more); the tuples and the dict slot, at most _SET_BYTES.

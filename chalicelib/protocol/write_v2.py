@@ -25,7 +25,7 @@ from chalicelib.protocol.labels import Refusal, Translated, validate_labels
 LABELS_CACHE_MAX_BYTES = 67_108_864  # pragma: no mutate
 _LABELS = ClearedWhenFull(LABELS_CACHE_MAX_BYTES)
 # What a cached label set holds besides its strings (measured with tracemalloc, see
-# tests/test_prometheus3.py): per label a pair in the key and one in the labels, and their
+# tests/system/test_prometheus3.py): per label a pair in the key and one in the labels, and their
 # tuples' slots, at most _LABEL_BYTES; the two tuples and the dict slot, at most _SET_BYTES.
 # Rounded up: a byte more or less only moves the (estimated) bound by that much.
 _LABEL_BYTES = 136  # pragma: no mutate

@@ -47,7 +47,7 @@ RESERVED_KEYS = frozenset({"time", "_field", "_measurement"})
 # cannot change what is written.
 KEYS_CACHE_MAX_BYTES = 67_108_864  # pragma: no mutate
 # What a remembered key holds besides its strings (measured with tracemalloc, see
-# tests/test_influxdb_line.py): per label its pair and slot, at most _LABEL_BYTES; the
+# tests/unit/storage/influxdb/test_line_protocol.py): per label its pair and slot, at most _LABEL_BYTES; the
 # labels' tuple and the dict slot, at most _SET_BYTES. Rounded up: a byte more or less
 # only moves the (estimated) bound by that much.
 _LABEL_BYTES = 80  # pragma: no mutate

@@ -1,6 +1,6 @@
 """The IAM action behind every Timestream call the connector can make: the one map the
 generated policies (deploy/policies.py, the SAM template) are built from, and that the tests
-check the code's recorded calls against (tests/test_policies.py).
+check the code's recorded calls against (tests/system/test_policies.py).
 
 Sources: Service Authorization Reference, "Actions, resources, and condition keys for Amazon
 Timestream" (API operation -> action; CancelQuery and DescribeEndpoints take no resource);

@@ -1,6 +1,6 @@
 """Mapping Prometheus series to Timestream records, and rows back to samples.
 
-Rules (documented in the README, "Timestream data model"):
+Rules (documented in docs/timestream-data-model.md):
 
 - measure name = metric name (up to 256 bytes); dimensions = the other labels;
   time in milliseconds; finite values as DOUBLE in shortest round-trip form.
@@ -184,7 +184,7 @@ class _Member(NamedTuple):
 MEMBERS_CACHE_MAX_BYTES = 67_108_864  # pragma: no mutate
 _MEMBERS = ClearedWhenFull(MEMBERS_CACHE_MAX_BYTES)
 # What a cached series holds besides its strings (measured with tracemalloc, see
-# tests/test_timestream_store.py): per label its pair and its dimension's pair, at most
+# tests/unit/storage/timestream/test_store.py): per label its pair and its dimension's pair, at most
 # _LABEL_BYTES; the _Member, its tuples and the dict slot, at most _SET_BYTES. Its labels
 # count too: they outlive the translate caches' entries. Rounded up: a byte more or less
 # only moves the (estimated) bound by that much.

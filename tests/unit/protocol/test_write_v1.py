@@ -1,0 +1,140 @@
+"""Write-request translation: valid series kept, invalid ones refused one by one."""
+
+import pytest
+
+from chalicelib.caches import ClearedWhenFull
+from chalicelib.errors import BadRequest
+from chalicelib.protocol import codec
+from chalicelib.protocol import write_v1 as translate
+from harness.remote import HEADERS, write_request
+from tests.support import memory_held_after
+
+
+def translated(*series) -> translate.Translated:
+    body = codec.encode_message(write_request(*series))
+    return translate.series_from_write_request(codec.decode_write_request(body, HEADERS, 1 << 20))
+
+
+def test_one_invalid_series_does_not_cost_the_valid_ones():
+    good = [({"__name__": "ok", "i": str(i)}, [(1, 1.0), (2, 2.0)]) for i in range(10)]
+    result = translated(good[0], ({"__name__": "bad", "": "x"}, [(1, 1.0)] * 3), *good[1:])
+    assert [dict(s.labels)["i"] for s in result.series] == [str(i) for i in range(10)]
+    assert len(result.refused) == 1 and result.refused_samples == 3
+    assert "empty label name" in result.refused[0].reason
+    assert 'bad{="x"}' in result.refused[0].reason
+
+
+def test_refusals_are_not_cached_as_valid():
+    bad = ({"job": "no metric name"}, [(1, 1.0)])
+    for _ in range(2):
+        result = translated(bad)
+        assert (result.series, result.refused_samples) == ([], 1)
+
+
+def test_label_cache_is_bounded_in_bytes():
+    big = ({"__name__": "big", "v": "x" * 900_000}, [(1, 1.0)])
+    for _ in range(3):
+        assert len(translated(big).series) == 1
+    assert translate.labels_cache_bytes() < translate.LABELS_CACHE_MAX_BYTES
+    before = translate.labels_cache_bytes()
+    translated(({"__name__": "big", "v": "y" * 900_000}, [(1, 1.0)]))
+    assert translate.labels_cache_bytes() == before  # a 900 kB label set is not cached
+    peak = 0
+    for i in range(2000):  # ~40 kB each (estimated): 80 MB in all
+        translated(({"__name__": "many", "v": "x" * 20_000 + str(i)}, [(1, 1.0)]))
+        peak = max(peak, translate.labels_cache_bytes())
+    assert translate.LABELS_CACHE_MAX_BYTES // 2 < peak <= translate.LABELS_CACHE_MAX_BYTES
+
+
+def test_series_after_a_series_without_samples_are_kept():
+    request = write_request(({"__name__": "first", "i": "0"}, [(1, 1.0)]))
+    request.timeseries.insert(0, type(request.timeseries[0])())  # no labels, no samples
+    request.timeseries[0].labels.add(name="__name__", value="empty")
+    request.timeseries.add().labels.add(name="__name__", value="second")
+    request.timeseries[-1].samples.add(timestamp=2, value=2.0)
+    request.timeseries[-1].samples.add(timestamp=3, value=3.0)
+    result = translate.series_from_write_request(codec.decode_write_request(
+        codec.encode_message(request), HEADERS, 1 << 20))
+    assert [(dict(s.labels)["__name__"], list(s.timestamps), list(s.values))
+            for s in result.series] == [("first", [1], [1.0]), ("second", [2, 3], [2.0, 3.0])]
+    assert result.refused == []
+
+
+def test_labels_are_sorted_by_name_empty_values_dropped_upper_case_first():
+    [series] = translated(({"job": "j", "__name__": "m", "Zone": "z", "Alpha": "a", "gone": ""},
+                           [(1, 1.0)])).series
+    assert series.labels == (("Alpha", "a"), ("Zone", "z"), ("__name__", "m"), ("job", "j"))
+
+
+def test_native_histograms_are_skipped_and_logged(caplog):
+    request = write_request(({"__name__": "m"}, [(1, 1.0)]))
+    request.timeseries[0].histograms.add(timestamp=1, count_int=3)
+    request.timeseries[0].histograms.add(timestamp=2, count_int=4)
+    with caplog.at_level("WARNING", logger="chalicelib.protocol.write_v1"):
+        result = translate.series_from_write_request(codec.decode_write_request(
+            codec.encode_message(request), HEADERS, 1 << 20))
+    assert [list(s.timestamps) for s in result.series] == [[1]]
+    assert "skipped 2 native histogram samples" in caplog.text
+
+
+@pytest.mark.parametrize("labels,value", [
+    (1, "x"), (20, ""), (5, "x" * 200), (3, "x" * 3000),  # ASCII, short to long
+    (5, "é" * 5), (5, "€" * 5), (5, "\U0001f600" * 5), (3, "\U0001f600" * 1000),
+])
+def test_label_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, labels, value):
+    """What the cache's bound counts is at least what it really holds (and not far more)."""
+    monkeypatch.setattr(translate, "_LABELS", ClearedWhenFull(translate.LABELS_CACHE_MAX_BYTES))
+    requests = [codec.decode_write_request(codec.encode_message(write_request(
+        ({"__name__": "metric", **{f"label{j}": f"{value}{i}" for j in range(labels)}},
+         [(1, 1.0)]))), HEADERS, 1 << 20) for i in range(500)]
+    def work():
+        for request in requests:
+            translate.series_from_write_request(request)
+
+    held = memory_held_after(work)
+    assert held <= translate.labels_cache_bytes() <= 1.3 * held
+
+
+NO_NAME = "series without a metric name (__name__): "
+
+
+def test_long_names_and_values_are_cut_in_refusal_messages():
+    [refusal] = translated(({"job": "v" * 101, "n" * 61: "x"}, [(1, 1.0)])).refused
+    assert refusal.reason == NO_NAME + "{job=\"" + "v" * 100 + "...\"," + "n" * 60 + "...=\"x\"}"
+    [refusal] = translated(({"__name__": "m" * 101, "": "x"}, [(1, 1.0)])).refused
+    assert refusal.reason == "empty label name in series " + "m" * 100 + "...{=\"x\"}"
+    [refusal] = translated(({"job": "v" * 100, "n" * 60: "x"}, [(1, 1.0)])).refused
+    assert refusal.reason == NO_NAME + "{job=\"" + "v" * 100 + "\"," + "n" * 60 + "=\"x\"}"
+
+
+@pytest.mark.parametrize("name", [b"\xffb", b"\xc3"])
+def test_a_label_that_is_not_utf8_fails_the_whole_request_as_400(name):
+    body = bytearray(write_request(({"__name__": "m"}, [(1, 1.0)]),
+                                   ({"__name__": "m", "ab": "v"}, [(1, 1.0)])).SerializeToString())
+    body[body.index(b"ab"):body.index(b"ab") + 2] = name.ljust(2, b"b")
+    request = codec.decode_write_request(codec.snappy.compress(bytes(body)), HEADERS, 1 << 20)
+    with pytest.raises(BadRequest, match="^body is not a valid protobuf WriteRequest: a label "
+                                         "is malformed or not UTF-8$"):
+        translate.series_from_write_request(request)
+
+
+def test_a_refused_series_is_shown_with_its_name_first_then_its_labels_as_sent():
+    [refusal] = translated(({"Alpha": "a", "__name__": "m", "job": "j", "": "x"},
+                            [(1, 1.0)])).refused
+    assert refusal.reason == 'empty label name in series m{="x",Alpha="a",job="j"}'
+
+
+@pytest.mark.parametrize("names", [["instance", "job", "instance"], ["a", "a"], ["job", "job"]])
+def test_a_series_naming_a_label_twice_is_refused(names):
+    request = write_request(({"__name__": "ok"}, [(1, 1.0)]))
+    ts = request.timeseries.add()
+    ts.labels.add(name="__name__", value="m")
+    for index, name in enumerate(names):
+        ts.labels.add(name=name, value=str(index))
+    ts.samples.add(timestamp=1, value=1.0)
+    result = translate.series_from_write_request(codec.decode_write_request(
+        codec.encode_message(request), HEADERS, 1 << 20))
+    assert [s.labels for s in result.series] == [(("__name__", "ok"),)]
+    shown = ",".join(f'{name}="{index}"' for index, name in enumerate(names))
+    assert [r.reason for r in result.refused] == [
+        f"duplicate label name {names[0]!r} in series m{{{shown}}}"]

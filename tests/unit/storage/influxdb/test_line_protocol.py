@@ -1,0 +1,138 @@
+"""Line protocol: escaping, the reversible ``base64:`` form, exact values, batching."""
+import math
+import struct
+
+import pytest
+
+from chalicelib.model import Series
+from chalicelib.storage.influxdb import line_protocol as influxdb_line
+from chalicelib.storage.influxdb.line_protocol import (LineEncoder, batches,
+                                                       decode, field_text,
+                                                       series_key, stored_key,
+                                                       stored_measurement,
+                                                       stored_tag,
+                                                       value_from_fields)
+from tests.support import memory_held_after
+
+STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+def test_series_key_escapes_commas_spaces_and_equals():
+    labels = (("__name__", "m x,y=z"), ("a", "b c,d=e"), ("k y", "v"))
+    assert series_key(labels) == \
+        "m\\ x\\,y=z,__name__=m\\ x\\,y\\=z,a=b\\ c\\,d\\=e,k\\ y=v"
+    decoded_name = "".join(["__na", "me__"])  # as from protobuf: equal, not the same object
+    assert series_key(((decoded_name, "up"),)) == "up,__name__=up"
+
+
+
+def test_label_names_sorting_before_the_metric_name_are_tags_not_the_measurement():
+    assert series_key((("A", "x"), ("__name__", "m"), ("b", "y"))) == "m,A=x,__name__=m,b=y"
+
+
+@pytest.mark.parametrize("text", ["two\nlines", "cr\rx", "nul\x00x", "tab\tx", "del\x7fx",
+                                  "a\\,b", "a\\ b", "a\\=b", "a\\", "base64:x", "base64:"])
+def test_what_line_protocol_cannot_carry_is_encoded_and_decodes_back(text):
+    assert stored_tag(text).startswith("base64:")
+    assert "\n" not in stored_tag(text) and "\\" not in stored_tag(text)
+    assert decode(stored_tag(text)) == text
+    assert decode(stored_key(text)) == text and decode(stored_measurement(text)) == text
+
+
+@pytest.mark.parametrize("text", ["a\\b", "C:\\\\x", "a b", "a,b", "a=b", "#x", "ü 日本", "'\"",
+                                  "base64", "xbase64:"])
+def test_everything_else_is_stored_as_is(text):
+    assert stored_tag(text) == text and decode(text) == text
+
+
+def test_reserved_keys_and_comment_measurements_are_encoded():
+    for key in ("time", "_field", "_measurement"):
+        assert stored_key(key) != key and decode(stored_key(key)) == key
+    assert stored_key("value") == "value" and stored_tag("time") == "time"
+    assert stored_measurement("#m") != "#m" and decode(stored_measurement("#m")) == "#m"
+    assert stored_measurement("m#") == "m#"
+
+
+def test_text_that_only_looks_encoded_stays_literal():
+    assert decode("base64:!!") == "base64:!!"
+    assert decode("base64:_w") == "base64:_w"  # not UTF-8
+    assert decode("base64:YQ") == "a"
+
+
+def bits(value):
+    return struct.unpack("<Q", struct.pack("<d", value))[0]
+
+
+def test_values_are_exact_and_special_values_keep_their_bits():
+    assert field_text(0.1 + 0.2) == "value=0.30000000000000004"
+    assert field_text(-0.0) == "value=-0.0"
+    assert field_text(5e-324) == "value=5e-324"
+    assert field_text(STALE) == 'value_bits="7ff0000000000002"'
+    assert field_text(float("inf")) == 'value_bits="7ff0000000000000"'
+    assert field_text(float("-inf")) == 'value_bits="fff0000000000000"'
+    for value in (STALE, float("nan"), float("inf"), float("-inf")):
+        text = field_text(value).split('"')[1]
+        assert bits(value_from_fields(None, text)) == bits(value)
+
+
+def test_value_from_fields():
+    assert value_from_fields(2, None) == 2.0 and isinstance(value_from_fields(2, None), float)
+    assert value_from_fields(1.5, "7ff0000000000000") == 1.5  # value wins
+    assert math.isinf(value_from_fields(None, "7ff0000000000000"))
+    for value, text in ((None, None), ("s", None), (True, None), (None, "zz"), (None, 5),
+                        (None, "1" * 17)):
+        assert value_from_fields(value, text) is None, (value, text)
+
+
+def test_lines_and_batches():
+    series = [Series((("__name__", "m"),), [1, 2, 3], [1.0, float("nan"), 3.0]),
+              Series((("__name__", "n"), ("a", "b")), [4, 5], [4.0, 5.0])]
+    encoder = LineEncoder()
+    assert list(encoder.lines(series)) == [
+        "m,__name__=m value=1.0 1", 'm,__name__=m value_bits="7ff8000000000000" 2',
+        "m,__name__=m value=3.0 3", "n,__name__=n,a=b value=4.0 4", "n,__name__=n,a=b value=5.0 5"]
+    assert [len(b) for b in batches(series, encoder, 2)] == [2, 2, 1]
+    assert [len(b) for b in batches(series, encoder, 5)] == [5]
+    assert list(batches([], encoder, 5)) == []
+
+
+def test_remembered_series_keys_are_bounded_in_bytes_and_refill_after_emptying(monkeypatch):
+    monkeypatch.setattr(influxdb_line, "KEYS_CACHE_MAX_BYTES", 400_000)  # entries <= 390 B
+    encoder = LineEncoder()  # ~ 420 to 560 B per series (estimated)
+    series = [Series((("__name__", f"m{i}"),), [i], [1.0]) for i in range(1200)]
+    assert [line.split(" ")[0] for line in encoder.lines(series[:300] * 2)] == \
+        [f"m{i},__name__=m{i}" for i in range(300)] * 2
+    assert encoder.keys.bytes == 0  # each over a 1024th of the budget: none kept
+    monkeypatch.setattr(influxdb_line, "KEYS_CACHE_MAX_BYTES", 450_000)
+    encoder = LineEncoder()
+    sizes = []
+    for part in range(3):  # 3 x 400 series: the budget holds ~800, emptied once
+        lines = list(encoder.lines(series[part * 400:(part + 1) * 400] * 2))
+        assert [line.split(" ")[0] for line in lines] == \
+            [f"m{i},__name__=m{i}" for i in range(part * 400, (part + 1) * 400)] * 2
+        sizes.append(len(encoder.keys))
+        assert 0 < encoder.keys.bytes <= 450_000
+    assert sizes[:2] == [400, 800] and sizes[2] < 1200
+
+
+@pytest.mark.parametrize("labels", [
+    {"__name__": "m{i}"},
+    {"__name__": "m", "job": "j{i}", "instance": "i{i}"},
+    {"__name__": "m", **{f"label{j}": f"v{{i}}-{j}" for j in range(20)}},
+    {"__name__": "m", **{f"l{j}": "x" * 200 + f"{{i}}-{j}" for j in range(5)}},
+    {"__name__": "m", **{f"l{j}": "\U0001f600" * 100 + f"{{i}}-{j}" for j in range(3)}},
+    {"__name__": "m", **{f"service name,{j}": f"{{i}}= {j}" for j in range(5)}},  # escaped
+    {"__name__": "m", "time": "{i}", "_field": "{i}"},  # reserved: base64-encoded
+])
+def test_remembered_keys_bytes_are_the_memory_they_hold_rounded_up(labels):
+    """What the bound counts is at least what the keys and their labels really hold (and
+    not far more): the labels outlive the translate caches' entries."""
+    encoder = LineEncoder()
+    def work():
+        for i in range(500):  # fresh strings for each series, as decoded from a request
+            encoder.key(tuple(sorted((name.format(i=i).encode().decode(),
+                                      value.format(i=i).encode().decode())
+                                     for name, value in labels.items())))
+
+    held = memory_held_after(work)
+    assert held <= encoder.keys.bytes <= 1.3 * held

@@ -1,0 +1,375 @@
+"""The InfluxDB backend on a real influxd: hostile names and values, no InfluxQL injection,
+the shape InfluxDB's own Prometheus endpoint writes, rejected points, batching."""
+import gzip
+import logging
+import os
+import re
+import struct
+import time
+
+import pytest
+
+from chalicelib.errors import BadRequest
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
+from chalicelib.protocol import codec
+from chalicelib.storage.influxdb import store as influxdb
+from chalicelib.storage.influxdb.line_protocol import stored_key
+from harness.influxd import fresh_store
+from harness.processes import ROOT
+from harness.remote import post, write_request
+from tests.support import context
+
+HOSTILE = [
+    "a,b", "a b", "a=b", "a\\b", "a\\", "\\", "a\\,b", "a\\ b", "a\\=b", "a\\\\", "two\nlines",
+    "\n", "cr\rlf", "tab\tx", "nul\x00x", "'", "\"", "x' OR '1'='1", "\") OR (\"a\"=\"a",
+    "/", "a/ OR /.*", "base64:", "base64:YQ", "#comment", "ü 日本 ✓", "  ", "=", ",", "\\n",
+    "a\\'b", "' ; DROP DATABASE x; --", "$", "^.*$", "\u2028",
+]
+
+
+def labels(**pairs):
+    return tuple(sorted(pairs.items()))
+
+
+def query(*matchers, start=0, end=10_000, dot_all=False):
+    return Query(start, end, tuple(Matcher.of(t, n, v, dot_all) for t, n, v in matchers))
+
+
+def bits(value):
+    return struct.pack("<d", value)
+
+
+@pytest.fixture
+def store(influx_server):
+    return fresh_store(influx_server)
+
+
+def test_hostile_label_values_round_trip_and_match_exactly(store):
+    store.write([Series(labels(__name__="m", v=value, i=str(i)), [1000], [float(i)])
+                 for i, value in enumerate(HOSTILE)], context())
+    everything = list(store.read(query((0, "__name__", "m")), context(10_000)))
+    assert sorted(dict(s.labels)["v"] for s in everything) == sorted(HOSTILE)
+    for i, value in enumerate(HOSTILE):
+        for match_type, pattern in ((0, value), (2, value.replace("\\", "\\\\"))):
+            if match_type == 2 and any(c in value for c in "()[]{}.*+?^$|"):
+                continue  # regex metacharacters: matched as regexes, covered below
+            [found] = list(store.read(query((0, "__name__", "m"), (match_type, "v", pattern)), context(100)))
+            assert dict(found.labels)["i"] == str(i), (match_type, value)
+        others = list(store.read(query((0, "__name__", "m"), (1, "v", value)), context(10_000)))
+        assert len(others) == len(HOSTILE) - 1
+
+
+def test_hostile_metric_and_label_names_round_trip(store):
+    odd = [labels(__name__="time", time="t"), labels(__name__="value", value="v"),
+           labels(__name__="m", _field="f", _measurement="x", value_bits="b")]
+    store.write([Series(item, [5], [1.5]) for item in odd], context())
+    for item in odd:
+        name = dict(item)["__name__"]
+        [found] = list(store.read(query((0, "__name__", name)), context(10)))
+        assert found.labels == item and list(found.values) == [1.5]
+    assert stored_key("time") != "time" and stored_key("job") == "job"
+
+
+def test_regexes_are_anchored_and_slashes_cannot_end_the_literal(store):
+    store.write([Series(labels(__name__="m", p=p), [1], [1.0])
+                 for p in ("/a/b", "x/a/b", "/a/bx", "a\nb", "ab")], context())
+
+    def selected(pattern, dot_all=False):
+        return sorted(dict(s.labels)["p"] for s in list(store.read(
+            query((0, "__name__", "m"), (2, "p", pattern), dot_all=dot_all), context(100))))
+
+    assert selected("/a/b") == ["/a/b"]
+    assert selected("\\/a\\/b") == ["/a/b"]
+    assert selected(".*/b") == ["/a/b", "x/a/b"]
+    assert selected("a.b") == []
+    assert selected("a.b", dot_all=True) == ["a\nb"]
+    assert selected("a\nb") == ["a\nb"]
+    assert selected("/.*") == ["/a/b", "/a/bx"]
+    assert selected("a/ OR /.*") == []
+
+
+def test_invalid_regex_is_refused_before_reaching_influxdb():
+    with pytest.raises(BadRequest):
+        Matcher.of(2, "p", "(?=x)")
+
+
+def test_reads_what_influxdbs_own_prometheus_endpoint_wrote(influx_server):
+    store = fresh_store(influx_server)
+    database = store.client.database
+    request = write_request(
+        ({"__name__": "up", "job": "x", "instance": "a:1"}, [(1000, 1.0), (2000, 0.0)]),
+        ({"__name__": "http_requests_total", "code": "200", "path": "/a b,c=d"},
+         [(1000, 0.1 + 0.2), (2000, 1e-300)]),
+        ({"__name__": "gone", "job": "x"}, [(1000, float("nan")), (2000, 3.0)]))
+    status, _, body = post(f"{influx_server.url}/api/v1/prom/write?db={database}",
+                           codec.encode_message(request),
+                           {"Content-Type": "application/x-protobuf",
+                            "Content-Encoding": "snappy"})
+    assert status == 204, body
+    [up] = list(store.read(query((0, "__name__", "up")), context(100)))
+    assert up.labels == labels(__name__="up", instance="a:1", job="x")
+    assert list(up.timestamps) == [1000, 2000] and list(up.values) == [1.0, 0.0]
+    [http] = list(store.read(query((2, "__name__", "http_.*"), (0, "path", "/a b,c=d")), context(100)))
+    assert [bits(v) for v in http.values] == [bits(0.1 + 0.2), bits(1e-300)]
+    [gone] = list(store.read(query((0, "__name__", "gone")), context(100)))
+    assert list(gone.timestamps) == [2000]  # InfluxDB's endpoint drops NaN samples
+
+    # The connector writes the same shape: same measurement, tag keys and field.
+    ours = fresh_store(influx_server)
+    ours.write([Series(labels(__name__="up", job="x", instance="a:1"), [1000, 2000],
+                       [1.0, 0.0])], context())
+    shape = "SELECT * FROM up GROUP BY *"
+    assert influx_server.query(shape, db=ours.client.database, epoch="ms") == \
+        influx_server.query(shape, db=database, epoch="ms")
+
+
+def test_points_influxdb_can_never_store_are_counted_and_the_rest_stored(influx_server):
+    store = fresh_store(influx_server)
+    # An integer field "value" in this shard makes InfluxDB drop float values for "m".
+    assert influx_server.write_lines(store.client.database, "m,__name__=m value=1i 1000") == 204
+    result = store.write([Series(labels(__name__="m"), [2000, 3000], [1.5, 2.5]),
+                          Series(labels(__name__="ok"), [2000], [4.0])], context())
+    assert (result.stored, result.rejected) == (1, 2)
+    assert "dropped" in result.reasons[0] or "conflict" in result.reasons[0]
+    [ok] = list(store.read(query((0, "__name__", "ok")), context(10)))
+    assert list(ok.values) == [4.0]
+
+
+def test_large_writes_go_in_gzip_batches_of_thousands_of_lines(influx_server, monkeypatch):
+    store = fresh_store(influx_server)
+    sizes = []
+    original = influxdb.InfluxClient.write
+
+    def spy(self, body, timeout):
+        sizes.append(gzip.decompress(body).count(b"\n") + 1)
+        return original(self, body, timeout)
+
+    monkeypatch.setattr(influxdb.InfluxClient, "write", spy)
+    series = [Series(labels(__name__="big", s=str(s)), list(range(100)), [float(t) for t in
+                                                                         range(100)])
+              for s in range(120)]
+    assert store.write(series, context()).stored == 12_000
+    assert sizes == [influxdb.BATCH_LINES, influxdb.BATCH_LINES, 2000]
+    result = list(store.read(query((0, "__name__", "big")), context(20_000)))
+    assert sum(len(s.timestamps) for s in result) == 12_000
+
+
+def test_sample_limit_stops_a_chunked_read(influx_server):
+    store = fresh_store(influx_server)
+    store.write([Series(labels(__name__="many", s=str(s)), list(range(5000)),
+                        [1.0] * 5000) for s in range(5)], context())
+    result = list(store.read(query((0, "__name__", "many")), context(25_000)))  # over several chunks
+    assert [dict(s.labels)["s"] for s in result] == ["0", "1", "2", "3", "4"]
+    assert all(list(s.timestamps) == list(range(5000)) for s in result)
+    with pytest.raises(Exception, match="more than 24999 samples"):
+        list(store.read(query((0, "__name__", "many")), context(24_999)))
+
+
+def readme() -> str:
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        return handle.read()
+
+
+def test_readme_states_the_tested_local_command():
+    # tests/system/test_e2e_prometheus.py runs this command with these variables (ports aside).
+    assert "STORAGE_BACKEND=influxdb INFLUXDB_URL=http://127.0.0.1:8086 " \
+           "INFLUXDB_DATABASE=prometheus make run" in readme()
+
+
+def test_readme_verification_sample_reads_back_through_the_connector(influx_server):
+    store = fresh_store(influx_server)
+    line = re.search(r'--data-binary "([^"]+)"', readme()).group(1)
+    now = int(time.time())
+    assert influx_server.write_lines(store.client.database, line.replace("$(date +%s)", str(now)),
+                                     precision="s") == 204
+    [found] = list(store.read(query((0, "__name__", "prometheus_temperature"),
+                               start=(now - 1) * 1000, end=(now + 1) * 1000), context(10)))
+    assert found.labels == labels(__name__="prometheus_temperature", instance="localhost:9090",
+                                  job="prometheus")
+    assert list(found.values) == [98.76] and list(found.timestamps) == [now * 1000]
+
+
+def test_hostile_label_names_cannot_change_the_statement(store):
+    names = ['a"b', "a'b", "a b", "a,b", "a=b", "a\\", "a\\\"", "ü日本", "a\nb", "a/b",
+             "\") OR (\""]
+    store.write([Series(labels(__name__="n", **{name: "v", "i": str(i)}), [1], [1.0])
+                 for i, name in enumerate(names)], context())
+    for i, name in enumerate(names):
+        for matchers in ([(0, name, "v")], [(2, name, "v|w")], [(1, name, "")]):
+            [found] = list(store.read(query((0, "__name__", "n"), *matchers), context(100)))
+            assert dict(found.labels) == {"__name__": "n", name: "v", "i": str(i)}, matchers
+        assert len(list(store.read(query((0, "__name__", "n"), (0, name, "")), context(100)))) == len(names) - 1
+
+
+def test_a_retention_policy_other_than_the_default(influx_server):
+    store = fresh_store(influx_server)
+    database = store.client.database
+    influx_server.query(f'CREATE RETENTION POLICY "week" ON "{database}" DURATION 7d REPLICATION 1')
+    in_rp = fresh_store(influx_server)
+    in_rp.client.database, in_rp.client.retention_policy = database, "week"
+    now = int(time.time() * 1000)
+    assert in_rp.write([Series(labels(__name__="rp"), [now], [1.0])], context()).stored == 1
+    [found] = list(in_rp.read(query((0, "__name__", "rp"), start=now - 1, end=now + 1), context(10)))
+    assert list(found.values) == [1.0]
+    assert list(store.read(query((0, "__name__", "rp"), start=now - 1, end=now + 1), context(10))) == []
+    assert influx_server.query("SELECT * FROM week.rp", db=database)["results"][0]["series"]
+
+
+def test_ranges_past_what_influxdb_can_represent_are_clamped(store):
+    store.write([Series(labels(__name__="wide"), [-5, 0, 5], [1.0, 2.0, 3.0])], context())
+    [found] = list(store.read(query((0, "__name__", "wide"), start=-2 ** 62, end=2 ** 62), context(10)))
+    assert list(found.timestamps) == [-5, 0, 5]
+
+
+def test_values_written_by_others_that_are_not_samples_are_skipped(influx_server):
+    store = fresh_store(influx_server)
+    database = store.client.database
+    lines = ('m,__name__=m value_bits="zz" 1000\nm,__name__=m other=1 2000\n'
+             'm,__name__=m,k=base64:!! value=3 3000')
+    assert influx_server.write_lines(database, lines) == 204
+    [found] = list(store.read(query((0, "__name__", "m")), context(10)))
+    assert (list(found.timestamps), dict(found.labels)["k"]) == ([3000], "base64:!!")
+
+
+def test_dropped_point_counts():
+    assert influxdb.dropped_points("partial write: field type conflict dropped=3", 10) == 3
+    assert influxdb.dropped_points("a dropped=2; b dropped=4", 5) == 5
+    assert influxdb.dropped_points("unable to parse 'x': bad; unable to parse 'y': bad", 9) == 2
+    assert influxdb.dropped_points("partial write: unable to parse 'x': time outside range "
+                                   "dropped=0", 9) == 1  # what influxd 1.6.7 answers
+    assert influxdb.dropped_points("something else", 7) == 7
+    assert influxdb.dropped_points("unable to parse 'x': bad dropped=1", 9) == 2
+
+
+def test_several_queries_answer_in_order(store):
+    from chalicelib import handlers
+    from chalicelib.context import Limits
+    from chalicelib.protocol.prompb import remote_pb2
+    from harness.remote import HEADERS, read_request
+    store.write([Series(labels(__name__="q1"), [1], [1.0]),
+                 Series(labels(__name__="q2"), [1], [2.0])], context())
+    _, body = handlers.read(codec.encode_message(read_request(
+        (0, 10, [(0, "__name__", "q2")]), (0, 10, [(0, "__name__", "none")]),
+        (0, 10, [(0, "__name__", "q1")]))), HEADERS, store,
+        Limits(sample_limit=100, max_decoded_bytes=1 << 20, max_response_bytes=1 << 20))
+    response = remote_pb2.ReadResponse()
+    response.ParseFromString(codec.decompress(body, 1 << 20))
+    assert [[s.value for ts in r.timeseries for s in ts.samples] for r in response.results] == \
+        [[2.0], [], [1.0]]
+
+
+def test_a_missing_database_is_a_clear_500(influx_server):
+    from chalicelib.errors import BackendError
+    from chalicelib.storage.influxdb.client import InfluxClient
+    from chalicelib.storage.influxdb.store import InfluxDBStore
+    store = InfluxDBStore(InfluxClient(influx_server.url, "absent"), create_database=False)
+    with pytest.raises(BackendError, match="database not found.*create the database") as raised:
+        store.write([Series(labels(__name__="m"), [1], [1.0])], context())
+    assert raised.value.status == 500
+    with pytest.raises(BackendError) as raised:
+        list(store.read(query((0, "__name__", "m")), context(10)))
+    assert str(raised.value) == "InfluxDB refused the query: database not found: absent"
+    assert raised.value.status == 500
+
+
+def test_timestamps_influxdb_cannot_represent_are_counted_and_the_rest_stored(store):
+    result = store.write([Series(labels(__name__="far"), [5, 10 ** 16, 6], [1.0, 2.0, 3.0])], context())
+    assert (result.stored, result.rejected) == (2, 1)
+    assert "unable to parse" in result.reasons[0]
+    [found] = list(store.read(query((0, "__name__", "far")), context(10)))
+    assert list(found.timestamps) == [5, 6]
+
+
+def test_a_store_on_a_retention_policy_leaves_the_database_as_it_is(influx_server):
+    from chalicelib.storage.influxdb.client import InfluxClient
+    from chalicelib.storage.influxdb.store import InfluxDBStore
+    rp_only, created = f"rp_only_{os.getpid()}", f"created_{os.getpid()}"
+    InfluxDBStore(InfluxClient(influx_server.url, rp_only, retention_policy="autogen"))
+    InfluxDBStore(InfluxClient(influx_server.url, created))
+    [shown] = influx_server.query("SHOW DATABASES")["results"][0]["series"]
+    names = [row[0] for row in shown["values"]]
+    assert created in names and rp_only not in names
+
+
+def test_a_database_that_cannot_be_created_is_logged_and_the_store_still_starts(
+        influx_server, caplog):
+    from chalicelib.storage.influxdb.client import InfluxClient
+    from chalicelib.storage.influxdb.store import InfluxDBStore
+    caplog.set_level(logging.INFO, logger="chalicelib")
+    InfluxDBStore(InfluxClient(influx_server.url, ""))
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == \
+        [("INFO", "could not create database: invalid name")]
+    caplog.clear()
+    InfluxDBStore(InfluxClient("http://127.0.0.1:1", "unreachable"))
+    [record] = caplog.records
+    assert record.levelname == "INFO"
+    assert record.getMessage().startswith("could not create database unreachable: URLError")
+
+
+def test_a_sample_that_is_not_a_number_is_skipped_and_the_later_ones_read(influx_server):
+    store = fresh_store(influx_server)
+    lines = 'm,__name__=m value_bits="zz" 1000\nm,__name__=m value=2 2000\n' \
+            'm,__name__=m value_bits="zz" 3000\nm,__name__=m value=4 4000'
+    assert influx_server.write_lines(store.client.database, lines) == 204
+    [found] = list(store.read(query((0, "__name__", "m")), context(10)))
+    assert (list(found.timestamps), list(found.values)) == ([2000, 4000], [2.0, 4.0])
+
+
+def test_points_written_without_a_name_tag_are_named_by_their_measurement(influx_server):
+    store = fresh_store(influx_server)
+    lines = "cpu,host=a value=1 1000\ncpu,host=b,__name__=renamed value=2 1000"
+    assert influx_server.write_lines(store.client.database, lines) == 204
+    found = list(store.read(query((2, "host", "a|b")), context(10)))
+    assert [s.labels for s in found] == [labels(__name__="cpu", host="a"),
+                                         labels(__name__="renamed", host="b")]
+    # Matchers see the name read back, though InfluxDB stored no __name__ tag.
+    [renamed] = list(store.read(query((2, "host", "a|b"), (1, "__name__", "cpu")), context(10)))
+    assert renamed.labels == labels(__name__="renamed", host="b")
+
+
+def test_matchers_see_values_that_only_look_encoded_as_they_read_back(influx_server):
+    store = fresh_store(influx_server)
+    lines = "m,__name__=m,k=base64:!! value=1 1000\nm,__name__=m,k=x value=2 1000"
+    assert influx_server.write_lines(store.client.database, lines) == 204
+    [other] = list(store.read(query((0, "__name__", "m"), (1, "k", "base64:!!")), context(10)))
+    assert other.labels == labels(__name__="m", k="x")
+
+
+def test_rejected_points_are_logged_once_with_a_short_reason(influx_server, caplog):
+    caplog.set_level(logging.INFO, logger="chalicelib")
+    store = fresh_store(influx_server, batch_lines=2)
+    long_value = "v" * 1000
+    result = store.write([Series(labels(__name__="far", v=long_value), [1, 10 ** 16, 10 ** 16],
+                                 [1.0, 2.0, 3.0]),
+                          Series(labels(__name__="far2"), [10 ** 16], [1.0])], context())
+    assert (result.stored, result.rejected) == (1, 3)
+    assert [r[:r.index(": ")] for r in result.reasons] == [
+        "InfluxDB did not store 1 of 2 points", "InfluxDB did not store 2 of 2 points"]
+    # InfluxDB's answer quotes the whole line: the reason keeps its first 300 characters.
+    assert [len(r) - r.index(": ") - 2 for r in result.reasons] == [300, 300]
+    assert all("unable to parse 'far,__name__=far,v=vvv" in r for r in result.reasons)
+    [record] = caplog.records
+    assert (record.levelname, record.getMessage()) == \
+        ("WARNING", f"InfluxDB rejected 3 of 4 samples: {result.reasons[0]}")
+
+
+def test_each_attempt_waits_at_most_its_timeout_and_never_past_the_deadline(influx_server,
+                                                                             monkeypatch):
+    timeouts = []
+    for name in ("write", "query"):
+        def spy(self, body, timeout, original=getattr(influxdb.InfluxClient, name), name=name):
+            timeouts.append((name, timeout))
+            return original(self, body, timeout)
+        monkeypatch.setattr(influxdb.InfluxClient, name, spy)
+    store = fresh_store(influx_server)
+    store.write([Series(labels(__name__="t"), [1], [1.0])], context(deadline_seconds=25.0))
+    list(store.read(query((0, "__name__", "t")), context(10, deadline_seconds=25.0)))
+    assert timeouts == [("query", 4.0), ("write", 10.0), ("query", 20.0)]
+    timeouts.clear()
+    near = fresh_store(influx_server)
+    near.write([Series(labels(__name__="t"), [1], [1.0])], context(deadline_seconds=5.0))
+    list(near.read(query((0, "__name__", "t")), context(10, deadline_seconds=5.0)))
+    assert [name for name, _ in timeouts] == ["query", "write", "query"]
+    assert timeouts[0] == ("query", 4.0)  # CREATE DATABASE, before any request's deadline
+    assert all(4.0 < timeout <= 5.0 for _, timeout in timeouts[1:])

@@ -1,0 +1,292 @@
+"""Series to Timestream records: label names <-> dimension names (classic names as before,
+any other UTF-8 name through a reversible escape Timestream accepts), the series cache, and
+batching into WriteRecords calls with CommonAttributes, metered as Timestream bills them."""
+import re
+import struct
+
+import pytest
+
+from chalicelib.caches import ClearedWhenFull
+from chalicelib.model import Series
+from chalicelib.protocol.labels import validate_labels
+from chalicelib.storage.timestream import metering, records
+from harness import workloads
+from harness.timestream.env import NOW_MS
+from tests.support import context, memory_held_after
+
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+
+
+from chalicelib.storage.timestream.records import dimension_name, label_name
+from harness.timestream.write_rules import refuses_dimension_name
+
+CLASSIC = ["job", "instance", "le", "a_b", "_x", "X9", "time", "measure_name", "measure_value",
+           "ts_x", "measure_value_y", "__x", "__U__x", "U__x", "__value", "value", "_", "__"]
+UTF8 = ["service.name", "http.server.duration", "a:b", ":", "a-b", "0x", "日本語", "ü",
+        "😀", "a b", "a\nb", '"quoted"', "back\\slash", "x_y.z", "_.", "._a_", "__U__x.",
+        "ts_.x", "time.zone", "measure_value.x", "\u0000", "Ω_1"]
+
+
+@pytest.mark.parametrize("name", CLASSIC + UTF8)
+def test_round_trip_and_accepted_by_timestream(name):
+    stored = dimension_name(name)
+    assert label_name(stored) == name
+    assert not refuses_dimension_name(stored)
+
+
+def test_classic_names_are_stored_exactly_as_before():
+    # existing tables (and the Go connector's data) stay readable
+    assert [dimension_name(n) for n in ["job", "instance", "le", "a_b", "U__x"]] == \
+        ["job", "instance", "le", "a_b", "U__x"]
+    assert dimension_name("time") == "__time"
+    assert dimension_name("__x") == "____x"
+    assert label_name("job") == "job"
+
+
+def test_escape_is_documented_form():
+    assert dimension_name("service.name") == "__U__service_2e_name"
+    assert dimension_name("a:b") == "__U__a_3a_b"
+    assert dimension_name("x_y.z") == "__U__x__y_2e_z"
+    assert dimension_name("日本") == "__U___65e5__672c_"
+    assert re.fullmatch(r"[A-Za-z0-9_]+", dimension_name("😀 a:b\n"))
+
+
+def test_no_two_names_share_a_dimension():
+    names = CLASSIC + UTF8
+    assert len({dimension_name(n) for n in names}) == len(names)
+
+
+def test_a_dimension_not_written_by_the_escape_reads_as_itself():
+    # e.g. a column someone else wrote: read with the classic rule (strip "__"), no crash
+    assert label_name("__U__a_zz") == "U__a_zz"
+    assert label_name("__U__a_") == "U__a_"
+
+
+def series(labels, samples):
+    return Series(validate_labels(tuple(sorted(labels.items()))), [t for t, _ in samples],
+                  [v for _, v in samples])
+
+
+def test_one_series_uses_common_attributes_and_at_most_100_records_per_call(env):
+    samples = [(NOW_MS - 1000 * i, i + 0.1) for i in range(250)]
+    result = env.store.write([series({"__name__": "cpu", "job": "node", "instance": "a:1"},
+                                     samples)], context())
+    assert result.stored == 250 and result.rejected == 0
+    assert sorted(len(call["Records"]) for call in env.wire.calls) == [50, 100, 100]
+    for call in env.wire.calls:
+        common = call["CommonAttributes"]
+        assert common["MeasureName"] == "cpu"
+        assert common["MeasureValueType"] == "DOUBLE" and common["TimeUnit"] == "MILLISECONDS"
+        assert common["Dimensions"] == [{"Name": "instance", "Value": "a:1"},
+                                        {"Name": "job", "Value": "node"}]
+        assert all(set(record) == {"Time", "MeasureValue"} for record in call["Records"])
+
+
+def test_many_series_share_their_common_dimensions(env):
+    batch = [series({"__name__": f"m{i % 3}", "job": "node", "cpu": str(i)}, [(NOW_MS, 1.0)])
+             for i in range(150)]
+    env.store.write(batch, context())
+    # One call per metric (its name, job and the scrape time in CommonAttributes): 3 units.
+    assert sorted(len(call["Records"]) for call in env.wire.calls) == [50, 50, 50]
+    for call in env.wire.calls:
+        common = call["CommonAttributes"]
+        assert {"Name": "job", "Value": "node"} in common["Dimensions"]
+        assert common["Time"] == str(NOW_MS) and common["MeasureName"] in ("m0", "m1", "m2")
+        assert all(record["Dimensions"][0]["Name"] == "cpu" for record in call["Records"])
+    assert sum(metering.call_units(c["CommonAttributes"], c["Records"])
+               for c in env.wire.calls) == 3
+    assert len(env.wire.records()) == 150
+
+
+def test_realistic_node_exporter_writes_are_metered_well_under_the_go_connectors():
+    """Metered 1 KiB writes (pricing docs' formula) for node_exporter remote-write batches:
+    `make bench` prints the ratio; this only guards against a regression past 0.6x."""
+    batches = workloads.node_exporter_requests(5, NOW_MS)
+    ours = sum(metering.connector_units(batch, NOW_MS) for batch in batches)
+    go = sum(metering.go_units(batch) for batch in batches)
+    assert ours < 0.6 * go
+
+
+def test_a_series_written_again_is_not_checked_again(env, monkeypatch):
+    """Prometheus sends the same series over and over: each is checked and mapped once."""
+    checked = []
+    check = records.check_series
+    monkeypatch.setattr(records, "check_series", lambda labels: checked.append(labels) or
+                        check(labels))
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())
+    for i in range(3):
+        env.store.write([series({"__name__": "m", "job": "x"}, [(NOW_MS - i, 1.0)]),
+                         series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS - i, 1.0)])], context())
+    assert len(checked) == 2 and len(env.wire.records()) == 3
+
+
+def fresh_members(max_bytes=records.MEMBERS_CACHE_MAX_BYTES):
+    return ClearedWhenFull(max_bytes)
+
+
+def test_the_series_cache_is_bounded_in_bytes_and_refills_after_emptying(env, monkeypatch):
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members(1_500_000))
+    sizes = []
+    for batch in range(3):  # 3 x 700 series of ~770 bytes (estimated): emptied once
+        result = env.store.write([series({"__name__": "m", "i": f"{batch}-{i}"},
+                                         [(NOW_MS, float(i))]) for i in range(700)], context())
+        assert (result.stored, result.rejected) == (700, 0)
+        sizes.append(len(records._MEMBERS))
+        assert 0 < records._MEMBERS.bytes <= 1_500_000
+    assert sizes[:2] == [700, 1400] and 0 < sizes[2] < 700
+    stored = sorted((r["Dimensions"][0]["Value"], r["MeasureValue"]) for r in env.wire.records())
+    assert stored == sorted((f"{b}-{i}", repr(float(i))) for b in range(3) for i in range(700))
+
+
+@pytest.mark.parametrize("labels", [
+    {"__name__": "m{i}"},  # the one dimension __name__
+    {"__name__": "m", "job": "j{i}", "instance": "i{i}"},
+    {"__name__": "m", **{f"label{j}": f"v{{i}}-{j}" for j in range(20)}},
+    {"__name__": "m", **{f"l{j}": "x" * 200 + f"{{i}}-{j}" for j in range(5)}},
+    {"__name__": "m", **{f"l{j}": "\U0001f600" * 100 + f"{{i}}-{j}" for j in range(3)}},
+    {"__name__": "m", **{f"service.name.{j}": f"{{i}}-{j}" for j in range(5)}},  # escaped
+    {"__name__": "m", "time": "{i}", "ts_x": "{i}"},  # reserved: a __ prefix
+])
+def test_the_series_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, labels):
+    """What the cache's bound counts is at least what it really holds (and not far more),
+    labels included: they outlive the translate caches' entries."""
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())
+    def work():
+        for i in range(500):  # fresh strings for each series, as decoded from a request
+            assert isinstance(records._member(tuple(sorted(
+                (name.format(i=i).encode().decode(), value.format(i=i).encode().decode())
+                for name, value in labels.items()))), records._Member)
+
+    held = memory_held_after(work)
+    assert held <= records._MEMBERS.bytes <= 1.3 * held
+
+
+def test_the_series_cache_counts_the_reason_a_series_is_refused(monkeypatch):
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())
+    def work():
+        for i in range(500):
+            assert "longer than 60 bytes" in records._member(
+                (("__name__", f"m{i}"), ("x" * 2000 + str(i), "v")))
+
+    held = memory_held_after(work)
+    assert held <= records._MEMBERS.bytes <= 1.3 * held
+
+
+def target_metric(count, value_bytes, instance, scrapes=1):
+    """``count`` series of metric ``a`` of one target (job, instance), ``scrapes`` samples each."""
+    return [series({"__name__": "a", "job": "j", "instance": instance,
+                    "k": f"{i:03}".ljust(value_bytes, "v")},
+                   [(NOW_MS - t, 1.0) for t in range(scrapes)]) for i in range(count)]
+
+
+def calls_and_units(request):
+    batches, _ = records.build_batches(request, NOW_MS, None)
+    return ([(len(b.records), b.common.get("MeasureName")) for b in batches],
+            [metering.call_units(b.common, b.records) for b in batches])
+
+
+@pytest.mark.parametrize("metric,alone_units,shared_bytes,calls", [
+    # 902 bytes alone, exactly 1024 shared: a call of its own
+    (target_metric(16, 46, "i"), [1], 16 * 64, [(16, "a"), (1, "b")]),
+    (target_metric(31, 15, "i"), [1], 31 * 33, [(32, None)]),          # 1023 shared: shared
+    # 6 x (8 + 1 + 158) + 22 = 1024 bytes alone: one unit, no more than 1056 shared bytes
+    (target_metric(6, 158, "i"), [1], 6 * 176, [(6, "a"), (1, "b")]),
+    (target_metric(6, 158, "ii"), [2], 6 * 176, [(7, None)]),          # 1025 bytes: 2 units
+    # two scrapes: each record carries its time; 14 + 10 + 40 x (8 + 8 + 1 + 8) = 1024 bytes
+    (target_metric(20, 8, "i" * 11, scrapes=2), [1], 40 * 26, [(40, "a"), (1, "b")]),
+    (target_metric(20, 8, "i" * 12, scrapes=2), [2], 40 * 26, [(41, None)]),
+    # 2 units alone, 2046 shared bytes: less than 2 KiB, so shared
+    (target_metric(31, 48, "i"), [2], 31 * 66, [(32, None)]),
+    # full calls (100 records): alone no more units than shared (rounded up), or more
+    (target_metric(100, 3, "i" * 930), [3], 100 * 21, [(100, "a"), (1, "b")]),
+    (target_metric(100, 3, "i" * 1860), [4], 100 * 21, [(100, None), (1, "a")]),
+    # 6 units alone; 5121 shared bytes are 6 units too (rounded up), 5119 only 5
+    (target_metric(21, 34, "i" * 930) + target_metric(100, 33, "i" * 930)[21:], [6], 5121,
+     [(100, "a"), (1, "b")]),
+    (target_metric(19, 34, "i" * 930) + target_metric(100, 33, "i" * 930)[19:], [6], 5119,
+     [(100, None), (1, "a")]),
+    # 5120 shared bytes are exactly 5 units: 6 alone cost more
+    (target_metric(20, 34, "i" * 930) + target_metric(100, 33, "i" * 930)[20:], [6], 5120,
+     [(100, None), (1, "a")]),
+])
+def test_a_metric_gets_calls_of_its_own_exactly_when_they_cost_no_more_units(
+        metric, alone_units, shared_bytes, calls):
+    assert calls_and_units(metric)[1] == alone_units
+    assert sum(16 + 1 + 1 + len(dict(s.labels)["k"]) for s in metric
+               for _ in s.timestamps) == shared_bytes
+    instance = dict(metric[0].labels)["instance"]
+    other = series({"__name__": "b", "job": "j", "instance": instance, "k": "z" * 40},
+                   [(NOW_MS, 1.0)])
+    assert calls_and_units(metric + [other])[0] == calls
+
+
+def fresh(text):
+    """``text`` as another string object than the literal, as decoded from a request."""
+    return "".join(list(text))
+
+
+def test_labels_decoded_from_a_request_are_mapped_like_literal_ones(env):
+    """A request's label names are new string objects, never the interned literals of the
+    code: the metric name, job and instance are still found by value."""
+    request = [Series(((fresh("__name__"), fresh("cpu")), (fresh("instance"), fresh(target)),
+                       (fresh("job"), fresh("node")), (fresh("mode"), fresh("idle"))),
+                      [NOW_MS], [1.0]) for target in ("a:1", "b:1")]
+    literal = "__name__"
+    assert request[0].labels[0][0] == literal and request[0].labels[0][0] is not literal
+    assert env.store.write(request, context()).stored == 2
+    assert sorted(((c["CommonAttributes"]["MeasureName"], c["CommonAttributes"]["Dimensions"])
+                   for c in env.wire.calls), key=str) == [  # a call per target
+        ("cpu", [{"Name": "instance", "Value": target}, {"Name": "job", "Value": "node"},
+                 {"Name": "mode", "Value": "idle"}]) for target in ("a:1", "b:1")]
+
+
+def test_decoded_labels_are_checked_against_the_limits_like_literal_ones(env):
+    """128 labels besides the metric name, 2 048 bytes of them: the name is not one."""
+    labels = tuple(sorted([(fresh("__name__"), fresh("m" * 200))]
+                          + [(fresh(f"l{i:03}"), fresh("v" * 12)) for i in range(128)]))
+    assert env.store.write([Series(labels, [NOW_MS], [1.0])], context()).stored == 1
+
+
+def test_labels_sorting_before_the_metric_name_count_against_the_limits(env):
+    """Upper-case label names sort before __name__: they are dimensions like the others."""
+    labels = tuple(sorted([("__name__", "m")] + [(f"L{i:03}", "v") for i in range(129)]))
+    result = env.store.write([Series(labels, [NOW_MS], [1.0])], context())
+    assert (result.stored, result.rejected) == (0, 1)
+    assert result.reasons[0].endswith("more than 128 labels besides the metric name")
+
+
+def test_a_target_is_its_job_and_instance_even_as_decoded_strings(env):
+    """One metric of two jobs on one instance: two targets, a call each."""
+    request = [Series(((fresh("__name__"), fresh("cpu")), (fresh("instance"), fresh("i:1")),
+                       (fresh("job"), fresh(job))), [NOW_MS], [1.0]) for job in ("a", "b")]
+    assert env.store.write(request, context()).stored == 2
+    assert sorted(str(c["CommonAttributes"]["Dimensions"]) for c in env.wire.calls) == [
+        str([{"Name": "instance", "Value": "i:1"}, {"Name": "job", "Value": job}])
+        for job in ("a", "b")]
+
+
+def test_a_metric_of_several_targets_gets_a_call_per_target_sharing_its_labels(env):
+    request = [series({"__name__": "a", "job": "j", "instance": instance,
+                       "k": f"{i:03}".ljust(20, "v")}, [(NOW_MS, 1.0)])
+               for instance in ("x:1", "y:1") for i in range(60)]
+    assert env.store.write(request, context()).stored == 120
+    assert sorted((len(call["Records"]), call["CommonAttributes"]["MeasureName"],
+                   str(call["CommonAttributes"]["Dimensions"])) for call in env.wire.calls) == [
+        (60, "a", str([{"Name": "instance", "Value": "x:1"}, {"Name": "job", "Value": "j"}])),
+        (60, "a", str([{"Name": "instance", "Value": "y:1"}, {"Name": "job", "Value": "j"}]))]
+
+
+def test_small_metrics_of_a_target_share_calls_largest_records_first(env):
+    """The last call of a scrape, rounded up to a whole KiB like the others, holds the
+    smallest records."""
+    request = [series({"__name__": f"m{size:02}", "job": "j", "instance": "i",
+                       "k": f"{copy}" * size}, [(NOW_MS, 1.0)])
+               for size in range(1, 76) for copy in (1, 2)]
+    assert env.store.write(request, context()).stored == 150
+    first, second = sorted(env.wire.calls, key=lambda call: -len(call["Records"]))
+    assert len(first["Records"]) == 100 and len(second["Records"]) == 50
+    assert {r["MeasureName"] for r in first["Records"]} == {f"m{s:02}" for s in range(26, 76)}
+    assert first["CommonAttributes"]["Dimensions"] == [{"Name": "instance", "Value": "i"},
+                                                        {"Name": "job", "Value": "j"}]

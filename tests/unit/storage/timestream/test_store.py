@@ -1,0 +1,449 @@
+"""The Timestream store on the AWS wire (moto): values, limits, rejections, table facts, the
+request deadline; batching is in test_records, retries in test_client."""
+import struct
+
+import pytest
+
+from chalicelib.caches import ClearedWhenFull
+from chalicelib.errors import BackendError, BackendUnavailable
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
+from chalicelib.protocol.labels import validate_labels
+from chalicelib.storage.timestream import records
+from chalicelib.storage.timestream import store as timestream
+from harness.timestream.env import NOW_MS, timestream_env
+from harness.timestream.faults import FaultInjector
+from tests.support import context
+
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+def fresh_members(max_bytes=records.MEMBERS_CACHE_MAX_BYTES):
+    """An empty series cache (the series written before are checked again)."""
+    return ClearedWhenFull(max_bytes)
+
+
+def series(labels, samples):
+    return Series(validate_labels(tuple(sorted(labels.items()))),
+                  [t for t, _ in samples], [v for _, v in samples])
+
+
+def read_all(env, *matchers):
+    query = Query(0, 2 ** 62, tuple(Matcher.of(*m) for m in matchers))
+    return list(env.store.read(query, context(1_000_000)))
+
+
+def test_values_are_sent_with_full_precision(env):
+    values = [0.1 + 0.2, 1e-300, 123456789.12345679, 5e-324, -0.5]
+    env.store.write([series({"__name__": "m"}, [(NOW_MS - i, v) for i, v in enumerate(values)])], context())
+    sent = [float(r["MeasureValue"]) for r in env.wire.records()]
+    assert sorted(sent) == sorted(values)
+    assert "0.30000000000000004" in [r["MeasureValue"] for r in env.wire.records()]
+
+
+GO_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]  # Prometheus's NaN
+
+
+def test_non_finite_values_are_double_markers_and_read_back_bit_for_bit(env):
+    values = [GO_NAN, STALE_NAN, float("inf"), float("-inf")]
+    env.store.write([series({"__name__": "m", "job": "x"},
+                            [(NOW_MS - i, v) for i, v in enumerate(values)])], context())
+    records = env.wire.records()
+    assert all(r["Dimensions"] == [{"Name": "job", "Value": "x"}] for r in records)
+    assert sorted(r["MeasureValue"] for r in records) == [
+        "-1.7976931348623155e+308", "1.7976931348623151e+308", "1.7976931348623153e+308",
+        "1.7976931348623155e+308"]
+    [result] = read_all(env, (0, "__name__", "m"))
+    assert dict(result.labels) == {"__name__": "m", "job": "x"}
+    bits = [struct.pack("<d", v) for v in result.values]
+    assert bits == [struct.pack("<d", v) for v in reversed(values)]
+
+
+@pytest.mark.parametrize("bits", [0x7FF8000000000000, 0x7FF0000000000001, 0x7FF0000000000003,
+                                  0xFFF0000000000002])
+def test_any_nan_but_the_stale_marker_reads_back_as_prometheus_nan(env, bits):
+    """Python's NaN, and payloads just below and above the stale marker's or with the sign
+    bit set: all are Prometheus's NaN, none is a stale marker."""
+    nan = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, nan)])], context())
+    [result] = read_all(env, (0, "__name__", "m"))
+    assert struct.pack("<d", result.values[0]) == struct.pack("<d", GO_NAN)
+
+
+def test_a_special_value_does_not_change_the_series_identity(env):
+    """+Inf then -Inf at one timestamp is one record identity: the second conflicts."""
+    env.store.write([series({"__name__": "data", "point": "d"}, [(NOW_MS, float("inf"))])], context())
+    env.store.write([series({"__name__": "data", "point": "d"}, [(NOW_MS, float("-inf"))])], context())
+    [result] = read_all(env, (0, "__name__", "data"))
+    assert list(result.timestamps) == [NOW_MS] and result.values == [float("inf")]
+
+
+@pytest.mark.parametrize("bits", [0x7FEFFFFFFFFFFFFE, 0xFFEFFFFFFFFFFFFE, 0x7FEFFFFFFFFFFFFD,
+                                  0xFFEFFFFFFFFFFFFC])
+def test_finite_values_in_the_marker_range_are_refused_with_a_reason(env, bits):
+    value = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    result = env.store.write([series({"__name__": "m"}, [(NOW_MS, value), (NOW_MS - 1, 2.0)])], context())
+    assert (result.stored, result.rejected) == (1, 1)
+    assert "reserved for the +-Inf, NaN and stale markers" in result.reasons[0]
+
+
+def test_the_largest_double_is_an_ordinary_value(env):
+    biggest = struct.unpack("<d", struct.pack("<Q", 0x7FEFFFFFFFFFFFFF))[0]
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, biggest), (NOW_MS - 1, -biggest)])], context())
+    [result] = read_all(env, (0, "__name__", "m"))
+    assert result.values == [-biggest, biggest]
+
+
+def test_a_series_without_labels_is_stored_under_a_name_dimension_and_reads_back(env):
+    name = "cluster:http_requests:rate5m"
+    result = env.store.write([series({"__name__": name}, [(NOW_MS, 1.5)]),
+                              series({"__name__": name, "job": "a"}, [(NOW_MS, 2.5)])], context())
+    assert result.rejected == 0
+    dims = sorted(tuple((d["Name"], d["Value"]) for d in r["Dimensions"])
+                  for r in env.wire.records())
+    assert dims == [(("__name__", name),), (("job", "a"),)]
+    answer = read_all(env, (0, "__name__", name))
+    assert [(s.labels, s.values) for s in answer] == [
+        ((("__name__", name),), [1.5]), ((("__name__", name), ("job", "a")), [2.5])]
+    assert [s.labels for s in read_all(env, (0, "__name__", name), (0, "job", ""))] == [
+        (("__name__", name),)]
+
+
+def test_long_metric_names_are_written(env):
+    name = "a_metric_name_that_is_definitely_longer_than_sixty_bytes_for_timestream_total"
+    assert len(name) > 60
+    assert env.store.write([series({"__name__": name}, [(NOW_MS, 1.0)])], context()).rejected == 0
+    assert [s.labels for s in read_all(env, (0, "__name__", name))] == [(("__name__", name),)]
+
+
+def test_reserved_label_names_are_escaped_and_read_back(env):
+    labels = {"__name__": "m", "time": "t", "measure_name": "n", "measure_value": "v",
+              "ts_x": "1", "measure_value_y": "2", "value": "plain"}
+    env.store.write([series(labels, [(NOW_MS, 1.0)])], context())
+    dims = {d["Name"] for r in env.wire.records() for d in r["Dimensions"]}
+    assert dims == {"__time", "__measure_name", "__measure_value", "__ts_x",
+                    "__measure_value_y", "value"}
+    [result] = read_all(env, (0, "__name__", "m"), (0, "time", "t"))
+    assert dict(result.labels) == labels
+
+
+@pytest.mark.parametrize("labels,samples,reason", [
+    ({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0)], "longer than 60 bytes"),
+    ({"__name__": "m" * 257}, [(NOW_MS, 1.0)], "longer than 256 bytes"),
+    ({"__name__": "m", **{f"l{i}": "v" for i in range(129)}}, [(NOW_MS, 1.0)],
+     "more than 128 labels"),
+    ({"__name__": "m", "big": "v" * 2046}, [(NOW_MS, 1.0)], "2048-byte limit"),
+    ({"__name__": "m", "ab": "é" * 1024}, [(NOW_MS, 1.0)], "labels take 2050 bytes"),
+    ({"__name__": "é" * 129}, [(NOW_MS, 1.0)], "longer than 256 bytes"),
+    ({"__name__": "m"}, [(NOW_MS + 15 * 60_000 + 1, 1.0)],
+     "timestamp more than 15 minutes in the future"),  # the connector's check, not Timestream's
+    ({"__name__": "m"}, [(NOW_MS - 6 * 3_600_000 - 1, 1.0)], "older than the table's retention"),
+])
+def test_samples_over_timestream_limits_are_rejected_and_counted(env, labels, samples, reason,
+                                                                 caplog):
+    good = series({"__name__": "ok"}, [(NOW_MS, 1.0)])
+    result = env.store.write([good, series(labels, samples)], context())
+    assert (result.stored, result.rejected) == (1, 1)
+    assert reason in result.reasons[0]
+    assert len(env.wire.records()) == 1  # the valid sample was written
+    assert reason in caplog.text and "rejected 1 samples" in caplog.text
+
+
+@pytest.mark.parametrize("labels,timestamp", [
+    ({"__name__": "m", "x" * 60: "v"}, NOW_MS),
+    ({"__name__": "m" * 256}, NOW_MS),
+    ({"__name__": "é" * 128}, NOW_MS),
+    ({"__name__": "m", **{f"l{i}": "v" for i in range(128)}}, NOW_MS),
+    ({"__name__": "m", "big": "v" * 2045}, NOW_MS),
+    ({"__name__": "m", "ab": "é" * 1023}, NOW_MS),
+    ({"__name__": "m"}, NOW_MS + 15 * 60_000),
+    ({"__name__": "m"}, NOW_MS - 6 * 3_600_000),
+])
+def test_samples_exactly_at_timestream_limits_are_stored(env, labels, timestamp):
+    result = env.store.write([series(labels, [(timestamp, 1.0)])], context())
+    assert (result.stored, result.rejected) == (1, 0), result.reasons
+    [read] = read_all(env, (0, "__name__", labels["__name__"]))
+    assert dict(read.labels) == labels and read.timestamps == [timestamp]
+
+
+def test_magnetic_store_writes_accept_samples_as_old_as_the_magnetic_retention():
+    with timestream_env(magnetic_writes=True, magnetic_days=30,
+                        clock=lambda: NOW_MS / 1000) as env:
+        oldest = NOW_MS - 30 * 86_400_000
+        result = env.store.write([series({"__name__": "m"}, [(oldest, 1.0), (oldest - 1, 2.0)])], context())
+        assert (result.stored, result.rejected) == (1, 1)
+        assert "older than the table's retention for writes" in result.reasons[0]
+        [read] = read_all(env, (0, "__name__", "m"))
+        assert read.timestamps == [oldest]
+
+
+def test_throttling_and_5xx_are_retried_and_nothing_is_lost(env):
+    faults = FaultInjector(env.write_client, "WriteRecords",
+                           [(400, "ThrottlingException"), (500, "InternalServerException"),
+                            (503, "ServiceUnavailable")])
+    batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, float(i))]) for i in range(250)]
+    assert env.store.write(batch, context()).stored == 250
+    assert faults.calls == 3 + 3
+    assert len(env.wire.records()) == 250
+
+
+def test_persistent_throttling_becomes_503_after_the_other_batches_are_written(env):
+    FaultInjector(env.write_client, "WriteRecords", [(400, "ThrottlingException")] * 10 ** 6)
+    with pytest.raises(BackendUnavailable, match="ThrottlingException"):
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context(deadline_seconds=8.0))
+
+
+def test_a_validation_exception_isolates_the_refused_record_and_stores_the_rest(env,
+                                                                             monkeypatch):
+    # A record the connector's own checks miss: Timestream refuses the whole call.
+    monkeypatch.setattr(records, "check_series", lambda labels: None)
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
+    batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, float(i))]) for i in range(99)]
+    batch.insert(37, series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0)]))
+    result = env.store.write(batch, context())
+    assert (result.stored, result.rejected) == (99, 1)
+    assert "Timestream refused the record: Dimension name" in result.reasons[0]
+    assert "x" * 61 in result.reasons[0]
+    assert len(env.wire.records()) == 99
+
+
+def test_a_validation_exception_for_every_record_rejects_them_all(env, monkeypatch):
+    monkeypatch.setattr(records, "check_series", lambda labels: None)
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
+    batch = [series({"__name__": "m", "x" * 61: str(i)}, [(NOW_MS, 1.0)]) for i in range(5)]
+    result = env.store.write(batch, context())
+    assert (result.stored, result.rejected) == (0, 5)
+
+
+def test_conflicting_values_are_rejected_duplicates_and_identical_rewrites_are_fine(env,
+                                                                                   caplog):
+    first = [series({"__name__": "a", "job": "x"}, [(NOW_MS, 1.0), (NOW_MS - 1, 5.0)])]
+    assert env.store.write(first, context()).rejected == 0
+    assert env.store.write(first, context()).rejected == 0  # a retried write: accepted, not counted
+    result = env.store.write([series({"__name__": "a", "job": "x"},
+                                     [(NOW_MS, 2.0), (NOW_MS - 1, 5.0), (NOW_MS - 2, 7.0)])], context())
+    assert (result.stored, result.rejected) == (2, 1)
+    assert 'a{job="x"}: duplicate sample for timestamp' in result.reasons[0]
+    assert "duplicate sample for timestamp" in caplog.text
+    [read] = read_all(env, (0, "__name__", "a"))
+    assert read.values == [7.0, 5.0, 1.0]
+
+
+def test_other_rejections_are_counted_with_timestreams_reason(env):
+    rejected = [{"RecordIndex": 1, "Reason": "The record timestamp is outside the time range"}]
+    FaultInjector(env.write_client, "WriteRecords", [(419, "RejectedRecordsException")],
+                  extra={"RejectedRecords": rejected})
+    result = env.store.write([series({"__name__": "a"}, [(NOW_MS, 1.0)]),
+                              series({"__name__": "b"}, [(NOW_MS, 2.0)])], context())
+    assert (result.stored, result.rejected) == (1, 1)
+    assert "b{}: Timestream rejected the record: The record timestamp is outside" \
+        in result.reasons[0]
+
+
+def test_a_matcher_on_a_label_that_is_no_column_does_not_fail(env):
+    env.store.write([series({"__name__": "m", "job": "x"}, [(NOW_MS, 1.0)])], context())
+    assert len(read_all(env, (0, "__name__", "m"), (0, "nosuchlabel", ""))) == 1
+    assert len(read_all(env, (0, "__name__", "m"), (3, "nosuchlabel", "x"))) == 1
+    assert read_all(env, (0, "__name__", "m"), (0, "nosuchlabel", "x")) == []
+    assert read_all(env, (0, "__name__", "m"), (2, "nosuchlabel", ".+")) == []
+
+
+def test_dimensions_written_by_this_process_are_queryable_at_once(env):
+    env.store.write([series({"__name__": "m", "a": "1"}, [(NOW_MS, 1.0)])], context())
+    assert len(read_all(env, (0, "a", "1"))) == 1
+    env.store.write([series({"__name__": "m", "b": "2"}, [(NOW_MS, 1.0)])], context())
+    assert len(read_all(env, (0, "b", "2"))) == 1
+
+
+def test_retention_comes_from_the_table_not_a_setting():
+    """A table keeping 12 h in memory takes a 7-h-old sample (a hand-set 6 h refused it)."""
+    with timestream_env(memory_hours=12, clock=lambda: NOW_MS / 1000) as env:
+        result = env.store.write([series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0),
+                                                             (NOW_MS - 13 * 3_600_000, 2.0)])], context())
+        assert (result.stored, result.rejected) == (1, 1)
+        assert "older than the table's retention for writes (its memory store's" \
+            in result.reasons[0]
+
+
+def test_table_facts_are_read_once_and_cached(env):
+    calls = []
+    env.write_client.meta.events.register("before-call.timestream-write.DescribeTable",
+                                          lambda **kwargs: calls.append(1))
+    for _ in range(3):
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context())
+    assert len(calls) == 1
+
+
+def test_without_describe_table_permission_timestream_judges_the_times(env, caplog):
+    FaultInjector(env.write_client, "DescribeTable", [(400, "AccessDeniedException")])
+    result = env.store.write([series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0),
+                                                         (NOW_MS, 2.0)])], context())
+    assert (result.stored, result.rejected) == (1, 1)
+    assert "Timestream rejected the record: The record timestamp is outside" in result.reasons[0]
+    assert "timestream:DescribeTable" in caplog.text
+
+
+def test_no_call_starts_unless_it_can_finish_before_the_one_request_deadline(env, monkeypatch):
+    """400 calls of 1 s each would take 400 s: the request answers 503 once no further call
+    fits, instead of running every call's first attempt."""
+    from concurrent.futures import ThreadPoolExecutor
+    clock = [0.0]
+    env.store.executor = ThreadPoolExecutor(1)  # one call at a time: a deterministic clock
+    monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
+    started = []
+
+    def slow_call(**kwargs):
+        started.append(clock[0])
+        clock[0] += 1.0  # each call takes one (fake) second
+    env.write_client.meta.events.register("before-call.timestream-write.WriteRecords",
+                                          slow_call)
+    batch = [series({"__name__": "m", "i": str(i)}, [(NOW_MS, 1.0)]) for i in range(40_000)]
+    env.store.table_facts(timestream.Deadline(25))
+    with pytest.raises(BackendUnavailable, match="not started"):
+        env.store.write(batch, context(deadline_seconds=25.0))
+    env.store.executor.shutdown()
+    assert max(started) == 25.0 - env.store.call_seconds  # the last call that could finish
+
+
+def test_the_tables_128_dimension_quota_is_reported_with_timestreams_reason(env):
+    """ts-limits: 128 dimensions per table. Past it Timestream rejects the record; the rest
+    is stored and the 400 says why (README, Troubleshooting)."""
+    batch = [series({"__name__": "m", f"label_{i}": "v"}, [(NOW_MS, 1.0)]) for i in range(130)]
+    result = env.store.write(batch, context())
+    assert (result.stored, result.rejected) == (128, 2)
+    assert all("limit of 128 dimensions" in reason for reason in result.reasons)
+    assert len({d["Name"] for r in env.wire.records() for d in r["Dimensions"]}) == 128
+
+
+def test_every_sample_of_a_series_is_judged_not_only_until_the_first_refused_one(env):
+    """Refused samples first, interleaved: each is counted and every valid one is stored."""
+    samples = [(NOW_MS + 16 * 60_000, 1.0), (NOW_MS - 7 * 3_600_000, 2.0), (NOW_MS, 3.0),
+               (NOW_MS + 17 * 60_000, 4.0), (NOW_MS - 8 * 3_600_000, 5.0), (NOW_MS - 1, 6.0),
+               (NOW_MS - 2, float(records.STALE_MARKER)), (NOW_MS - 3, 7.0)]
+    result = env.store.write([series({"__name__": "m", "job": "x"}, samples)], context())
+    assert (result.stored, result.rejected) == (3, 5)
+    assert sorted(result.reasons) == sorted([
+        'm{job="x"}: timestamp more than 15 minutes in the future',
+        "m{job=\"x\"}: timestamp older than the table's retention for writes (its memory "
+        "store's, or magnetic store's when magnetic store writes are enabled)",
+        f'm{{job="x"}}: {records.RESERVED_VALUE_REASON}'])
+    [read] = read_all(env, (0, "__name__", "m"))
+    assert list(zip(read.timestamps, read.values)) == [(NOW_MS - 3, 7.0), (NOW_MS - 1, 6.0),
+                                                       (NOW_MS, 3.0)]
+
+
+def test_a_refused_series_does_not_stop_the_series_after_it(env):
+    result = env.store.write([series({"__name__": "m", "x" * 61: "v"}, [(NOW_MS, 1.0),
+                                                                        (NOW_MS - 1, 1.0)]),
+                              series({"__name__": "m", "job": "a"}, [(NOW_MS, 2.0)])], context())
+    assert (result.stored, result.rejected) == (1, 2)
+    assert len(env.wire.records()) == 1
+
+
+def answer_calls_of(env, marker: str, code: str, status: int = 400):
+    """Answer every WriteRecords call whose records mention ``marker`` with ``code``."""
+    from types import SimpleNamespace
+
+    def refuse(params, **kwargs):
+        if marker.encode() in params["body"]:
+            parsed = {"Error": {"Code": code, "Message": f"injected {code}"},
+                      "ResponseMetadata": {"HTTPStatusCode": status}}
+            return SimpleNamespace(status_code=status, headers={}), parsed
+        return None
+    env.write_client.meta.events.register("before-call.timestream-write.WriteRecords", refuse)
+
+
+def test_persistent_throttling_of_one_batch_is_503_after_the_other_batches_are_written(env):
+    answer_calls_of(env, "throttled", "ThrottlingException")
+    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
+             for job in ("a-throttled", "b", "c")]
+    with pytest.raises(BackendUnavailable, match="ThrottlingException") as raised:
+        env.store.write(batch, context(deadline_seconds=8.0))
+    assert raised.value.status == 503
+    assert sorted(d["Value"] for r in env.wire.records() for d in r["Dimensions"]) == ["b", "c"]
+
+
+def test_a_transient_failure_wins_over_a_permanent_one_so_prometheus_retries_soon(env):
+    answer_calls_of(env, "throttled", "ThrottlingException")
+    answer_calls_of(env, "refused", "InvalidEndpointException")
+    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
+             for job in ("a-throttled", "b-refused", "c")]
+    with pytest.raises(BackendUnavailable, match="ThrottlingException"):
+        env.store.write(batch, context(deadline_seconds=8.0))
+    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
+             for job in ("a-refused", "b-throttled", "c")]
+    with pytest.raises(BackendUnavailable, match="ThrottlingException"):
+        env.store.write(batch, context(deadline_seconds=8.0))
+    assert [d["Value"] for r in env.wire.records() for d in r["Dimensions"]] == ["c"]
+
+
+def test_a_permanent_failure_of_one_batch_is_500_naming_the_code(env):
+    answer_calls_of(env, "refused", "InvalidEndpointException")
+    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)]) for job in ("a-refused", "b")]
+    with pytest.raises(BackendError, match=r"Timestream refused the request to Timestream table "
+                                           r"PrometheusDatabase.PrometheusMetricsTable "
+                                           r"\(InvalidEndpointException\): injected InvalidEndpointException"):
+        env.store.write(batch, context())
+    assert len(env.wire.records()) == 1
+
+
+def test_the_first_20_rejected_series_are_logged_then_how_many_more(env, caplog):
+    batch = [series({"__name__": "m", "i": f"{i:02}", "x" * 61: "v"}, [(NOW_MS, 1.0)])
+             for i in range(45)]
+    result = env.store.write(batch, context())
+    assert (result.stored, result.rejected) == (0, 45) and len(result.reasons) == 45
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 21
+    assert all(w.startswith("rejected 1 samples of m{i=") for w in warnings[:20])
+    assert warnings[20] == "... and 25 more rejected series"
+
+
+def test_exactly_20_rejected_series_are_all_logged_without_a_summary(env, caplog):
+    batch = [series({"__name__": "m", "i": f"{i:02}", "x" * 61: "v"}, [(NOW_MS, 1.0)])
+             for i in range(20)]
+    env.store.write(batch, context())
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 20 and "more rejected series" not in caplog.text
+
+
+def test_a_changed_retention_is_used_once_the_cached_table_facts_are_5_minutes_old(env,
+                                                                                 monkeypatch):
+    clock = [0.0]  # a fresh Lambda's clock: the first write reads the facts too
+    monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
+    old = [series({"__name__": "m"}, [(NOW_MS - 7 * 3_600_000, 1.0)])]
+    assert env.store.write(old, context()).rejected == 1
+    env.write_client.update_table(
+        DatabaseName="PrometheusDatabase", TableName="PrometheusMetricsTable",
+        RetentionProperties={"MemoryStoreRetentionPeriodInHours": 12,
+                             "MagneticStoreRetentionPeriodInDays": 73000})
+    env.rules.memory_hours = 12
+    clock[0] = 299.5
+    result = env.store.write(old, context())
+    assert result.rejected == 1 and "older than the table's retention" in result.reasons[0]
+    clock[0] = 300.0
+    assert env.store.write(old, context()).rejected == 0
+    assert len(env.wire.records()) == 1
+
+
+def test_no_describe_table_starts_unless_it_can_finish_before_the_deadline(env):
+    with pytest.raises(BackendUnavailable, match="DescribeTable of Timestream table "
+                                                 "PrometheusDatabase.PrometheusMetricsTable not "
+                                                 "started"):
+        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context(deadline_seconds=6.5))
+    assert env.wire.records() == []
+
+
+def test_a_refused_record_in_a_call_of_two_is_isolated(env, monkeypatch):
+    monkeypatch.setattr(records, "check_series", lambda labels: None)
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # series checked before: check again
+    batch = [series({"__name__": "m", "job": "a"}, [(NOW_MS, 1.0)]),
+             series({"__name__": "m", "job": "a", "x" * 61: "v"}, [(NOW_MS, 1.0)])]
+    result = env.store.write(batch, context())
+    assert (result.stored, result.rejected) == (1, 1)
+    assert "Timestream refused the record: Dimension name" in result.reasons[0]
+
+
+# Each case: a metric of one target whose own call (alone: CommonAttributes hold its name, the
+# target and, for one scrape, the time) is metered exactly 1 KiB or 1 byte more, the bytes its
+# records take in a call shared with other metrics (16 + name + labels but job and instance
+# each), and the calls made with one more metric of that target.

@@ -1,0 +1,97 @@
+"""One request's context: its deadline, its read budget and its limits."""
+import dataclasses
+
+import pytest
+
+from chalicelib import context as context_module
+from chalicelib.config import Settings
+from chalicelib.context import Deadline, Limits, ReadBudget, RequestContext
+from chalicelib.errors import BackendUnavailable, ResponseTooLarge
+from chalicelib.model import Series
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """time.monotonic as a list the test moves."""
+    now = [1000.0]
+    monkeypatch.setattr(context_module.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_a_deadline_counts_down_from_when_it_is_made(clock):
+    deadline = Deadline(25)
+    clock[0] += 10
+    assert deadline.remaining() == 15
+    clock[0] += 20
+    assert deadline.remaining() == -5
+
+
+def test_a_call_starts_only_if_it_can_finish_in_time(clock):
+    deadline = Deadline(7)
+    deadline.check(7, "the call")  # exactly its timeouts left: it may start
+    with pytest.raises(BackendUnavailable, match="^the call not started: it might not finish "
+                                                 "within the request deadline; retry later$"):
+        deadline.check(7.001, "the call")
+
+
+def test_work_stops_once_the_deadline_has_passed(clock):
+    deadline = Deadline(1)
+    deadline.ensure("reading")
+    clock[0] += 0.999
+    deadline.ensure("reading")
+    clock[0] += 0.001
+    with pytest.raises(BackendUnavailable) as raised:
+        deadline.ensure("reading")
+    assert str(raised.value).startswith("reading did not finish within the request deadline "
+                                        "(REQUEST_DEADLINE_SECONDS)")
+    assert raised.value.status == 503
+
+
+def test_the_budget_is_charged_to_the_sample_and_the_byte():
+    budget = ReadBudget(10, 100)
+    budget.take(10, 100)
+    assert (budget.samples_left, budget.bytes_left) == (0, 0)
+    with pytest.raises(ResponseTooLarge, match=r"more than 10 samples \(READ_SAMPLE_LIMIT\)"):
+        budget.take(1, 0)
+    budget = ReadBudget(10, 100)
+    with pytest.raises(ResponseTooLarge, match=r"more than 100 bytes .*\(READ_BYTE_LIMIT\)"):
+        budget.take(0, 101)
+
+
+def test_whole_series_are_charged_their_samples_and_encoded_bytes():
+    budget = ReadBudget(100, 10_000)
+    series = [Series((("__name__", "m"),), [1, 2], [1.0, 2.0])]
+    budget.take_series(series)
+    assert budget.samples_left == 98
+    assert budget.bytes_left == 10_000 - context_module.encoded_bytes(series)
+
+
+def test_what_a_failed_attempt_charged_is_given_back():
+    budget = ReadBudget(10, 100)
+    budget.take(1, 1)
+    with pytest.raises(KeyError):
+        with budget.refunded_on_failure():
+            budget.take(5, 50)
+            raise KeyError("retried")
+    assert (budget.samples_left, budget.bytes_left) == (9, 99)
+    with budget.refunded_on_failure():
+        budget.take(5, 50)
+    assert (budget.samples_left, budget.bytes_left) == (4, 49)
+
+
+def test_limits_come_from_the_settings_each_from_its_own_variable():
+    settings = Settings.from_env({"REQUEST_DEADLINE_SECONDS": "12.5", "READ_SAMPLE_LIMIT": "11",
+                                  "READ_BYTE_LIMIT": "22", "MAX_DECODED_BYTES": "33",
+                                  "MAX_RESPONSE_BYTES": "44", "READ_QUERY_LIMIT": "55"})
+    assert Limits.from_settings(settings) == Limits(
+        deadline_seconds=12.5, sample_limit=11, byte_limit=22, max_decoded_bytes=33,
+        max_response_bytes=44, query_limit=55)
+    assert Limits.from_settings(dataclasses.replace(settings, read_query_limit=3)).query_limit == 3
+
+
+def test_a_request_context_starts_its_deadline_and_budget_from_its_limits(clock):
+    ctx = RequestContext(Limits(deadline_seconds=9, sample_limit=5, byte_limit=6), dot_all=False)
+    assert ctx.deadline.remaining() == 9
+    assert (ctx.budget.samples_left, ctx.budget.bytes_left) == (5, 6)
+    assert ctx.dot_all is False
+    assert RequestContext().dot_all is True
