@@ -14,7 +14,6 @@ import enum
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-import _re2
 import re2
 
 from chalicelib.caches import BoundedCache
@@ -75,7 +74,7 @@ class Regex:
         return self._match(_BOTH, data, 0, len(data))[0] != _NO_MATCH
 
 
-_BOTH = _re2.RE2.Anchor.ANCHOR_BOTH
+_BOTH = re2._re2.RE2.Anchor.ANCHOR_BOTH  # the extension module under every google-re2
 _NO_MATCH = (-1, -1)
 
 
