@@ -11,17 +11,18 @@ of a ``prometheus.Sample``: tag, length, 9-byte double, varint time). Memory fol
 a read stops as soon as either limit is passed, before the response is built, whatever
 the shape of the data (one huge series, huge labels, many queries).
 """
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
+from chalicelib.config import Settings
 from chalicelib.errors import BackendUnavailable, ResponseTooLarge, too_many_samples
 from chalicelib.model import Labels, Series
 
 SAMPLE_BYTES = 18
+_DEFAULTS = Settings()
 
 
 def series_bytes(labels: Labels) -> int:
@@ -98,18 +99,19 @@ class ReadBudget:
 
 
 class Limits(NamedTuple):
-    """The limits of one request (``Settings``: each names its environment variable)."""
+    """The limits of one request (``Settings``: each names its environment variable);
+    by default those of ``Settings()``."""
 
-    deadline_seconds: float = 25.0          # REQUEST_DEADLINE_SECONDS
-    sample_limit: int = 4_000_000           # READ_SAMPLE_LIMIT
-    byte_limit: int = sys.maxsize           # READ_BYTE_LIMIT
-    max_decoded_bytes: int = 32 << 20       # MAX_DECODED_BYTES
-    max_response_bytes: int = sys.maxsize   # MAX_RESPONSE_BYTES
-    query_limit: int = 64                   # READ_QUERY_LIMIT
+    deadline_seconds: float = _DEFAULTS.request_deadline_seconds  # REQUEST_DEADLINE_SECONDS
+    sample_limit: int = _DEFAULTS.read_sample_limit                # READ_SAMPLE_LIMIT
+    byte_limit: int = _DEFAULTS.read_byte_limit                    # READ_BYTE_LIMIT
+    max_decoded_bytes: int = _DEFAULTS.max_decoded_bytes           # MAX_DECODED_BYTES
+    max_response_bytes: int = _DEFAULTS.max_response_bytes         # MAX_RESPONSE_BYTES
+    query_limit: int = _DEFAULTS.read_query_limit                  # READ_QUERY_LIMIT
 
     @classmethod
-    def from_settings(cls, settings) -> "Limits":
-        """The limits ``settings`` (a ``config.Settings``) configure."""
+    def from_settings(cls, settings: Settings) -> "Limits":
+        """The limits ``settings`` configure."""
         return cls(settings.request_deadline_seconds, settings.read_sample_limit,
                    settings.read_byte_limit, settings.max_decoded_bytes,
                    settings.max_response_bytes, settings.read_query_limit)

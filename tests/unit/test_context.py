@@ -95,3 +95,26 @@ def test_a_request_context_starts_its_deadline_and_budget_from_its_limits(clock)
     assert (ctx.budget.samples_left, ctx.budget.bytes_left) == (5, 6)
     assert ctx.dot_all is False
     assert RequestContext().dot_all is True
+
+
+def test_a_call_with_time_to_spare_starts(clock):
+    Deadline(7).check(6, "the call")
+
+
+def test_the_default_limits_are_the_settings_defaults():
+    assert Limits() == Limits.from_settings(Settings())
+
+
+@pytest.mark.parametrize("labels", [
+    (("__name__", "up"),),
+    (("__name__", "m\u00e9tric"), ("job", "x" * 200), ("instance", "10.0.0.1:9100")),
+    (("__name__", "m"), *((f"label{i}", "v" * 130) for i in range(20))),
+])
+def test_series_bytes_is_the_encoded_labels_with_room_for_framing(labels):
+    """8 bytes of framing (tags and lengths) per label and 6 per
+    series, plus the UTF-8 bytes of every name and value: at least the real encoding."""
+    from chalicelib.protocol.prompb import types_pb2
+    text = "".join(name + value for name, value in labels).encode("utf-8")
+    assert context_module.series_bytes(labels) == 6 + 8 * len(labels) + len(text)
+    encoded = types_pb2.TimeSeries(labels=[types_pb2.Label(name=n, value=v) for n, v in labels])
+    assert len(encoded.SerializeToString()) + 6 <= context_module.series_bytes(labels)

@@ -163,3 +163,28 @@ def test_a_botocore_failure_that_is_no_connection_error_is_500_at_once():
                                            "credentials"):
         timestream.with_retries(call, timestream.Deadline(60), "t", attempt_seconds=7)
     assert len(calls) == 1
+
+
+def test_the_clients_never_retry_on_their_own_and_validate_nothing_locally():
+    """The store retries within the request deadline; botocore must not retry inside a call
+    (its retries would outlast the deadline) nor spend CPU validating what Timestream checks."""
+    from chalicelib.storage.timestream.client import client_config
+    config = client_config(8, 5)
+    assert config.retries == {"max_attempts": 1, "mode": "standard"}
+    assert config.max_pool_connections == 16  # two connections per write thread
+    assert config.parameter_validation is False
+    assert (config.connect_timeout, config.read_timeout) == (2, 5)
+    assert client_config(3, 4.5).max_pool_connections == 6
+    assert client_config(3, 4.5).read_timeout == 4.5
+
+
+def test_a_missing_table_named_by_the_code_as_it_arrives_on_the_wire():
+    """The code is compared by value: one parsed from a response is a new string object."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib.storage.timestream.client import error_for
+    code = "".join(["ResourceNotFound", "Exception"])
+    error = error_for(ClientError({"Error": {"Code": code, "Message": "no table"}}, "WriteRecords"),
+                      "Timestream table d.t")
+    assert isinstance(error, BackendError)
+    assert str(error).startswith("Timestream table d.t does not exist (no table): create it")

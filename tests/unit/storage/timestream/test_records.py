@@ -12,7 +12,7 @@ from chalicelib.protocol.labels import validate_labels
 from chalicelib.storage.timestream import metering, records
 from harness import workloads
 from harness.timestream.env import NOW_MS
-from tests.support import context, memory_held_after
+from tests.support import context, ESTIMATE_SLACK, memory_held_after
 
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 
@@ -160,7 +160,7 @@ def test_the_series_cache_bytes_are_the_memory_it_holds_rounded_up(monkeypatch, 
                 for name, value in labels.items()))), records._Member)
 
     held = memory_held_after(work)
-    assert held <= records._MEMBERS.bytes <= 1.3 * held
+    assert held <= records._MEMBERS.bytes <= ESTIMATE_SLACK * held
 
 
 def test_the_series_cache_counts_the_reason_a_series_is_refused(monkeypatch):
@@ -171,7 +171,7 @@ def test_the_series_cache_counts_the_reason_a_series_is_refused(monkeypatch):
                 (("__name__", f"m{i}"), ("x" * 2000 + str(i), "v")))
 
     held = memory_held_after(work)
-    assert held <= records._MEMBERS.bytes <= 1.3 * held
+    assert held <= records._MEMBERS.bytes <= ESTIMATE_SLACK * held
 
 
 def target_metric(count, value_bytes, instance, scrapes=1):
