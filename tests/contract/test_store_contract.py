@@ -148,3 +148,21 @@ def test_nothing_starts_past_the_request_deadline(store):
         list(store.read(query(0, 10, (0, "__name__", "d")), late))
     [result] = read_one(store, 0, 10, (0, "__name__", "d"))
     assert list(result.timestamps) == [1]
+
+
+@pytest.mark.parametrize("name", ["value", "value_bits", "time", "measurement", "field", "tag",
+                                  "_field", "_measurement", "measure_name", "measure_value",
+                                  "ts_x", "select", "where", "key", "name", "__name"])
+def test_a_label_any_backend_treats_specially_is_stored_and_matched_like_any(store, name):
+    """Names that InfluxQL, SQL or Timestream give a meaning are ordinary labels here."""
+    store.write([series({"__name__": "special", name: "v"}, [(1, 1.0)]),
+                 series({"__name__": "special", name: "w"}, [(1, 2.0)]),
+                 series({"__name__": "special"}, [(1, 3.0)]),
+                 # a stale marker: InfluxDB then also has a field named value_bits
+                 series({"__name__": "special", "marker": "x"}, [(20, STALE_NAN)])], context())
+    for matcher, values in [((0, name, "v"), [1.0]), ((1, name, "v"), [2.0, 3.0]),
+                            ((2, name, "v|w"), [1.0, 2.0]), ((3, name, "w"), [1.0, 3.0]),
+                            ((0, name, ""), [3.0]), ((1, name, ""), [1.0, 2.0])]:
+        found = read_one(store, 0, 10, (0, "__name__", "special"), matcher)
+        assert sorted(v for s in found for v in s.values) == values, matcher
+        assert all(dict(s.labels).get(name, "") in ("v", "w", "") for s in found)

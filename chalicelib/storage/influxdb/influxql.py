@@ -68,9 +68,15 @@ def regex_literal(pattern: str, dot_all: bool = False) -> str:
     return "/" + ("(?s)" if dot_all else "") + "^(?:" + body + ")$/"
 
 
+def tag_reference(name: str) -> str:
+    """The tag holding label ``name`` in a WHERE clause: cast to ``::tag``, because InfluxQL
+    resolves a bare name to the field when one has that name (``value``, ``value_bits``)."""
+    return identifier(stored_key(name)) + "::tag"
+
+
 def condition(matcher: Matcher) -> str:
     """The WHERE condition selecting what ``matcher`` selects (absent tag = empty value)."""
-    key = identifier(stored_key(matcher.name))
+    key = tag_reference(matcher.name)
     if matcher.type in (MatchType.EQ, MatchType.NEQ):
         literal = string_literal(stored_tag(matcher.value))
         if matcher.value and matcher.matches_empty:  # != "x" also selects an absent tag

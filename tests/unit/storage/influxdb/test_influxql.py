@@ -47,16 +47,16 @@ def test_regex_dialect_of_prometheus_3():
 
 
 @pytest.mark.parametrize("matcher,expected", [
-    ((0, "job", "api"), "\"job\" = 'api'"),
-    ((0, "job", ""), "\"job\" = ''"),
-    ((1, "job", ""), "\"job\" != ''"),
-    ((1, "job", "api"), "(\"job\" = '' OR \"job\" != 'api')"),
-    ((0, "job", "a\nb"), "\"job\" = 'base64:YQpi'"),
-    ((0, "time", "x"), "\"base64:dGltZQ\" = 'x'"),
-    ((2, "job", "a.*"), "((\"job\" != '' AND \"job\" =~ /^(?:a.*)$/) OR \"job\" =~ /^base64:/)"),
-    ((2, "job", "a|"), "(\"job\" = '' OR \"job\" =~ /^(?:a|)$/ OR \"job\" =~ /^base64:/)"),
-    ((3, "job", "a.*"), "(\"job\" = '' OR \"job\" !~ /^(?:a.*)$/ OR \"job\" =~ /^base64:/)"),
-    ((3, "job", ".*"), "((\"job\" != '' AND \"job\" !~ /^(?:.*)$/) OR \"job\" =~ /^base64:/)"),
+    ((0, "job", "api"), "\"job\"::tag = 'api'"),
+    ((0, "job", ""), "\"job\"::tag = ''"),
+    ((1, "job", ""), "\"job\"::tag != ''"),
+    ((1, "job", "api"), "(\"job\"::tag = '' OR \"job\"::tag != 'api')"),
+    ((0, "job", "a\nb"), "\"job\"::tag = 'base64:YQpi'"),
+    ((0, "time", "x"), "\"base64:dGltZQ\"::tag = 'x'"),
+    ((2, "job", "a.*"), "((\"job\"::tag != '' AND \"job\"::tag =~ /^(?:a.*)$/) OR \"job\"::tag =~ /^base64:/)"),
+    ((2, "job", "a|"), "(\"job\"::tag = '' OR \"job\"::tag =~ /^(?:a|)$/ OR \"job\"::tag =~ /^base64:/)"),
+    ((3, "job", "a.*"), "(\"job\"::tag = '' OR \"job\"::tag !~ /^(?:a.*)$/ OR \"job\"::tag =~ /^base64:/)"),
+    ((3, "job", ".*"), "((\"job\"::tag != '' AND \"job\"::tag !~ /^(?:.*)$/) OR \"job\"::tag =~ /^base64:/)"),
 ])
 def test_conditions(matcher, expected):
     assert condition(m(*matcher)) == expected
@@ -84,8 +84,8 @@ def test_sources():
 def test_select_statement():
     query = Query(1000, 2000, (m(0, "__name__", "up"), m(0, "job", "x")))
     assert select_statement(query) == (
-        "SELECT \"value\"::field, \"value_bits\"::field FROM \"up\" WHERE \"__name__\" = 'up' "
-        "AND \"job\" = 'x' AND time >= 1000000000 AND time <= 2000000000 GROUP BY *")
+        "SELECT \"value\"::field, \"value_bits\"::field FROM \"up\" WHERE \"__name__\"::tag = 'up' "
+        "AND \"job\"::tag = 'x' AND time >= 1000000000 AND time <= 2000000000 GROUP BY *")
     assert 'FROM "d"."week"."up" ' in select_statement(query, "week", "d")
     wide = select_statement(Query(-2 ** 62, 2 ** 62, (m(0, "__name__", "up"),)))
     assert "time >= -9223372036854775806 AND time <= 9223372036854775806 " in wide
