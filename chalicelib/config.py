@@ -33,6 +33,7 @@ INFLUXDB_USERNAME = "INFLUXDB_USERNAME"
 INFLUXDB_PASSWORD = "INFLUXDB_PASSWORD"
 INFLUXDB_TOKEN = "INFLUXDB_TOKEN"
 INFLUXDB_SECRET_ARN = "INFLUXDB_SECRET_ARN"  # Secrets Manager secret with a token or user/password
+INFLUXDB_MAX_BODY_BYTES = "INFLUXDB_MAX_BODY_BYTES"  # line protocol per /write, under max-body-size
 
 BACKENDS = ("sqlite", "timestream", "influxdb")
 AUTH_MODES = ("basic", "role")
@@ -70,6 +71,8 @@ class Settings:
     influxdb_password: str = field(default="", repr=False)
     influxdb_token: str = field(default="", repr=False)
     influxdb_secret_arn: str = ""
+    # influxd 1.x refuses bodies over its max-body-size (default 25 MB) by resetting the upload.
+    influxdb_max_body_bytes: int = 10_000_000
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -115,6 +118,8 @@ class Settings:
             influxdb_password=env.get(INFLUXDB_PASSWORD, ""),
             influxdb_token=get(INFLUXDB_TOKEN, ""),
             influxdb_secret_arn=get(INFLUXDB_SECRET_ARN, ""),
+            influxdb_max_body_bytes=_positive_int(env, INFLUXDB_MAX_BODY_BYTES,
+                                                  defaults.influxdb_max_body_bytes),
         )
 
 

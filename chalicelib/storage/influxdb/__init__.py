@@ -51,4 +51,4 @@ def store_for_request(settings: Settings, headers: Mapping[str, str]) -> InfluxD
                      settings.influxdb_retention_policy])
     return _STORES.get_or_make(key, lambda: InfluxDBStore(InfluxClient(
         settings.influxdb_url, settings.influxdb_database, settings.influxdb_retention_policy,
-        credentials)))
+        credentials), max_body_bytes=settings.influxdb_max_body_bytes))

@@ -153,11 +153,19 @@ class LineEncoder:
                     yield f"{key} {field_text(value)} {timestamp}"
 
 
-def batches(series: Sequence[Series], encoder: LineEncoder,
-            max_lines: int) -> Iterator[List[str]]:
-    """The samples of ``series`` as lists of at most ``max_lines`` lines."""
-    lines = encoder.lines(series)
-    batch = list(itertools.islice(lines, max_lines))
-    while batch:
+def batches(series: Sequence[Series], encoder: LineEncoder, max_lines: int,
+            max_bytes: int) -> Iterator[List[bytes]]:
+    """The samples of ``series`` as lists of UTF-8 lines, each list at most ``max_lines``
+    lines and, joined by newlines, at most ``max_bytes`` bytes; a line longer than that
+    comes alone (it can never be sent)."""
+    batch: List[bytes] = []
+    size = -1  # the newlines between lines: one fewer than the lines
+    for line in encoder.lines(series):
+        data = line.encode("utf-8")
+        if batch and (len(batch) == max_lines or size + 1 + len(data) > max_bytes):
+            yield batch
+            batch, size = [], -1
+        batch.append(data)
+        size += 1 + len(data)
+    if batch:
         yield batch
-        batch = list(itertools.islice(lines, max_lines))

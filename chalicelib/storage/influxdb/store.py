@@ -2,8 +2,9 @@
 
 InfluxDB 1.x serves ``/write`` (line protocol) and ``/query`` (InfluxQL); 2.x and
 3.x serve the same endpoints for a database/retention-policy mapped to a bucket
-(DBRP). Writes: series -> line protocol (``line_protocol``), gzip, batches of
-``batch_lines`` lines, each retried on transient failures (``retry``) until the
+(DBRP). Writes: series -> line protocol (``line_protocol``), gzip, batches of at most
+``batch_lines`` lines and ``max_body_bytes`` bytes (under the server's max-body-size; a line
+that can never fit is refused, never sent), each retried on transient failures (``retry``) until the
 request deadline, then 503. A 400 "partial write" means InfluxDB stored
 the rest and dropped ``dropped=N`` points it can never store: counted as rejected.
 Reads: query -> InfluxQL (``influxql``), chunked JSON streamed and charged to the
@@ -14,6 +15,7 @@ import logging
 import re
 from typing import Dict, List, Optional, Tuple
 
+from chalicelib.config import Settings
 from chalicelib.context import SAMPLE_BYTES, RequestContext, series_bytes
 from chalicelib.errors import BackendError, ConnectorError
 from chalicelib.matchers import matches_all
@@ -35,6 +37,13 @@ REASON_CHARS = 300
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
+def too_long(line: bytes, max_bytes: int) -> str:
+    """Why a line is refused without being sent: it alone is over ``max_bytes``."""
+    series = line.split(b" ", 1)[0].decode("utf-8", "replace")  # measurement and tags
+    return (f"InfluxDB cannot take a {len(line)}-byte line, over INFLUXDB_MAX_BODY_BYTES "
+            f"({max_bytes}): {series[:REASON_CHARS]}")
+
+
 def dropped_points(text: str, lines: int) -> int:
     """How many points of a batch a 400 answer says were not stored: the lines it could
     not parse plus the points it dropped (InfluxDB 1.x: ``partial write: unable to parse
@@ -46,9 +55,11 @@ def dropped_points(text: str, lines: int) -> int:
 class InfluxDBStore:
     """Store on an InfluxDB reached through ``client``."""
 
-    def __init__(self, client: InfluxClient, batch_lines: int = BATCH_LINES, create_database: bool = True) -> None:
+    def __init__(self, client: InfluxClient, batch_lines: int = BATCH_LINES,
+                 max_body_bytes: int = Settings.influxdb_max_body_bytes, create_database: bool = True) -> None:
         self.client = client
         self.batch_lines = batch_lines
+        self.max_body_bytes = max_body_bytes
         self.encoder = LineEncoder()
         if create_database and not client.retention_policy:
             self._create_database()
@@ -68,9 +79,13 @@ class InfluxDBStore:
         good are counted as rejected."""
         total = rejected = 0
         reasons: List[str] = []
-        for batch in batches(series, self.encoder, self.batch_lines):
+        for batch in batches(series, self.encoder, self.batch_lines, self.max_body_bytes):
             total += len(batch)
-            lines = "\n".join(batch).encode("utf-8")
+            lines = b"\n".join(batch)
+            if len(lines) > self.max_body_bytes:  # one line, too long to send
+                rejected += 1
+                reasons.append(too_long(batch[0], self.max_body_bytes))
+                continue
             # Equivalent mutants only: every level decompresses to the same lines (1: fastest).
             body = gzip.compress(lines, compresslevel=1)  # pragma: no mutate
             ctx.deadline.check(MIN_ATTEMPT_SECONDS, "InfluxDB write")
@@ -93,6 +108,9 @@ class InfluxDBStore:
             return None
         if status == 400:
             return text
+        if status == 413:  # the server's max-body-size is below max_body_bytes
+            return (f"HTTP 413 ({text}): the request was larger than InfluxDB's max-body-size; "
+                    "set INFLUXDB_MAX_BODY_BYTES below it")
         raise http_error(status, text, "write", self.client.credentials)
 
     def read(self, query: Query, ctx: RequestContext) -> List[Series]:

@@ -97,11 +97,11 @@ def test_other_statuses_say_what_influxdb_said_in_at_most_300_characters():
 def test_an_error_answer_is_quoted_whatever_its_shape(influx_server, body, said):
     proxy = FaultProxy(influx_server.url)
     try:
-        proxy.status, proxy.fail, proxy.body = 413, 2, body
+        proxy.status, proxy.fail, proxy.body = 422, 2, body
         store = fresh_store(influx_server, url=proxy.url)
         with pytest.raises(BackendError) as raised:
             store.write([Series((("__name__", "m"),), [1], [1.0])], context())
-        assert str(raised.value) == f"InfluxDB refused the write (HTTP 413): {said}"
+        assert str(raised.value) == f"InfluxDB refused the write (HTTP 422): {said}"
     finally:
         proxy.stop()
 

@@ -122,7 +122,19 @@ def test_any_2xx_answer_means_success(proxied, status):
     assert read_timestamps(store, "ok") == []  # what a 2xx answer holds: here no series
 
 
-@pytest.mark.parametrize("status", [300, 413, 422])
+def test_a_body_over_the_servers_max_body_size_is_refused_once_not_retried(proxied):
+    """413: InfluxDB takes no request this large; retrying cannot help, and the answer says
+    which setting to lower."""
+    proxy, store = proxied
+    proxy.status, proxy.fail, proxy.requests = 413, 1, 0
+    result = store.write(series("large", [1, 2]), context())
+    assert (result.stored, result.rejected, proxy.requests) == (0, 2, 1)
+    assert result.reasons == ("InfluxDB did not store 2 of 2 points: HTTP 413 (injected): the "
+                              "request was larger than InfluxDB's max-body-size; set "
+                              "INFLUXDB_MAX_BODY_BYTES below it",)
+
+
+@pytest.mark.parametrize("status", [300, 422])
 def test_other_refusals_are_a_5xx_that_says_so(proxied, status):
     from chalicelib.errors import BackendError
     proxy, store = proxied

@@ -373,3 +373,32 @@ def test_each_attempt_waits_at_most_its_timeout_and_never_past_the_deadline(infl
     assert [name for name, _ in timeouts] == ["query", "write", "query"]
     assert timeouts[0] == ("query", 4.0)  # CREATE DATABASE, before any request's deadline
     assert all(4.0 < timeout <= 5.0 for _, timeout in timeouts[1:])
+
+
+def test_a_series_with_huge_labels_goes_in_requests_bounded_in_bytes(influx_server, monkeypatch):
+    """60 KB of labels x 1 000 samples is 60 MB of line protocol: several requests, each under
+    the bound, none refused by influxd's max-body-size (25 MB) and none retried."""
+    store = fresh_store(influx_server, max_body_bytes=8_000_000)
+    sizes = []
+    original = influxdb.InfluxClient.write
+
+    def spy(self, body, timeout):
+        sizes.append(len(gzip.decompress(body)))
+        return original(self, body, timeout)
+
+    monkeypatch.setattr(influxdb.InfluxClient, "write", spy)
+    big = labels(__name__="huge", blob="x" * 60_000)
+    assert store.write([Series(big, list(range(1000)), [1.0] * 1000)], context()).stored == 1000
+    assert len(sizes) == 8 and all(7_000_000 < size <= 8_000_000 for size in sizes[:-1])
+    [found] = list(store.read(query((0, "__name__", "huge")), context()))
+    assert list(found.timestamps) == list(range(1000))
+
+
+def test_a_line_that_can_never_fit_is_refused_naming_it_and_the_rest_stored(influx_server):
+    store = fresh_store(influx_server, max_body_bytes=50_000)
+    result = store.write([Series(labels(__name__="huge", blob="x" * 60_000), [1], [1.0]),
+                          Series(labels(__name__="small"), [1], [2.0])], context())
+    assert (result.stored, result.rejected) == (1, 1)
+    assert result.reasons[0].startswith("InfluxDB cannot take a 60036-byte line, over "
+                                        "INFLUXDB_MAX_BODY_BYTES (50000): huge,__name__=huge,blob=")
+    assert [s.values[0] for s in store.read(query((0, "__name__", "small")), context())] == [2.0]
