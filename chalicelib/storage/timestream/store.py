@@ -16,12 +16,16 @@ from chalicelib.context import Deadline, RequestContext
 from chalicelib.errors import (BackendUnavailable, ConnectorError, CredentialsFailed, Forbidden,
                                Unauthorized)
 from chalicelib.model import Query, Series, WriteResult, describe, sample_count
-from chalicelib.storage.timestream.client import with_retries
+from chalicelib.retry import Transient
+from chalicelib.storage.timestream.client import classified, with_retries
 from chalicelib.storage.timestream.records import Batch, Rejected, build_batches, split_batch
 
 LOG = logging.getLogger(__name__)
 
 TABLE_FACTS_TTL_SECONDS = 300.0  # retention changes are rare; Timestream judges meanwhile
+# After a failed DescribeTable (throttled: the account's 5 List/Describe calls a second are
+# shared by every instance and tool; denied; down), the next try waits this long.
+TABLE_FACTS_RETRY_SECONDS = 60.0
 CONFLICT = "already exists"
 
 
@@ -118,24 +122,30 @@ class TimestreamStore:
 
     def table_facts(self, deadline: Deadline) -> Optional[TableFacts]:
         """Retention and magnetic-store writes of the table (DescribeTable, cached); None if
-        they cannot be read (then Timestream alone judges the times)."""
+        they cannot be read, and then Timestream alone judges the times. An optional lookup
+        never holds data back: one attempt, never retried, none when it cannot finish with
+        time left for the write, and after a failure none for TABLE_FACTS_RETRY_SECONDS."""
         fetched, facts = self._facts
-        if time.monotonic() - fetched < TABLE_FACTS_TTL_SECONDS:
+        fresh_for = TABLE_FACTS_TTL_SECONDS if facts else TABLE_FACTS_RETRY_SECONDS
+        if time.monotonic() - fetched < fresh_for:
+            return facts
+        if deadline.remaining() < 2 * self.call_seconds:  # the write comes first
             return facts
         try:
-            deadline.check(self.call_seconds, f"DescribeTable of {self.what}")
-            table = with_retries(lambda: self.write_client.describe_table(
-                DatabaseName=self.database, TableName=self.table), deadline, self.what,
-                self.call_seconds)["Table"]
+            table = classified(lambda: self.write_client.describe_table(
+                DatabaseName=self.database, TableName=self.table), self.what)(
+                    self.call_seconds)["Table"]
             retention = table["RetentionProperties"]  # API_DescribeTable: always set
             facts = TableFacts(
                 float(retention["MemoryStoreRetentionPeriodInHours"]),
                 bool(table.get("MagneticStoreWriteProperties", {})
                      .get("EnableMagneticStoreWrites", False)),
                 float(retention["MagneticStoreRetentionPeriodInDays"]))
-        except Forbidden as exc:
-            LOG.warning("cannot read the table's retention (%s): Timestream alone will judge "
-                        "sample times; grant timestream:DescribeTable (make policies)", exc)
+        except (ConnectorError, Transient) as exc:
+            hint = (" grant timestream:DescribeTable (make policies);"
+                    if isinstance(exc, Forbidden) else "")
+            LOG.warning("cannot read the table's retention (%s): Timestream alone judges sample "
+                        "times;%s next try in %.0f s", exc, hint, TABLE_FACTS_RETRY_SECONDS)
             facts = None
         self._facts = (time.monotonic(), facts)
         return facts

@@ -425,12 +425,44 @@ def test_a_changed_retention_is_used_once_the_cached_table_facts_are_5_minutes_o
     assert len(env.wire.records()) == 1
 
 
-def test_no_describe_table_starts_unless_it_can_finish_before_the_deadline(env):
-    with pytest.raises(BackendUnavailable, match="DescribeTable of Timestream table "
-                                                 "PrometheusDatabase.PrometheusMetricsTable not "
-                                                 "started"):
-        env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context(deadline_seconds=6.5))
-    assert env.wire.records() == []
+def test_no_describe_table_starts_unless_the_write_would_still_fit_after_it(env):
+    """With time for one call only, the write goes first: the optional lookup is skipped."""
+    calls = FaultInjector(env.write_client, "DescribeTable", [])
+    result = env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])],
+                             context(deadline_seconds=2 * env.store.call_seconds - 0.5))
+    assert result.stored == 1 and calls.calls == 0
+    env.store.write([series({"__name__": "m"}, [(NOW_MS - 1, 1.0)])],
+                    context(deadline_seconds=2 * env.store.call_seconds + 0.5))
+    assert calls.calls == 1
+
+
+def test_writes_go_on_under_a_throttled_describe_table_which_is_tried_once_a_minute(
+        env, monkeypatch, caplog):
+    """The account's 5 List/Describe calls a second are shared by every instance: throttled,
+    the lookup is tried once, never retried, and not again for a minute; data is stored."""
+    clock = [0.0]
+    monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
+    throttled = FaultInjector(env.write_client, "DescribeTable",
+                              [(400, "ThrottlingException")] * 10 ** 6)
+    for i in range(5):
+        clock[0] += 11.0
+        result = env.store.write([series({"__name__": "m"}, [(NOW_MS - i, 1.0)])], context())
+        assert result.stored == 1
+    assert throttled.calls == 1  # at 11 s; the next try is due at 71 s
+    clock[0] = 70.9
+    env.store.write([series({"__name__": "m"}, [(NOW_MS - 10, 1.0)])], context())
+    assert throttled.calls == 1
+    clock[0] = 71.0
+    env.store.write([series({"__name__": "m"}, [(NOW_MS - 11, 1.0)])], context())
+    assert throttled.calls == 2 and len(env.wire.records()) == 7
+    assert "Timestream alone judges sample times; next try in 60 s" in caplog.text
+
+
+@pytest.mark.parametrize("fault", [(500, "InternalServerException"), (403, "AccessDeniedException"),
+                                   (404, "ResourceNotFoundException")])
+def test_a_failing_describe_table_never_fails_the_write(env, fault):
+    FaultInjector(env.write_client, "DescribeTable", [fault])
+    assert env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context()).stored == 1
 
 
 def test_a_refused_record_in_a_call_of_two_is_isolated(env, monkeypatch):
