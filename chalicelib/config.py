@@ -22,7 +22,11 @@ DEFAULT_TABLE = "DEFAULT_TABLE"              # Timestream table
 AUTH_MODE = "AUTH_MODE"                      # "basic" (keys from Prometheus) or "role"
 AWS_REGION = "AWS_REGION"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
-TIMESTREAM_ENDPOINT_URL = "TIMESTREAM_ENDPOINT_URL"  # e.g. a moto server; skips discovery
+TIMESTREAM_ENDPOINT_URL = "TIMESTREAM_ENDPOINT_URL"  # both APIs, e.g. a moto server; no discovery
+# Timestream serves ingest and query on separate endpoints (ingest-cellN / query-cellN, and a
+# VPC interface endpoint for each): each may be set on its own; it wins over the one above.
+TIMESTREAM_WRITE_ENDPOINT_URL = "TIMESTREAM_WRITE_ENDPOINT_URL"
+TIMESTREAM_QUERY_ENDPOINT_URL = "TIMESTREAM_QUERY_ENDPOINT_URL"
 WRITE_CONCURRENCY = "WRITE_CONCURRENCY"      # parallel WriteRecords calls per credential
 REQUEST_DEADLINE_SECONDS = "REQUEST_DEADLINE_SECONDS"  # finish before the Lambda timeout
 # InfluxDB backend (STORAGE_BACKEND=influxdb). Not set in the `local` stage, so the shell's win.
@@ -61,7 +65,9 @@ class Settings:
     table: str = "PrometheusMetricsTable"
     auth_mode: str = "basic"
     region: Optional[str] = None
-    endpoint_url: Optional[str] = None
+    endpoint_url: Optional[str] = None  # both APIs
+    write_endpoint_url: Optional[str] = None
+    query_endpoint_url: Optional[str] = None
     write_concurrency: int = 8
     request_deadline_seconds: float = 25.0
     influxdb_url: str = "http://127.0.0.1:8086"
@@ -108,6 +114,8 @@ class Settings:
             auth_mode=auth_mode,
             region=get(AWS_REGION, get(AWS_DEFAULT_REGION, "")) or None,
             endpoint_url=get(TIMESTREAM_ENDPOINT_URL, "") or None,
+            write_endpoint_url=get(TIMESTREAM_WRITE_ENDPOINT_URL, "") or None,
+            query_endpoint_url=get(TIMESTREAM_QUERY_ENDPOINT_URL, "") or None,
             write_concurrency=_positive_int(env, WRITE_CONCURRENCY, defaults.write_concurrency),
             request_deadline_seconds=float(
                 get(REQUEST_DEADLINE_SECONDS, str(defaults.request_deadline_seconds))),

@@ -36,7 +36,8 @@ def store_for_request(settings: Settings, headers: Mapping[str, str],
 def store_for(settings: Settings, credentials: Optional[Credentials]) -> TimestreamStore:
     """A Timestream store using ``credentials`` (None: the Lambda's own role)."""
     key = "\0".join([credentials.cache_key() if credentials else "role", settings.database,
-                     settings.table, settings.region or "", settings.endpoint_url or ""])
+                     settings.table, settings.region or "", settings.endpoint_url or "",
+                     settings.write_endpoint_url or "", settings.query_endpoint_url or ""])
     return _STORES.get_or_make(key, lambda: build(settings, credentials))
 
 
@@ -55,13 +56,15 @@ def build(settings: Settings, credentials: Optional[Credentials]) -> TimestreamS
         aws_session_token=credentials.session_token if credentials else None,
         region_name=settings.region)
 
-    def client(name: str, read_timeout: float):
-        return session.client(name, endpoint_url=settings.endpoint_url,
+    def client(name: str, endpoint_url: Optional[str], read_timeout: float):
+        # No endpoint: boto3 discovers the account's cell (DescribeEndpoints).
+        return session.client(name, endpoint_url=endpoint_url or settings.endpoint_url,
                               config=client_config(settings.write_concurrency, read_timeout))
 
-    write_client = client("timestream-write", WRITE_READ_TIMEOUT_SECONDS)
+    write_client = client("timestream-write", settings.write_endpoint_url,
+                          WRITE_READ_TIMEOUT_SECONDS)
     query_timeout = query_read_timeout(settings.request_deadline_seconds)
-    query_client = client("timestream-query", query_timeout)
+    query_client = client("timestream-query", settings.query_endpoint_url, query_timeout)
     # One pool per credential: calls that hang or fail with one key never hold the
     # threads another key's writes need.
     executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,

@@ -73,3 +73,30 @@ def test_writes_hanging_with_one_key_do_not_hold_the_threads_of_another(monkeypa
             for future in hanging:
                 future.result()
     assert elapsed < 10  # on one shared pool it waits for the stuck calls (30 s)
+
+
+def test_ingest_and_query_each_have_their_own_endpoint():
+    """Timestream serves ingest and query on separate endpoints (and VPC interface endpoints):
+    each can be named; the one endpoint for both stays for emulators; none means discovery."""
+    both = dataclasses.replace(SETTINGS, endpoint_url="http://emulator:1")
+    split = dataclasses.replace(both, write_endpoint_url="https://ingest-cell1.example",
+                                query_endpoint_url="https://query-cell1.example")
+    store = timestream.store_for(split, Credentials("AKID", "split"))
+    assert store.write_client.meta.endpoint_url == "https://ingest-cell1.example"
+    assert store.reader.runner.client.meta.endpoint_url == "https://query-cell1.example"
+    store = timestream.store_for(dataclasses.replace(both, query_endpoint_url="https://q.example"),
+                                 Credentials("AKID", "query only"))
+    assert store.write_client.meta.endpoint_url == "http://emulator:1"
+    assert store.reader.runner.client.meta.endpoint_url == "https://q.example"
+    discovered = timestream.store_for(dataclasses.replace(SETTINGS, endpoint_url=None),
+                                      Credentials("AKID", "discovered"))
+    assert discovered.write_client.meta.endpoint_url.startswith("https://ingest.timestream.")
+
+
+def test_endpoints_come_from_their_own_variables():
+    settings = Settings.from_env({"TIMESTREAM_ENDPOINT_URL": "http://e:1",
+                                  "TIMESTREAM_WRITE_ENDPOINT_URL": "https://w",
+                                  "TIMESTREAM_QUERY_ENDPOINT_URL": "https://q"})
+    assert (settings.endpoint_url, settings.write_endpoint_url, settings.query_endpoint_url) == \
+        ("http://e:1", "https://w", "https://q")
+    assert Settings.from_env({}).write_endpoint_url is None
