@@ -119,7 +119,20 @@ class TimestreamQueryRunner:
 
 def measures_of(page: dict) -> List[Measure]:
     """The measures in one page of SHOW MEASURES: columns ``measure_name``, ``data_type``
-    and ``dimensions``, an array of rows (``dimension_name``, ``data_type``)."""
+    and ``dimensions``, an array of rows (``dimension_name``, ``data_type``). An answer of
+    another shape is a BackendError naming its columns (no AWS page documents this one)."""
+    try:
+        return _measures_of(page)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+        columns = [c.get("Name") if isinstance(c, dict) else c
+                   for c in page.get("ColumnInfo", [])]
+        raise BackendError(
+            f"Timestream's SHOW MEASURES answer has a shape this connector does not know "
+            f"(columns {columns}; {type(exc).__name__}: {exc}): expected measure_name, "
+            "data_type and dimensions (an array of dimension_name, data_type)") from None
+
+
+def _measures_of(page: dict) -> List[Measure]:
     columns = page.get("ColumnInfo", [])
     names = [c["Name"] for c in columns]
     result = []

@@ -30,14 +30,15 @@ CONFLICT = "already exists"
 
 
 def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
-    """The records Timestream rejected, with its reasons. "Already exists" is a sample
-    whose value differs from the one stored for that series and time (an identical
-    re-write is accepted): a duplicate sample, counted like the others."""
+    """The records Timestream rejected, with its reasons. A rejection carrying
+    ``ExistingVersion`` (the documented signal; the reason text varies, "already exists" is
+    the fallback) is a sample whose value differs from the one stored for that series and
+    time (an identical re-write is accepted): a duplicate sample, counted like the others."""
     result = []
     for rejection in rejections:
         reason = rejection.get("Reason", "rejected")
         labels = batch.labels[rejection["RecordIndex"]]
-        if CONFLICT in reason:
+        if "ExistingVersion" in rejection or CONFLICT in reason:
             reason = ("duplicate sample for timestamp: Timestream holds a different value for "
                       f"this series and time ({reason})")
         else:

@@ -263,3 +263,22 @@ def test_show_measures_rows_are_read_by_column_and_field_name():
     assert measures_of(page) == [Measure("up", "double", frozenset({"job"})),
                                  Measure("n", "bigint", frozenset())]
     assert measures_of({"QueryId": "q", "Rows": [], "ColumnInfo": [], "NextToken": "t"}) == []
+
+
+@pytest.mark.parametrize("columns,row", [
+    ([{"Name": "measure", "Type": {"ScalarType": "VARCHAR"}}], [{"ScalarValue": "up"}]),
+    ([{"Name": "measure_name", "Type": {"ScalarType": "VARCHAR"}},
+      {"Name": "data_type", "Type": {"ScalarType": "VARCHAR"}},
+      {"Name": "dimensions", "Type": {"ScalarType": "VARCHAR"}}],
+     [{"ScalarValue": "up"}, {"ScalarValue": "double"}, {"ScalarValue": "job"}]),
+])
+def test_a_show_measures_answer_of_another_shape_is_a_500_naming_its_columns(columns, row):
+    from chalicelib.storage.timestream.reader import measures_of
+    with pytest.raises(BackendError) as raised:
+        measures_of({"ColumnInfo": columns, "Rows": [{"Data": row}]})
+    message = str(raised.value)
+    assert message.startswith("Timestream's SHOW MEASURES answer has a shape this connector does "
+                              f"not know (columns {[c['Name'] for c in columns]}; ")
+    assert message.endswith("expected measure_name, data_type and dimensions (an array of "
+                            "dimension_name, data_type)")
+    assert raised.value.status == 500

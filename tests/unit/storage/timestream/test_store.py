@@ -479,3 +479,20 @@ def test_a_refused_record_in_a_call_of_two_is_isolated(env, monkeypatch):
 # target and, for one scrape, the time) is metered exactly 1 KiB or 1 byte more, the bytes its
 # records take in a call shared with other metrics (16 + name + labels but job and instance
 # each), and the calls made with one more metric of that target.
+
+
+def test_a_conflict_is_known_by_its_existing_version_whatever_the_reason_says(env):
+    """RejectedRecord.ExistingVersion is AWS's documented signal; reason texts vary (e.g. "The
+    record version 2 is lower than the existing version 3")."""
+    rejected = [{"RecordIndex": 0, "ExistingVersion": 3,
+                 "Reason": "The record version 2 is lower than the existing version 3."},
+                {"RecordIndex": 1, "Reason": "A record already exists with the same time"}]
+    FaultInjector(env.write_client, "WriteRecords", [(419, "RejectedRecordsException")],
+                  extra={"RejectedRecords": rejected})
+    result = env.store.write([series({"__name__": "a"}, [(NOW_MS, 1.0)]),
+                              series({"__name__": "b"}, [(NOW_MS, 2.0)])], context())
+    assert (result.stored, result.rejected) == (0, 2)
+    assert result.reasons[0].startswith("a{}: duplicate sample for timestamp: Timestream holds "
+                                        "a different value for this series and time (The record "
+                                        "version 2 is lower")
+    assert result.reasons[1].startswith("b{}: duplicate sample for timestamp")
