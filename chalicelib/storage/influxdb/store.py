@@ -56,27 +56,40 @@ class InfluxDBStore:
     """Store on an InfluxDB reached through ``client``."""
 
     def __init__(self, client: InfluxClient, batch_lines: int = BATCH_LINES,
-                 max_body_bytes: int = Settings.influxdb_max_body_bytes, create_database: bool = True) -> None:
+                 max_body_bytes: int = Settings.influxdb_max_body_bytes,
+                 create_database: bool = True) -> None:
         self.client = client
         self.batch_lines = batch_lines
         self.max_body_bytes = max_body_bytes
         self.encoder = LineEncoder()
-        if create_database and not client.retention_policy:
-            self._create_database()
+        # Still to create: tried now, and again before each write while InfluxDB cannot be
+        # reached (a connector started before its InfluxDB must not answer "database not
+        # found" until a restart).
+        self._create_pending = create_database and not client.retention_policy
+        self._create_database(CREATE_DATABASE_TIMEOUT_SECONDS)
 
-    def _create_database(self) -> None:
+    def _create_database(self, timeout: float) -> None:
         """CREATE DATABASE (idempotent in 1.x) when the credentials allow; else carry on."""
+        if not self._create_pending:
+            return
         statement = f"CREATE DATABASE {identifier(self.client.database)}"
         try:
-            for result in self.client.query(statement, CREATE_DATABASE_TIMEOUT_SECONDS):
+            for result in self.client.query(statement, timeout):
                 if "error" in result:
                     LOG.info("could not create database: %s", result["error"])
-        except (ConnectorError, Transient) as exc:
+        except Transient as exc:  # unreachable: try again before the next write
             LOG.info("could not create database %s: %s", self.client.database, exc)
+            return
+        except ConnectorError as exc:
+            LOG.info("could not create database %s: %s", self.client.database, exc)
+        self._create_pending = False
 
     def write(self, series: List[Series], ctx: RequestContext) -> WriteResult:
         """Store every sample within the request's deadline; samples InfluxDB drops for
         good are counted as rejected."""
+        if self._create_pending and ctx.deadline.remaining() > 2 * MIN_ATTEMPT_SECONDS:
+            self._create_database(min(CREATE_DATABASE_TIMEOUT_SECONDS,
+                                      ctx.deadline.remaining() / 2))
         total = rejected = 0
         reasons: List[str] = []
         for batch in batches(series, self.encoder, self.batch_lines, self.max_body_bytes):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BackendUnavailable, BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.protocol import codec
@@ -402,3 +402,26 @@ def test_a_line_that_can_never_fit_is_refused_naming_it_and_the_rest_stored(infl
     assert result.reasons[0].startswith("InfluxDB cannot take a 60036-byte line, over "
                                         "INFLUXDB_MAX_BODY_BYTES (50000): huge,__name__=huge,blob=")
     assert [s.values[0] for s in store.read(query((0, "__name__", "small")), context())] == [2.0]
+
+
+def test_a_connector_started_before_influxdb_creates_the_database_once_it_is_up(
+        influx_server, caplog):
+    """InfluxDB down at the first request: that write is a 503 (Prometheus retries); the
+    database is created before the first write once InfluxDB answers, not after a restart."""
+    from harness.influxd import FaultProxy
+    caplog.set_level(logging.INFO, logger="chalicelib")
+    proxy = FaultProxy(influx_server.url)
+    try:
+        proxy.status, proxy.fail = 503, 10 ** 6  # InfluxDB down
+        store = fresh_store(influx_server, url=proxy.url)
+        with pytest.raises(BackendUnavailable):
+            store.write([Series(labels(__name__="late"), [1], [1.0])],
+                        context(deadline_seconds=2.0))
+        proxy.fail = 0  # InfluxDB up
+        assert store.write([Series(labels(__name__="late"), [2], [2.0])], context()).stored == 1
+        [found] = list(store.read(query((0, "__name__", "late")), context()))
+        assert list(found.timestamps) == [2]
+        created = [r for r in caplog.records if "could not create database" in r.getMessage()]
+        assert len(created) == 2  # at start and before the first write; then created
+    finally:
+        proxy.stop()
