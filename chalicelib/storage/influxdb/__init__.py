@@ -2,8 +2,8 @@
 
 A store (its HTTP client) per credential, cached in a bounded LRU keyed by a digest of
 the credentials. The credentials are Prometheus's basic_auth (AUTH_MODE=basic), else the
-connector's own: a Secrets Manager secret (fetched once per container), else the
-environment.
+connector's own: a Secrets Manager secret (kept 5 minutes, fetched again as soon as
+InfluxDB refuses it), else the environment.
 """
 import threading
 from typing import Mapping
@@ -23,7 +23,7 @@ _secrets = None
 
 def credentials_for(settings: Settings, headers: Mapping[str, str]) -> InfluxCredentials:
     """Prometheus's basic_auth (AUTH_MODE=basic), else the connector's own credentials:
-    the Secrets Manager secret (fetched once per container), else the environment."""
+    the Secrets Manager secret (``credentials.SecretCache``), else the environment."""
     global _secrets
     if settings.auth_mode == "basic":
         return influxdb_credentials.from_request(headers)
@@ -51,4 +51,12 @@ def store_for_request(settings: Settings, headers: Mapping[str, str]) -> InfluxD
                      settings.influxdb_retention_policy])
     return _STORES.get_or_make(key, lambda: InfluxDBStore(InfluxClient(
         settings.influxdb_url, settings.influxdb_database, settings.influxdb_retention_policy,
-        credentials), max_body_bytes=settings.influxdb_max_body_bytes))
+        credentials, on_refused=lambda: _forget_secret(settings)),
+        max_body_bytes=settings.influxdb_max_body_bytes))
+
+
+def _forget_secret(settings: Settings) -> None:
+    """InfluxDB refused the connector's credentials: a secret is fetched again next time
+    (it may have been rotated)."""
+    if _secrets is not None and settings.influxdb_secret_arn and settings.auth_mode != "basic":
+        _secrets.forget(settings.influxdb_secret_arn)

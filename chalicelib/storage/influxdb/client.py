@@ -12,7 +12,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Dict, Iterator, Tuple
+from typing import Callable, Dict, Iterator, Tuple
 
 from chalicelib.errors import BackendError, Forbidden, Unauthorized
 from chalicelib.retry import Transient
@@ -54,11 +54,13 @@ class InfluxClient:
     """The two v1 endpoints, with the connector's credentials on every request."""
 
     def __init__(self, url: str, database: str, retention_policy: str = "",
-                 credentials: InfluxCredentials = InfluxCredentials()) -> None:
+                 credentials: InfluxCredentials = InfluxCredentials(),
+                 on_refused: Callable[[], None] = lambda: None) -> None:
         self.url = url.rstrip("/")
         self.database = database
         self.retention_policy = retention_policy
         self.credentials = credentials
+        self.on_refused = on_refused  # InfluxDB answered 401/403 to these credentials
 
     def _open(self, path: str, params: Dict[str, str], body: bytes, headers: Dict[str, str],
               timeout: float):
@@ -70,6 +72,8 @@ class InfluxClient:
             response = urllib.request.urlopen(request, timeout=timeout)
             return response.status, response
         except urllib.error.HTTPError as err:
+            if err.code in (401, 403):
+                self.on_refused()
             return err.code, err
         except TRANSIENT_ERRORS as exc:
             reason = getattr(exc, "reason", None) or exc

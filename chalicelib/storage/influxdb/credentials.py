@@ -2,7 +2,8 @@
 
 - ``AUTH_MODE=role`` (the default with ``STORAGE_BACKEND=influxdb``): the connector's
   own credentials: the AWS Secrets Manager secret named by ``INFLUXDB_SECRET_ARN``
-  (fetched once per container), else ``INFLUXDB_TOKEN``, else
+  (kept SECRET_MAX_AGE_SECONDS, and fetched again as soon as InfluxDB refuses it: a
+  rotated password is picked up without a cold start), else ``INFLUXDB_TOKEN``, else
   ``INFLUXDB_USERNAME``/``INFLUXDB_PASSWORD``, else none (an InfluxDB without auth).
 - ``AUTH_MODE=basic``: Prometheus's ``basic_auth`` is passed through to InfluxDB
   (username and password; for InfluxDB 2.x/3.x tokens, any username and the token
@@ -17,7 +18,8 @@ import base64
 import hashlib
 import json
 import threading
-from typing import Dict, Mapping, NamedTuple
+import time
+from typing import Dict, Mapping, NamedTuple, Tuple
 
 from chalicelib.auth import credentials_from_headers
 from chalicelib.errors import BackendError, Unauthorized
@@ -67,22 +69,34 @@ def from_secret_string(text: str, arn: str) -> InfluxCredentials:
                        f"(keys: {sorted(secret)})")
 
 
+#: How long a fetched secret is used before it is fetched again (a rotation takes effect
+#: within this long even if InfluxDB still takes the old password meanwhile).
+SECRET_MAX_AGE_SECONDS = 300.0
+
+
 class SecretCache:
-    """Secrets fetched once per container (per ARN); a failed fetch is not cached."""
+    """Secrets by ARN, each kept SECRET_MAX_AGE_SECONDS or until ``forget``; a failed fetch
+    is not cached."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._secrets: Dict[str, InfluxCredentials] = {}
+        self._secrets: Dict[str, Tuple[float, InfluxCredentials]] = {}
 
     def get(self, arn: str, client_factory) -> InfluxCredentials:
+        """The secret's credentials, fetched if not kept or kept too long."""
         with self._lock:
-            cached = self._secrets.get(arn)
-        if cached is not None:
+            fetched, cached = self._secrets.get(arn, (0.0, None))
+        if cached is not None and time.monotonic() - fetched < SECRET_MAX_AGE_SECONDS:
             return cached
         credentials = fetch_secret(arn, client_factory())
         with self._lock:
-            self._secrets[arn] = credentials
+            self._secrets[arn] = (time.monotonic(), credentials)
         return credentials
+
+    def forget(self, arn: str) -> None:
+        """Fetch ``arn`` again on next use (InfluxDB refused what it held)."""
+        with self._lock:
+            self._secrets.pop(arn, None)
 
 
 def fetch_secret(arn: str, client) -> InfluxCredentials:

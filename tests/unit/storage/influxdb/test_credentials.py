@@ -77,7 +77,7 @@ def test_basic_auth_from_prometheus_is_passed_through(secured):
 
 
 @mock_aws
-def test_secret_is_read_once_per_container(secured):
+def test_secret_is_kept_between_requests(secured):
     client = boto3.client("secretsmanager", region_name="us-east-1")
     arn = client.create_secret(Name="InfluxDB-auth-parameters-abc", SecretString=json.dumps(
         {"engine": "timestream-influxdb", "username": "admin", "password": PASSWORD,
@@ -131,3 +131,43 @@ def test_a_user_without_write_rights_is_forbidden(secured):
     role = settings(secured, INFLUXDB_USERNAME="reader", INFLUXDB_PASSWORD="r-pass")
     with pytest.raises(BackendError, match="refused the connector's credentials .*HTTP 403"):
         stores.store_for_request(role, {}).write(SAMPLE, context())
+
+
+@mock_aws
+def test_a_rotated_password_is_picked_up_after_the_first_refusal(secured):
+    """Secrets Manager rotation: InfluxDB refuses the password the connector holds; that
+    request is a 500 (Prometheus keeps the samples) and the next one fetches the new secret."""
+    secured.query("CREATE USER rotating WITH PASSWORD 'old-pass' WITH ALL PRIVILEGES")
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = client.create_secret(Name="rotating", SecretString=json.dumps(
+        {"engine": "timestream-influxdb", "username": "rotating", "password": "old-pass"}))["ARN"]
+    config = settings(secured, INFLUXDB_SECRET_ARN=arn)
+    assert stores.store_for_request(config, {}).write(SAMPLE, context()).stored == 1
+    secured.query("SET PASSWORD FOR rotating = 'new-pass'")
+    client.put_secret_value(SecretId=arn, SecretString=json.dumps(
+        {"engine": "timestream-influxdb", "username": "rotating", "password": "new-pass"}))
+    with pytest.raises(BackendError, match="refused the connector's credentials"):
+        stores.store_for_request(config, {}).write(SAMPLE, context())
+    assert stores.store_for_request(config, {}).write(SAMPLE, context()).stored == 1
+
+
+def test_a_secret_is_fetched_again_once_it_is_five_minutes_old(monkeypatch):
+    from chalicelib.storage.influxdb import credentials
+    clock = [1000.0]
+    monkeypatch.setattr(credentials.time, "monotonic", lambda: clock[0])
+    fetched = []
+
+    def fetch(arn, client):
+        fetched.append(arn)
+        return InfluxCredentials("u", f"p{len(fetched)}", origin="test")
+    monkeypatch.setattr(credentials, "fetch_secret", fetch)
+    cache = credentials.SecretCache()
+    assert cache.get("arn", lambda: None).password == "p1"
+    clock[0] += 299.9
+    assert cache.get("arn", lambda: None).password == "p1"
+    clock[0] += 0.1
+    assert cache.get("arn", lambda: None).password == "p2"
+    cache.forget("arn")
+    assert cache.get("arn", lambda: None).password == "p3"
+    cache.forget("unknown")  # nothing to forget: no error
+    assert fetched == ["arn", "arn", "arn"]
