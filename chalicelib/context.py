@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from chalicelib.config import Settings
 from chalicelib.errors import BackendUnavailable, ResponseTooLarge, too_many_samples
+from chalicelib.matchers import RegexBudget
 from chalicelib.model import Labels, Series
 
 SAMPLE_BYTES = 18
@@ -120,13 +121,16 @@ class Limits(NamedTuple):
 @dataclass
 class RequestContext:
     """One request: its limits, its deadline (started when the context is made), its read
-    budget, and whether ``.`` in its regexes matches a newline (the client's dialect)."""
+    budget, its regexes' budget, and whether ``.`` in its regexes matches a newline (the
+    client's dialect)."""
 
     limits: Limits = Limits()
     dot_all: bool = True
     deadline: Deadline = field(init=False)
     budget: ReadBudget = field(init=False)
+    regexes: RegexBudget = field(init=False)
 
     def __post_init__(self) -> None:
         self.deadline = Deadline(self.limits.deadline_seconds)
         self.budget = ReadBudget(self.limits.sample_limit, self.limits.byte_limit)
+        self.regexes = RegexBudget()

@@ -97,7 +97,7 @@ def read(body: bytes, headers: Mapping[str, str], store: Store,
     if len(request.queries) > limits.query_limit:
         raise BadRequest(f"{len(request.queries)} queries in one read request, over the limit "
                          f"of {limits.query_limit} (READ_QUERY_LIMIT)")
-    queries = remote_read.queries_from_read_request(request, ctx.dot_all)
+    queries = remote_read.queries_from_read_request(request, ctx.dot_all, ctx.regexes)
     if response_type == codec.STREAMED_XOR_CHUNKS:
         frames = streamed.frames(queries, lambda query: store.read(query, ctx))
         return dict(codec.STREAMED_READ_HEADERS), streamed.join(frames,

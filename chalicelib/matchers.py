@@ -9,6 +9,10 @@
 Where C++ RE2 accepts more than Go's ``regexp`` (``\\C``, nesting deeper than Go's
 limit of 1000), the pattern is refused as Prometheus refuses it. Every refusal is
 a BadRequest (400) naming the pattern and RE2's reason.
+
+One request's regexes share a budget (``RegexBudget``): each distinct regex counts its
+compiled RE2 program once, so a small request cannot make the server compile (and hold)
+hundreds of large programs.
 """
 import enum
 from dataclasses import dataclass
@@ -34,6 +38,9 @@ class MatchType(enum.IntEnum):
 MAX_NESTING = 1000
 #: RE2's memory budget per compiled regex (its default): larger programs are refused.
 MAX_REGEX_MEMORY = 8 << 20
+#: RE2 instructions one request's distinct regexes may compile to in all. Prometheus's own
+#: regexes are a few dozen each; ``\pL{300}`` alone is about 359 000 (0.2 s, 8 MB).
+REQUEST_REGEX_INSTRUCTIONS = 1_000_000
 #: Compiled regexes kept, bounded by an estimate of their size in bytes.
 REGEX_CACHE_BYTES = 32 << 20
 #: Estimated bytes per instruction of a cached RE2 program: ~16, with as much again for
@@ -59,10 +66,11 @@ _CACHE: BoundedCache = BoundedCache(REGEX_CACHE_BYTES)
 class Regex:
     """A compiled RE2 regex that answers whether it matches a whole value."""
 
-    __slots__ = ("pattern", "_match")
+    __slots__ = ("pattern", "size", "_match")
 
     def __init__(self, pattern: str, compiled: "re2._Regexp") -> None:
         self.pattern = pattern
+        self.size = compiled.programsize  # RE2 instructions
         # The binding's own Match (google-re2 is pinned): ~2x faster than ``fullmatch``,
         # which builds a match object and offsets nobody reads here.
         self._match = compiled._regexp.Match
@@ -78,9 +86,32 @@ _BOTH = re2._re2.RE2.Anchor.ANCHOR_BOTH  # the extension module under every goog
 _NO_MATCH = (-1, -1)
 
 
-def compile_anchored(pattern: str, dot_all: bool) -> Regex:
+class RegexBudget:
+    """The RE2 instructions one request's regexes may still compile to; each distinct
+    regex (pattern and dialect) is charged once. Not thread-safe: one per request."""
+
+    def __init__(self, instructions: int = REQUEST_REGEX_INSTRUCTIONS) -> None:
+        self.limit = instructions
+        self.left = instructions
+        self._charged: set = set()
+
+    def charge(self, key: tuple, regex: Regex) -> None:
+        """Count ``regex`` (once per ``key``); BadRequest once the budget is spent."""
+        if key in self._charged:
+            return
+        self._charged.add(key)
+        self.left -= regex.size
+        if self.left < 0:
+            raise BadRequest(
+                f"the regexes of this request compile to more than {self.limit} RE2 "
+                f"instructions in all ({quoted(regex.pattern, 60)} alone is {regex.size}): "
+                "use fewer or simpler regexes")
+
+
+def compile_anchored(pattern: str, dot_all: bool,
+                     budget: Optional[RegexBudget] = None) -> Regex:
     """The RE2 regex ``pattern``, anchored at both ends as Prometheus anchors it;
-    BadRequest if Prometheus would refuse it.
+    BadRequest if Prometheus would refuse it, or if it is more than ``budget`` has left.
 
     ``dot_all``: ``.`` also matches a newline, as in Prometheus 3 (2.x: it does not)."""
     key = (pattern, dot_all)
@@ -93,6 +124,8 @@ def compile_anchored(pattern: str, dot_all: bool) -> Regex:
             raise BadRequest(f"invalid regex {quoted(pattern)}: {_reason(exc)}") from None
         regex = Regex(pattern, compiled)
         _CACHE.put(key, regex, _INSTRUCTION_BYTES * (compiled.programsize + len(pattern)))
+    if budget is not None:
+        budget.charge(key, regex)
     return regex
 
 
@@ -146,16 +179,18 @@ class Matcher:
     regex: Optional[Regex]
 
     @classmethod
-    def of(cls, type_: int, name: str, value: str, dot_all: bool = False) -> "Matcher":
-        """Build and validate a matcher (BadRequest on unknown type or bad regex)."""
+    def of(cls, type_: int, name: str, value: str, dot_all: bool = False,
+           budget: Optional[RegexBudget] = None) -> "Matcher":
+        """Build and validate a matcher (BadRequest on unknown type or bad regex, or a regex
+        over what the request's ``budget`` has left)."""
         try:
             match_type = MatchType(type_)
         except ValueError:
             raise BadRequest(f"unknown matcher type {type_} for label {quoted(name)}") from None
         if not name:
             raise BadRequest("matcher with an empty label name")
-        regex = (compile_anchored(value, dot_all) if match_type in (MatchType.RE, MatchType.NRE)
-                 else None)
+        regex = (compile_anchored(value, dot_all, budget)
+                 if match_type in (MatchType.RE, MatchType.NRE) else None)
         return cls(match_type, name, value, dot_all, regex)
 
     def matches_value(self, value: str) -> bool:

@@ -12,7 +12,7 @@ import re
 from typing import List, Mapping, Optional
 
 from chalicelib.errors import BadRequest
-from chalicelib.matchers import Matcher
+from chalicelib.matchers import Matcher, RegexBudget
 from chalicelib.model import Query, Series
 from chalicelib.protocol.prompb import remote_pb2, types_pb2
 
@@ -33,8 +33,10 @@ def dot_matches_newline(headers: Mapping[str, str]) -> bool:
     return major is None or major >= 3
 
 
-def queries_from_read_request(request: remote_pb2.ReadRequest, dot_all: bool) -> List[Query]:
-    """The request's queries as model objects (BadRequest on a bad matcher or range).
+def queries_from_read_request(request: remote_pb2.ReadRequest, dot_all: bool,
+                              budget: Optional[RegexBudget] = None) -> List[Query]:
+    """The request's queries as model objects (BadRequest on a bad matcher or range, or
+    regexes over the request's ``budget``).
 
     ``dot_all``: the client's regex dialect (``.`` matches ``\\n``, Prometheus 3)."""
     queries = []
@@ -42,7 +44,8 @@ def queries_from_read_request(request: remote_pb2.ReadRequest, dot_all: bool) ->
         if query.end_timestamp_ms < query.start_timestamp_ms:
             raise BadRequest(f"query {index}: end {query.end_timestamp_ms} is before "
                              f"start {query.start_timestamp_ms}")
-        matchers = tuple(Matcher.of(m.type, m.name, m.value, dot_all) for m in query.matchers)
+        matchers = tuple(Matcher.of(m.type, m.name, m.value, dot_all, budget)
+                         for m in query.matchers)
         if not matchers:
             raise BadRequest(f"query {index}: at least one matcher is required")
         queries.append(Query(query.start_timestamp_ms, query.end_timestamp_ms, matchers))

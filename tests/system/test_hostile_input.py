@@ -114,6 +114,39 @@ def test_query_count_is_capped(server):
     assert read_status(url, *[regex_query("(a+)+b")] * 64)[0] == 200
 
 
+def test_many_large_regexes_in_a_small_request_are_refused_early(server):
+    """100 distinct matchers like \\pL{300}q7 (under 1 KB of request) would compile 100 RE2
+    programs of ~359 000 instructions (~20 s of CPU, ~800 MB): the request's regex budget
+    refuses it after the third, and the server answers others meanwhile."""
+    url, proc = server
+    before = cpu_seconds(proc.proc.pid)
+    query = [(0, "__name__", "evil")] + [(3, "k", f"\\pL{{300}}q{i}") for i in range(100)]
+    status, body = read_status(url, (0, 10_000, query))
+    assert status == 400, body
+    assert "compile to more than 1000000 RE2 instructions in all" in body
+    assert cpu_seconds(proc.proc.pid) - before < 10  # about 3 x 0.2 s here
+    assert read_status(url, regex_query("a.*"))[0] == 200
+
+
+def cpu_seconds(pid):
+    """CPU time of a process and its children (the make run's server is a child)."""
+    total = 0.0
+    for task in [pid] + children(pid):
+        with open(f"/proc/{task}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            kids = [int(k) for k in handle.read().split()]
+    except FileNotFoundError:
+        return []
+    return kids + [g for k in kids for g in children(k)]
+
+
 def test_big_labels_stop_at_the_byte_limit(server):
     url, _ = server
     assert remote_write(url, write_request(({"__name__": "big", "v": BIG}, [(1, 1.0)])))[0] == 204

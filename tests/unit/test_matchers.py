@@ -182,3 +182,23 @@ def test_punctuation_is_neither_an_opening_nor_a_closing_group():
     assert matcher.matches_value(" !\"#%&'")
     with pytest.raises(BadRequest, match=r"nests too deeply \(1000 groups"):
         Matcher.of(MatchType.RE, "k", "(" * 500 + "&" + "(" * 500 + ")" * 1000)
+
+
+def test_a_requests_regexes_share_one_budget_of_re2_instructions():
+    from chalicelib.matchers import RegexBudget
+    budget = RegexBudget(1000)
+    small = Matcher.of(2, "job", "a.*b", budget=budget)
+    assert 0 < small.regex.size < 50 and budget.left == 1000 - small.regex.size
+    for _ in range(100):  # the same regex again (any matcher, any query): charged once
+        Matcher.of(3, "other", "a.*b", budget=budget)
+    assert budget.left == 1000 - small.regex.size
+    Matcher.of(2, "job", "a.*b", dot_all=True, budget=budget)  # another dialect: another regex
+    assert budget.left < 1000 - small.regex.size
+    with pytest.raises(BadRequest) as raised:
+        Matcher.of(2, "job", "[a-z]{1000}", budget=budget)
+    assert str(raised.value) == (
+        'the regexes of this request compile to more than 1000 RE2 instructions in all '
+        '("[a-z]{1000}" alone is 1004): use fewer or simpler regexes')
+    exact = RegexBudget(small.regex.size)
+    Matcher.of(2, "job", "a.*b", budget=exact)
+    assert exact.left == 0
