@@ -163,3 +163,30 @@ def test_upper_case_label_names_are_matched_like_any_other(env):
 def test_a_metric_name_matcher_no_series_has_selects_nothing(env):
     env.store.write([Series((("__name__", "m"), ("job", "a")), [NOW_MS], [1.0])], context())
     assert read(env, (0, "__name__", ""), (0, "job", "a")) == []
+
+
+def decoded(text):
+    """``text`` as a new string object, as protobuf decodes it from a request (not the
+    interned literal): names are compared by value."""
+    return "".join(list(text))
+
+
+def test_names_decoded_from_a_request_are_the_same_names():
+    name = decoded("__name__")
+    assert name is not "__name__"  # noqa: F632 (the point: another object)
+    assert measures_statement(query((0, name, "up")), "d", "t") == \
+        "SHOW MEASURES FROM \"d\".\"t\" LIKE 'up'"
+    [statement] = select_statements(query((0, name, "up"), (0, decoded("job"), "x")), "d", "t",
+                                    [UP, CPU])
+    assert "measure_name IN ('up')" in statement.sql
+    assert "\"job\" = 'x'" in statement.sql and '"__name__"' not in statement.sql
+
+
+def test_a_label_named_before_the_metric_name_is_a_condition_like_any():
+    """Upper-case names sort before ``__name__``: still a label, not the metric name."""
+    zone = Measure("up", "double", frozenset({"Zone", "job"}))
+    [statement] = select_statements(query((0, "__name__", "up"), (0, "Zone", "eu")), "d", "t",
+                                    [zone])
+    assert "\"Zone\" = 'eu'" in statement.sql
+    assert select_statements(query((0, "__name__", "up"), (0, "Zone", "eu")), "d", "t",
+                             [UP]) == []  # no Zone dimension: the measure cannot match
