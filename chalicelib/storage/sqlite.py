@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS samples (
 DB_FILE = "prometheus.sqlite3"
 #: Series ids per SELECT (SQLite allows 32766 parameters); any size gives the same answer.
 READ_CHUNK = 500  # pragma: no mutate (a batch size: answers are the same)
+#: Metric names matched between two looks at the request deadline.
+NAMES_PER_DEADLINE_CHECK = 256  # pragma: no mutate (how often: answers are the same)
 #: Sample rows fetched (and charged to the read budget) at a time.
 FETCH_ROWS = 8192  # pragma: no mutate (a batch size: answers are the same)
 _SERIES_ID, _TIME, _BITS = itemgetter(0), itemgetter(1), itemgetter(2)
@@ -274,18 +276,26 @@ class SQLiteStore:
                 ctx: RequestContext) -> List[Tuple[int, Labels]]:
         """(id, labels) of the series the matchers select: metric-name matchers are
         decided once per distinct name, the others per series; series whose labels
-        stay on disk are loaded READ_CHUNK at a time and only kept if selected."""
+        stay on disk are loaded READ_CHUNK at a time and only kept if selected. The index
+        lock (which every write needs) is held only to take a view of the index, never
+        while matching; matching stops at the request deadline."""
         on_name: List[Matcher] = []
         others: List[Matcher] = []
         for matcher in query.matchers:
             (on_name if matcher.name == "__name__" else others).append(matcher)
         with self._index_lock:
-            index = self._index
-            candidates = [(i, index.labels[i]) for name, ids in index.by_name.items()
-                          if all(m.matches_value(name) for m in on_name) for i in ids]
-            on_disk = list(index.on_disk)
-        selected = [(i, labels) for i, labels in candidates
-                    if not others or matches_all(others, dict(labels))]
+            names = list(self._index.by_name.items())
+            labels_of = self._index.labels  # only grows; every id of by_name is in it
+            on_disk = list(self._index.on_disk)
+        selected: List[Tuple[int, Labels]] = []
+        for count, (name, ids) in enumerate(names):
+            if count % NAMES_PER_DEADLINE_CHECK == 0:
+                ctx.deadline.ensure("reading the embedded store")
+            if all(m.matches_value(name) for m in on_name):
+                for series_id in list(ids):
+                    labels = labels_of[series_id]
+                    if not others or matches_all(others, dict(labels)):
+                        selected.append((series_id, labels))
         for start in range(0, len(on_disk), READ_CHUNK):
             ctx.deadline.ensure("reading the embedded store")
             chunk = on_disk[start:start + READ_CHUNK]

@@ -250,3 +250,50 @@ def test_the_sample_limit_holds_across_fetches_of_many_series(tmp_path):
         list(store.read(query((0, "__name__", "m")), context(8192, 1 << 40)))
     assert len(list(store.read(query((0, "__name__", "m")), context(8193, 1 << 40)))) \
         == 8193
+
+
+def test_a_read_matching_names_never_holds_back_a_write(tmp_path, monkeypatch):
+    """The index lock every write needs is not held while a read's matchers run."""
+    import threading
+    import time as clock
+
+    from chalicelib.matchers import Matcher as MatcherClass
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series(labels(i), [1], [1.0]) for i in range(3)], context())
+    matching, release = threading.Event(), threading.Event()
+    original = MatcherClass.matches_value
+
+    def slow(self, value):
+        matching.set()
+        release.wait(10)
+        return original(self, value)
+    monkeypatch.setattr(MatcherClass, "matches_value", slow)
+    reader = threading.Thread(target=lambda: list(store.read(query((2, "__name__", "m.*")),
+                                                             context())))
+    reader.start()
+    try:
+        assert matching.wait(5)
+        started = clock.monotonic()
+        assert store.write([Series(labels(9), [2], [2.0])], context()).stored == 1
+        assert clock.monotonic() - started < 5  # not the 10 s the read is held for
+    finally:
+        release.set()
+        reader.join(15)
+
+
+def test_matching_names_stops_at_the_request_deadline(tmp_path, monkeypatch):
+    import time as clock
+
+    import pytest
+
+    from chalicelib.errors import BackendUnavailable
+    from chalicelib.matchers import Matcher as MatcherClass
+    from chalicelib.storage import sqlite
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series((("__name__", f"n{i}"),), [1], [1.0]) for i in range(40)], context())
+    monkeypatch.setattr(sqlite, "NAMES_PER_DEADLINE_CHECK", 4)
+    original = MatcherClass.matches_value
+    monkeypatch.setattr(MatcherClass, "matches_value",
+                        lambda self, value: clock.sleep(0.05) or original(self, value))
+    with pytest.raises(BackendUnavailable, match="reading the embedded store did not finish"):
+        list(store.read(query((2, "__name__", "n.*")), context(deadline_seconds=0.5)))
