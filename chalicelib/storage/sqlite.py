@@ -87,7 +87,8 @@ def parse_labels(text: str) -> Labels:
 
 class SeriesIndex:
     """In-memory view of the series table, bounded in bytes: ids by labels, labels by id
-    and by name for label sets that fit; ids by digest for the others (``on_disk``)."""
+    and by name for label sets that fit; ids by digest and by name for the others
+    (``on_disk``), so a query loads only those of the metric names it selects."""
 
     def __init__(self, max_bytes: int = INDEX_MAX_BYTES,
                  entry_max_bytes: int = INDEX_ENTRY_MAX_BYTES) -> None:
@@ -95,7 +96,7 @@ class SeriesIndex:
         self.labels: Dict[int, Labels] = {}
         self.by_name: Dict[str, List[int]] = {}
         self.digests: Dict[bytes, int] = {}
-        self.on_disk: List[int] = []
+        self.on_disk: Dict[str, List[int]] = {}
         self.max_id = 0
         self.bytes = 0  # pragma: no mutate (a byte more or less of a memory budget)
         self.max_bytes = max_bytes
@@ -103,9 +104,9 @@ class SeriesIndex:
 
     def load(self, conn: sqlite3.Connection) -> None:
         """Pick up series added since the last load (by this or another process)."""
-        rows = conn.execute("SELECT id, labels FROM series WHERE id > ? ORDER BY id",
+        rows = conn.execute("SELECT id, name, labels FROM series WHERE id > ? ORDER BY id",
                             (self.max_id,)).fetchall()
-        for series_id, text in rows:
+        for series_id, name, text in rows:
             # Python objects: ~3x the text, plus the tuples and dict slots.
             cost = 3 * len(text) + _ENTRY_SLOTS_BYTES
             if len(text) <= self.entry_max_bytes and self.bytes + cost <= self.max_bytes:
@@ -116,7 +117,7 @@ class SeriesIndex:
                 self.bytes += cost
             else:
                 self.digests[labels_digest(text)] = series_id
-                self.on_disk.append(series_id)
+                self.on_disk.setdefault(name, []).append(series_id)
             self.max_id = series_id
 
     def id_of(self, labels: Labels) -> Optional[int]:
@@ -286,16 +287,14 @@ class SQLiteStore:
         with self._index_lock:
             names = list(self._index.by_name.items())
             labels_of = self._index.labels  # only grows; every id of by_name is in it
-            on_disk = list(self._index.on_disk)
+            on_disk_names = list(self._index.on_disk.items())
         selected: List[Tuple[int, Labels]] = []
-        for count, (name, ids) in enumerate(names):
-            if count % NAMES_PER_DEADLINE_CHECK == 0:
-                ctx.deadline.ensure("reading the embedded store")
-            if all(m.matches_value(name) for m in on_name):
-                for series_id in list(ids):
-                    labels = labels_of[series_id]
-                    if not others or matches_all(others, dict(labels)):
-                        selected.append((series_id, labels))
+        for name, ids in self._named(names, on_name, ctx):
+            for series_id in ids:
+                labels = labels_of[series_id]
+                if not others or matches_all(others, dict(labels)):
+                    selected.append((series_id, labels))
+        on_disk = [i for _, ids in self._named(on_disk_names, on_name, ctx) for i in ids]
         for start in range(0, len(on_disk), READ_CHUNK):
             ctx.deadline.ensure("reading the embedded store")
             chunk = on_disk[start:start + READ_CHUNK]
@@ -306,3 +305,14 @@ class SQLiteStore:
                 if matches_all(query.matchers, dict(labels)):
                     selected.append((series_id, labels))
         return selected
+
+    @staticmethod
+    def _named(names: List[Tuple[str, List[int]]], on_name: List[Matcher],
+               ctx: RequestContext) -> Iterator[Tuple[str, List[int]]]:
+        """The (name, ids) whose metric name the name matchers select (a copy of the ids:
+        a write may add to them meanwhile); the request deadline looked at as it goes."""
+        for count, (name, ids) in enumerate(names):
+            if count % NAMES_PER_DEADLINE_CHECK == 0:
+                ctx.deadline.ensure("reading the embedded store")
+            if all(m.matches_value(name) for m in on_name):
+                yield name, list(ids)

@@ -172,7 +172,7 @@ def test_the_index_fills_its_byte_budget_and_no_more(tmp_path):
     index = store._index
     in_memory = sum(len(labels_json(l)) for l in index.labels.values())
     assert 45_000 < 3 * in_memory <= 60_000 and index.bytes <= 60_000
-    assert len(index.labels) + len(index.on_disk) == 100
+    assert len(index.labels) + sum(map(len, index.on_disk.values())) == 100
     assert [s.labels for s in list(store.read(query((0, "__name__", "m")), context(1000)))] == \
         sorted(s.labels for s in written)
 
@@ -297,3 +297,19 @@ def test_matching_names_stops_at_the_request_deadline(tmp_path, monkeypatch):
                         lambda self, value: clock.sleep(0.05) or original(self, value))
     with pytest.raises(BackendUnavailable, match="reading the embedded store did not finish"):
         list(store.read(query((2, "__name__", "n.*")), context(deadline_seconds=0.5)))
+
+
+def test_series_kept_on_disk_are_read_only_for_the_names_a_query_selects(tmp_path, monkeypatch):
+    """Label sets over the in-memory entry limit stay on disk, known by name: a query of
+    another metric does not load (and parse) them."""
+    from chalicelib.storage import sqlite
+    store = SQLiteStore(str(tmp_path), index_entry_max_bytes=1000)
+    store.write([Series((("__name__", "huge"), ("blob", "x" * 5000), ("i", str(i))), [1], [1.0])
+                 for i in range(5)] + [Series((("__name__", "small"),), [1], [2.0])], context())
+    parsed = []
+    original = sqlite.parse_labels
+    monkeypatch.setattr(sqlite, "parse_labels", lambda text: parsed.append(1) or original(text))
+    assert [s.values[0] for s in store.read(query((0, "__name__", "small")), context())] == [2.0]
+    assert parsed == []
+    assert len(list(store.read(query((2, "__name__", "hu.*")), context()))) == 5
+    assert len(parsed) == 5
