@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from typing import Callable, Dict, Iterator, Tuple
 
-from chalicelib.errors import BackendError, Forbidden, Unauthorized
+from chalicelib.errors import BackendError, BadRequest, Forbidden, Unauthorized
 from chalicelib.retry import Transient
 from chalicelib.storage.influxdb.credentials import InfluxCredentials
 
@@ -129,4 +129,6 @@ def http_error(status: int, text: str, what: str,
     if status == 404:
         return BackendError(f"InfluxDB: {text} (HTTP 404): create the database or set "
                             "INFLUXDB_DATABASE (for InfluxDB 2.x/3.x, a DBRP mapping)")
+    if status == 400 and what == "query":  # a statement InfluxDB cannot run: the matchers'
+        return BadRequest(f"InfluxDB refused the query (HTTP 400): {text}")
     return BackendError(f"InfluxDB refused the {what} (HTTP {status}): {text}")

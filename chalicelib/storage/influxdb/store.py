@@ -145,6 +145,8 @@ class InfluxDBStore:
         budget = ctx.budget
         found: Dict[Tuple, Tuple[Labels, List[int], List[float]]] = {}
         for result in self.client.query(statement, timeout):
+            # each chunk is bounded by the timeout, the whole answer by the deadline
+            ctx.deadline.ensure("the InfluxDB query")
             if "error" in result:
                 raise BackendError(f"InfluxDB refused the query: {result['error']}")
             for item in result.get("series", []):

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from chalicelib import retry
-from chalicelib.errors import (BackendError, BackendUnavailable, Forbidden,
+from chalicelib.errors import (BackendError, BackendUnavailable, BadRequest, Forbidden,
                                Unauthorized)
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
@@ -37,7 +37,7 @@ def test_a_url_with_a_trailing_slash_reaches_the_same_server(influx_server):
 
 def test_a_refused_statement_says_what_influxdb_said(influx_server):
     client = InfluxClient(influx_server.url, "any")
-    with pytest.raises(BackendError) as raised:
+    with pytest.raises(BadRequest) as raised:
         list(client.query("SELEC x", 5))
     assert str(raised.value).startswith(
         "InfluxDB refused the query (HTTP 400): error parsing query: found SELEC")
@@ -85,10 +85,11 @@ def test_other_statuses_say_what_influxdb_said_in_at_most_300_characters():
     assert str(http_error(404, "database not found: x", "write", ROLE)) == (
         "InfluxDB: database not found: x (HTTP 404): create the database or set "
         "INFLUXDB_DATABASE (for InfluxDB 2.x/3.x, a DBRP mapping)")
-    for status in (400, 413, 499):
+    for status, kind in ((400, BadRequest), (413, BackendError), (499, BackendError)):
         error = http_error(status, "x" * 299 + "yz", "query", ROLE)
-        assert type(error) is BackendError
+        assert type(error) is kind
         assert str(error) == f"InfluxDB refused the query (HTTP {status}): " + "x" * 299 + "y"
+    assert type(http_error(400, "bad", "write", ROLE)) is BackendError  # a write's 400 is counted
 
 
 @pytest.mark.parametrize("body,said", [(b'{"error":"too big"}', "too big"),

@@ -425,3 +425,34 @@ def test_a_connector_started_before_influxdb_creates_the_database_once_it_is_up(
         assert len(created) == 2  # at start and before the first write; then created
     finally:
         proxy.stop()
+
+
+def test_an_answer_streamed_past_the_deadline_stops_there(influx_server, monkeypatch):
+    """Each chunk of a chunked answer comes within the client's timeout, but the whole answer
+    must come within the request deadline: past it, 503 (no retry)."""
+    store = fresh_store(influx_server)
+    store.write([Series(labels(__name__="slow"), [1], [1.0])], context())
+    chunks = []
+
+    def slow_chunks(self, statement, timeout):
+        for _ in range(20):
+            time.sleep(0.1)
+            chunks.append(1)
+            yield {"series": []}
+    monkeypatch.setattr(influxdb.InfluxClient, "query", slow_chunks)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match="the InfluxDB query did not finish within the "
+                                                 "request deadline"):
+        list(store.read(query((0, "__name__", "slow")), context(deadline_seconds=1.0)))
+    assert time.monotonic() - started < 1.5 and len(chunks) < 15
+
+
+def test_a_regex_influxdb_cannot_run_is_a_400_with_its_reason(store):
+    """999 nested groups pass Prometheus's limit; InfluxDB's anchoring adds one: influxd
+    refuses the statement, and the client is told why (never a 500 that Prometheus retries)."""
+    store.write([Series(labels(__name__="deep", k="a"), [1], [1.0])], context())
+    pattern = "(" * 999 + "a" + ")" * 999
+    with pytest.raises(BadRequest, match=r"InfluxDB refused the query \(HTTP 400\): error "
+                                          "parsing query") as raised:
+        list(store.read(query((0, "__name__", "deep"), (2, "k", pattern)), context()))
+    assert raised.value.status == 400
