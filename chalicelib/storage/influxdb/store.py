@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from chalicelib.config import Settings
 from chalicelib.context import SAMPLE_BYTES, RequestContext, series_bytes
-from chalicelib.errors import BackendError, ConnectorError
+from chalicelib.errors import BackendError, BadRequest, ConnectorError
 from chalicelib.matchers import matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult
 from chalicelib.retry import Transient, with_retries
@@ -129,6 +129,11 @@ class InfluxDBStore:
     def read(self, query: Query, ctx: RequestContext) -> List[Series]:
         """Series selected by ``query`` with samples in range, sorted by labels."""
         statement = select_statement(query, self.client.retention_policy, self.client.database)
+        size = len(statement.encode("utf-8"))
+        if size > self.max_body_bytes:  # InfluxDB would reset the upload: no use sending it
+            raise BadRequest(f"the query's matchers make a {size}-byte InfluxQL statement, over "
+                             f"INFLUXDB_MAX_BODY_BYTES ({self.max_body_bytes}): use shorter "
+                             "matcher values")
         ctx.deadline.check(MIN_ATTEMPT_SECONDS, "InfluxDB query")
         return with_retries(lambda timeout: self._read_once(query, statement, ctx, timeout),
                             ctx.deadline, "InfluxDB query", QUERY_TIMEOUT_SECONDS,

@@ -456,3 +456,11 @@ def test_a_regex_influxdb_cannot_run_is_a_400_with_its_reason(store):
                                           "parsing query") as raised:
         list(store.read(query((0, "__name__", "deep"), (2, "k", pattern)), context()))
     assert raised.value.status == 400
+
+
+def test_a_statement_larger_than_a_request_may_be_is_a_400_not_sent(influx_server):
+    store = fresh_store(influx_server, max_body_bytes=10_000)
+    with pytest.raises(BadRequest, match=r"the query's matchers make a 10\d\d\d-byte InfluxQL "
+                                          r"statement, over INFLUXDB_MAX_BODY_BYTES \(10000\)"):
+        list(store.read(query((0, "__name__", "m"), (0, "k", "x" * 10_000)), context()))
+    assert list(store.read(query((0, "__name__", "m"), (0, "k", "x" * 9_000)), context())) == []
