@@ -97,7 +97,7 @@ class SeriesIndex:
         self.by_name: Dict[str, List[int]] = {}
         self.digests: Dict[bytes, int] = {}
         self.on_disk: Dict[str, List[int]] = {}
-        self.max_id = 0
+        self.max_id = 0  # pragma: no mutate (ids start at 1: "id > -1" reads the same rows)
         self.bytes = 0  # pragma: no mutate (a byte more or less of a memory budget)
         self.max_bytes = max_bytes
         self.entry_max_bytes = entry_max_bytes

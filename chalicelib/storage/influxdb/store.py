@@ -39,7 +39,7 @@ _DROPPED = re.compile(r"dropped=(\d+)")
 
 def too_long(line: bytes, max_bytes: int) -> str:
     """Why a line is refused without being sent: it alone is over ``max_bytes``."""
-    series = line.split(b" ", 1)[0].decode("utf-8", "replace")  # measurement and tags
+    series = line.partition(b" ")[0].decode("utf-8", "replace")  # measurement and tags
     return (f"InfluxDB cannot take a {len(line)}-byte line, over INFLUXDB_MAX_BODY_BYTES "
             f"({max_bytes}): {series[:REASON_CHARS]}")
 
@@ -87,17 +87,17 @@ class InfluxDBStore:
     def write(self, series: List[Series], ctx: RequestContext) -> WriteResult:
         """Store every sample within the request's deadline; samples InfluxDB drops for
         good are counted as rejected."""
-        if self._create_pending and ctx.deadline.remaining() > 2 * MIN_ATTEMPT_SECONDS:
-            self._create_database(min(CREATE_DATABASE_TIMEOUT_SECONDS,
-                                      ctx.deadline.remaining() / 2))
+        if ctx.deadline.remaining() >= CREATE_DATABASE_TIMEOUT_SECONDS + MIN_ATTEMPT_SECONDS:
+            self._create_database(CREATE_DATABASE_TIMEOUT_SECONDS)  # if still pending
         total = rejected = 0
         reasons: List[str] = []
         for batch in batches(series, self.encoder, self.batch_lines, self.max_body_bytes):
             total += len(batch)
             lines = b"\n".join(batch)
             if len(lines) > self.max_body_bytes:  # one line, too long to send
+                (line,) = batch
                 rejected += 1
-                reasons.append(too_long(batch[0], self.max_body_bytes))
+                reasons.append(too_long(line, self.max_body_bytes))
                 continue
             # Equivalent mutants only: every level decompresses to the same lines (1: fastest).
             body = gzip.compress(lines, compresslevel=1)  # pragma: no mutate

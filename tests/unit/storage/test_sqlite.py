@@ -313,3 +313,60 @@ def test_series_kept_on_disk_are_read_only_for_the_names_a_query_selects(tmp_pat
     assert parsed == []
     assert len(list(store.read(query((2, "__name__", "hu.*")), context()))) == 5
     assert len(parsed) == 5
+
+
+def test_the_index_charges_each_label_set_three_times_its_text_and_200_bytes(tmp_path):
+    """Exactly at the budget a label set is kept in memory; a byte over, it stays on disk."""
+    from chalicelib.storage.sqlite import labels_json
+    one = Series((("__name__", "m"), ("i", "0001")), [1], [1.0])
+    cost = 3 * len(labels_json(one.labels)) + 200
+    store = SQLiteStore(str(tmp_path / "a"), index_max_bytes=2 * cost)
+    two = Series((("__name__", "m"), ("i", "0002")), [1], [1.0])
+    three = Series((("__name__", "m"), ("i", "0003")), [1], [1.0])
+    store.write([one, two, three], context())
+    assert store._index.bytes == 2 * cost and len(store._index.labels) == 2
+    assert sum(map(len, store._index.on_disk.values())) == 1
+
+
+def test_a_write_waits_for_another_writer_only_until_the_deadline(tmp_path):
+    import time as clock
+
+    import pytest
+
+    from chalicelib.errors import BackendUnavailable
+    store = SQLiteStore(str(tmp_path))
+    with store._write_lock:  # another write holds the store
+        started = clock.monotonic()
+        with pytest.raises(BackendUnavailable, match="embedded store busy"):
+            store.write([Series(labels(1), [1], [1.0])], context(deadline_seconds=0.3))
+        assert 0.25 < clock.monotonic() - started < 0.9
+    assert list(store.read(query((0, "__name__", "m")), context())) == []
+
+
+def test_the_deadline_is_looked_at_every_so_many_names_while_matching(tmp_path, monkeypatch):
+    from chalicelib.matchers import Matcher as MatcherClass
+    from chalicelib.storage import sqlite
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series((("__name__", f"n{i:02d}"),), [1], [1.0]) for i in range(10)], context())
+    monkeypatch.setattr(sqlite, "NAMES_PER_DEADLINE_CHECK", 4)
+    matched, looked = [], []
+    original = MatcherClass.matches_value
+    monkeypatch.setattr(MatcherClass, "matches_value",
+                        lambda self, value: matched.append(1) or original(self, value))
+
+    class Watched:
+        def ensure(self, what):
+            looked.append(len(matched))
+    ctx = context()
+    ctx.deadline = Watched()
+    assert len(list(store.read(query((2, "__name__", "n.*")), ctx))) == 10
+    assert looked[:3] == [0, 4, 8] and looked[3] == 10  # then before the samples are read
+
+
+def test_a_metric_name_matcher_decoded_from_a_request_is_one(tmp_path):
+    store = SQLiteStore(str(tmp_path))
+    store.write([Series(labels(1), [1], [1.0]), Series(labels(2), [1], [2.0])], context())
+    name = "".join(list("__name__"))  # a new string object, as protobuf decodes it
+    found = list(store.read(Query(0, 10, (Matcher.of(0, name, "m"),
+                                          Matcher.of(0, "i", "0002"))), context()))
+    assert [s.values[0] for s in found] == [2.0]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from chalicelib.errors import BackendUnavailable, BadRequest
+from chalicelib.errors import BackendError, BackendUnavailable, BadRequest
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.protocol import codec
@@ -464,3 +464,60 @@ def test_a_statement_larger_than_a_request_may_be_is_a_400_not_sent(influx_serve
                                           r"statement, over INFLUXDB_MAX_BODY_BYTES \(10000\)"):
         list(store.read(query((0, "__name__", "m"), (0, "k", "x" * 10_000)), context()))
     assert list(store.read(query((0, "__name__", "m"), (0, "k", "x" * 9_000)), context())) == []
+
+
+def test_the_database_is_created_at_a_write_only_with_time_for_it_and_the_write(
+        influx_server):
+    """CREATE DATABASE (4 s at most) and then the write (at least 0.5 s) must both fit."""
+    from harness.influxd import FaultProxy
+    proxy = FaultProxy(influx_server.url)
+    try:
+        proxy.status, proxy.fail = 503, 1  # down when the store starts
+        store = fresh_store(influx_server, url=proxy.url)
+        proxy.requests = 0
+        ctx = context()
+        ctx.deadline.end = time.monotonic() + 4.49
+        with pytest.raises(BackendError, match="database not found"):
+            store.write([Series(labels(__name__="c"), [1], [1.0])], ctx)
+        assert proxy.requests == 1  # the write alone: no time to create the database first
+        ctx = context()
+        ctx.deadline.end = time.monotonic() + 4.6
+        assert store.write([Series(labels(__name__="c"), [1], [1.0])], ctx).stored == 1
+        assert proxy.requests == 3  # CREATE DATABASE, then the write
+        store.write([Series(labels(__name__="c"), [2], [1.0])], context())
+        assert proxy.requests == 4  # created: never again
+    finally:
+        proxy.stop()
+
+
+def test_a_database_influxdb_refuses_to_create_is_not_asked_for_again(influx_server):
+    from harness.influxd import FaultProxy
+    proxy = FaultProxy(influx_server.url)
+    try:
+        proxy.status, proxy.fail = 403, 1  # not allowed to CREATE DATABASE: a final answer
+        store = fresh_store(influx_server, url=proxy.url)
+        influx_server.query(f'CREATE DATABASE "{store.client.database}"')
+        proxy.requests = 0
+        assert store.write([Series(labels(__name__="r"), [1], [1.0])], context()).stored == 1
+        assert proxy.requests == 1
+    finally:
+        proxy.stop()
+
+
+def test_a_line_of_exactly_the_body_limit_is_sent_and_one_byte_more_is_not(influx_server):
+    line = b"small,__name__=small value=2.0 1"
+    store = fresh_store(influx_server, max_body_bytes=len(line))
+    assert store.write([Series(labels(__name__="small"), [1], [2.0])], context()).stored == 1
+    store = fresh_store(influx_server, max_body_bytes=len(line) - 1)
+    result = store.write([Series(labels(__name__="small"), [1], [2.0])], context())
+    assert result.rejected == 1
+    assert result.reasons[0].endswith(f"({len(line) - 1}): small,__name__=small")
+
+
+def test_a_statement_of_exactly_the_body_limit_is_sent(influx_server):
+    from chalicelib.storage.influxdb.influxql import select_statement
+    wanted = query((0, "__name__", "m"), (0, "k", "x" * 500))
+    size = len(select_statement(wanted).encode())
+    assert list(fresh_store(influx_server, max_body_bytes=size).read(wanted, context())) == []
+    with pytest.raises(BadRequest):
+        list(fresh_store(influx_server, max_body_bytes=size - 1).read(wanted, context()))
