@@ -416,7 +416,7 @@ def test_a_connector_started_before_influxdb_creates_the_database_once_it_is_up(
         store = fresh_store(influx_server, url=proxy.url)
         with pytest.raises(BackendUnavailable):
             store.write([Series(labels(__name__="late"), [1], [1.0])],
-                        context(deadline_seconds=2.0))
+                        context(deadline_seconds=5.0))
         proxy.fail = 0  # InfluxDB up
         assert store.write([Series(labels(__name__="late"), [2], [2.0])], context()).stored == 1
         [found] = list(store.read(query((0, "__name__", "late")), context()))
