@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple
 
 from chalicelib.config import Settings
 from chalicelib.errors import BackendUnavailable, ResponseTooLarge, too_many_samples
@@ -82,10 +82,6 @@ class ReadBudget:
             raise ResponseTooLarge(
                 f"query selects more than {self.byte_limit} bytes of series and samples "
                 "(READ_BYTE_LIMIT): narrow the matchers or the time range")
-
-    def take_series(self, series: Sequence[Series]) -> None:
-        """Charge whole series at once."""
-        self.take(sum(len(s.timestamps) for s in series), encoded_bytes(series))
 
     @contextmanager
     def refunded_on_failure(self) -> Iterator[None]:

@@ -7,7 +7,6 @@ from chalicelib import context as context_module
 from chalicelib.config import Settings
 from chalicelib.context import Deadline, Limits, ReadBudget, RequestContext
 from chalicelib.errors import BackendUnavailable, ResponseTooLarge
-from chalicelib.model import Series
 
 
 @pytest.fixture
@@ -56,14 +55,6 @@ def test_the_budget_is_charged_to_the_sample_and_the_byte():
     budget = ReadBudget(10, 100)
     with pytest.raises(ResponseTooLarge, match=r"more than 100 bytes .*\(READ_BYTE_LIMIT\)"):
         budget.take(0, 101)
-
-
-def test_whole_series_are_charged_their_samples_and_encoded_bytes():
-    budget = ReadBudget(100, 10_000)
-    series = [Series((("__name__", "m"),), [1, 2], [1.0, 2.0])]
-    budget.take_series(series)
-    assert budget.samples_left == 98
-    assert budget.bytes_left == 10_000 - context_module.encoded_bytes(series)
 
 
 def test_what_a_failed_attempt_charged_is_given_back():
