@@ -5,7 +5,6 @@ the credentials. The credentials are Prometheus's basic_auth (AUTH_MODE=basic), 
 connector's own: a Secrets Manager secret (kept 5 minutes, fetched again as soon as
 InfluxDB refuses it), else the environment.
 """
-import threading
 from typing import Mapping
 
 from chalicelib.caches import LeastRecentlyUsed
@@ -17,21 +16,16 @@ from chalicelib.storage.influxdb.store import InfluxDBStore
 
 MAX_CACHED_CREDENTIALS = 32
 _STORES = LeastRecentlyUsed(MAX_CACHED_CREDENTIALS)
-_lock = threading.Lock()
-_secrets = None
+_SECRETS = influxdb_credentials.SecretCache()
 
 
 def credentials_for(settings: Settings, headers: Mapping[str, str]) -> InfluxCredentials:
     """Prometheus's basic_auth (AUTH_MODE=basic), else the connector's own credentials:
     the Secrets Manager secret (``credentials.SecretCache``), else the environment."""
-    global _secrets
     if settings.auth_mode == "basic":
         return influxdb_credentials.from_request(headers)
     if settings.influxdb_secret_arn:
-        with _lock:
-            if _secrets is None:
-                _secrets = influxdb_credentials.SecretCache()
-        return _secrets.get(settings.influxdb_secret_arn, lambda: _secrets_client(settings))
+        return _SECRETS.get(settings.influxdb_secret_arn, lambda: _secrets_client(settings))
     return influxdb_credentials.from_environment(
         settings.influxdb_token, settings.influxdb_username, settings.influxdb_password)
 
@@ -58,5 +52,5 @@ def store_for_request(settings: Settings, headers: Mapping[str, str]) -> InfluxD
 def _forget_secret(settings: Settings) -> None:
     """InfluxDB refused the connector's credentials: a secret is fetched again next time
     (it may have been rotated)."""
-    if _secrets is not None and settings.influxdb_secret_arn and settings.auth_mode != "basic":
-        _secrets.forget(settings.influxdb_secret_arn)
+    if settings.influxdb_secret_arn and settings.auth_mode != "basic":
+        _SECRETS.forget(settings.influxdb_secret_arn)

@@ -15,7 +15,7 @@ from chalicelib.errors import BackendError, Forbidden, Unauthorized
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.storage import influxdb
-from chalicelib.storage.influxdb.credentials import (InfluxCredentials,
+from chalicelib.storage.influxdb.credentials import (InfluxCredentials, SecretCache,
                                                      from_secret_string)
 from harness.influxd import InfluxServer
 from tests.support import context
@@ -33,7 +33,7 @@ def secured():
 
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
-    monkeypatch.setattr(influxdb, "_secrets", None)
+    monkeypatch.setattr(influxdb, "_SECRETS", SecretCache())
     monkeypatch.setattr(influxdb, "_STORES", LeastRecentlyUsed(32))
 
 
