@@ -11,6 +11,7 @@ of a ``prometheus.Sample``: tag, length, 9-byte double, varint time). Memory fol
 a read stops as soon as either limit is passed, before the response is built, whatever
 the shape of the data (one huge series, huge labels, many queries).
 """
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,35 +65,60 @@ class Deadline:
 
 
 class ReadBudget:
-    """Samples and bytes one read request may still gather (not thread-safe: one per request)."""
+    """Samples and bytes one read request may still gather; shared by the threads of one
+    request (a read that runs several queries at once charges one budget)."""
 
     def __init__(self, sample_limit: int, byte_limit: int) -> None:
         self.sample_limit = sample_limit
         self.byte_limit = byte_limit
         self.samples_left = sample_limit
         self.bytes_left = byte_limit
+        self._lock = threading.Lock()
 
     def take(self, samples: int, nbytes: int) -> None:
         """Charge what was just gathered; ResponseTooLarge once a limit is passed."""
-        self.samples_left -= samples
-        self.bytes_left -= nbytes
-        if self.samples_left < 0:
+        with self._lock:
+            self.samples_left -= samples
+            self.bytes_left -= nbytes
+            samples_left, bytes_left = self.samples_left, self.bytes_left
+        if samples_left < 0:
             raise too_many_samples(self.sample_limit)
-        if self.bytes_left < 0:
+        if bytes_left < 0:
             raise ResponseTooLarge(
                 f"query selects more than {self.byte_limit} bytes of series and samples "
                 "(READ_BYTE_LIMIT): narrow the matchers or the time range")
 
+    def give_back(self, samples: int, nbytes: int) -> None:
+        """Return what an abandoned attempt charged."""
+        with self._lock:
+            self.samples_left += samples
+            self.bytes_left += nbytes
+
     @contextmanager
-    def refunded_on_failure(self) -> Iterator[None]:
-        """What is charged inside is given back if it fails: an attempt that is retried
-        (or done again another way) is charged once."""
-        samples, nbytes = self.samples_left, self.bytes_left
+    def refunded_on_failure(self) -> Iterator["ReadBudget"]:
+        """A view of this budget whose charges are given back if the block fails: an
+        attempt that is retried (or done again another way) is charged once, whatever
+        other threads of the request charge meanwhile."""
+        scope = _Scope(self)
         try:
-            yield
+            yield scope
         except BaseException:
-            self.samples_left, self.bytes_left = samples, nbytes
+            self.give_back(scope.samples, scope.nbytes)
             raise
+
+
+class _Scope:
+    """The charges made through one ``refunded_on_failure`` block."""
+
+    def __init__(self, budget: ReadBudget) -> None:
+        self.budget = budget
+        self.samples = 0
+        self.nbytes = 0
+
+    def take(self, samples: int, nbytes: int) -> None:
+        self.samples += samples
+        self.nbytes += nbytes
+        self.budget.take(samples, nbytes)
 
 
 class Limits(NamedTuple):

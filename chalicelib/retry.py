@@ -7,7 +7,7 @@ Prometheus keeps the samples and retries later. Each backend decides what is tra
 """
 import logging
 import random
-import time
+from time import sleep
 from typing import Callable, Optional, TypeVar
 
 from chalicelib.context import Deadline
@@ -33,7 +33,7 @@ class Transient(Exception):
 def backoff_seconds(attempt: int) -> float:
     """The pause after failed attempt ``attempt`` (1, 2, ...): exponential from 50 ms,
     at most 2 s, jittered to between half and all of it."""
-    return (min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
+    return (min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** min(attempt - 1, 16))
             * (0.5 + random.random() / 2))
 
 
@@ -57,4 +57,4 @@ def with_retries(call: Callable[[float], T], deadline: Deadline, what: str,
             raise BackendUnavailable(f"{what} still failing after {attempt} attempts "
                                      f"({failure}); retry later") from None
         LOG.info("retrying %s after %s (attempt %d)", what, failure, attempt)
-        time.sleep(delay)
+        sleep(delay)

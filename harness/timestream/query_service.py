@@ -15,6 +15,13 @@ comes from. An emulation more lenient than the service is a bug.
   other parameters fails, reused with the same ones returns the same query, not a new
   execution.
 - CancelQuery (API_query_CancelQuery.html): stops a query; its QueryId is what it takes.
+- Time (Developer Guide, "Query" best practices and "Timestream compute units": queries run
+  on compute the service allocates, and results come back a page at a time): a call takes
+  ``first_page_seconds`` when it starts a query and ``page_seconds`` per further page (0 by
+  default; the system tests set production-like figures), each at least as long as the
+  emulation's own work. A call slower than the client's read timeout fails as botocore
+  fails it (ReadTimeoutError) after that timeout. Calls from several threads run at once,
+  as they do on the service.
 - Unknown columns (observed service message, e.g. aws-iot-fleetwise-edge issue 54):
   ``ValidationException: line 1:N: Column 'x' does not exist`` -- including
   ``measure_value::double`` on a table that holds no DOUBLE record yet.
@@ -41,6 +48,7 @@ import json
 import math
 import re
 import threading
+import time
 import uuid
 from decimal import Decimal
 from typing import Callable, Dict, List, Optional, Set
@@ -125,11 +133,16 @@ class QueryService:
         self.cancelled: List[str] = []
         self._queries: Dict[str, dict] = {}
         self._tokens: Dict[str, tuple] = {}
+        self.first_page_seconds = 0.0
+        self.page_seconds = 0.0
+        self._read_timeout = float("inf")
         self._lock = threading.Lock()
+        self._engine = threading.Lock()  # one DuckDB connection: one statement at a time
         self._loaded = None
 
     def attach(self, client) -> None:
         """Answer this client's Query and CancelQuery calls."""
+        self._read_timeout = client.meta.config.read_timeout or float("inf")
         client.meta.events.register("before-call.timestream-query.Query", self._query)
         client.meta.events.register("before-call.timestream-query.CancelQuery", self._cancel)
 
@@ -144,16 +157,29 @@ class QueryService:
             status, code, *message = fault
             return (AWSResponse("https://timestream", status, {}, None),
                     _error_answer(status, code, message[0] if message else "injected"))
+        started = time.monotonic()
         try:
-            parsed = handler(body)
+            with self._engine:
+                parsed = handler(body)
             status = 200
         except QueryError as exc:
             parsed = _error_answer(exc.status, exc.code, exc.message)
             status = exc.status
+        self._take_time(name, body, started)
         if fault:  # the service did the work, the answer never arrived
             raise ReadTimeoutError(endpoint_url="https://query.timestream")
         parsed.setdefault("ResponseMetadata", {"HTTPStatusCode": status})
         return AWSResponse("https://timestream", status, {}, None), parsed
+
+    def _take_time(self, name: str, body: dict, started: float) -> None:
+        """Answer no sooner than the service would; past the read timeout, as botocore does."""
+        if name != "Query":
+            return
+        seconds = self.page_seconds if "NextToken" in body else self.first_page_seconds
+        if seconds > self._read_timeout:
+            time.sleep(max(0.0, self._read_timeout - (time.monotonic() - started)))
+            raise ReadTimeoutError(endpoint_url="https://query.timestream")
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
 
     def _query(self, params, **kwargs):
         return self._answer(self._run_query, params, "Query")

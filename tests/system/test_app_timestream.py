@@ -9,7 +9,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 import app as app_module
-from chalicelib import storage as stores
+from chalicelib import retry, storage as stores
 from chalicelib.caches import LeastRecentlyUsed
 from chalicelib.protocol import codec
 from chalicelib.storage import timestream as timestream_backend
@@ -26,7 +26,7 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"AKIDEXAMPLE:{SECRET}".enc
 @pytest.fixture
 def client(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(timestream.time, "sleep", lambda s: None)
+    monkeypatch.setattr(retry, "sleep", lambda s: None)
     settings = dataclasses.replace(app_module.SETTINGS, backend="timestream", auth_mode="basic",
                                    region="us-east-1", endpoint_url=None,
                                    request_deadline_seconds=8.0)  # one 7-s call fits

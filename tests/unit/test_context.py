@@ -1,5 +1,6 @@
 """One request's context: its deadline, its read budget and its limits."""
 import dataclasses
+import threading
 
 import pytest
 
@@ -61,13 +62,37 @@ def test_what_a_failed_attempt_charged_is_given_back():
     budget = ReadBudget(10, 100)
     budget.take(1, 1)
     with pytest.raises(KeyError):
-        with budget.refunded_on_failure():
-            budget.take(5, 50)
+        with budget.refunded_on_failure() as attempt:
+            attempt.take(5, 50)
+            budget.take(2, 2)  # another thread of the request: kept
             raise KeyError("retried")
-    assert (budget.samples_left, budget.bytes_left) == (9, 99)
-    with budget.refunded_on_failure():
-        budget.take(5, 50)
-    assert (budget.samples_left, budget.bytes_left) == (4, 49)
+    assert (budget.samples_left, budget.bytes_left) == (7, 97)
+    with budget.refunded_on_failure() as attempt:
+        attempt.take(5, 50)
+    assert (budget.samples_left, budget.bytes_left) == (2, 47)
+
+
+def test_an_attempt_over_the_limit_gives_back_all_it_charged():
+    budget = ReadBudget(10, 100)
+    with pytest.raises(ResponseTooLarge):
+        with budget.refunded_on_failure() as attempt:
+            attempt.take(4, 4)
+            attempt.take(7, 7)
+    assert (budget.samples_left, budget.bytes_left) == (10, 100)
+
+
+def test_charges_from_many_threads_add_up_exactly():
+    budget = ReadBudget(10 ** 9, 10 ** 9)
+
+    def charge():
+        for _ in range(20_000):
+            budget.take(1, 2)
+    threads = [threading.Thread(target=charge) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (budget.samples_left, budget.bytes_left) == (10 ** 9 - 80_000, 10 ** 9 - 160_000)
 
 
 def test_limits_come_from_the_settings_each_from_its_own_variable():

@@ -21,7 +21,7 @@ def backoff(monkeypatch):
         def sleep(seconds):
             sleeps.append(seconds)
             deadline.left -= seconds
-        monkeypatch.setattr(retry.time, "sleep", sleep)
+        monkeypatch.setattr(retry, "sleep", sleep)
         timeouts = []
 
         def call(attempt_timeout):
@@ -92,3 +92,8 @@ def test_backoff_doubles_from_50_ms_to_at_most_2_s(monkeypatch):
                                                                       2.0]
     monkeypatch.setattr(retry.random, "random", lambda: 0.0)
     assert retry.backoff_seconds(1) == 0.025
+
+
+def test_backoff_stays_two_seconds_however_many_attempts_failed(monkeypatch):
+    monkeypatch.setattr(retry.random, "random", lambda: 1.0)
+    assert retry.backoff_seconds(17) == retry.backoff_seconds(5000) == 2.0

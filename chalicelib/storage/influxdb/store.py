@@ -142,12 +142,11 @@ class InfluxDBStore:
     def _read_once(self, query: Query, statement: str, ctx: RequestContext,
                    timeout: float) -> List[Series]:
         """One attempt; what it charged to the budget is given back if it fails."""
-        with ctx.budget.refunded_on_failure():
-            return self._gather(query, statement, ctx, timeout)
+        with ctx.budget.refunded_on_failure() as budget:
+            return self._gather(query, statement, ctx, budget, timeout)
 
-    def _gather(self, query: Query, statement: str, ctx: RequestContext,
+    def _gather(self, query: Query, statement: str, ctx: RequestContext, budget,
                 timeout: float) -> List[Series]:
-        budget = ctx.budget
         found: Dict[Tuple, Tuple[Labels, List[int], List[float]]] = {}
         for result in self.client.query(statement, timeout):
             # each chunk is bounded by the timeout, the whole answer by the deadline

@@ -13,8 +13,7 @@ from chalicelib.errors import CredentialsFailed, Unauthorized
 from chalicelib.storage.timestream.store import TimestreamStore
 
 MAX_CACHED_CREDENTIALS = 32
-_STORES = LeastRecentlyUsed(MAX_CACHED_CREDENTIALS,
-                            on_evict=lambda store: store.executor.shutdown(wait=False))
+_STORES = LeastRecentlyUsed(MAX_CACHED_CREDENTIALS, on_evict=lambda store: store.close())
 
 
 def store_for_request(settings: Settings, headers: Mapping[str, str],
@@ -47,8 +46,8 @@ def build(settings: Settings, credentials: Optional[Credentials]) -> TimestreamS
     import boto3
 
     from chalicelib.storage.timestream.client import WRITE_READ_TIMEOUT_SECONDS, client_config
-    from chalicelib.storage.timestream.reader import (TimestreamQueryRunner, TimestreamReader,
-                                                      query_read_timeout)
+    from chalicelib.storage.timestream.reader import (READ_CONCURRENCY, TimestreamQueryRunner,
+                                                      TimestreamReader)
 
     session = boto3.session.Session(
         aws_access_key_id=credentials.access_key_id if credentials else None,
@@ -63,13 +62,16 @@ def build(settings: Settings, credentials: Optional[Credentials]) -> TimestreamS
 
     write_client = client("timestream-write", settings.write_endpoint_url,
                           WRITE_READ_TIMEOUT_SECONDS)
-    query_timeout = query_read_timeout(settings.request_deadline_seconds)
-    query_client = client("timestream-query", settings.query_endpoint_url, query_timeout)
-    # One pool per credential: calls that hang or fail with one key never hold the
-    # threads another key's writes need.
+    # A query may take all of the request's deadline (the reader abandons it there): no
+    # shorter read timeout cuts a slow first page short.
+    query_client = client("timestream-query", settings.query_endpoint_url,
+                          settings.request_deadline_seconds)
+    # Pools per credential: calls that hang or fail with one key never hold the threads
+    # another key's requests need.
     executor = ThreadPoolExecutor(max_workers=settings.write_concurrency,
                                   thread_name_prefix="timestream-write")
-    runner = TimestreamQueryRunner(query_client, query_timeout)
+    runner = TimestreamQueryRunner(query_client, ThreadPoolExecutor(
+        max_workers=READ_CONCURRENCY, thread_name_prefix="timestream-query"))
     reader = TimestreamReader(runner, settings.database, settings.table)
     return TimestreamStore(write_client, reader, settings.database, settings.table,
                            executor=executor)

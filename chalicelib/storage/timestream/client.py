@@ -5,7 +5,7 @@ deadline. Shared by the write path (``store``) and the read path (``reader``).
 from typing import Callable, TypeVar
 
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
-                                 HTTPClientError)
+                                 HTTPClientError, ReadTimeoutError)
 
 from chalicelib import retry
 from chalicelib.context import Deadline
@@ -57,6 +57,11 @@ def classified(call: Callable[[], T], what: str) -> Callable[[float], T]:
             if code not in TRANSIENT and status < 500:
                 raise error_for(exc, what) from None
             raise Transient(code or f"HTTP {status}") from None
+        except ReadTimeoutError:
+            # connected, but no answer in time: Timestream is slow, the network is fine
+            raise Transient("ReadTimeoutError", lambda attempts: (
+                f"Timestream did not answer {what} in time ({attempts} attempts, each within "
+                "the client's read timeout): it is slow or overloaded; retry later")) from None
         except (BotoConnectionError, HTTPClientError) as exc:
             reason = type(exc).__name__
             # the endpoint is down or unreachable, not the table

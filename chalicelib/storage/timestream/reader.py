@@ -2,63 +2,123 @@
 
 query -> SHOW MEASURES (which measures, and the dimensions of each: fresh on every read,
 so a label another writer added is readable as soon as Timestream lists it) ->
-SELECTs returning one row per series and hour (``sql``) -> paged Query calls
--> series. Round trips grow with the number of series, not samples.
+SELECTs returning one row per series and hour (``sql``), one per 100 measures and per
+time slice -> paged Query calls, up to READ_CONCURRENCY at once -> series. Round trips
+grow with the number of series, not samples.
 
-Each call of one request shares the request's deadline: a Query call starts only if it can
-finish before it (connect + read timeout), a query abandoned before its last page is
-cancelled (CancelQuery), and the retries of one call reuse one ClientToken, so Timestream
-runs (and bills) the query once.
+Every call of one request shares the request's deadline, and may use all of it: a query
+is as slow as Timestream makes it (a first page after seconds, more per 1 MB page). What
+is still running at the deadline is abandoned with a 503 that says the query was slow,
+and cancelled (CancelQuery) once its QueryId is known; the retries of one call reuse one
+ClientToken, so Timestream runs (and bills) the query once.
 """
 import datetime
 import functools
 import logging
+import threading
 import uuid
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import closing
 from operator import itemgetter
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, TypeVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.context import SAMPLE_BYTES, Deadline, ReadBudget, RequestContext, series_bytes
+from chalicelib.context import SAMPLE_BYTES, Deadline, RequestContext, series_bytes
 from chalicelib.errors import BackendError, BackendUnavailable
 from chalicelib.model import Labels, Query, Series, describe
-from chalicelib.storage.timestream.client import CONNECT_TIMEOUT_SECONDS, with_retries
+from chalicelib.storage.timestream.client import with_retries
 from chalicelib.storage.timestream.records import decode_value, labels_from_row
-from chalicelib.storage.timestream.sql import BIN_WIDTHS, SAMPLES_COLUMN, Measure, \
-    SelectStatement, measures_statement, select_statements
+from chalicelib.storage.timestream.sql import BIN_WIDTHS, MAX_TIME_MS, MIN_TIME_MS, \
+    SAMPLES_COLUMN, Measure, SelectStatement, measures_statement, select_statements
 
 LOG = logging.getLogger(__name__)
-
-# The query client's read timeout (``timestream.build`` builds the client): at most 10 s, and short enough that
-# two calls (connect + read timeout each) fit in the request deadline, which itself is under
-# API Gateway's 29 s; Timestream stops a query after 60 s on its side. A call starts only if
-# connect + read timeout fits before the deadline.
-QUERY_READ_TIMEOUT_SECONDS = 10
-
+T = TypeVar("T")
 
 MAX_ROWS = 1000  # the most Timestream returns per page
+# Query calls one read request runs at once (statements, time slices): each is a query
+# Timestream runs on the account's compute units (MaxQueryTCU, "Timestream compute units").
+READ_CONCURRENCY = 4
+# A read is cut into time slices of whole hours, one query each, when it spans at most
+# this long; wider reads (e.g. "everything", as some clients ask) stay one query, since
+# every slice is a query billed on its own.
+SLICE_HOURS_AT_MOST = 7 * 24
+HOUR_MS = 3_600_000
+# A retry starts only if this much of the deadline is left after its pause.
+MIN_QUERY_ATTEMPT_SECONDS = 1.0
 
 
-def query_read_timeout(deadline_seconds: float) -> float:
-    """The query client's read timeout for a request deadline (REQUEST_DEADLINE_SECONDS)."""
-    return max(1.0, min(QUERY_READ_TIMEOUT_SECONDS,
-                        deadline_seconds / 2 - CONNECT_TIMEOUT_SECONDS))
+def slow_query() -> BackendUnavailable:
+    """The 503 of a read that Timestream had not answered by the deadline."""
+    return BackendUnavailable(
+        "the Timestream query was still running at the request deadline "
+        "(REQUEST_DEADLINE_SECONDS): Timestream is slow to answer this read; narrow the time "
+        "range or the matchers, or retry later")
 
 
 class RowTooLarge(Exception):
     """A result row of the query is over Timestream's 1 MB ("max page response size")."""
 
 
+class QueryRun:
+    """The queries of one read request in flight: stopped at the deadline or at the first
+    failure, each cancelled once its QueryId is known."""
+
+    def __init__(self, runner: "TimestreamQueryRunner") -> None:
+        self.runner = runner
+        self.stopped = False
+        self._running: Set[str] = set()
+        self._lock = threading.Lock()
+
+    def started(self, query_id: str) -> None:
+        with self._lock:
+            self._running.add(query_id)
+
+    def finished(self, query_id: str) -> bool:
+        """Forget ``query_id``; False if ``stop`` already cancelled it."""
+        with self._lock:
+            if query_id in self._running:
+                self._running.discard(query_id)
+                return True
+            return False
+
+    def stop(self) -> None:
+        """No further page is asked for; every query known to run is cancelled."""
+        with self._lock:
+            self.stopped = True
+            running, self._running = self._running, set()
+        for query_id in running:
+            self.runner.cancel(query_id)
+
+
 class TimestreamQueryRunner:
-    """Runs statements on Timestream: pages, retries, deadline, cancellation."""
+    """Runs statements on Timestream: pages, retries, deadline, cancellation, and up to
+    READ_CONCURRENCY queries of one read at once."""
 
-    def __init__(self, query_client,
-                 read_timeout: float = QUERY_READ_TIMEOUT_SECONDS) -> None:
+    def __init__(self, query_client, executor: Optional[ThreadPoolExecutor] = None) -> None:
         self.client = query_client
-        self.call_seconds = CONNECT_TIMEOUT_SECONDS + read_timeout  # the client's timeouts
+        self.executor = executor or ThreadPoolExecutor(
+            max_workers=READ_CONCURRENCY, thread_name_prefix="timestream-query")
 
-    def pages(self, sql: str, deadline: Deadline) -> Iterator[dict]:
+    def run_all(self, tasks: List[Callable[[QueryRun], T]], deadline: Deadline) -> List[T]:
+        """Run ``tasks`` (each paging its queries through ``pages``) concurrently and return
+        their results in order. At the deadline: a 503 saying the query was slow; at the
+        first failure: that failure. Either way the queries still running are cancelled."""
+        run = QueryRun(self)
+        futures = [self.executor.submit(task, run) for task in tasks]
+        done, pending = wait(futures, timeout=max(0.0, deadline.remaining()),
+                             return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f in done and f.exception() is not None]
+        if failed or pending:
+            run.stop()
+            for future in pending:
+                future.cancel()  # not started yet: never starts
+            if failed:
+                raise failed[0].exception()
+            raise slow_query()
+        return [f.result() for f in futures]
+
+    def pages(self, sql: str, deadline: Deadline, run: QueryRun) -> Iterator[dict]:
         """The Query responses of ``sql``, first to last. Stopping early (an error, the
         deadline, a consumer that stops reading) cancels the query."""
         token: Optional[str] = None
@@ -66,24 +126,24 @@ class TimestreamQueryRunner:
         finished = False
         try:
             while True:
-                if deadline.remaining() < self.call_seconds:
-                    raise BackendUnavailable(
-                        "the Timestream query did not finish within the request deadline "
-                        "(REQUEST_DEADLINE_SECONDS): narrow the time range or the matchers")
+                if run.stopped or deadline.remaining() <= 0:
+                    raise slow_query()
                 kwargs = {"QueryString": sql, "MaxRows": MAX_ROWS,
                           "ClientToken": uuid.uuid4().hex}  # one per call, kept by retries
                 if token:
                     kwargs["NextToken"] = token
                 page = with_retries(lambda: self._call(kwargs), deadline, "Timestream query",
-                                    self.call_seconds)
-                query_id = page.get("QueryId", query_id)
+                                    MIN_QUERY_ATTEMPT_SECONDS)
+                if query_id is None and page.get("QueryId"):
+                    query_id = page["QueryId"]
+                    run.started(query_id)
                 token = page.get("NextToken")
                 finished = not token
                 yield page
                 if finished:
                     return
         finally:
-            if not finished and query_id:
+            if query_id is not None and run.finished(query_id) and not finished:
                 self.cancel(query_id)
 
     def _call(self, kwargs: dict) -> dict:
@@ -110,11 +170,13 @@ class TimestreamQueryRunner:
 
     def measures(self, sql: str, deadline: Deadline) -> List[Measure]:
         """The rows of a SHOW MEASURES statement."""
-        result = []
-        with closing(self.pages(sql, deadline)) as pages:
-            for page in pages:
-                result.extend(measures_of(page))
-        return result
+        def task(run: QueryRun) -> List[Measure]:
+            result = []
+            with closing(self.pages(sql, deadline, run)) as pages:
+                for page in pages:
+                    result.extend(measures_of(page))
+            return result
+        return self.run_all([task], deadline)[0]
 
 
 def measures_of(page: dict) -> List[Measure]:
@@ -165,6 +227,40 @@ def timestamp_ms(text: str) -> int:
             + int(text[17:19]) * 1000 + (int(millis.ljust(3, "0")) if millis else 0))
 
 
+def time_slices(start_ms: int, end_ms: int) -> List[Tuple[int, int]]:
+    """``[start_ms, end_ms]`` cut at whole hours into at most READ_CONCURRENCY inclusive
+    slices (one when it spans over SLICE_HOURS_AT_MOST): each series' hourly rows fall
+    whole into one slice."""
+    hours = end_ms // HOUR_MS - start_ms // HOUR_MS + 1
+    if hours <= 1 or hours > SLICE_HOURS_AT_MOST:
+        return [(start_ms, end_ms)]
+    count = min(READ_CONCURRENCY, hours)
+    first_hour = start_ms // HOUR_MS
+    cuts = [(first_hour + hours * i // count) * HOUR_MS for i in range(1, count)]
+    edges = [start_ms] + cuts + [end_ms + 1]
+    return [(a, b - 1) for a, b in zip(edges, edges[1:])]
+
+
+class _Labels:
+    """Which series' labels a read has charged to its budget (once each, whichever of its
+    concurrent queries finds the series first)."""
+
+    def __init__(self) -> None:
+        self.charged: Set[Labels] = set()
+        self.lock = threading.Lock()
+
+    def first_sight(self, labels: Labels) -> bool:
+        with self.lock:
+            if labels in self.charged:
+                return False
+            self.charged.add(labels)
+            return True
+
+    def forget(self, labels: Iterator[Labels]) -> None:
+        with self.lock:
+            self.charged.difference_update(labels)
+
+
 class TimestreamReader:
     """Answers remote-read queries from one Timestream table."""
 
@@ -181,52 +277,77 @@ class TimestreamReader:
         deadline = ctx.deadline
         measures = self.runner.measures(
             measures_statement(query, self.database, self.table), deadline)
+        seen = _Labels()
+        tasks = [functools.partial(self._gather_slice, sliced, index, measures, ctx, seen)
+                 for sliced in self._slices(query)
+                 for index in range(len(select_statements(sliced, self.database, self.table,
+                                                          measures)))]
         grouped: Dict[Labels, List[Tuple[int, float]]] = {}
-        statements = select_statements(query, self.database, self.table, measures)
-        for index, statement in enumerate(statements):
-            for narrower in BIN_WIDTHS[1:] + (None,):
-                try:
-                    self._gather(statement, deadline, grouped, ctx.budget)
-                    break
-                except RowTooLarge:
-                    if narrower is None:
-                        raise BackendError("a series has more samples than one Timestream result "
-                                           f"row holds (1 MB) even per {BIN_WIDTHS[-1]}") from None
-                    LOG.info("a result row is over 1 MB: reading again by %s", narrower)
-                    statement = select_statements(query, self.database, self.table, measures,
-                                                  narrower)[index]
+        for found in self.runner.run_all(tasks, deadline):
+            for labels, points in found.items():
+                grouped.setdefault(labels, []).extend(points)
         return [self._series(labels, points) for labels, points in sorted(grouped.items())]
 
-    def _gather(self, statement: SelectStatement, deadline: Deadline,
-                grouped: Dict[Labels, List[Tuple[int, float]]], budget: ReadBudget) -> None:
-        """Add the points of ``statement`` to ``grouped``, charging ``budget``. Nothing is
-        added or charged if it fails (RowTooLarge)."""
+    @staticmethod
+    def _slices(query: Query) -> List[Query]:
+        start, end = max(int(query.start_ms), MIN_TIME_MS), min(int(query.end_ms), MAX_TIME_MS)
+        if start > end:
+            return []
+        return [query._replace(start_ms=a, end_ms=b) for a, b in time_slices(start, end)]
+
+    def _gather_slice(self, query: Query, index: int, measures: List[Measure],
+                      ctx: RequestContext, seen: _Labels,
+                      run: QueryRun) -> Dict[Labels, List[Tuple[int, float]]]:
+        """The points of statement ``index`` for ``query``, read again in narrower bins
+        while a row is over 1 MB."""
+        statement = select_statements(query, self.database, self.table, measures)[index]
+        for narrower in BIN_WIDTHS[1:] + (None,):
+            try:
+                return self._gather(statement, ctx, seen, run)
+            except RowTooLarge:
+                if narrower is None:
+                    raise BackendError("a series has more samples than one Timestream result "
+                                       f"row holds (1 MB) even per {BIN_WIDTHS[-1]}") from None
+                LOG.info("a result row is over 1 MB: reading again by %s", narrower)
+                statement = select_statements(query, self.database, self.table, measures,
+                                              narrower)[index]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _gather(self, statement: SelectStatement, ctx: RequestContext, seen: _Labels,
+                run: QueryRun) -> Dict[Labels, List[Tuple[int, float]]]:
+        """The points of ``statement`` by series, charged to the request's budget as they
+        arrive; all of it given back if it fails (RowTooLarge is read again)."""
         LOG.debug("query: %s", statement.sql)
         found: Dict[Labels, List[Tuple[int, float]]] = {}
         keys: Dict[tuple, Labels] = {}
-        with budget.refunded_on_failure(), closing(self.runner.pages(statement.sql,
-                                                                     deadline)) as pages:
-            for page in pages:
-                if not page.get("Rows"):
-                    continue  # a page may hold only a NextToken (and no ColumnInfo)
-                names = [c["Name"] for c in page["ColumnInfo"]]
-                samples_at = names.index(SAMPLES_COLUMN)
-                for row in page["Rows"]:
-                    data = row["Data"]
-                    key = tuple(d.get("ScalarValue") for d in data[:samples_at])
-                    labels = keys.get(key)
-                    if labels is None:
-                        labels = keys[key] = labels_from_row(
-                            key[0], dict(zip(statement.dimensions, key[1:])))
-                        if labels not in grouped and labels not in found:
-                            budget.take(0, series_bytes(labels))
-                    points = data[samples_at].get("TimeSeriesValue", [])
-                    budget.take(len(points), SAMPLE_BYTES * len(points))
-                    found.setdefault(labels, []).extend(
-                        (timestamp_ms(p["Time"]), decode_value(p["Value"]["ScalarValue"]))
-                        for p in points)
-        for labels, points in found.items():
-            grouped.setdefault(labels, []).extend(points)
+        first_seen: List[Labels] = []
+        try:
+            with ctx.budget.refunded_on_failure() as budget, \
+                    closing(self.runner.pages(statement.sql, ctx.deadline, run)) as pages:
+                for page in pages:
+                    if not page.get("Rows"):
+                        continue  # a page may hold only a NextToken (and no ColumnInfo)
+                    names = [c["Name"] for c in page["ColumnInfo"]]
+                    samples_at = names.index(SAMPLES_COLUMN)
+                    for row in page["Rows"]:
+                        data = row["Data"]
+                        key = tuple(d.get("ScalarValue") for d in data[:samples_at])
+                        labels = keys.get(key)
+                        if labels is None:
+                            labels = keys[key] = labels_from_row(
+                                key[0], dict(zip(statement.dimensions, key[1:])))
+                            if seen.first_sight(labels):
+                                first_seen.append(labels)
+                                budget.take(0, series_bytes(labels))
+                        points = data[samples_at].get("TimeSeriesValue", [])
+                        budget.take(len(points), SAMPLE_BYTES * len(points))
+                        found.setdefault(labels, []).extend(
+                            (timestamp_ms(p["Time"]), decode_value(p["Value"]["ScalarValue"]))
+                            for p in points)
+        except BaseException:
+            seen.forget(iter(first_seen))
+            raise
+        return found
 
     @staticmethod
     def _series(labels: Labels, points: List[Tuple[int, float]]) -> Series:
@@ -239,4 +360,3 @@ class TimestreamReader:
                     "a dimension another writer added is not visible yet (schema "
                     "propagation), so two series look alike; retry in a moment")
         return Series(labels, timestamps, [v for _, v in points])
-

@@ -74,6 +74,11 @@ class TimestreamStore:
         self.clock = clock
         self._facts: Tuple[float, Optional[TableFacts]] = (-TABLE_FACTS_TTL_SECONDS, None)
 
+    def close(self) -> None:
+        """Let the store's threads end (its cache entry was evicted)."""
+        self.executor.shutdown(wait=False)
+        self.reader.runner.executor.shutdown(wait=False)
+
     @property
     def call_seconds(self) -> float:
         """The longest a write call can take: its client's timeouts."""

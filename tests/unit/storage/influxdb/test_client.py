@@ -171,7 +171,7 @@ class CutServer:
 @pytest.mark.parametrize("status,what", [(400, "write"), (200, "query")])
 def test_an_answer_cut_off_is_retried_then_503(status, what, monkeypatch):
     monkeypatch.setattr(retry.random, "random", lambda: 1.0)
-    monkeypatch.setattr(retry.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
     server = CutServer(status)
     try:
         client = InfluxClient(server.url, "db")

@@ -8,7 +8,7 @@ from harness.timestream.env import NOW_MS, timestream_env
 @pytest.fixture(autouse=True)
 def no_backoff_sleep(monkeypatch):
     """Retries back off without sleeping."""
-    monkeypatch.setattr(retry.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
 
 
 @pytest.fixture

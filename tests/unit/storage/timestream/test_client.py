@@ -107,7 +107,7 @@ def test_retries_back_off_exponentially_with_jitter_up_to_2_seconds(monkeypatch,
                                                                      delays):
     caplog.set_level("INFO")
     slept = []
-    monkeypatch.setattr(retry.time, "sleep", slept.append)
+    monkeypatch.setattr(retry, "sleep", slept.append)
     monkeypatch.setattr(retry.random, "random", lambda: jitter)
     call, calls = throttled_then("done", 8)
     assert timestream.with_retries(call, timestream.Deadline(60), "t", attempt_seconds=7) == "done"
@@ -120,7 +120,7 @@ def test_retries_back_off_exponentially_with_jitter_up_to_2_seconds(monkeypatch,
 
 def test_a_retry_starts_when_the_backoff_and_one_more_call_fit_exactly(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(retry.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("time.monotonic", lambda: clock[0])
     monkeypatch.setattr(retry.random, "random", lambda: 1.0)  # backoff 0.05 s
     call, calls = throttled_then("done", 1)
     assert timestream.with_retries(call, timestream.Deadline(8.0), "t",

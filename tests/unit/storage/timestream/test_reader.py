@@ -71,20 +71,13 @@ def test_persistent_throttling_is_503(env):
         read(env, (0, "__name__", "m"), deadline=Deadline(13.5))
 
 
-def test_no_call_starts_unless_it_can_finish_before_the_deadline(env, caplog):
+def test_no_call_starts_once_the_deadline_has_passed(env, caplog):
     write_series(env, 1)
-    call = env.store.reader.runner.call_seconds
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        with pytest.raises(BackendUnavailable, match="deadline"):
-            read(env, (0, "__name__", "m"), deadline=Deadline(call - 0.5))
+        with pytest.raises(BackendUnavailable, match="still running at the request deadline"):
+            read(env, (0, "__name__", "m"), deadline=Countdown(0))
     assert env.queries.calls == []
     assert caplog.text == ""  # no query started: none to cancel
-
-
-def test_a_call_starts_when_exactly_its_timeouts_remain(env):
-    write_series(env, 1)
-    call = env.store.reader.runner.call_seconds
-    assert len(read(env, (0, "__name__", "m"), deadline=Countdown(call))) == 1
 
 
 def test_a_read_of_exactly_the_sample_limit_is_answered(env):
@@ -94,13 +87,14 @@ def test_a_read_of_exactly_the_sample_limit_is_answered(env):
         read(env, (0, "__name__", "m"), limit=5)
 
 
-def test_one_deadline_for_every_query_of_a_request(env, monkeypatch):
+def test_one_deadline_for_every_query_of_a_request(env):
     write_series(env, 1)
     ctx = context(10, deadline_seconds=25.0)
     assert len(env.store.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), ctx)) == 1
-    ctx.deadline.end = time.monotonic() + 11  # the request has been running a while
+    ctx.deadline.end = time.monotonic() - 0.001  # the request's earlier queries took it all
     with pytest.raises(BackendUnavailable, match="deadline"):
         env.store.read(Query(0, 2 ** 62, (Matcher.of(0, "__name__", "m"),)), ctx)
+    assert len(env.queries.executions) == 2  # the first read's: none started for the second
 
 
 def test_a_query_abandoned_before_its_last_page_is_cancelled(env):
@@ -155,21 +149,8 @@ def test_other_validation_errors_are_500_with_timestreams_message(env, message):
                                  f"(ValidationException): {message}")
 
 
-@pytest.mark.parametrize("deadline", [8, 13, 25, 27])
-def test_client_timeouts_fit_api_gateway_and_timestream(deadline):
-    """Two query calls fit the request deadline (SAM: TimeoutInMillis - 2 s, at most 27 s)."""
-    read_timeout = timestream_query.query_read_timeout(deadline)
-    call = timestream_client.CONNECT_TIMEOUT_SECONDS + read_timeout
-    assert TimestreamQueryRunner(None, read_timeout).call_seconds == call
-    assert 2 * call <= deadline and read_timeout <= 10 < 29 < 60
-    assert timestream_query.query_read_timeout(25) == 10
-
-
-def test_the_query_read_timeout_is_never_under_a_second():
-    assert timestream_query.query_read_timeout(4) == 1.0
-
-
-def test_the_query_client_gets_the_timeout_for_the_stage_deadline(monkeypatch):
+def test_the_query_client_may_wait_the_whole_stage_deadline(monkeypatch):
+    """A slow first page is waited for, not cut short by a read timeout under the deadline."""
     from chalicelib.caches import LeastRecentlyUsed
     from chalicelib.config import Settings
     from chalicelib.storage import timestream as backend
@@ -177,8 +158,9 @@ def test_the_query_client_gets_the_timeout_for_the_stage_deadline(monkeypatch):
     store = backend.store_for(Settings(backend="timestream", region="us-east-1",
                                       endpoint_url="http://127.0.0.1:1",
                                       request_deadline_seconds=13), None)
-    assert store.reader.runner.client.meta.config.read_timeout == 4.5
-    assert store.reader.runner.call_seconds == 6.5
+    assert store.reader.runner.client.meta.config.read_timeout == 13
+    assert store.reader.runner.executor._max_workers == timestream_query.READ_CONCURRENCY == 4
+    store.close()
 
 
 @pytest.mark.parametrize("text,ms", [
@@ -227,23 +209,83 @@ def test_a_series_over_one_megabyte_a_minute_is_a_500_saying_so(env):
 
 
 class Countdown:
-    """A deadline whose remaining seconds are given call by call: remaining() answers these, one per call (the last for ever): each page is checked
-    before its call, and each attempt is given the time left."""
+    """A deadline already passed."""
 
-    def __init__(self, *remaining):
-        self.values = list(remaining)
+    def __init__(self, remaining):
+        self.value = remaining
 
     def remaining(self):
-        return self.values.pop(0) if len(self.values) > 1 else self.values[0]
+        return self.value
 
 
-def test_a_query_abandoned_at_the_deadline_is_cancelled(env):
+def wait_until(condition, seconds=30):
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end
+        time.sleep(0.05)
+
+
+def test_a_slow_query_may_use_the_whole_deadline(env):
+    """3 s to the first page, 0.5 s a further page: more than half of a 6 s deadline."""
+    write_series(env, 2500)
+    env.queries.first_page_seconds, env.queries.page_seconds = 2.0, 0.3
+    started = time.monotonic()
+    assert len(read(env, (0, "__name__", "m"), deadline=Deadline(8))) == 2500
+    # SHOW MEASURES 2 + 0.3, SELECT 2 + 3 x 0.3: past any per-call budget under the deadline
+    assert time.monotonic() - started >= 5.2
+
+
+def test_a_query_still_running_at_the_deadline_is_a_503_saying_it_is_slow_then_cancelled(env):
     write_series(env, 10)
-    with pytest.raises(BackendUnavailable, match="deadline"):
-        read(env, (0, "__name__", "m"), deadline=Countdown(30, 30, 30, 30, 30, 30, 5))
-    [started] = [c for c in selects(env)]  # the SELECT's first call, then no time left
+    env.queries.first_page_seconds = 3.0
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable) as raised:
+        read(env, (0, "__name__", "m"), deadline=Deadline(1))
+    assert 1 <= time.monotonic() - started < 2.5  # answered at the deadline, not after the call
+    assert raised.value.status == 503
+    assert str(raised.value).startswith("the Timestream query was still running at the request "
+                                        "deadline (REQUEST_DEADLINE_SECONDS): Timestream is slow")
+    assert "network" not in str(raised.value)
+    # The call in flight returns its QueryId later: the query is cancelled then.
+    wait_until(lambda: env.queries.cancelled)
+    assert env.queries.cancelled == env.queries.executions
+
+
+def test_a_query_abandoned_at_the_deadline_between_pages_is_cancelled_at_once(env):
+    write_series(env, 2500)
+    env.queries.page_seconds = 0.6
+    with pytest.raises(BackendUnavailable, match="still running"):
+        read(env, (0, "__name__", "m"), deadline=Deadline(2.0))
+    wait_until(lambda: env.queries.cancelled)
     assert env.queries.cancelled == [env.queries.executions[-1]]
-    assert "NextToken" not in started
+    # no page of the cancelled query is asked for after its cancellation
+    time.sleep(1)
+    operations = [c["Operation"] for c in env.queries.calls]
+    assert "Query" not in operations[operations.index("CancelQuery"):]
+
+
+def test_a_call_slower_than_the_read_timeout_is_retried_then_503_naming_the_slowness():
+    from chalicelib.errors import BackendUnavailable as Unavailable
+    from harness.timestream.env import emulated_query_client
+    from botocore.config import Config
+    import boto3
+    from chalicelib.context import RequestContext
+    client = boto3.client("timestream-query", region_name="us-east-1",
+                          endpoint_url="https://query.timestream.emulated",
+                          config=Config(read_timeout=0.3, retries={"max_attempts": 1}))
+    from harness.timestream.query_service import QueryService
+    from harness.timestream.env import DATABASE, TABLE, install_sql_functions
+    service = QueryService(DATABASE, TABLE, lambda: [], install_sql_functions)
+    service.attach(client)
+    service.first_page_seconds = 1.0
+    runner = TimestreamQueryRunner(client)
+    with pytest.raises(Unavailable) as raised:
+        runner.measures(f'SHOW MEASURES FROM "{DATABASE}"."{TABLE}"', Deadline(2.5))
+    assert "Timestream did not answer Timestream query in time" in str(raised.value) \
+        or "still running" in str(raised.value)
+    assert "network" not in str(raised.value)
+    assert len(service.calls) >= 2  # retried with the same ClientToken
+    assert len({c["ClientToken"] for c in service.calls}) == 1
 
 
 def test_show_measures_rows_are_read_by_column_and_field_name():
@@ -282,3 +324,60 @@ def test_a_show_measures_answer_of_another_shape_is_a_500_naming_its_columns(col
     assert message.endswith("expected measure_name, data_type and dimensions (an array of "
                             "dimension_name, data_type)")
     assert raised.value.status == 500
+
+
+HOUR = 3_600_000
+
+
+@pytest.mark.parametrize("start,end,slices", [
+    (0, HOUR - 1, [(0, HOUR - 1)]),
+    (10 * HOUR + 5, 10 * HOUR + 7, [(10 * HOUR + 5, 10 * HOUR + 7)]),
+    (10 * HOUR + 1380_000, 11 * HOUR + 1380_000,
+     [(10 * HOUR + 1380_000, 11 * HOUR - 1), (11 * HOUR, 11 * HOUR + 1380_000)]),
+    (0, 6 * HOUR - 1, [(0, HOUR - 1), (HOUR, 3 * HOUR - 1), (3 * HOUR, 4 * HOUR - 1),
+                       (4 * HOUR, 6 * HOUR - 1)]),
+    (0, 168 * HOUR - 1, [(0, 42 * HOUR - 1), (42 * HOUR, 84 * HOUR - 1),
+                         (84 * HOUR, 126 * HOUR - 1), (126 * HOUR, 168 * HOUR - 1)]),
+    (0, 168 * HOUR, [(0, 168 * HOUR)]),  # 169 hours: one query
+])
+def test_reads_are_cut_in_whole_hours_into_at_most_four_slices(start, end, slices):
+    assert timestream_query.time_slices(start, end) == slices
+
+
+def write_hours(env, series=3, hours=3):
+    """``series`` series with a sample every 10 minutes over ``hours`` hours to NOW_MS."""
+    times = list(range(NOW_MS - hours * HOUR + 1, NOW_MS + 1, 600_000))
+    env.store.write([Series((("__name__", "m"), ("i", str(i))), times, [float(i)] * len(times))
+                     for i in range(series)], context())
+    return times
+
+
+def test_a_read_over_hours_runs_its_slices_at_once_and_joins_them_exactly(env):
+    times = write_hours(env, hours=4)
+    env.queries.first_page_seconds = 1.0
+    started = time.monotonic()
+    got = env.store.read(Query(times[0], times[-1], (Matcher.of(0, "__name__", "m"),)),
+                         context(deadline=Deadline(600)))
+    took = time.monotonic() - started
+    assert [(s.labels, list(s.timestamps), list(s.values)) for s in got] == [
+        ((("__name__", "m"), ("i", str(i))), times, [float(i)] * len(times)) for i in range(3)]
+    assert len([c for c in selects(env) if "NextToken" not in c]) == 4
+    assert took < 1.0 + 4 * 1.0  # SHOW MEASURES, then four 1-s starts side by side, not in turn
+
+
+def test_labels_of_a_series_found_in_several_slices_are_charged_once(env):
+    from chalicelib.context import SAMPLE_BYTES, series_bytes
+    times = write_hours(env, series=2, hours=3)
+    query = Query(times[0], times[-1], (Matcher.of(0, "__name__", "m"),))
+    exact = 2 * series_bytes((("__name__", "m"), ("i", "0"))) + 2 * len(times) * SAMPLE_BYTES
+    assert len(env.store.read(query, context(byte_limit=exact))) == 2
+    with pytest.raises(ResponseTooLarge):
+        env.store.read(query, context(byte_limit=exact - 1))
+
+
+def test_a_failing_slice_stops_the_others_and_the_read_answers_its_error(env):
+    write_hours(env, series=1500, hours=3)
+    with pytest.raises(ResponseTooLarge):
+        read_range = Query(NOW_MS - 3 * HOUR + 1, NOW_MS, (Matcher.of(0, "__name__", "m"),))
+        env.store.read(read_range, context(2000, deadline=Deadline(600)))
+    wait_until(lambda: len(env.queries.cancelled) >= 1)
