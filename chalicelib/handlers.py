@@ -41,8 +41,9 @@ def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits)
         request = codec.decode_write_request(body, headers, limits.max_decoded_bytes)
         translated = write_v1.series_from_write_request(request)
     result = store.write(translated.series, ctx) if translated.series else WriteResult(0)
-    LOG.debug("write: %d series, %d samples stored, %d rejected, %d series refused",
-              len(translated.series), result.stored, result.rejected, len(translated.refused))
+    LOG.debug("write: %d series, %d samples stored (%d late, to the magnetic store), "
+              "%d rejected, %d series refused", len(translated.series), result.stored,
+              result.late, result.rejected, len(translated.refused))
     answer = {"X-Prometheus-Remote-Write-Samples-Written": str(result.stored),
               "X-Prometheus-Remote-Write-Histograms-Written": "0",
               "X-Prometheus-Remote-Write-Exemplars-Written": "0"} if v2 else {}

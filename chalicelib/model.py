@@ -25,11 +25,14 @@ class Query(NamedTuple):
 
 
 class WriteResult(NamedTuple):
-    """What a store did with a write: samples stored and samples it refused."""
+    """What a store did with a write: samples stored and samples it refused; ``late``: of
+    the stored, those Timestream took into its magnetic store, whose conflicts it reports
+    only later, to S3."""
 
     stored: int
     rejected: int = 0
     reasons: Tuple[str, ...] = ()
+    late: int = 0
 
 
 def metric_name(labels: Labels) -> str:

@@ -115,6 +115,15 @@ def emulated_query_client(records: Callable[[], List[dict]]) -> Tuple[object, Qu
     return client, service
 
 
+def magnetic_store_write_properties(bucket: str = None) -> dict:
+    """A table's MagneticStoreWriteProperties: late writes on, reports to ``bucket`` if given."""
+    properties = {"EnableMagneticStoreWrites": True}
+    if bucket:
+        properties["MagneticStoreRejectedDataLocation"] = {
+            "S3Configuration": {"BucketName": bucket, "ObjectKeyPrefix": "late/"}}
+    return properties
+
+
 class TimestreamEnv:
     """moto-backed Timestream with a store, its wire log and a DuckDB query engine.
 
@@ -122,7 +131,7 @@ class TimestreamEnv:
     (the store reads them with DescribeTable) and enforced by the write rules."""
 
     def __init__(self, memory_hours: int = 6, magnetic_writes: bool = False, clock=None,
-                 magnetic_days: int = 73000) -> None:
+                 magnetic_days: int = 73000, rejected_data_bucket: str = None) -> None:
         self.write_client = boto3.client("timestream-write", region_name=REGION,
                                          config=CLIENT_CONFIG)
         self.write_client.create_database(DatabaseName=DATABASE)
@@ -131,10 +140,12 @@ class TimestreamEnv:
             RetentionProperties={"MemoryStoreRetentionPeriodInHours": memory_hours,
                                  "MagneticStoreRetentionPeriodInDays": magnetic_days},
             # A table created without magnetic-store writes: DescribeTable says nothing of them.
-            **({"MagneticStoreWriteProperties": {"EnableMagneticStoreWrites": True}}
-               if magnetic_writes else {}))
+            **({"MagneticStoreWriteProperties": magnetic_store_write_properties(
+                rejected_data_bucket)} if magnetic_writes else {}))
         self.rules = WriteRules(memory_hours, magnetic_writes, magnetic_days,
-                                clock=clock or time.time)
+                                clock=clock or time.time,
+                                rejected_data_location=rejected_data_bucket and
+                                f"s3://{rejected_data_bucket}/late/")
         self.wire = WireLog(self.write_client, self.rules)
         self.wires = [self.wire]
         self.query_client, self.queries = emulated_query_client(self.records)

@@ -67,11 +67,16 @@ class WriteRules:
 
     def __init__(self, memory_hours: float = 6, magnetic_writes: bool = False,
                  magnetic_days: float = 73000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 rejected_data_location: Optional[str] = None) -> None:
         self.memory_hours = memory_hours
         self.magnetic_writes = magnetic_writes
         self.magnetic_days = magnetic_days
         self.clock = clock
+        self.rejected_data_location = rejected_data_location
+        # The reports Timestream writes to the rejected-data location (S3) for late records
+        # it rejects; none are kept when the table has no location.
+        self.magnetic_reports: List[dict] = []
         self.stored: Dict[tuple, dict] = {}   # record identity -> merged record
         self.dimension_names: set = set()
         self.measure_types: Dict[str, str] = {}
@@ -100,6 +105,14 @@ class WriteRules:
             accepted: Dict[tuple, dict] = {}
             for index, record in enumerate(merged):
                 reason, existing = self._record_problem(record, accepted)
+                if reason and existing is not None and self._late(record):
+                    # writes.html, "Handling rejected records" (magnetic store writes): late
+                    # records are processed asynchronously; those rejected are not in the
+                    # WriteRecords answer but reported to MagneticStoreRejectedDataLocation,
+                    # if the table has one.
+                    if self.rejected_data_location:
+                        self.magnetic_reports.append({"record": record, "reason": reason})
+                    continue
                 if reason:
                     entry = {"RecordIndex": index, "Reason": reason}
                     if existing is not None:
@@ -118,6 +131,13 @@ class WriteRules:
                            "One or more records have been rejected. See RejectedRecords for "
                            "details.", rejected)
         return None
+
+    def _late(self, record: dict) -> bool:
+        """Whether the record goes to the magnetic store (older than the memory store's
+        retention, on a table with magnetic-store writes)."""
+        time_ms = int(record["Time"]) / UNITS_PER_MS[record.get("TimeUnit", "MILLISECONDS")]
+        return self.magnetic_writes and \
+            time_ms < self.clock() * 1000 - self.memory_hours * 3_600_000
 
     def _record_problem(self, record: dict, accepted: Dict[tuple, dict]
                         ) -> Tuple[Optional[str], Optional[int]]:

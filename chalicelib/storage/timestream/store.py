@@ -48,17 +48,39 @@ def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
 
 
 class TableFacts(NamedTuple):
-    """What the table says about which times it takes (DescribeTable)."""
+    """What the table says about which times it takes, and where Timestream reports late
+    samples it rejects (DescribeTable)."""
 
     memory_hours: float
     magnetic_writes: bool
     magnetic_days: float
+    rejected_data_location: Optional[str] = None  # s3://bucket/prefix
+
+    def memory_oldest_ms(self, now_ms: int) -> int:
+        """The oldest time the memory store takes; older samples go to the magnetic store."""
+        return now_ms - int(self.memory_hours * 3_600_000)
 
     def oldest_ms(self, now_ms: int) -> int:
         """The oldest time the table takes a record for."""
         if self.magnetic_writes:
             return now_ms - int(self.magnetic_days * 86_400_000)
-        return now_ms - int(self.memory_hours * 3_600_000)
+        return self.memory_oldest_ms(now_ms)
+
+
+def rejected_data_location(properties: dict) -> Optional[str]:
+    """The S3 location of a table's magnetic-store rejected-data reports, if it has one
+    (API_MagneticStoreWriteProperties: MagneticStoreRejectedDataLocation.S3Configuration)."""
+    s3 = properties.get("MagneticStoreRejectedDataLocation", {}).get("S3Configuration", {})
+    if not s3.get("BucketName"):
+        return None
+    return f"s3://{s3['BucketName']}/{s3.get('ObjectKeyPrefix', '')}"
+
+
+def late_samples(batches: List[Batch], oldest_memory_ms: int) -> int:
+    """Records of ``batches`` older than the memory store's retention: those Timestream
+    writes to the magnetic store (times in milliseconds, in the record or common to all)."""
+    return sum(1 for batch in batches for record in batch.records
+               if int(record.get("Time") or batch.common["Time"]) < oldest_memory_ms)
 
 
 class TimestreamStore:
@@ -73,6 +95,7 @@ class TimestreamStore:
         self.executor = executor
         self.clock = clock
         self._facts: Tuple[float, Optional[TableFacts]] = (-TABLE_FACTS_TTL_SECONDS, None)
+        self._warned_unreported = False
 
     def close(self) -> None:
         """Let the store's threads end (its cache entry was evicted)."""
@@ -107,6 +130,9 @@ class TimestreamStore:
         facts = self.table_facts(deadline)
         batches, rejected = build_batches(series, now_ms,
                                           facts.oldest_ms(now_ms) if facts else None)
+        late = 0
+        if facts is not None and facts.magnetic_writes:
+            late = late_samples(batches, facts.memory_oldest_ms(now_ms))
         futures = [self.executor.submit(self._write_batch, batch, deadline) for batch in batches]
         failure: Optional[BaseException] = None
         for future in futures:  # wait for every call, so what can be written is written
@@ -124,7 +150,12 @@ class TimestreamStore:
         if len(rejected) > 20:
             LOG.warning("... and %d more rejected series", len(rejected) - 20)
         reasons = tuple(f"{describe(r.labels)}: {r.reason}" for r in rejected)
-        return WriteResult(total - count, count, reasons)
+        if late:
+            LOG.info("%d samples older than the memory store's retention were written to the "
+                     "magnetic store; Timestream reports their conflicts %s", late,
+                     f"to {facts.rejected_data_location}" if facts.rejected_data_location
+                     else "nowhere (the table has no MagneticStoreRejectedDataLocation)")
+        return WriteResult(total - count, count, reasons, late)
 
     def table_facts(self, deadline: Deadline) -> Optional[TableFacts]:
         """Retention and magnetic-store writes of the table (DescribeTable, cached); None if
@@ -142,11 +173,12 @@ class TimestreamStore:
                 DatabaseName=self.database, TableName=self.table), self.what)(
                     self.call_seconds)["Table"]
             retention = table["RetentionProperties"]  # API_DescribeTable: always set
+            magnetic = table.get("MagneticStoreWriteProperties", {})
             facts = TableFacts(
                 float(retention["MemoryStoreRetentionPeriodInHours"]),
-                bool(table.get("MagneticStoreWriteProperties", {})
-                     .get("EnableMagneticStoreWrites", False)),
-                float(retention["MagneticStoreRetentionPeriodInDays"]))
+                bool(magnetic.get("EnableMagneticStoreWrites", False)),
+                float(retention["MagneticStoreRetentionPeriodInDays"]),
+                rejected_data_location(magnetic))
         except (ConnectorError, Transient) as exc:
             hint = (" grant timestream:DescribeTable (make policies);"
                     if isinstance(exc, Forbidden) else "")
@@ -154,6 +186,13 @@ class TimestreamStore:
                         "times;%s next try in %.0f s", exc, hint, TABLE_FACTS_RETRY_SECONDS)
             facts = None
         self._facts = (time.monotonic(), facts)
+        if facts and facts.magnetic_writes and not facts.rejected_data_location \
+                and not self._warned_unreported:
+            self._warned_unreported = True
+            LOG.warning("%s takes late samples into its magnetic store but has no "
+                        "MagneticStoreRejectedDataLocation: Timestream drops the late samples "
+                        "it rejects (conflicts) without any report; set one on the table",
+                        self.what)
         return facts
 
     def _write_batch(self, batch: Batch, deadline: Deadline) -> List[Rejected]:

@@ -177,6 +177,43 @@ def test_magnetic_store_writes_accept_samples_as_old_as_the_magnetic_retention()
         assert read.timestamps == [oldest]
 
 
+@pytest.mark.parametrize("bucket", ["reports-bucket", None])
+def test_late_samples_are_counted_and_their_conflicts_reported_only_to_s3(bucket, caplog):
+    """Magnetic-store writes: a late sample that conflicts is not in the WriteRecords answer
+    (Timestream reports it to the table's rejected-data location, if it has one)."""
+    caplog.set_level("INFO", logger="chalicelib.storage.timestream.store")
+    with timestream_env(magnetic_writes=True, magnetic_days=30, memory_hours=6,
+                        clock=lambda: NOW_MS / 1000, rejected_data_bucket=bucket) as env:
+        late, fresh = NOW_MS - 7 * 3_600_000, NOW_MS - 1000
+        first = env.store.write([series({"__name__": "m"}, [(late, 1.0), (fresh, 1.0)])],
+                                context())
+        assert (first.stored, first.rejected, first.late) == (2, 0, 1)
+        again = env.store.write([series({"__name__": "m"}, [(late, 2.0), (fresh, 2.0)])],
+                                context())
+        # the fresh conflict is answered; the late one is not, though it was not stored
+        assert (again.stored, again.rejected, again.late) == (1, 1, 1)
+        assert "duplicate sample" in again.reasons[0]
+        [read] = read_all(env, (0, "__name__", "m"))
+        assert read.values == [1.0, 1.0]
+        assert len(env.rules.magnetic_reports) == (1 if bucket else 0)
+    logged = [r for r in caplog.records if "magnetic store" in r.getMessage()]
+    infos = [r.getMessage() for r in logged if r.levelname == "INFO"]
+    assert infos[0].startswith("1 samples older than the memory store's retention were written "
+                               "to the magnetic store; Timestream reports their conflicts ")
+    warnings = [r.getMessage() for r in logged if r.levelname == "WARNING"]
+    if bucket:
+        assert infos[0].endswith("to s3://reports-bucket/late/") and warnings == []
+    else:
+        assert infos[0].endswith("nowhere (the table has no MagneticStoreRejectedDataLocation)")
+        assert len(warnings) == 1  # once, not per request
+        assert "drops the late samples it rejects (conflicts) without any report" in warnings[0]
+
+
+def test_without_magnetic_writes_no_sample_is_late(env):
+    assert env.store.write([series({"__name__": "m"}, [(NOW_MS - 1000, 1.0)])],
+                           context()).late == 0
+
+
 def test_throttling_and_5xx_are_retried_and_nothing_is_lost(env):
     faults = FaultInjector(env.write_client, "WriteRecords",
                            [(400, "ThrottlingException"), (500, "InternalServerException"),
