@@ -34,7 +34,7 @@ REGION = "us-east-1"
 DATABASE = "PrometheusDatabase"
 TABLE = "PrometheusMetricsTable"
 # The connector's client settings (stores.py): no botocore retries, its timeouts.
-CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"},
+CLIENT_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"},
                        connect_timeout=timestream_client.CONNECT_TIMEOUT_SECONDS,
                        read_timeout=timestream_client.WRITE_READ_TIMEOUT_SECONDS)
 

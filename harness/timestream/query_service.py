@@ -54,6 +54,7 @@ from decimal import Decimal
 from typing import Callable, Dict, List, Optional, Set
 
 import duckdb
+import numpy
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
@@ -80,10 +81,9 @@ def java_double(value: float) -> str:
         return "Infinity" if value > 0 else "-Infinity"
     if value == 0:
         return "-0.0" if math.copysign(1, value) < 0 else "0.0"
+    if 1e-3 <= abs(value) < 1e7:  # plain notation; Python's repr is plain there too
+        return repr(value)
     digits = Decimal(repr(value))
-    if 1e-3 <= abs(value) < 1e7:
-        text = format(digits, "f")
-        return text if "." in text else text + ".0"
     sign, numerals, exponent = digits.normalize().as_tuple()
     mantissa = "".join(map(str, numerals))
     power = exponent + len(mantissa) - 1
@@ -92,7 +92,7 @@ def java_double(value: float) -> str:
 
 
 def timestamp_text(value: datetime.datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S.") + "%06d000" % value.microsecond
+    return value.isoformat(" ", "microseconds") + "000"
 
 
 def statement_columns(records: List[dict], hidden: Set[str]):
@@ -148,15 +148,17 @@ class QueryService:
 
     # -- the wire --------------------------------------------------------------
 
-    def _answer(self, handler, params, name):
-        body = json.loads(params["body"] or b"{}")
+    def handle(self, name: str, body: dict, read_timeout: float = float("inf")) -> tuple:
+        """One Query or CancelQuery call: (HTTP status, answer as botocore parses it, whether
+        the answer is lost on the way), no sooner than the service would answer."""
         with self._lock:
             self.calls.append({"Operation": name, **body})
             fault = self.faults.pop(0) if self.faults else None
         if fault and fault[0] != "lost":
             status, code, *message = fault
-            return (AWSResponse("https://timestream", status, {}, None),
-                    _error_answer(status, code, message[0] if message else "injected"))
+            return status, _error_answer(status, code, message[0] if message else "injected"), \
+                False
+        handler = self._run_query if name == "Query" else self._run_cancel
         started = time.monotonic()
         try:
             with self._engine:
@@ -165,27 +167,37 @@ class QueryService:
         except QueryError as exc:
             parsed = _error_answer(exc.status, exc.code, exc.message)
             status = exc.status
-        self._take_time(name, body, started)
-        if fault:  # the service did the work, the answer never arrived
-            raise ReadTimeoutError(endpoint_url="https://query.timestream")
+        self._take_time(name, body, started, read_timeout)
         parsed.setdefault("ResponseMetadata", {"HTTPStatusCode": status})
+        return status, parsed, bool(fault)
+
+    def _answer(self, params, name):
+        status, parsed, lost = self.handle(name, json.loads(params["body"] or b"{}"),
+                                           self._read_timeout)
+        if lost:  # the service did the work, the answer never arrived
+            raise ReadTimeoutError(endpoint_url="https://query.timestream")
         return AWSResponse("https://timestream", status, {}, None), parsed
 
-    def _take_time(self, name: str, body: dict, started: float) -> None:
+    def _take_time(self, name: str, body: dict, started: float, read_timeout: float) -> None:
         """Answer no sooner than the service would; past the read timeout, as botocore does."""
         if name != "Query":
             return
         seconds = self.page_seconds if "NextToken" in body else self.first_page_seconds
-        if seconds > self._read_timeout:
-            time.sleep(max(0.0, self._read_timeout - (time.monotonic() - started)))
+        if seconds > read_timeout:
+            time.sleep(max(0.0, read_timeout - (time.monotonic() - started)))
             raise ReadTimeoutError(endpoint_url="https://query.timestream")
         time.sleep(max(0.0, seconds - (time.monotonic() - started)))
 
     def _query(self, params, **kwargs):
-        return self._answer(self._run_query, params, "Query")
+        return self._answer(params, "Query")
 
     def _cancel(self, params, **kwargs):
-        return self._answer(self._run_cancel, params, "CancelQuery")
+        return self._answer(params, "CancelQuery")
+
+    def warm(self) -> None:
+        """Load the records into the SQL engine now (it is reloaded when they change)."""
+        with self._engine:
+            self._connection()
 
     def _run_cancel(self, body: dict) -> dict:
         query = self._queries.get(body["QueryId"])
@@ -326,7 +338,7 @@ class QueryService:
                    + [f'"{d}" VARCHAR' for d in dims])
         conn.execute(f'CREATE TABLE "{self.database}"."{self.table}" ({", ".join(columns)})')
         names = sorted(measures)
-        rows = []
+        table: Dict[str, list] = {c: [] for c in ["measure_name", "ts_time"] + names + dims}
         for record in records:
             values = dict.fromkeys(names)
             kind = record.get("MeasureValueType", "DOUBLE").lower()
@@ -338,14 +350,21 @@ class QueryService:
             unit = {"MILLISECONDS": 1000, "SECONDS": 1_000_000, "MICROSECONDS": 1,
                     "NANOSECONDS": 0.001}[record.get("TimeUnit", "MILLISECONDS")]
             dim_values = {d["Name"]: d["Value"] for d in record.get("Dimensions", [])}
-            rows.append([record["MeasureName"], int(int(record["Time"]) * unit)]
-                        + [values[n] for n in names] + [dim_values.get(d) for d in dims])
-        marks = "(" + ", ".join(["?", "make_timestamp(CAST(? AS BIGINT))"]
-                                + ["?"] * (len(names) + len(dims))) + ")"
-        for start in range(0, len(rows), 500):  # multi-row INSERTs: executemany is slow here
-            chunk = rows[start:start + 500]
-            conn.execute(f'INSERT INTO "{self.database}"."{self.table}" VALUES '
-                         + ", ".join([marks] * len(chunk)), [v for row in chunk for v in row])
+            table["measure_name"].append(record["MeasureName"])
+            table["ts_time"].append(int(int(record["Time"]) * unit))
+            for name in names:
+                table[name].append(values[name])
+            for dim in dims:
+                table[dim].append(dim_values.get(dim))
+        # ("ts_time": no dimension is named ts_..., ts-limits.html naming rules.)
+        # One INSERT from columns (numpy arrays DuckDB scans): row-by-row INSERTs are slow.
+        conn.register("loaded", {c: numpy.array(v, dtype=object if c != "ts_time" else "int64")
+                                 for c, v in table.items()})
+        selected = ", ".join(["measure_name", "make_timestamp(ts_time)"]
+                             + [f'CAST("{n}" AS {DUCK_TYPES[measures[n]]})' for n in names]
+                             + ['"' + d.replace('"', '""') + '"' for d in dims])
+        conn.execute(f'INSERT INTO "{self.database}"."{self.table}" SELECT {selected} FROM loaded')
+        conn.unregister("loaded")
         self._loaded = (key, conn)
         return conn
 

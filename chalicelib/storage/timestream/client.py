@@ -92,6 +92,6 @@ def client_config(concurrency: int, read_timeout: float):
     reported, see store.py)."""
     from botocore.config import Config
 
-    return Config(retries={"max_attempts": 1, "mode": "standard"},
+    return Config(retries={"total_max_attempts": 1, "mode": "standard"},
                   max_pool_connections=concurrency * 2, parameter_validation=False,
                   connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=read_timeout)

@@ -6,6 +6,7 @@ throttling / 5xx / timeouts until the request deadline (``client``).
 Reads: ``reader.TimestreamReader``, given to the store.
 """
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, NamedTuple, Optional, Tuple
@@ -27,6 +28,7 @@ TABLE_FACTS_TTL_SECONDS = 300.0  # retention changes are rare; Timestream judges
 # shared by every instance and tool; denied; down), the next try waits this long.
 TABLE_FACTS_RETRY_SECONDS = 60.0
 CONFLICT = "already exists"
+_STALE = object()
 
 
 def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
@@ -96,6 +98,7 @@ class TimestreamStore:
         self.clock = clock
         self._facts: Tuple[float, Optional[TableFacts]] = (-TABLE_FACTS_TTL_SECONDS, None)
         self._warned_unreported = False
+        self._looking_up = threading.Lock()  # one DescribeTable at a time, never waited for
 
     def close(self) -> None:
         """Let the store's threads end (its cache entry was evicted)."""
@@ -162,12 +165,27 @@ class TimestreamStore:
         they cannot be read, and then Timestream alone judges the times. An optional lookup
         never holds data back: one attempt, never retried, none when it cannot finish with
         time left for the write, and after a failure none for TABLE_FACTS_RETRY_SECONDS."""
-        fetched, facts = self._facts
-        fresh_for = TABLE_FACTS_TTL_SECONDS if facts else TABLE_FACTS_RETRY_SECONDS
-        if time.monotonic() - fetched < fresh_for:
+        facts = self._known_facts()
+        if facts is not _STALE:
             return facts
+        facts = self._facts[1]
         if deadline.remaining() < 2 * self.call_seconds:  # the write comes first
             return facts
+        if not self._looking_up.acquire(blocking=False):
+            return facts  # another request is looking: this one goes on without waiting
+        try:
+            facts = self._known_facts()  # another request may have just looked
+            return self._look_up() if facts is _STALE else facts
+        finally:
+            self._looking_up.release()
+
+    def _known_facts(self):
+        """The cached facts (None: the last lookup failed), or _STALE when time to look."""
+        fetched, facts = self._facts
+        fresh_for = TABLE_FACTS_TTL_SECONDS if facts else TABLE_FACTS_RETRY_SECONDS
+        return facts if time.monotonic() - fetched < fresh_for else _STALE
+
+    def _look_up(self) -> Optional[TableFacts]:
         try:
             table = classified(lambda: self.write_client.describe_table(
                 DatabaseName=self.database, TableName=self.table), self.what)(

@@ -170,7 +170,7 @@ def test_the_clients_never_retry_on_their_own_and_validate_nothing_locally():
     (its retries would outlast the deadline) nor spend CPU validating what Timestream checks."""
     from chalicelib.storage.timestream.client import client_config
     config = client_config(8, 5)
-    assert config.retries == {"max_attempts": 1, "mode": "standard"}
+    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
     assert config.max_pool_connections == 16  # two connections per write thread
     assert config.parameter_validation is False
     assert (config.connect_timeout, config.read_timeout) == (2, 5)
@@ -188,3 +188,27 @@ def test_a_missing_table_named_by_the_code_as_it_arrives_on_the_wire():
                       "Timestream table d.t")
     assert isinstance(error, BackendError)
     assert str(error).startswith("Timestream table d.t does not exist (no table): create it")
+
+
+def test_a_throttled_call_reaches_timestream_once(monkeypatch):
+    """botocore's own retry count excludes the first call: only ``total_max_attempts`` of 1
+    leaves every retry to the store (over HTTP, on the emulated ingest endpoint)."""
+    import boto3
+    from chalicelib.storage.timestream.client import client_config
+    from harness.timestream.env import DATABASE, TABLE, install_sql_functions
+    from harness.timestream.query_service import QueryService
+    from harness.timestream.server import TimestreamServer
+    from harness.timestream.write_rules import WriteRules
+    rules = WriteRules()
+    server = TimestreamServer(DATABASE, TABLE, rules,
+                              QueryService(DATABASE, TABLE, rules.records, install_sql_functions),
+                              describe_throttled=True)
+    try:
+        client = boto3.client("timestream-write", region_name="us-east-1",
+                              endpoint_url=server.ingest_url, aws_access_key_id="AKID",
+                              aws_secret_access_key="secret", config=client_config(1, 5))
+        with pytest.raises(Exception, match="ThrottlingException"):
+            client.describe_table(DatabaseName=DATABASE, TableName=TABLE)
+        assert server.count("DescribeTable") == 1
+    finally:
+        server.stop()

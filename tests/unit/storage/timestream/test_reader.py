@@ -272,7 +272,7 @@ def test_a_call_slower_than_the_read_timeout_is_retried_then_503_naming_the_slow
     from chalicelib.context import RequestContext
     client = boto3.client("timestream-query", region_name="us-east-1",
                           endpoint_url="https://query.timestream.emulated",
-                          config=Config(read_timeout=0.3, retries={"max_attempts": 1}))
+                          config=Config(read_timeout=0.3, retries={"total_max_attempts": 1}))
     from harness.timestream.query_service import QueryService
     from harness.timestream.env import DATABASE, TABLE, install_sql_functions
     service = QueryService(DATABASE, TABLE, lambda: [], install_sql_functions)

@@ -533,3 +533,29 @@ def test_a_conflict_is_known_by_its_existing_version_whatever_the_reason_says(en
                                         "a different value for this series and time (The record "
                                         "version 2 is lower")
     assert result.reasons[1].startswith("b{}: duplicate sample for timestamp")
+
+
+def test_a_burst_of_writes_makes_one_describe_table_call_and_none_waits_for_it(env):
+    """While one request looks the table up, the others write without waiting for it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    calls, release = [], threading.Event()
+    original = env.write_client.describe_table
+
+    def slow_describe(**kwargs):
+        calls.append(kwargs)
+        release.wait(10)
+        return original(**kwargs)
+    env.store.write_client.describe_table = slow_describe
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(env.store.write,
+                            [series({"__name__": "m", "i": "0"}, [(NOW_MS, 1.0)])], context())
+        while not calls:
+            pass
+        others = [env.store.write([series({"__name__": "m", "i": str(i)}, [(NOW_MS, 1.0)])],
+                                  context()) for i in range(1, 6)]
+        release.set()
+        assert first.result().stored == 1
+    assert [r.stored for r in others] == [1] * 5 and len(calls) == 1
+    env.store.write([series({"__name__": "m", "i": "9"}, [(NOW_MS, 1.0)])], context())
+    assert len(calls) == 1  # known now, for TABLE_FACTS_TTL_SECONDS
