@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
-from deploy import influxdb
+from deploy import influxdb, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 LOG_LEVELS = ["info", "debug", "warn", "error"]
@@ -149,6 +149,15 @@ def merge_template(stage: Stage) -> dict:
     }
 
 
+def stage_merge_template(stage: Stage) -> dict:
+    """The merge template of the stage's backend: InfluxDB's (deploy/influxdb.py), or
+    Timestream's with the optional private deployment (deploy/vpc.py)."""
+    template = merge_template(stage)
+    if stage.backend == "influxdb":
+        return influxdb.adapt_merge_template(stage, template)
+    return vpc.adapt_merge_template(template)
+
+
 def package(stage_name: str, out_dir: str) -> str:
     """Run `chalice package` for the stage into ``out_dir``; returns the template path."""
     stage = load_stage(stage_name)
@@ -158,10 +167,7 @@ def package(stage_name: str, out_dir: str) -> str:
                               f"{stage_name}-merge-template.json")
     os.makedirs(os.path.dirname(merge_path), exist_ok=True)
     with open(merge_path, "w") as handle:
-        template = merge_template(stage)
-        if stage.backend == "influxdb":
-            template = influxdb.adapt_merge_template(stage, template)
-        json.dump(template, handle, indent=2)
+        json.dump(stage_merge_template(stage), handle, indent=2)
     chalice = os.path.join(os.path.dirname(sys.executable), "chalice")
     subprocess.run([chalice, "package", "--stage", stage_name, "--pkg-format", "cloudformation",
                     "--template-format", "yaml", "--merge-template", merge_path, out_dir],

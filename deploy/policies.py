@@ -7,7 +7,8 @@ writes ``out/policies/``:
   Timestream on the stage's table only; DescribeEndpoints, which takes no resource).
 - ``prometheus-user-policy.json``: the IAM user whose access keys Prometheus sends.
 - ``deployment-policy.json``: the user who runs ``chalice deploy`` or deploys the
-  packaged SAM template (the original connector's list, trimmed to what this stack creates).
+  packaged SAM template (the original connector's list, trimmed to what this stack creates);
+  with ``--vpc``, also what the SAM template's VPC parameters need (deploy/vpc.py).
 
 It also writes the execution policy to the stage's ``iam_policy_file``
 (``.chalice/policy-<stage>.json``), the file ``chalice deploy`` attaches to the role: what
@@ -21,7 +22,7 @@ import re
 from typing import Dict
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
-from deploy import influxdb
+from deploy import influxdb, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 VERSION = "2012-10-17"
@@ -120,9 +121,10 @@ POLICIES = {
 
 
 def generate(stage: Stage, account: str, region: str, secret_arn: str = "",
-             stack_name: str = STACK_NAME) -> Dict[str, dict]:
+             stack_name: str = STACK_NAME, in_vpc: bool = False) -> Dict[str, dict]:
     """Every policy, by file name; ValueError on a malformed account, region or stack name
-    (or, for an InfluxDB stage, secret ARN)."""
+    (or, for an InfluxDB stage, secret ARN). ``in_vpc``: a Timestream stage deployed with the
+    template's VPC parameters (an InfluxDB stage always is)."""
     if not ACCOUNT.match(account):
         raise ValueError(f"ACCOUNT must be a 12-digit AWS account id, got {account!r}")
     if not REGION.match(region):
@@ -131,8 +133,11 @@ def generate(stage: Stage, account: str, region: str, secret_arn: str = "",
         raise ValueError(f"STACK_NAME must be a CloudFormation stack name, got {stack_name!r}")
     if stage.backend == "influxdb":
         return influxdb_policies(stage, account, region, secret_arn, stack_name)
+    deployment = deployment_policy(stage, account, region, stack_name)
+    if in_vpc:
+        deployment["Statement"] += vpc.deployment_statements(account, region)
     return {**{name: build(stage, account, region) for name, build in POLICIES.items()},
-            "deployment-policy.json": deployment_policy(stage, account, region, stack_name)}
+            "deployment-policy.json": deployment}
 
 
 def influxdb_policies(stage: Stage, account: str, region: str, secret_arn: str,
@@ -166,13 +171,17 @@ def main() -> None:
     parser.add_argument("--secret-arn", default="",
                         help="InfluxDB stages: the ARN of the InfluxDB credentials secret")
     parser.add_argument("--stack-name", default=STACK_NAME)
+    parser.add_argument("--vpc", action="store_true",
+                        help="Timestream stages: the deployer may also create the VPC "
+                             "endpoints and VpcConfig of the template's VPC parameters")
     parser.add_argument("--out", default=os.path.join(ROOT, "out", "policies"))
     parser.add_argument("--chalice-dir", default=os.path.join(ROOT, ".chalice"),
                         help="where the stage's iam_policy_file is (chalice deploy attaches it)")
     args = parser.parse_args()
     try:
         stage = load_stage(args.stage)
-        policies = generate(stage, args.account, args.region, args.secret_arn, args.stack_name)
+        policies = generate(stage, args.account, args.region, args.secret_arn, args.stack_name,
+                            args.vpc)
     except ValueError as exc:
         parser.error(str(exc))
     os.makedirs(args.out, exist_ok=True)

@@ -1,19 +1,32 @@
-"""`make package`: the SAM template (seed parameters and outputs, wired; cfn-lint clean)
-and the Lambda zip (Linux wheels of the native dependencies, importable)."""
+"""`make package`: the SAM template (seed parameters and outputs, wired; the optional VPC
+parameters, which change nothing by default; cfn-lint clean) and the Lambda zip (Linux wheels
+of the native dependencies, importable)."""
 import base64
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import zipfile
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from botocore.awsrequest import AWSResponse
 
-from deploy.package import TIMEOUTS_MS, package
+from chalicelib.auth import Credentials
+from chalicelib.config import Settings
+from chalicelib.matchers import Matcher
+from chalicelib.model import Query, Series
+from chalicelib.storage.timestream import build
+from deploy import vpc
+from deploy.package import (TIMEOUTS_MS, execution_policy_document, merge_template, package,
+                            stage_merge_template)
+from deploy.stage import load_stage
 from harness.processes import ROOT
-from tests.support.cloudformation import CfnLoader
+from tests.support import context
+from tests.support.cloudformation import CfnLoader, Stack
 
 SEED_PARAMETERS = {
     "APIGatewayStageName": None, "DefaultDatabase": "PrometheusDatabase",
@@ -161,3 +174,182 @@ def test_readme_claims_only_the_tls_the_template_sets(packaged):
     assert "SecurityPolicy" not in json.dumps(packaged[2], default=str)
     assert "with TLS 1.2" not in readme
     assert "`TLS_1_0` security policy" in readme
+
+
+# A private deployment as the README's `sam deploy --parameter-overrides` line sets it.
+PRIVATE = {"VpcId": "vpc-0a1b2c3d", "VpcSubnetIds": "subnet-0a1b,subnet-2c3d",
+           "VpcSecurityGroupIds": "sg-0a1b2c", "TimestreamIngestCell": "ingest-cell2",
+           "TimestreamQueryCell": "query-cell2"}
+CELL_URLS = {
+    "TIMESTREAM_WRITE_ENDPOINT_URL": "https://ingest-cell2.timestream.us-east-1.amazonaws.com",
+    "TIMESTREAM_QUERY_ENDPOINT_URL": "https://query-cell2.timestream.us-east-1.amazonaws.com"}
+VPC_STATEMENTS = {"AttachToTheVpc", "ManageTheInterfaces", "ListTheInterfaces"}
+
+
+def function_of(stack: Stack) -> dict:
+    return stack.resources["APIHandler"]["Properties"]
+
+
+def statement_ids(stack: Stack) -> set:
+    statements = stack.resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    return {s.get("Sid") for s in statements["Statement"]}
+
+
+def endpoints_of(stack: Stack) -> dict:
+    return {name: r["Properties"] for name, r in stack.resources.items()
+            if r["Type"] == "AWS::EC2::VPCEndpoint"}
+
+
+def test_vpc_parameters_are_optional(packaged):
+    _, _, template, _ = packaged
+    parameters = template["Parameters"]
+    assert {name: (p["Type"], p["Default"]) for name, p in parameters.items()
+            if name in vpc.parameters()} == {
+        "VpcId": ("String", ""), "VpcSubnetIds": ("CommaDelimitedList", ""),
+        "VpcSecurityGroupIds": ("CommaDelimitedList", ""), "TimestreamIngestCell": ("String", ""),
+        "TimestreamQueryCell": ("String", ""), "CreateTimestreamVpcEndpoints": ("String", "true")}
+    for name, good, bad in [("TimestreamIngestCell", "ingest-cell2", "query-cell2"),
+                            ("TimestreamQueryCell", "query-cell2", "ingest-cell2"),
+                            ("VpcId", "vpc-0a1b2c3d", "subnet-0a1b")]:
+        pattern = re.compile(parameters[name]["AllowedPattern"])
+        assert pattern.match(good) and pattern.match("") and not pattern.match(bad), name
+    # A whole address from describe-endpoints is refused: only its first label is the cell.
+    assert not re.match(parameters["TimestreamIngestCell"]["AllowedPattern"],
+                        "ingest-cell2.timestream.us-east-1.amazonaws.com")
+
+
+def test_by_default_the_vpc_parameters_change_nothing(packaged):
+    stage, _, template, _ = packaged
+    stack = Stack(template, {})
+    assert not any(stack.conditions.values()) and stack.rules_broken == []
+    assert endpoints_of(stack) == {}
+    function = function_of(stack)
+    assert "VpcConfig" not in function
+    assert not set(CELL_URLS) & set(function["Environment"]["Variables"])
+    role = stack.resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert role["Statement"] == stack.resolve(execution_policy_document())["Statement"]
+    # The whole merge template resolves to today's, resource for resource.
+    before = merge_template(load_stage(stage))
+    after = stage_merge_template(load_stage(stage))
+    assert Stack(after, {}).resources == Stack(before, {}).resources
+
+
+def test_in_a_vpc_with_cells_the_function_calls_the_cells_through_interface_endpoints(packaged):
+    _, _, template, _ = packaged
+    stack = Stack(template, PRIVATE)
+    assert all(stack.conditions.values()) and stack.rules_broken == []
+    function = function_of(stack)
+    assert function["VpcConfig"] == {"SubnetIds": ["subnet-0a1b", "subnet-2c3d"],
+                                     "SecurityGroupIds": ["sg-0a1b2c"]}
+    assert {k: v for k, v in function["Environment"]["Variables"].items()
+            if k in CELL_URLS} == CELL_URLS
+    network = {"VpcEndpointType": "Interface", "VpcId": "vpc-0a1b2c3d",
+               "SubnetIds": ["subnet-0a1b", "subnet-2c3d"], "SecurityGroupIds": ["sg-0a1b2c"],
+               "PrivateDnsEnabled": True}
+    assert endpoints_of(stack) == {
+        "TimestreamIngestEndpoint": {
+            **network, "ServiceName": "com.amazonaws.us-east-1.timestream.ingest-cell2"},
+        "TimestreamQueryEndpoint": {
+            **network, "ServiceName": "com.amazonaws.us-east-1.timestream.query-cell2"}}
+    assert VPC_STATEMENTS <= statement_ids(stack)
+    assert not VPC_STATEMENTS & statement_ids(Stack(template, {}))
+
+
+def test_parameters_apart(packaged):
+    """Cells alone pin the public cell endpoints; subnets alone only attach the function;
+    CreateTimestreamVpcEndpoints=false uses endpoints the VPC already has."""
+    _, _, template, _ = packaged
+    cells = Stack(template, {k: PRIVATE[k] for k in ("TimestreamIngestCell",
+                                                     "TimestreamQueryCell")})
+    assert endpoints_of(cells) == {} and "VpcConfig" not in function_of(cells)
+    assert CELL_URLS.items() <= function_of(cells)["Environment"]["Variables"].items()
+    network = Stack(template, {k: PRIVATE[k] for k in ("VpcSubnetIds", "VpcSecurityGroupIds")})
+    assert endpoints_of(network) == {} and "VpcConfig" in function_of(network)
+    assert not set(CELL_URLS) & set(function_of(network)["Environment"]["Variables"])
+    existing = Stack(template, {**PRIVATE, "VpcId": "", "CreateTimestreamVpcEndpoints": "false"})
+    assert existing.rules_broken == [] and endpoints_of(existing) == {}
+    assert CELL_URLS.items() <= function_of(existing)["Environment"]["Variables"].items()
+    assert VPC_STATEMENTS <= statement_ids(existing)
+
+
+@pytest.mark.parametrize("given,broken", [
+    ({"VpcSubnetIds": "subnet-0a1b"}, ["SecurityGroupsWithTheSubnets"]),
+    ({**PRIVATE, "VpcId": ""}, ["VpcOfTheEndpoints"]),
+    ({**PRIVATE, "VpcId": "", "TimestreamQueryCell": ""}, ["VpcOfTheEndpoints"]),
+    ({**PRIVATE, "VpcSecurityGroupIds": ""}, ["SecurityGroupsWithTheSubnets"])])
+def test_rules_refuse_an_incomplete_network_before_creating_anything(packaged, given, broken):
+    assert Stack(packaged[2], given).rules_broken == broken
+
+
+def test_with_the_cells_set_the_connector_calls_nothing_but_the_two_cells(packaged):
+    """The environment the template gives a private deployment, read by the connector: a
+    write (DescribeTable, WriteRecords) goes to the ingest cell, a read to the query cell, and
+    nothing asks for endpoint discovery, which is not reachable from a VPC without NAT."""
+    _, _, template, _ = packaged
+    env = function_of(Stack(template, PRIVATE))["Environment"]["Variables"]
+    settings = Settings.from_env({**{k: v for k, v in env.items() if isinstance(v, str)},
+                                  "AWS_REGION": "us-east-1"})
+    store = build(settings, Credentials("AKIDEXAMPLE", "secret"))
+    calls = []
+
+    def answer(request, **kwargs):
+        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
+        calls.append((urlsplit(request.url).netloc, operation))
+        return AWSResponse(request.url, 200, {}, _Raw(json.dumps(CANNED[operation]).encode()))
+
+    for client in (store.write_client, store.reader.runner.client):
+        client.meta.events.register("before-send", answer)
+    try:
+        store.write([Series((("__name__", "up"),), [int(time.time() * 1000)], [1.0])],
+                    context())
+        store.read(Query(0, 2 ** 40, (Matcher.of(0, "__name__", "up"),)), context())
+    finally:
+        store.executor.shutdown()
+    ingest, query = (urlsplit(url).netloc for url in CELL_URLS.values())
+    assert set(calls) == {(ingest, "DescribeTable"), (ingest, "WriteRecords"), (query, "Query")}
+
+
+CANNED = {
+    "DescribeTable": {"Table": {"RetentionProperties": {
+        "MemoryStoreRetentionPeriodInHours": 24, "MagneticStoreRetentionPeriodInDays": 7}}},
+    "WriteRecords": {"RecordsIngested": {"Total": 1, "MemoryStore": 1, "MagneticStore": 0}},
+    "Query": {"QueryId": "q", "Rows": [], "ColumnInfo": []},
+}
+
+
+class _Raw:
+    """The body of a response a before-send handler gives botocore instead of sending."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    def stream(self, **kwargs):
+        yield self.content
+
+
+def readme_section(heading: str) -> str:
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        text = handle.read()
+    section = text[text.index(heading):]
+    return section[:section.index("\n### ", 1)]
+
+
+def test_readme_private_deployment_is_what_the_template_does(packaged):
+    """The README's steps: the cells from describe-endpoints, then its `sam deploy` line,
+    whose overrides are the template's parameters and deploy the two endpoints."""
+    _, _, template, _ = packaged
+    section = readme_section("### Deploy privately (VPC, PrivateLink)")
+    assert "aws timestream-write describe-endpoints" in section
+    assert "aws timestream-query describe-endpoints" in section
+    assert "make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1 VPC=1" in section
+    overrides = re.search(r'--parameter-overrides "([^"]+)"', section).group(1)
+    given = dict(pair.split("=", 1) for pair in overrides.split())
+    assert set(given) <= set(template["Parameters"])
+    stack = Stack(template, given)
+    assert stack.rules_broken == [] and all(stack.conditions.values())
+    assert [e["ServiceName"] for e in endpoints_of(stack).values()] == [
+        f"com.amazonaws.us-east-1.timestream.{given['TimestreamIngestCell']}",
+        f"com.amazonaws.us-east-1.timestream.{given['TimestreamQueryCell']}"]
+    deploy = readme_section("### SAM / CloudFormation template")
+    for name in vpc.parameters():
+        assert f"`{name}`" in deploy, name

@@ -188,3 +188,37 @@ def test_make_policies_writes_three_files(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "deploy.policies", "--stage", "dev",
                           "--account", "x", "--region", REGION], cwd=ROOT, capture_output=True)
     assert bad.returncode == 2 and b"12-digit" in bad.stderr
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_vpc_deployment_adds_only_the_network_statements(stage):
+    """`make policies VPC=1`: the deployer may also describe the VPC (Lambda checks VpcConfig)
+    and create, change and delete interface endpoints of AWS services in this account and
+    region; the function's and Prometheus's policies are the same."""
+    plain = generate(load_stage(stage), ACCOUNT, REGION)
+    private = generate(load_stage(stage), ACCOUNT, REGION, in_vpc=True)
+    for name in ("execution-policy.json", "prometheus-user-policy.json"):
+        assert private[name] == plain[name]
+    added = private["deployment-policy.json"]["Statement"][
+        len(plain["deployment-policy.json"]["Statement"]):]
+    assert audit(private["deployment-policy.json"]) == set()
+    actions = {a for s in added for a in s["Action"]}
+    assert actions == {"ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
+                       "ec2:DescribeVpcEndpoints", "ec2:CreateVpcEndpoint",
+                       "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints",
+                       "route53:AssociateVPCWithHostedZone"}
+    create = next(s for s in added if "ec2:CreateVpcEndpoint" in s["Action"])
+    assert create["Condition"] == {"StringEqualsIfExists": {"ec2:VpceServiceOwner": "amazon"}}
+    for statement in added:
+        for resource in [statement["Resource"]] if isinstance(statement["Resource"], str) \
+                else statement["Resource"]:
+            assert resource in ("*", "arn:aws:route53:::hostedzone/*") or \
+                resource.startswith(f"arn:aws:ec2:{REGION}:{ACCOUNT}:"), resource
+
+
+def test_make_policies_vpc_flag(tmp_path):
+    subprocess.run([sys.executable, "-m", "deploy.policies", "--stage", "dev", "--account",
+                    ACCOUNT, "--region", REGION, "--vpc", "--out", str(tmp_path / "out"),
+                    "--chalice-dir", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    deployment = json.loads((tmp_path / "out" / "deployment-policy.json").read_text())
+    assert any("ec2:CreateVpcEndpoint" in s["Action"] for s in deployment["Statement"])
