@@ -75,7 +75,17 @@ def tag_reference(name: str) -> str:
 
 
 def condition(matcher: Matcher) -> str:
-    """The WHERE condition selecting what ``matcher`` selects (absent tag = empty value)."""
+    """The WHERE condition selecting what ``matcher`` selects (absent tag = empty value).
+    A point without a ``__name__`` tag (written by another tool, e.g. Telegraf) is named by
+    its measurement: name matchers also let it through, and the store decides on the name
+    read back."""
+    if matcher.name == NAME_TAG and not matcher.matches_empty:
+        key = tag_reference(matcher.name)
+        return f"({key} = '' OR {_condition(matcher)})"
+    return _condition(matcher)
+
+
+def _condition(matcher: Matcher) -> str:
     key = tag_reference(matcher.name)
     if matcher.type in (MatchType.EQ, MatchType.NEQ):
         literal = string_literal(stored_tag(matcher.value))

@@ -328,6 +328,26 @@ def test_points_written_without_a_name_tag_are_named_by_their_measurement(influx
     assert renamed.labels == labels(__name__="renamed", host="b")
 
 
+@pytest.mark.parametrize("matchers,names", [
+    ([(0, "__name__", "cpu")], ["cpu"]),
+    ([(2, "__name__", "c.u")], ["cpu"]),
+    ([(1, "__name__", "mem"), (0, "host", "a")], ["cpu"]),
+    ([(3, "__name__", "m.*"), (0, "host", "a")], ["cpu"]),
+    ([(0, "host", "a")], ["cpu"]),
+    ([(0, "__name__", "mem")], []),
+    ([(2, "__name__", "mem|disk")], []),
+    ([(1, "__name__", "cpu"), (0, "host", "a")], []),
+])
+def test_points_without_a_name_tag_are_selected_by_every_matcher_on_their_name(
+        influx_server, matchers, names):
+    """Points written by other tools (Telegraf writes no __name__ tag) answer name matchers
+    by their measurement, whatever the matcher."""
+    store = fresh_store(influx_server)
+    assert influx_server.write_lines(store.client.database, "cpu,host=a value=1 1000") == 204
+    found = list(store.read(query(*matchers), context(10)))
+    assert [dict(s.labels)["__name__"] for s in found] == names
+
+
 def test_matchers_see_values_that_only_look_encoded_as_they_read_back(influx_server):
     store = fresh_store(influx_server)
     lines = "m,__name__=m,k=base64:!! value=1 1000\nm,__name__=m,k=x value=2 1000"
