@@ -27,11 +27,15 @@ $(VENV)/.dev: requirements.txt requirements-local.txt requirements-dev.txt | $(B
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.local $@
 
-## run: serve the app on the embedded store (chalice local, stage "local").
-# --no-autoreload: chalice local would otherwise poll the whole tree (.venv, ./data) and
-# restart the server on every write to ./data. Restart `make run` after editing code.
+## run: serve the app on the embedded store (localserver.py: Chalice's local server with body
+## limits, chunked bodies, a 1024 backlog and idle timeouts; stage "local", or STAGE=dev...).
+# It never reloads: restart `make run` after editing code. IDLE_TIMEOUT_SECONDS closes
+# connections that stay silent that long.
+IDLE_TIMEOUT_SECONDS ?= 60
+RUN_STAGE := $(if $(filter command line environment,$(origin STAGE)),$(STAGE),local)
 run: $(VENV)/.local
-	DATA_DIR=$(DATA_DIR) $(BIN)/chalice local --no-autoreload --stage local --host 127.0.0.1 --port $(PORT)
+	DATA_DIR=$(DATA_DIR) $(BIN)/python -m localserver --stage $(RUN_STAGE) --host 127.0.0.1 \
+		--port $(PORT) --idle-timeout $(IDLE_TIMEOUT_SECONDS)
 
 ## test: the whole suite (needs the `prometheus` binary for the end-to-end tests).
 test: $(VENV)/.dev

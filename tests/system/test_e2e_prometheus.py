@@ -1,4 +1,4 @@
-"""End to end with the real `prometheus` binary and `make run` (chalice local).
+"""End to end with the real `prometheus` binary and `make run` (the local server).
 
 A writer Prometheus scrapes itself and a fixture exporter and remote-writes through
 the connector; a reader Prometheus with only remote_read answers PromQL queries,
