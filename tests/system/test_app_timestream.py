@@ -13,7 +13,6 @@ from chalicelib import retry, storage as stores
 from chalicelib.caches import LeastRecentlyUsed
 from chalicelib.protocol import codec
 from chalicelib.storage import timestream as timestream_backend
-from chalicelib.storage.timestream import store as timestream
 from harness.remote import HEADERS, read_request, write_request
 from harness.timestream.env import WireLog
 from harness.timestream.faults import FaultInjector

@@ -1,4 +1,4 @@
-"""End to end on the `dev` stage: a real Prometheus writes through `chalice local --stage dev`
+"""End to end on the `dev` stage: a real Prometheus writes through `make run STAGE=dev`
 into Timestream (harness/timestream/server.py: its ingest and query endpoints on two
 addresses, each refusing the other's operations), with basic-auth IAM keys.
 
@@ -64,16 +64,15 @@ def timestream():
 
 
 def dev_stage(tmp_path, server: TimestreamServer) -> (Process, str):
-    """`chalice local --stage dev` with each Timestream endpoint set on its own."""
+    """`make run STAGE=dev` with each Timestream endpoint set on its own."""
     port = free_port()
     env = dict(os.environ, TIMESTREAM_WRITE_ENDPOINT_URL=server.ingest_url,
                TIMESTREAM_QUERY_ENDPOINT_URL=server.query_url, AWS_DEFAULT_REGION="us-east-1")
-    connector = Process([os.path.join(sys.prefix, "bin", "chalice"), "local", "--stage",
-                         "dev", "--host", "127.0.0.1", "--port", str(port),
-                         "--no-autoreload"], str(tmp_path / "connector.log"), env=env,
+    connector = Process(["make", "--no-print-directory", "run", "STAGE=dev", f"PORT={port}",
+                         f"VENV={sys.prefix}"], str(tmp_path / "connector.log"), env=env,
                         cwd=ROOT)
     try:
-        wait_for_port(port, connector.proc)
+        wait_for_port(port, connector.proc, timeout=300)
     except Exception:
         connector.stop()
         raise

@@ -9,7 +9,6 @@ from chalicelib.errors import (BackendError, BackendUnavailable,
                                ResponseTooLarge)
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
-from chalicelib.storage.timestream import client as timestream_client
 from chalicelib.storage.timestream import reader as timestream_query
 from chalicelib.storage.timestream.reader import (TimestreamQueryRunner,
                                                   timestamp_ms)
@@ -265,11 +264,10 @@ def test_a_query_abandoned_at_the_deadline_between_pages_is_cancelled_at_once(en
 
 
 def test_a_call_slower_than_the_read_timeout_is_retried_then_503_naming_the_slowness():
-    from chalicelib.errors import BackendUnavailable as Unavailable
-    from harness.timestream.env import emulated_query_client
-    from botocore.config import Config
     import boto3
-    from chalicelib.context import RequestContext
+    from botocore.config import Config
+
+    from chalicelib.errors import BackendUnavailable as Unavailable
     client = boto3.client("timestream-query", region_name="us-east-1",
                           endpoint_url="https://query.timestream.emulated",
                           config=Config(read_timeout=0.3, retries={"total_max_attempts": 1}))
