@@ -88,6 +88,7 @@ def read(body: bytes, headers: Mapping[str, str], store: Store,
     ReadResponse (SAMPLES) or ChunkedReadResponse frames (STREAMED_XOR_CHUNKS), whichever
     the client prefers (``codec.read_response_type``).
 
+    The backend checks the request's credentials before any matcher is compiled.
     Limits, each a 400 naming it: ``query_limit`` queries per request, then
     ``sample_limit`` samples and ``byte_limit`` bytes gathered (labels included,
     counted as they arrive, before the response is built), then ``max_response_bytes``
@@ -98,6 +99,7 @@ def read(body: bytes, headers: Mapping[str, str], store: Store,
     if len(request.queries) > limits.query_limit:
         raise BadRequest(f"{len(request.queries)} queries in one read request, over the limit "
                          f"of {limits.query_limit} (READ_QUERY_LIMIT)")
+    store.check_credentials(ctx)  # before any matcher is compiled: unknown keys cost nothing
     queries = remote_read.queries_from_read_request(request, ctx.dot_all, ctx.regexes)
     if response_type == codec.STREAMED_XOR_CHUNKS:
         frames = streamed.frames(queries, lambda query: store.read(query, ctx))

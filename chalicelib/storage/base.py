@@ -30,3 +30,9 @@ class Store(Protocol):
     def read(self, query: Query, ctx: RequestContext) -> Iterable[Series]:
         """Answer one query; see the class docstring for the contract."""
         ...
+
+    def check_credentials(self, ctx: RequestContext) -> None:
+        """Before a read compiles its matchers: Unauthorized or Forbidden if the backend
+        refuses the request's credentials, with one cheap call per credential (stores are
+        kept per credential); any other failure is left for the read itself to meet."""
+        ...

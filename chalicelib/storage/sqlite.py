@@ -237,6 +237,9 @@ class SQLiteStore:
         return [series_id if series_id is not None else added[s.labels]
                 for s, series_id in zip(series, ids)]
 
+    def check_credentials(self, ctx: RequestContext) -> None:
+        """Nothing to check: the embedded store takes no credentials."""
+
     def read(self, query: Query, ctx: RequestContext) -> Iterator[Series]:
         """Series matching ``query`` with their samples in range, sorted by labels, one
         series at a time, charging the request's budget as rows arrive (every FETCH_ROWS

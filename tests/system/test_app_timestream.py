@@ -155,3 +155,28 @@ def test_refused_credentials_on_read_stay_401_and_denied_access_403(client, monk
                   [(400, "UnrecognizedClientException"), (400, "AccessDeniedException")])
     assert read(client, {**HEADERS, **AUTH}).status_code == 401
     assert read(client, {**HEADERS, **AUTH}).status_code == 403
+
+
+def test_unknown_keys_are_refused_before_any_matcher_is_compiled(client, monkeypatch):
+    """A small read of expensive regexes with made-up keys costs one refused AWS call, and
+    no regex compilation; known keys are checked once."""
+    from chalicelib import matchers as matchers_module
+    monkeypatch.setattr(app_module, "SETTINGS", dataclasses.replace(
+        app_module.SETTINGS, request_deadline_seconds=25.0))
+    compiled = []
+    compile_ = matchers_module.re2.compile
+    monkeypatch.setattr(matchers_module.re2, "compile",
+                        lambda *args: compiled.append(args) or compile_(*args))
+    store = stores.store_for_request(app_module.SETTINGS, AUTH)
+    queries = FaultInjector(store.reader.runner.client, "Query",
+                            [(400, "UnrecognizedClientException")])
+    body = codec.encode_message(read_request(
+        (0, 1, [(0, "__name__", "up")] + [(3, "job", r"\pL{30}q%d" % i) for i in range(20)])))
+    refused = client.http.post("/read", headers={**HEADERS, **AUTH}, body=body)
+    assert refused.status_code == 401 and compiled == [] and queries.calls == 1
+    answered = client.http.post("/read", headers={**HEADERS, **AUTH}, body=body)
+    assert answered.status_code == 200 and len(compiled) == 20
+    calls = queries.calls
+    assert client.http.post("/read", headers={**HEADERS, **AUTH}, body=body).status_code == 200
+    checks = queries.calls - calls
+    assert checks == 1  # the read's own SHOW MEASURES: the keys were checked once, before

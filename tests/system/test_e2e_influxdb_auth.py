@@ -6,12 +6,11 @@ import os
 import sys
 import time
 
-
 from chalicelib.protocol import codec
 from harness.influxd import InfluxServer
 from harness.processes import Process, free_port, wait_for_port
 from harness.remote import post, read_request
-from tests.support.prometheus import (FixtureExporter, 
+from tests.support.prometheus import (FixtureExporter,
                                       start_prometheus, writer_config)
 
 PASSWORD = "p-secret-4f9a"
@@ -47,7 +46,7 @@ def test_prometheus_basic_auth_reaches_influxdb_and_is_enforced(tmp_path):
         body = codec.encode_message(read_request((0, 2 ** 62, [(0, "__name__", "up")])))
         headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 
-        def read(user, password):
+        def read(user, password, body=body):
             auth = base64.b64encode(f"{user}:{password}".encode()).decode()
             return post(url + "/read", body, {**headers, "Authorization": f"Basic {auth}"})
 
@@ -56,6 +55,14 @@ def test_prometheus_basic_auth_reaches_influxdb_and_is_enforced(tmp_path):
         assert b"up" in codec.decompress(data, 1 << 24)
         status, _, data = read("prom", "wrong")
         assert status == 401 and b"refused the credentials in Prometheus's basic_auth" in data
+        # Credentials are checked before any matcher is compiled: regexes over the request's
+        # budget are refused (400) only for a known user; an unknown one costs them nothing.
+        heavy = codec.encode_message(read_request((0, 1, [(0, "__name__", "up")] + [
+            (3, "job", r"\pL{30}q%d" % i) for i in range(100)])))
+        status, _, data = read("prom", "wrong", heavy)
+        assert status == 401, data
+        status, _, data = read("prom", PASSWORD, heavy)
+        assert status == 400 and b"RE2 instructions in all" in data, data
         status, response_headers, data = post(url + "/read", body, headers)
         assert status == 401 and b"configure basic_auth" in data
         assert "WWW-Authenticate" in response_headers

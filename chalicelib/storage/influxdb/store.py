@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from chalicelib.config import Settings
 from chalicelib.context import SAMPLE_BYTES, RequestContext, series_bytes
-from chalicelib.errors import BackendError, BadRequest, ConnectorError
+from chalicelib.errors import BackendError, BadRequest, ConnectorError, Forbidden, Unauthorized
 from chalicelib.matchers import matches_all
 from chalicelib.model import Labels, Query, Series, WriteResult
 from chalicelib.retry import Transient, with_retries
@@ -59,6 +59,7 @@ class InfluxDBStore:
                  max_body_bytes: int = Settings.influxdb_max_body_bytes,
                  create_database: bool = True) -> None:
         self.client = client
+        self._credentials_checked = False
         self.batch_lines = batch_lines
         self.max_body_bytes = max_body_bytes
         self.encoder = LineEncoder()
@@ -125,6 +126,23 @@ class InfluxDBStore:
             return (f"HTTP 413 ({text}): the request was larger than InfluxDB's max-body-size; "
                     "set INFLUXDB_MAX_BODY_BYTES below it")
         raise http_error(status, text, "write", self.client.credentials)
+
+    def check_credentials(self, ctx: RequestContext) -> None:
+        """Once per credential, ``SHOW MEASUREMENTS LIMIT 1``: InfluxDB refuses credentials it
+        does not know (401/403) before any matcher is compiled."""
+        if self._credentials_checked:
+            return
+        try:
+            ctx.deadline.check(MIN_ATTEMPT_SECONDS, "InfluxDB credentials check")
+            for result in self.client.query("SHOW MEASUREMENTS LIMIT 1",
+                                            min(QUERY_TIMEOUT_SECONDS, ctx.deadline.remaining())):
+                if "error" in result:
+                    return  # e.g. no database yet: the read meets it and answers it
+        except (Unauthorized, Forbidden):
+            raise
+        except (ConnectorError, Transient):
+            return  # the read meets it again and answers it
+        self._credentials_checked = True
 
     def read(self, query: Query, ctx: RequestContext) -> List[Series]:
         """Series selected by ``query`` with samples in range, sorted by labels."""

@@ -94,6 +94,12 @@ def measures_statement(query: Query, database: str, table: str) -> str:
     return sql
 
 
+def nothing_statement(database: str, table: str) -> str:
+    """A SHOW MEASURES that lists nothing (no measure name is empty): a cheap call that
+    Timestream authorizes like every read (``timestream:ListMeasures``)."""
+    return f"SHOW MEASURES FROM {identifier(database)}.{identifier(table)} LIKE ''"
+
+
 def selected_measures(query: Query, measures: Iterable[Measure]) -> List[Measure]:
     """The DOUBLE measures that can hold series selected by ``query``: the metric-name
     matchers are decided here with Prometheus's own semantics, and a matcher that needs a

@@ -20,6 +20,7 @@ from chalicelib.model import Query, Series, WriteResult, describe, sample_count
 from chalicelib.retry import Transient
 from chalicelib.storage.timestream.client import classified, with_retries
 from chalicelib.storage.timestream.records import Batch, Rejected, build_batches, split_batch
+from chalicelib.storage.timestream.sql import nothing_statement
 
 LOG = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class TimestreamStore:
         self.clock = clock
         self._facts: Tuple[float, Optional[TableFacts]] = (-TABLE_FACTS_TTL_SECONDS, None)
         self._warned_unreported = False
+        self._credentials_checked = False
         self._looking_up = threading.Lock()  # one DescribeTable at a time, never waited for
 
     def close(self) -> None:
@@ -241,6 +243,20 @@ class TimestreamStore:
         return rejected
 
     # -- reads (reader.TimestreamReader) ---------------------------------------
+
+    def check_credentials(self, ctx: RequestContext) -> None:
+        """Once per credential, a SHOW MEASURES that lists nothing: AWS refuses
+        unknown keys (401) and missing rights (403) before any matcher is compiled."""
+        if self._credentials_checked:
+            return
+        try:
+            self.reader.runner.measures(nothing_statement(self.database, self.table),
+                                        ctx.deadline)
+        except (Unauthorized, Forbidden):
+            raise
+        except ConnectorError:
+            return  # the read meets it again and answers it
+        self._credentials_checked = True
 
     def read(self, query: Query, ctx: RequestContext) -> List[Series]:
         """Series matching ``query`` (see ``TimestreamReader.read``)."""

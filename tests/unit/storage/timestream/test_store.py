@@ -559,3 +559,28 @@ def test_a_burst_of_writes_makes_one_describe_table_call_and_none_waits_for_it(e
     assert [r.stored for r in others] == [1] * 5 and len(calls) == 1
     env.store.write([series({"__name__": "m", "i": "9"}, [(NOW_MS, 1.0)])], context())
     assert len(calls) == 1  # known now, for TABLE_FACTS_TTL_SECONDS
+
+
+def test_credentials_are_checked_once_with_a_show_measures_that_lists_nothing(env):
+    env.store.check_credentials(context())
+    env.store.check_credentials(context())
+    [check] = [c["QueryString"] for c in env.queries.calls if "NextToken" not in c]
+    assert check == 'SHOW MEASURES FROM "PrometheusDatabase"."PrometheusMetricsTable" LIKE \'\''
+
+
+@pytest.mark.parametrize("code,error", [("UnrecognizedClientException", "Unauthorized"),
+                                        ("AccessDeniedException", "Forbidden")])
+def test_refused_credentials_fail_the_check_every_time(env, code, error):
+    from chalicelib import errors
+    env.queries.faults = [(400, code)] * 2
+    for _ in range(2):
+        with pytest.raises(getattr(errors, error)):
+            env.store.check_credentials(context())
+    assert len(env.queries.calls) == 2
+
+
+def test_a_check_that_fails_otherwise_lets_the_read_answer_and_is_tried_again(env):
+    env.queries.faults = [(400, "ValidationException", "line 1: something else")]
+    env.store.check_credentials(context())  # not the credentials: the read meets it
+    env.store.check_credentials(context())
+    assert len([c for c in env.queries.calls if "NextToken" not in c]) == 2
