@@ -50,12 +50,16 @@ bench: $(VENV)/.dev
 mutation: $(VENV)/.dev
 	$(BIN)/python -m mutation.run $(if $(SAMPLE),--sample $(SAMPLE)) $(MODULES)
 
-## cost: Timestream write cost of your traffic. Listen for a minute (point Prometheus's
-## remote_write at http://127.0.0.1:$(COST_PORT)/write) or COST_PAYLOADS="body1 body2 ...".
+## cost: Timestream write and query cost of your traffic. Listen for a minute (point Prometheus's
+## remote_write at http://127.0.0.1:$(COST_PORT)/write, its remote_read at .../read), or give
+## captured bodies: COST_PAYLOADS="write1 write2 ..." and/or COST_READ_PAYLOADS="read1 ...".
+## COST_TCU_HOUR_USD: your region's price of a TCU-hour (else an example price is used).
 COST_PORT ?= 9201
 COST_SECONDS ?= 60
 cost: $(VENV)/.dev
-	$(BIN)/python -m bench.cost --seconds $(COST_SECONDS) $(if $(COST_PAYLOADS),$(COST_PAYLOADS),--listen $(COST_PORT))
+	$(BIN)/python -m bench.cost --seconds $(COST_SECONDS) \
+		$(if $(COST_PAYLOADS)$(COST_READ_PAYLOADS),$(COST_PAYLOADS) $(if $(COST_READ_PAYLOADS),--reads $(COST_READ_PAYLOADS)),--listen $(COST_PORT)) \
+		$(if $(COST_TCU_HOUR_USD),--tcu-hour-usd $(COST_TCU_HOUR_USD))
 
 ## proto: regenerate chalicelib/protocol/prompb/*_pb2.py from the .proto files.
 proto: $(VENV)/.dev

@@ -1,4 +1,5 @@
-"""Timestream write metering, for this connector's WriteRecords calls and the Go connector's.
+"""Timestream metering: writes, for this connector's WriteRecords calls and the Go connector's;
+and an estimate of the query compute (TCU-seconds) its reads use.
 
 The formula is the pricing documentation's ("Metering and pricing", Writes): an event's
 size is 8 bytes of time, the UTF-8 bytes of each dimension name and value and of the
@@ -9,9 +10,17 @@ rounded up.
 The Go connector (awslabs/amazon-timestream-connector-prometheus) writes one record per
 sample, every label but ``__name__`` as a dimension, the metric name as measure name,
 100 records per call in the order received and no CommonAttributes.
+
+Queries are billed in Timestream compute units (TCU page of the Developer Guide: one TCU is
+4 vCPUs and 16 GB; "to run queries, you must set the minimum capacity to 4 TCUs"; "each TCU
+is billed on an hourly basis with per-second granularity and for a minimum of 30 seconds").
+How many TCUs a query uses is decided by the service and not reported per query, so
+``read_tcu_seconds`` is a model, not a meter: each statement holds the 4-TCU minimum while
+it runs, statements running at once each hold their own 4, and every TCU a read holds is
+billed at least 30 s.
 """
 import math
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, NamedTuple, Sequence
 
 from chalicelib.model import Series
 from chalicelib.storage.timestream.records import build_batches, dimension_name
@@ -60,3 +69,52 @@ def go_units(series: Iterable[Series]) -> int:
 def monthly_price(units_per_second: float) -> float:
     """USD per 30-day month for this many write units a second."""
     return units_per_second * 30 * 86_400 / 1e6 * PRICE_PER_MILLION_WRITES_USD
+
+
+# -- queries ------------------------------------------------------------------------------
+
+TCU_PAGE = "https://docs.aws.amazon.com/timestream/latest/developerguide/tcu.html"
+PRICING_PAGE = "https://aws.amazon.com/timestream/pricing/"
+QUERY_MIN_TCUS = 4           # the minimum capacity that runs queries (TCU page)
+TCU_MINIMUM_SECONDS = 30     # each TCU is billed for at least this long (TCU page)
+TCU_PAGE_DATE = "2026-12-06"  # when the TCU page's figures above were read
+# No TCU-hour price is built in (it differs per region: PRICING_PAGE). USD figures use this
+# example price unless one is given; it is not AWS's price.
+EXAMPLE_USD_PER_TCU_HOUR = 1.00
+# The time one statement is assumed to run: until its first page, and per further page.
+# These are the production-like latencies the Query API emulation is run with.
+STATEMENT_FIRST_PAGE_SECONDS = 3.0
+STATEMENT_PAGE_SECONDS = 0.5
+
+
+class ReadQueries(NamedTuple):
+    """The Query statements one read request runs: Query calls (pages) per statement, in the
+    order they started, and the most statements running at once."""
+
+    calls: Sequence[int]
+    peak: int
+
+    @property
+    def statements(self) -> int:
+        """Statements Timestream executes (each billed on its own)."""
+        return len(self.calls)
+
+
+def statement_seconds(calls: int) -> float:
+    """The assumed running time of a statement answered in ``calls`` Query calls."""
+    return STATEMENT_FIRST_PAGE_SECONDS + STATEMENT_PAGE_SECONDS * max(0, calls - 1)
+
+
+def read_tcu_seconds(read: ReadQueries) -> float:
+    """Estimated TCU-seconds of one read: 4 TCUs per statement for its assumed running time,
+    and at least 30 s for each of the 4 TCUs per statement the read holds at its peak;
+    0 for a read that runs no statement."""
+    if not read.calls:
+        return 0.0
+    held = QUERY_MIN_TCUS * sum(statement_seconds(calls) for calls in read.calls)
+    return max(held, QUERY_MIN_TCUS * max(1, read.peak) * TCU_MINIMUM_SECONDS)
+
+
+def monthly_query_price(tcu_seconds_per_second: float, usd_per_tcu_hour: float) -> float:
+    """USD per 30-day month for this many TCU-seconds a second."""
+    return tcu_seconds_per_second * 30 * 86_400 / 3600 * usd_per_tcu_hour
