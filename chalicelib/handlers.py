@@ -36,10 +36,10 @@ def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits)
     v2 = codec.write_message(headers) == codec.WRITE_V2_PROTO
     if v2:
         translated, histograms, exemplars = write_v2.series_from_request(
-            codec.decode_write_request_v2(body, limits.max_decoded_bytes))
+            codec.decode_write_request_v2(body, limits.max_decoded_bytes), ctx.deadline)
     else:
         request = codec.decode_write_request(body, headers, limits.max_decoded_bytes)
-        translated = write_v1.series_from_write_request(request)
+        translated = write_v1.series_from_write_request(request, ctx.deadline)
     result = store.write(translated.series, ctx) if translated.series else WriteResult(0)
     LOG.debug("write: %d series, %d samples stored (%d late, to the magnetic store), "
               "%d rejected, %d series refused", len(translated.series), result.stored,

@@ -14,18 +14,17 @@ from chalicelib.model import Labels, Series, describe
 
 def validate_labels(labels: Labels) -> Labels:
     """Return ``labels`` sorted with empty values dropped; BadRequest if invalid."""
-    shown = describe(labels)
     seen = set()
     for name, _ in labels:
         if not name:
-            raise BadRequest(f"empty label name in series {shown}")
+            raise BadRequest(f"empty label name in series {describe(labels)}")
         if name in seen:
-            raise BadRequest(f"duplicate label name {name!r} in series {shown}")
+            raise BadRequest(f"duplicate label name {name!r} in series {describe(labels)}")
         seen.add(name)
     cleaned = tuple(sorted((n, v) for n, v in labels if v))  # an empty value: no label
     metric = dict(cleaned).get("__name__")
     if metric is None:
-        raise BadRequest(f"series without a metric name (__name__): {shown}")
+        raise BadRequest(f"series without a metric name (__name__): {describe(labels)}")
     return cleaned
 
 

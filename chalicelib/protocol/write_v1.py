@@ -7,11 +7,12 @@ that is a 400 too.
 """
 import logging
 import operator
-from typing import Tuple
+from typing import Optional, Tuple
 
 from google.protobuf.message import DecodeError
 
 from chalicelib.caches import ClearedWhenFull
+from chalicelib.context import Deadline
 from chalicelib.errors import BadRequest
 from chalicelib.model import Labels, Series
 from chalicelib.protocol.labels import Refusal, Translated, validate_labels
@@ -56,13 +57,17 @@ def labels_cache_bytes() -> int:
     return _LABELS.bytes
 
 
+#: Series translated between two looks at the request's deadline.
+SERIES_PER_DEADLINE_CHECK = 4096
 _TIMESTAMP = operator.attrgetter("timestamp")
 _VALUE = operator.attrgetter("value")
 
 
-def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -> Translated:
+def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes,
+                              deadline: Optional[Deadline] = None) -> Translated:
     """Validated series of a write request, and the refused ones with their reasons
-    (native histograms are skipped and logged). One bad series costs only itself.
+    (native histograms are skipped and logged). One bad series costs only itself; a
+    request too large to translate before ``deadline`` stops there (503).
 
     This is the hot path of every write: labels stay encoded until a series is
     new and per-sample work is C-level ``map``."""
@@ -70,7 +75,9 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes) -
     refused = []
     histograms = 0
     known = _LABELS.get
-    for ts in request.timeseries:
+    for index, ts in enumerate(request.timeseries):
+        if deadline is not None and index % SERIES_PER_DEADLINE_CHECK == 0:
+            deadline.ensure("translating the write request")
         histograms += len(ts.histograms)
         samples = ts.samples
         if not samples:

@@ -15,10 +15,12 @@ import operator
 from typing import List, NamedTuple, Optional, Sequence
 
 from chalicelib.caches import ClearedWhenFull, strings_bytes
+from chalicelib.context import Deadline
 from chalicelib.errors import BadRequest
 from chalicelib.model import Labels, Series
 from chalicelib.protocol.prompb import write_v2_pb2
 from chalicelib.protocol.labels import Refusal, Translated, validate_labels
+from chalicelib.protocol.write_v1 import SERIES_PER_DEADLINE_CHECK
 
 # Validated label sets by their (name, value) pairs: a sender repeats its series. A memory
 # budget (64 MiB): a byte more or less cannot change what is stored or answered.
@@ -43,13 +45,17 @@ class TranslatedV2(NamedTuple):
     exemplars: int  # exemplars (not stored)
 
 
-def series_from_request(request: write_v2_pb2.Request) -> TranslatedV2:
-    """Resolve each series' labels through the symbol table and validate them."""
+def series_from_request(request: write_v2_pb2.Request,
+                        deadline: Optional[Deadline] = None) -> TranslatedV2:
+    """Resolve each series' labels through the symbol table and validate them; a request
+    too large to translate before ``deadline`` stops there (503)."""
     symbols = list(request.symbols)
     series: List[Series] = []
     refused: List[Refusal] = []
     histograms = exemplars = 0
     for index, ts in enumerate(request.timeseries):
+        if deadline is not None and index % SERIES_PER_DEADLINE_CHECK == 0:
+            deadline.ensure("translating the write request")
         histograms += len(ts.histograms)
         exemplars += len(ts.exemplars)
         samples = ts.samples

@@ -43,6 +43,8 @@ DB_FILE = "prometheus.sqlite3"
 READ_CHUNK = 500  # pragma: no mutate (a batch size: answers are the same)
 #: Metric names matched between two looks at the request deadline.
 NAMES_PER_DEADLINE_CHECK = 256  # pragma: no mutate (how often: answers are the same)
+#: Series written between two looks at the request's deadline (one transaction for all).
+SERIES_PER_CHUNK = 20_000
 #: Sample rows fetched (and charged to the read budget) at a time.
 FETCH_ROWS = 8192  # pragma: no mutate (a batch size: answers are the same)
 _SERIES_ID, _TIME, _BITS = itemgetter(0), itemgetter(1), itemgetter(2)
@@ -70,9 +72,13 @@ INDEX_ENTRY_MAX_BYTES = 16 << 10  # pragma: no mutate (a memory budget, tested w
 _ENTRY_SLOTS_BYTES = 200  # pragma: no mutate (an estimate: 199 or 201 keep as many)
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def labels_json(labels: Labels) -> str:
-    """The stored form of a label set (the ``series.labels`` column)."""
-    return json.dumps(labels, ensure_ascii=False)
+    """The stored form of a label set (the ``series.labels`` column): what
+    ``json.dumps(labels, ensure_ascii=False)`` writes, without building an encoder per call."""
+    return _JSON.encode(labels)
 
 
 def labels_digest(text: str) -> bytes:
@@ -104,13 +110,19 @@ class SeriesIndex:
 
     def load(self, conn: sqlite3.Connection) -> None:
         """Pick up series added since the last load (by this or another process)."""
-        rows = conn.execute("SELECT id, name, labels FROM series WHERE id > ? ORDER BY id",
-                            (self.max_id,)).fetchall()
+        self.add(conn.execute("SELECT id, name, labels FROM series WHERE id > ? ORDER BY id",
+                              (self.max_id,)).fetchall())
+
+    def add(self, rows: Iterable[Tuple[int, str, str]],
+            known: Optional[Dict[str, Labels]] = None) -> None:
+        """Index rows (id, name, labels text) of the series table, in id order, all those
+        past ``max_id``; ``known``: labels already parsed, by text."""
+        known = known or {}
         for series_id, name, text in rows:
             # Python objects: ~3x the text, plus the tuples and dict slots.
             cost = 3 * len(text) + _ENTRY_SLOTS_BYTES
             if len(text) <= self.entry_max_bytes and self.bytes + cost <= self.max_bytes:
-                labels = parse_labels(text)
+                labels = known.get(text) or parse_labels(text)
                 self.ids[labels] = series_id
                 self.labels[series_id] = labels
                 self.by_name.setdefault(metric_name(labels), []).append(series_id)
@@ -197,44 +209,73 @@ class SQLiteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    ids = self._series_ids(conn, series)
-                    # C-level passes (map, chain), no Python code per series or sample.
-                    series_ids = chain.from_iterable(map(
-                        repeat, ids, map(len, map(_SERIES_TIMESTAMPS, series))))
-                    timestamps = chain.from_iterable(map(_SERIES_TIMESTAMPS, series))
-                    bits = floats_to_bits(array("d", chain.from_iterable(
-                        map(_SERIES_VALUES, series))))
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO samples (series_id, t, v) VALUES (?, ?, ?)",
-                        zip(series_ids, timestamps, bits))
+                    stored, rows, texts = self._insert(conn, series, ctx)
                     conn.execute("COMMIT")
                 except BaseException:
                     # SQLite may have rolled back already (SQLITE_FULL, IOERR do).
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+                # The series this write added, now committed: every row past the index's
+                # last id, read under the write lock (no other writer could add one).
+                if rows:
+                    with self._index_lock:
+                        self._index.add(rows, texts)
             finally:
                 self._write_lock.release()
-            self._refresh()  # the series this write added, now committed
         except sqlite3.Error as exc:
             raise store_failure(exc, self.path) from None
-        return WriteResult(len(bits))
+        return WriteResult(stored)
 
-    def _series_ids(self, conn: sqlite3.Connection, series: Sequence[Series]) -> List[int]:
+    def _insert(self, conn: sqlite3.Connection, series: Sequence[Series],
+                ctx: RequestContext) -> Tuple[int, list, Dict[str, Labels]]:
+        """Insert ``series`` (inside the caller's transaction), SERIES_PER_CHUNK at a time
+        with a look at the deadline between chunks; the samples stored, and what the index
+        is to learn once the transaction commits (the new rows, their labels by text)."""
+        stored = 0
+        rows: list = []
+        texts: Dict[str, Labels] = {}
+        pending: Dict[Labels, int] = {}
+        for first in range(0, len(series), SERIES_PER_CHUNK):
+            ctx.deadline.ensure("writing to the embedded store")
+            chunk = series[first:first + SERIES_PER_CHUNK]
+            ids = self._series_ids(conn, chunk, pending, rows, texts)
+            # C-level passes (map, chain), no Python code per series or sample.
+            series_ids = chain.from_iterable(map(
+                repeat, ids, map(len, map(_SERIES_TIMESTAMPS, chunk))))
+            timestamps = chain.from_iterable(map(_SERIES_TIMESTAMPS, chunk))
+            bits = floats_to_bits(array("d", chain.from_iterable(map(_SERIES_VALUES, chunk))))
+            conn.executemany("INSERT OR IGNORE INTO samples (series_id, t, v) VALUES (?, ?, ?)",
+                             zip(series_ids, timestamps, bits))
+            stored += len(bits)
+        return stored, rows, texts
+
+    def _series_ids(self, conn: sqlite3.Connection, series: Sequence[Series],
+                    pending: Dict[Labels, int], rows: list,
+                    texts: Dict[str, Labels]) -> List[int]:
         """Ids of ``series``, inserting new ones (inside the caller's transaction, which
-        holds the write lock). New ids stay local until the transaction commits."""
+        holds the write lock). The index learns new ids only once the transaction commits;
+        until then they are in ``pending`` (by labels), their rows in ``rows`` (this
+        write's new series, and any another process committed meanwhile), and the labels
+        of this write's new series in ``texts`` (by their text)."""
         index = self._index
         ids = index.ids_of(map(_SERIES_LABELS, series))
+        if None in ids and pending:
+            ids = [pending.get(s.labels) if series_id is None else series_id
+                   for s, series_id in zip(series, ids)]
         if None not in ids:
             return ids
         missing = [s.labels for s, series_id in zip(series, ids) if series_id is None]
-        conn.executemany(
-            "INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)",
-            ((metric_name(labels), labels_json(labels)) for labels in dict.fromkeys(missing)))
-        # Every row past the index's last id: ours, or committed by another process.
-        added = {parse_labels(text): series_id for series_id, text in conn.execute(
-            "SELECT id, labels FROM series WHERE id > ?", (index.max_id,))}
-        return [series_id if series_id is not None else added[s.labels]
+        new = {labels_json(labels): labels for labels in dict.fromkeys(missing)}
+        conn.executemany("INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)",
+                         ((metric_name(labels), text) for text, labels in new.items()))
+        texts.update(new)
+        found = conn.execute("SELECT id, name, labels FROM series WHERE id > ? ORDER BY id",
+                             (rows[-1][0] if rows else index.max_id,)).fetchall()
+        rows.extend(found)
+        pending.update((texts.get(text) or parse_labels(text), series_id)
+                       for series_id, _, text in found)
+        return [pending[s.labels] if series_id is None else series_id
                 for s, series_id in zip(series, ids)]
 
     def check_credentials(self, ctx: RequestContext) -> None:

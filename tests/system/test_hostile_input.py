@@ -208,3 +208,41 @@ def test_unknown_matcher_type_and_bad_ranges(server):
     assert status == 400 and "unknown matcher type 7" in body
     status, body = read_status(url, (10, 0, [(0, "__name__", "x")]))
     assert status == 400 and "before" in body
+
+
+def test_a_small_body_of_600k_new_series_costs_at_most_the_deadline(tmp_path):
+    """3 MB of tiny new series: translated and stored under the request's deadline or not
+    at all (503, nothing stored), and a writer waiting behind it waits no longer."""
+    import time
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path / "data"),
+               REQUEST_DEADLINE_SECONDS="3")
+    proc = Process(["make", "--no-print-directory", "run", f"VENV={sys.prefix}"],
+                   str(tmp_path / "server.log"), env=env)
+    try:
+        wait_for_port(port, proc.proc, timeout=120)
+        url = f"http://127.0.0.1:{port}"
+        body = codec.encode_message(write_request(
+            *[({"__name__": "many", "i": str(i)}, [(1, 1.0)]) for i in range(600_000)]))
+        assert len(body) < 4 << 20
+        answers = {}
+
+        def small_write():
+            time.sleep(1)
+            started = time.monotonic()
+            answers["small"] = remote_write(url, write_request(
+                ({"__name__": "small"}, [(1, 1.0)])))[0], time.monotonic() - started
+        other = threading.Thread(target=small_write)
+        other.start()
+        started = time.monotonic()
+        status, _, text = post(url + "/write", body, HEADERS)
+        took = time.monotonic() - started
+        other.join()
+        assert status == 503 and b"request deadline" in text, text[:300]
+        assert took < 8  # the 3 s deadline and a margin (translating it all takes ~10 s)
+        assert answers["small"][0] in (204, 503) and answers["small"][1] < 8
+        assert read_status(url, (0, 10, [(0, "__name__", "many")]))[0] == 200
+        assert remote_read(url, read_request((0, 10, [(0, "__name__", "many")]))) \
+            .results[0].timeseries == []
+    finally:
+        proc.stop()

@@ -138,3 +138,45 @@ def test_a_series_naming_a_label_twice_is_refused(names):
     shown = ",".join(f'{name}="{index}"' for index, name in enumerate(names))
     assert [r.reason for r in result.refused] == [
         f"duplicate label name {names[0]!r} in series m{{{shown}}}"]
+
+
+class Looked:
+    """A deadline that passes after ``looks`` looks, recording when it was looked at."""
+
+    def __init__(self, looks):
+        self.looks = looks
+        self.at = []
+
+    def ensure(self, what):
+        from chalicelib.errors import BackendUnavailable
+        self.at.append(what)
+        if len(self.at) > self.looks:
+            raise BackendUnavailable(f"{what} did not finish within the request deadline")
+
+
+def test_translating_a_huge_request_stops_at_the_deadline(monkeypatch):
+    """A small body of many tiny series costs at most the request's deadline."""
+    from chalicelib.errors import BackendUnavailable
+    monkeypatch.setattr(translate, "SERIES_PER_DEADLINE_CHECK", 3)
+    body = codec.encode_message(write_request(*[({"__name__": "m", "i": str(i)}, [(1, 1.0)])
+                                                for i in range(7)]))
+    request = codec.decode_write_request(body, HEADERS, 1 << 20)
+    deadline = Looked(3)  # series 0, 3 and 6
+    assert len(translate.series_from_write_request(request, deadline).series) == 7
+    assert deadline.at == ["translating the write request"] * 3
+    with pytest.raises(BackendUnavailable, match="translating the write request"):
+        translate.series_from_write_request(request, Looked(2))
+
+
+def test_write_v2_translation_stops_at_the_deadline_too(monkeypatch):
+    from chalicelib.errors import BackendUnavailable
+    from chalicelib.protocol import write_v2
+    from harness.remote import V2
+    monkeypatch.setattr(write_v2, "SERIES_PER_DEADLINE_CHECK", 2)
+    builder = V2()
+    for i in range(5):
+        builder.series({"__name__": "m", "i": str(i)}, [(1, 1.0)])
+    request = codec.decode_write_request_v2(builder.body(), 1 << 20)
+    assert len(write_v2.series_from_request(request, Looked(3)).translated.series) == 5
+    with pytest.raises(BackendUnavailable, match="translating the write request"):
+        write_v2.series_from_request(request, Looked(2))

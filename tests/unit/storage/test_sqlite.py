@@ -1,5 +1,7 @@
 """The embedded store's own guarantees beyond the contract: its series index is
 bounded in bytes, and series kept on disk behave exactly like the others."""
+import pytest
+
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.storage.sqlite import SQLiteStore
@@ -47,7 +49,6 @@ def test_index_stays_within_its_byte_bound_and_every_series_reads_back(tmp_path)
 def test_lock_timeout_leaves_nothing_behind_and_says_busy(tmp_path):
     import sqlite3
 
-    import pytest
 
     from chalicelib.errors import BackendUnavailable
     store = SQLiteStore(str(tmp_path), lock_timeout=0.2)
@@ -102,7 +103,6 @@ def test_a_write_failing_midway_stores_nothing_and_the_next_write_works(tmp_path
     client gets a 503 naming the cause, and the store takes the next write."""
     import sqlite3
 
-    import pytest
 
     from chalicelib.errors import BackendUnavailable
     store = SQLiteStore(str(tmp_path))
@@ -124,7 +124,6 @@ def test_a_write_failing_midway_stores_nothing_and_the_next_write_works(tmp_path
 
 
 def test_a_full_disk_is_a_503_that_says_so_and_stores_nothing(tmp_path):
-    import pytest
 
     from chalicelib.errors import BackendUnavailable
     store = SQLiteStore(str(tmp_path))
@@ -180,7 +179,6 @@ def test_the_index_fills_its_byte_budget_and_no_more(tmp_path):
 def test_a_read_exactly_at_the_byte_limit_is_answered_and_one_byte_less_refused(tmp_path):
     """Samples count against READ_BYTE_LIMIT as well as labels: the limit is the
     encoded size of the answer, upper estimate (``encoded_bytes``)."""
-    import pytest
 
     from chalicelib.context import encoded_bytes
     from chalicelib.errors import ResponseTooLarge
@@ -241,7 +239,6 @@ def test_the_database_file_holds_labels_as_utf8_json_and_values_as_their_bits(tm
 
 def test_the_sample_limit_holds_across_fetches_of_many_series(tmp_path):
     """8193 one-sample series: rows arrive in two fetches; the limit counts every row."""
-    import pytest
 
     from chalicelib.errors import ResponseTooLarge
     store = SQLiteStore(str(tmp_path))
@@ -284,7 +281,6 @@ def test_a_read_matching_names_never_holds_back_a_write(tmp_path, monkeypatch):
 def test_matching_names_stops_at_the_request_deadline(tmp_path, monkeypatch):
     import time as clock
 
-    import pytest
 
     from chalicelib.errors import BackendUnavailable
     from chalicelib.matchers import Matcher as MatcherClass
@@ -331,7 +327,6 @@ def test_the_index_charges_each_label_set_three_times_its_text_and_200_bytes(tmp
 def test_a_write_waits_for_another_writer_only_until_the_deadline(tmp_path):
     import time as clock
 
-    import pytest
 
     from chalicelib.errors import BackendUnavailable
     store = SQLiteStore(str(tmp_path))
@@ -370,3 +365,49 @@ def test_a_metric_name_matcher_decoded_from_a_request_is_one(tmp_path):
     found = list(store.read(Query(0, 10, (Matcher.of(0, name, "m"),
                                           Matcher.of(0, "i", "0002"))), context()))
     assert [s.values[0] for s in found] == [2.0]
+
+
+class PassesAfter:
+    """A deadline that passes after ``looks`` looks at it (ensure), and stays passed."""
+
+    def __init__(self, looks):
+        self.looks = looks
+
+    def remaining(self):
+        return 60.0 if self.looks > 0 else -1.0
+
+    def ensure(self, what):
+        self.looks -= 1
+        if self.looks < 0:
+            from chalicelib.errors import BackendUnavailable
+            raise BackendUnavailable(f"{what} did not finish within the request deadline")
+
+
+def test_a_write_is_cut_in_chunks_and_a_deadline_between_them_stores_nothing(tmp_path,
+                                                                              monkeypatch):
+    from chalicelib.errors import BackendUnavailable
+    from chalicelib.storage import sqlite
+    monkeypatch.setattr(sqlite, "SERIES_PER_CHUNK", 2)
+    store = SQLiteStore(str(tmp_path))
+    batch = [Series((("__name__", "m"), ("i", str(i))), [1], [float(i)]) for i in range(5)]
+    ctx = context()
+    ctx.deadline = PassesAfter(2)  # the write's first look, the first chunk; not the second
+    with pytest.raises(BackendUnavailable, match="writing to the embedded store"):
+        store.write(batch, ctx)
+    assert list(store.read(query((0, "__name__", "m")), context())) == []
+    assert store.write(batch, context()).stored == 5  # the index learned nothing dead
+    found = list(store.read(query((0, "__name__", "m")), context()))
+    assert [list(s.values) for s in found] == [[0.0], [1.0], [2.0], [3.0], [4.0]]
+
+
+def test_a_series_new_in_one_chunk_and_repeated_in_the_next_is_one_series(tmp_path,
+                                                                          monkeypatch):
+    from chalicelib.storage import sqlite
+    monkeypatch.setattr(sqlite, "SERIES_PER_CHUNK", 2)
+    store = SQLiteStore(str(tmp_path))
+    a, b = (("__name__", "m"), ("i", "a")), (("__name__", "m"), ("i", "b"))
+    assert store.write([Series(a, [1], [1.0]), Series(b, [1], [2.0]),
+                        Series(a, [2], [3.0])], context()).stored == 3
+    found = list(store.read(query((0, "__name__", "m")), context()))
+    assert [(s.labels, list(s.timestamps)) for s in found] == [(a, [1, 2]), (b, [1])]
+    assert SQLiteStore(str(tmp_path))._index.ids == store._index.ids  # as a restart sees it
