@@ -10,6 +10,7 @@ from chalicelib.config import Settings
 from chalicelib.context import Limits
 from chalicelib.errors import ConnectorError
 from chalicelib.quoting import escape_control
+from chalicelib.telemetry import observe
 
 app = Chalice(app_name="timestream-prometheus-connector")
 # Every body is binary: API Gateway passes it through untouched (binaryMediaTypes).
@@ -50,23 +51,42 @@ def errors_as_responses(view):
     return wrapper
 
 
+def api_stage() -> str:
+    """The API Gateway stage serving the request (the stage's name in CloudWatch)."""
+    return (app.current_request.context or {}).get("stage", "")
+
+
 @app.route("/write", methods=["POST"], content_types=["*/*"])
+@observe.observed("/write", api_stage)
 @errors_as_responses
 def write():
     """Remote write 1.0 or 2.0 (by Content-Type): store every float sample."""
     request = app.current_request
     written = handlers.write(request.raw_body, request.headers,
                              storage.store_for_request(SETTINGS, request.headers, writing=True),
-                             Limits.from_settings(SETTINGS))
+                             Limits.from_settings(SETTINGS), observe.current())
     return Response(body=b"", status_code=204, headers=written.headers)
 
 
 @app.route("/read", methods=["POST"], content_types=["*/*"])
+@observe.observed("/read", api_stage)
 @errors_as_responses
 def read():
     """Remote read (SAMPLES or STREAMED_XOR_CHUNKS): every query answered, in request order."""
     request = app.current_request
     headers, body = handlers.read(request.raw_body, request.headers,
                                   storage.store_for_request(SETTINGS, request.headers),
-                                  Limits.from_settings(SETTINGS))
+                                  Limits.from_settings(SETTINGS), observe.current())
     return Response(body=body, status_code=200, headers=headers)
+
+
+@app.route("/metrics", methods=["GET"])
+def metrics():
+    """The connector's own metrics in Prometheus's text format (off Lambda; on Lambda
+    they go to CloudWatch as EMF documents)."""
+    if observe.on_lambda():
+        return Response(body="not served on Lambda: see the stack's CloudWatch dashboard\n",
+                        status_code=404, headers={"Content-Type": "text/plain"})
+    from chalicelib.telemetry import local
+    body, content_type = local.exposition()
+    return Response(body=body, status_code=200, headers={"Content-Type": content_type})

@@ -22,6 +22,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import BackendUnavailable, ResponseTooLarge, too_many_samples
 from chalicelib.matchers import RegexBudget
 from chalicelib.model import Labels, Series
+from chalicelib.telemetry.request import RequestTelemetry
 
 SAMPLE_BYTES = 18
 _DEFAULTS = Settings()
@@ -143,11 +144,12 @@ class Limits(NamedTuple):
 @dataclass
 class RequestContext:
     """One request: its limits, its deadline (started when the context is made), its read
-    budget, its regexes' budget, and whether ``.`` in its regexes matches a newline (the
-    client's dialect)."""
+    budget, its regexes' budget, whether ``.`` in its regexes matches a newline (the
+    client's dialect), and what it did (``telemetry``, published once it is answered)."""
 
     limits: Limits = Limits()
     dot_all: bool = True
+    telemetry: RequestTelemetry = field(default_factory=lambda: RequestTelemetry(""))
     deadline: Deadline = field(init=False)
     budget: ReadBudget = field(init=False)
     regexes: RegexBudget = field(init=False)

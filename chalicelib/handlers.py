@@ -6,15 +6,16 @@ streamed chunks. One ``RequestContext`` per request (its limits, deadline, read 
 and regex dialect) goes with it to the store.
 """
 import logging
-from typing import Dict, Mapping, NamedTuple, Tuple
+from typing import Dict, Mapping, NamedTuple, Optional, Tuple
 
 from chalicelib.context import Limits, RequestContext
 from chalicelib.errors import BadRequest, ResponseTooLarge
-from chalicelib.model import WriteResult
+from chalicelib.model import WriteResult, sample_count
 from chalicelib.protocol import codec, read as remote_read, streamed, write_v1, write_v2
 from chalicelib.protocol.prompb import fastpath_pb2
 from chalicelib.quoting import escape_control
 from chalicelib.storage.base import Store
+from chalicelib.telemetry.request import RequestTelemetry
 
 LOG = logging.getLogger(__name__)
 MAX_REASONS = 5  # reasons named in a 400 body
@@ -27,11 +28,13 @@ class Written(NamedTuple):
     headers: Dict[str, str]  # X-Prometheus-Remote-Write-*-Written (remote write 2.0)
 
 
-def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits) -> Written:
+def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits,
+          telemetry: Optional[RequestTelemetry] = None) -> Written:
     """Handle a remote-write body (1.0 or 2.0, by its Content-Type): store every valid
     series, then BadRequest naming what was refused (invalid series), rejected (by the
-    store) or not stored (2.0 native histograms and exemplars), if anything was."""
-    ctx = RequestContext(limits)
+    store) or not stored (2.0 native histograms and exemplars), if anything was.
+    ``telemetry`` counts the samples received, stored, rejected (by reason) and failed."""
+    ctx = RequestContext(limits, telemetry=telemetry or RequestTelemetry("/write"))
     histograms = exemplars = 0
     v2 = codec.write_message(headers) == codec.WRITE_V2_PROTO
     if v2:
@@ -40,7 +43,17 @@ def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits)
     else:
         request = codec.decode_write_request(body, headers, limits.max_decoded_bytes)
         translated = write_v1.series_from_write_request(request, ctx.deadline)
-    result = store.write(translated.series, ctx) if translated.series else WriteResult(0)
+    counts = ctx.telemetry
+    counts.received = sample_count(translated.series) + translated.refused_samples
+    counts.reject("invalid_series", translated.refused_samples)
+    try:
+        result = store.write(translated.series, ctx) if translated.series else WriteResult(0)
+    except Exception as exc:
+        if getattr(exc, "status", 500) >= 500:  # Prometheus sends it all again
+            counts.rejected.clear()
+            counts.failed = counts.received
+        raise
+    counts.stored = result.stored
     LOG.debug("write: %d series, %d samples stored (%d late, to the magnetic store), "
               "%d rejected, %d series refused", len(translated.series), result.stored,
               result.late, result.rejected, len(translated.refused))
@@ -82,8 +95,8 @@ def _one_line(reason: str, limit: int = 400) -> str:
     return reason if len(reason) <= limit else reason[:limit - 3] + "..."
 
 
-def read(body: bytes, headers: Mapping[str, str], store: Store,
-         limits: Limits) -> Tuple[Dict[str, str], bytes]:
+def read(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits,
+         telemetry: Optional[RequestTelemetry] = None) -> Tuple[Dict[str, str], bytes]:
     """Handle a remote-read body; returns the answer's headers and body: a snappy-compressed
     ReadResponse (SAMPLES) or ChunkedReadResponse frames (STREAMED_XOR_CHUNKS), whichever
     the client prefers (``codec.read_response_type``).
@@ -93,7 +106,8 @@ def read(body: bytes, headers: Mapping[str, str], store: Store,
     ``sample_limit`` samples and ``byte_limit`` bytes gathered (labels included,
     counted as they arrive, before the response is built), then ``max_response_bytes``
     of compressed body; all within the request's deadline (503 past it)."""
-    ctx = RequestContext(limits, remote_read.dot_matches_newline(headers))
+    ctx = RequestContext(limits, remote_read.dot_matches_newline(headers),
+                         telemetry or RequestTelemetry("/read"))
     request = codec.decode_read_request(body, headers, limits.max_decoded_bytes)
     response_type = codec.read_response_type(request)
     if len(request.queries) > limits.query_limit:

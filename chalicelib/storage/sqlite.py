@@ -199,6 +199,15 @@ class SQLiteStore:
         the request is stored and the in-memory index is untouched (it only ever learns
         ids that are committed), so a retry can never file samples under a dead id. A
         write still waiting for another writer when the request deadline passes is a 503."""
+        stats = ctx.telemetry.calls("embedded", "write")
+        stats.call()
+        try:
+            return self._write(series, ctx)
+        except BaseException:
+            stats.failed()
+            raise
+
+    def _write(self, series: Sequence[Series], ctx: RequestContext) -> WriteResult:
         ctx.deadline.ensure("writing to the embedded store")
         conn = self._conn()
         if not self._write_lock.acquire(timeout=max(0.0, ctx.deadline.remaining())):
@@ -288,6 +297,7 @@ class SQLiteStore:
         data, at most READ_CHUNK series are held at once, and a read still running at the
         request deadline stops there (503)."""
         budget = ctx.budget
+        ctx.telemetry.calls("embedded", "read").call()
         self._refresh()
         conn = self._conn()
         selected = sorted(self._select(conn, query, ctx), key=_LABELS)

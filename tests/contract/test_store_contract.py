@@ -166,3 +166,31 @@ def test_a_label_any_backend_treats_specially_is_stored_and_matched_like_any(sto
         found = read_one(store, 0, 10, (0, "__name__", "special"), matcher)
         assert sorted(v for s in found for v in s.values) == values, matcher
         assert all(dict(s.labels).get(name, "") in ("v", "w", "") for s in found)
+
+
+def test_counters_add_up_received_is_stored_plus_rejected_by_reason(store):
+    """Through the write handler: every sample received is counted once, as stored or as
+    rejected with a reason from the fixed set; the store counts its own calls."""
+    import time
+
+    from chalicelib import handlers
+    from chalicelib.context import Limits
+    from chalicelib.errors import BadRequest
+    from chalicelib.protocol import codec
+    from chalicelib.telemetry.request import REJECT_REASONS, RequestTelemetry
+    from harness.remote import HEADERS, write_request
+    now = int(time.time() * 1000)
+    body = codec.encode_message(write_request(
+        ({"__name__": "counted", "k": "v"}, [(now - 1000, 1.0), (now, 2.0)]),
+        ({"k": "no name"}, [(now, 1.0), (now + 1, 2.0), (now + 2, 3.0)]),   # invalid series
+        ({"__name__": "ahead"}, [(now + 86_400_000, 1.0)])))  # a day ahead: some refuse it
+    telemetry = RequestTelemetry("/write")
+    with pytest.raises(BadRequest, match="samples rejected"):  # the invalid series
+        handlers.write(body, HEADERS, store, Limits(), telemetry)
+    assert telemetry.received == 6
+    assert telemetry.received == telemetry.stored + sum(telemetry.rejected.values())
+    assert telemetry.failed == 0
+    assert telemetry.rejected["invalid_series"] == 3
+    assert set(telemetry.rejected) <= set(REJECT_REASONS)
+    assert telemetry.stored in (2, 3)  # whether the backend takes a time a day ahead
+    assert telemetry.total("calls") >= 1 and telemetry.total("failures") == 0

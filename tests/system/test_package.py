@@ -24,6 +24,7 @@ from deploy import vpc
 from deploy.package import (TIMEOUTS_MS, execution_policy_document, merge_template, package,
                             stage_merge_template)
 from deploy.stage import load_stage
+from tests.support.emf import valid_emf
 from harness.processes import ROOT
 from tests.support import context
 from tests.support.cloudformation import CfnLoader, Stack
@@ -155,11 +156,19 @@ def test_packaged_app_imports_and_answers_on_the_lambda_path(packaged, tmp_path)
               "assert re2.fullmatch('(a+)+b', 'aab'); "
               f"print(json.dumps(app.app({event!r}, None)))")
     env = {"PATH": os.environ.get("PATH", ""), "STORAGE_BACKEND": "timestream",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "connector",
+           "METRICS_NAMESPACE": "Team/Connector"}
     result = subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    response = json.loads(result.stdout.strip().splitlines()[-1])
+    *printed, last = result.stdout.strip().splitlines()
+    response = json.loads(last)
+    # The request's one EMF document, printed by the zip's own metrics library.
+    [document] = [json.loads(line) for line in printed if line.startswith('{"_aws"')]
+    valid_emf(document)
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Team/Connector"
+    assert (document["Stage"], document["Route"]) == ("dev", "/write")
+    assert document["SamplesReceived"] == [0.0] and document["SamplesFailed"] == [0.0]
     # No credentials: refused before anything else; 500 on /write so Prometheus keeps the data.
     assert response["statusCode"] == 500
     assert "missing credentials" in base64.b64decode(response["body"]).decode() \

@@ -77,3 +77,28 @@ def test_encoded_size_estimate_is_an_upper_bound():
                      [float(i) / 3 for i in range(100)])]
     actual = sum(len(remote_read.encoded_series(item)) for item in series)
     assert actual <= encoded_bytes(series) <= 2 * actual
+
+
+class Failing:
+    """A store whose writes fail with ``error`` after counting a rejection."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def write(self, series, ctx):
+        ctx.telemetry.reject("duplicate", 1)
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [__import__("chalicelib.errors", fromlist=["x"])
+                                   .BackendUnavailable("down"), RuntimeError("bug")])
+def test_a_write_answered_5xx_counts_every_sample_received_as_failed(error):
+    from chalicelib.telemetry.request import RequestTelemetry
+    from harness.remote import write_request
+    body = codec.encode_message(write_request(({"__name__": "m"}, [(1, 1.0), (2, 2.0)]),
+                                              ({"k": "no name"}, [(1, 1.0)])))
+    telemetry = RequestTelemetry("/write")
+    with pytest.raises(type(error)):
+        handlers.write(body, HEADERS, Failing(error), Limits(), telemetry)
+    assert (telemetry.received, telemetry.failed, telemetry.stored) == (3, 3, 0)
+    assert sum(telemetry.rejected.values()) == 0  # Prometheus sends them all again

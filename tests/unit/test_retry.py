@@ -97,3 +97,27 @@ def test_backoff_doubles_from_50_ms_to_at_most_2_s(monkeypatch):
 def test_backoff_stays_two_seconds_however_many_attempts_failed(monkeypatch):
     monkeypatch.setattr(retry.random, "random", lambda: 1.0)
     assert retry.backoff_seconds(17) == retry.backoff_seconds(5000) == 2.0
+
+
+def test_attempts_retries_throttles_and_the_failure_are_counted(monkeypatch):
+    from chalicelib.telemetry.request import RequestTelemetry
+    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
+    stats = RequestTelemetry("/write").calls("influxdb", "write")
+    answers = [Transient("HTTP 429", throttled=True), Transient("HTTP 503"), "done"]
+
+    def call(timeout):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    assert retry.with_retries(call, FakeDeadline(30.0), "w", 5.0, 0.5, stats) == "done"
+    assert (stats.calls, stats.retries, stats.throttles, stats.failures) == (3, 2, 1, 0)
+    with pytest.raises(BackendUnavailable):
+        retry.with_retries(lambda timeout: (_ for _ in ()).throw(
+            Transient("ThrottlingException", throttled=True)), FakeDeadline(0.5), "w", 5.0, 0.5,
+            stats)
+    assert (stats.calls, stats.throttles, stats.failures) == (4, 2, 1)
+    with pytest.raises(KeyError):
+        retry.with_retries(lambda timeout: {}["refused"], FakeDeadline(30.0), "w", 5.0, 0.5,
+                           stats)
+    assert (stats.calls, stats.failures) == (5, 2)

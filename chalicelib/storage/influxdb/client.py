@@ -117,7 +117,7 @@ def http_error(status: int, text: str, what: str,
     """The exception an InfluxDB error status maps to (Transient if worth retrying)."""
     text = text[:300]
     if status == 429 or status >= 500:
-        return Transient(f"HTTP {status}: {text}")
+        return Transient(f"HTTP {status}: {text}", throttled=status == 429)
     if status in (401, 403):
         if credentials.origin == "Prometheus basic_auth":
             cls = {401: Unauthorized, 403: Forbidden}[status]

@@ -92,12 +92,14 @@ class InfluxDBStore:
             self._create_database(CREATE_DATABASE_TIMEOUT_SECONDS)  # if still pending
         total = rejected = 0
         reasons: List[str] = []
+        stats = ctx.telemetry.calls("influxdb", "write")
         for batch in batches(series, self.encoder, self.batch_lines, self.max_body_bytes):
             total += len(batch)
             lines = b"\n".join(batch)
             if len(lines) > self.max_body_bytes:  # one line, too long to send
                 (line,) = batch
                 rejected += 1
+                ctx.telemetry.reject("limits", 1)
                 reasons.append(too_long(line, self.max_body_bytes))
                 continue
             # Equivalent mutants only: every level decompresses to the same lines (1: fastest).
@@ -105,10 +107,12 @@ class InfluxDBStore:
             ctx.deadline.check(MIN_ATTEMPT_SECONDS, "InfluxDB write")
             refusal = with_retries(lambda timeout: self._write_once(body, timeout),
                                    ctx.deadline, "InfluxDB write", WRITE_TIMEOUT_SECONDS,
-                                   MIN_ATTEMPT_SECONDS)
+                                   MIN_ATTEMPT_SECONDS, stats)
             if refusal is not None:
                 dropped = dropped_points(refusal, len(batch))
                 rejected += dropped
+                ctx.telemetry.reject("limits" if refusal.startswith("HTTP 413")
+                                     else "backend_refused", dropped)
                 reasons.append(f"InfluxDB did not store {dropped} of {len(batch)} points: "
                                f"{refusal[:REASON_CHARS]}")
         if rejected:
@@ -132,6 +136,8 @@ class InfluxDBStore:
         does not know (401/403) before any matcher is compiled."""
         if self._credentials_checked:
             return
+        stats = ctx.telemetry.calls("influxdb", "query")
+        stats.call()
         try:
             ctx.deadline.check(MIN_ATTEMPT_SECONDS, "InfluxDB credentials check")
             for result in self.client.query("SHOW MEASUREMENTS LIMIT 1",
@@ -139,8 +145,10 @@ class InfluxDBStore:
                 if "error" in result:
                     return  # e.g. no database yet: the read meets it and answers it
         except (Unauthorized, Forbidden):
+            stats.failed()
             raise
-        except (ConnectorError, Transient):
+        except (ConnectorError, Transient) as exc:
+            stats.failed(getattr(exc, "throttled", False))
             return  # the read meets it again and answers it
         self._credentials_checked = True
 
@@ -155,7 +163,7 @@ class InfluxDBStore:
         ctx.deadline.check(MIN_ATTEMPT_SECONDS, "InfluxDB query")
         return with_retries(lambda timeout: self._read_once(query, statement, ctx, timeout),
                             ctx.deadline, "InfluxDB query", QUERY_TIMEOUT_SECONDS,
-                            MIN_ATTEMPT_SECONDS)
+                            MIN_ATTEMPT_SECONDS, ctx.telemetry.calls("influxdb", "query"))
 
     def _read_once(self, query: Query, statement: str, ctx: RequestContext,
                    timeout: float) -> List[Series]:

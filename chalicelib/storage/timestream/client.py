@@ -2,7 +2,7 @@
 connector's, and which failures are retried (``retry.with_retries``) inside the request
 deadline. Shared by the write path (``store``) and the read path (``reader``).
 """
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
                                  HTTPClientError, ReadTimeoutError)
@@ -11,6 +11,7 @@ from chalicelib import retry
 from chalicelib.context import Deadline
 from chalicelib.errors import BackendError, ConnectorError, Forbidden, Unauthorized
 from chalicelib.retry import Transient
+from chalicelib.telemetry.request import CallStats
 
 T = TypeVar("T")
 
@@ -56,7 +57,8 @@ def classified(call: Callable[[], T], what: str) -> Callable[[float], T]:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)  # pragma: no mutate
             if code not in TRANSIENT and status < 500:
                 raise error_for(exc, what) from None
-            raise Transient(code or f"HTTP {status}") from None
+            raise Transient(code or f"HTTP {status}",
+                            throttled=code == "ThrottlingException") from None
         except ReadTimeoutError:
             # connected, but no answer in time: Timestream is slow, the network is fine
             raise Transient("ReadTimeoutError", lambda attempts: (
@@ -76,12 +78,12 @@ def classified(call: Callable[[], T], what: str) -> Callable[[float], T]:
 
 
 def with_retries(call: Callable[[], T], deadline: Deadline, what: str,
-                 attempt_seconds: float) -> T:
+                 attempt_seconds: float, stats: Optional[CallStats] = None) -> T:
     """Run ``call``, retrying transient failures (``retry.with_retries``) while another
     attempt (at most ``attempt_seconds``, the client's timeouts) still fits before the
-    deadline; then BackendUnavailable (503: Prometheus retries)."""
+    deadline; then BackendUnavailable (503: Prometheus retries). ``stats`` counts them."""
     return retry.with_retries(classified(call, what), deadline, what, attempt_seconds,
-                              attempt_seconds)
+                              attempt_seconds, stats)
 
 
 def client_config(concurrency: int, read_timeout: float):

@@ -31,6 +31,7 @@ from chalicelib.storage.timestream.client import with_retries
 from chalicelib.storage.timestream.records import decode_value, labels_from_row
 from chalicelib.storage.timestream.sql import BIN_WIDTHS, MAX_TIME_MS, MIN_TIME_MS, \
     SAMPLES_COLUMN, Measure, SelectStatement, measures_statement, select_statements
+from chalicelib.telemetry.request import CallStats
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,8 +65,9 @@ class QueryRun:
     """The queries of one read request in flight: stopped at the deadline or at the first
     failure, each cancelled once its QueryId is known."""
 
-    def __init__(self, runner: "TimestreamQueryRunner") -> None:
+    def __init__(self, runner: "TimestreamQueryRunner", stats: Optional[CallStats] = None) -> None:
         self.runner = runner
+        self.stats = stats  # the request's Query calls
         self.stopped = False
         self._running: Set[str] = set()
         self._lock = threading.Lock()
@@ -100,11 +102,13 @@ class TimestreamQueryRunner:
         self.executor = executor or ThreadPoolExecutor(
             max_workers=READ_CONCURRENCY, thread_name_prefix="timestream-query")
 
-    def run_all(self, tasks: List[Callable[[QueryRun], T]], deadline: Deadline) -> List[T]:
+    def run_all(self, tasks: List[Callable[[QueryRun], T]], deadline: Deadline,
+                stats: Optional[CallStats] = None) -> List[T]:
         """Run ``tasks`` (each paging its queries through ``pages``) concurrently and return
         their results in order. At the deadline: a 503 saying the query was slow; at the
-        first failure: that failure. Either way the queries still running are cancelled."""
-        run = QueryRun(self)
+        first failure: that failure. Either way the queries still running are cancelled.
+        ``stats`` counts the Query calls."""
+        run = QueryRun(self, stats)
         futures = [self.executor.submit(task, run) for task in tasks]
         done, pending = wait(futures, timeout=max(0.0, deadline.remaining()),
                              return_when=FIRST_EXCEPTION)
@@ -133,7 +137,7 @@ class TimestreamQueryRunner:
                 if token:
                     kwargs["NextToken"] = token
                 page = with_retries(lambda: self._call(kwargs), deadline, "Timestream query",
-                                    MIN_QUERY_ATTEMPT_SECONDS)
+                                    MIN_QUERY_ATTEMPT_SECONDS, run.stats)
                 if query_id is None and page.get("QueryId"):
                     query_id = page["QueryId"]
                     run.started(query_id)
@@ -168,15 +172,16 @@ class TimestreamQueryRunner:
         except Exception as exc:  # noqa: BLE001 -- the answer is already decided
             LOG.info("could not cancel Timestream query %s: %s", query_id, exc)
 
-    def measures(self, sql: str, deadline: Deadline) -> List[Measure]:
-        """The rows of a SHOW MEASURES statement."""
+    def measures(self, sql: str, deadline: Deadline,
+                 stats: Optional[CallStats] = None) -> List[Measure]:
+        """The rows of a SHOW MEASURES statement (``stats``: counts its calls)."""
         def task(run: QueryRun) -> List[Measure]:
             result = []
             with closing(self.pages(sql, deadline, run)) as pages:
                 for page in pages:
                     result.extend(measures_of(page))
             return result
-        return self.run_all([task], deadline)[0]
+        return self.run_all([task], deadline, stats)[0]
 
 
 def measures_of(page: dict) -> List[Measure]:
@@ -275,15 +280,16 @@ class TimestreamReader:
         with two samples at one time (a dimension it does not show yet merged two series:
         retry once it has propagated)."""
         deadline = ctx.deadline
+        stats = ctx.telemetry.calls("timestream", "Query")
         measures = self.runner.measures(
-            measures_statement(query, self.database, self.table), deadline)
+            measures_statement(query, self.database, self.table), deadline, stats)
         seen = _Labels()
         tasks = [functools.partial(self._gather_slice, sliced, index, measures, ctx, seen)
                  for sliced in self._slices(query)
                  for index in range(len(select_statements(sliced, self.database, self.table,
                                                           measures)))]
         grouped: Dict[Labels, List[Tuple[int, float]]] = {}
-        for found in self.runner.run_all(tasks, deadline):
+        for found in self.runner.run_all(tasks, deadline, stats):
             for labels, points in found.items():
                 grouped.setdefault(labels, []).extend(points)
         return [self._series(labels, points) for labels, points in sorted(grouped.items())]

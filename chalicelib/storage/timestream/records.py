@@ -134,11 +134,13 @@ def decode_value(measure_value: str) -> float:
 
 
 class Rejected(NamedTuple):
-    """Samples of one series that can never be written, and why."""
+    """Samples of one series that can never be written, and why (``kind``: one of
+    ``telemetry.request.REJECT_REASONS``)."""
 
     labels: Labels
     count: int
     reason: str
+    kind: str = "backend_refused"
 
 
 class Batch(NamedTuple):
@@ -249,7 +251,7 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
         labels = item.labels
         member = _member(labels)
         if isinstance(member, str):
-            rejected.append(Rejected(labels, len(item.timestamps), member))
+            rejected.append(Rejected(labels, len(item.timestamps), member, "limits"))
             continue
         entries = by_measure.setdefault(member.measure, [])
         too_old = too_new = reserved = 0
@@ -266,14 +268,15 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
                     entries.append((member, str(timestamp), measure_value))
         if too_new:
             rejected.append(Rejected(labels, too_new,
-                                     "timestamp more than 15 minutes in the future"))
+                                     "timestamp more than 15 minutes in the future",
+                                     "out_of_bounds"))
         if too_old:
             rejected.append(Rejected(labels, too_old,
                                      "timestamp older than the table's retention for writes "
                                      "(its memory store's, or magnetic store's when "
-                                     "magnetic store writes are enabled)"))
+                                     "magnetic store writes are enabled)", "out_of_bounds"))
         if reserved:
-            rejected.append(Rejected(labels, reserved, RESERVED_VALUE_REASON))
+            rejected.append(Rejected(labels, reserved, RESERVED_VALUE_REASON, "value"))
     batches: List[Batch] = []
     mixed: List[Tuple[_Member, str, str]] = []
     for entries in by_measure.values():

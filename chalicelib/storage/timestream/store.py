@@ -18,6 +18,8 @@ from chalicelib.errors import (BackendUnavailable, ConnectorError, CredentialsFa
                                Unauthorized)
 from chalicelib.model import Query, Series, WriteResult, describe, sample_count
 from chalicelib.retry import Transient
+from chalicelib.telemetry.request import CallStats
+from chalicelib.storage.timestream import metering
 from chalicelib.storage.timestream.client import classified, with_retries
 from chalicelib.storage.timestream.records import Batch, Rejected, build_batches, split_batch
 from chalicelib.storage.timestream.sql import nothing_statement
@@ -42,11 +44,11 @@ def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
         reason = rejection.get("Reason", "rejected")
         labels = batch.labels[rejection["RecordIndex"]]
         if "ExistingVersion" in rejection or CONFLICT in reason:
-            reason = ("duplicate sample for timestamp: Timestream holds a different value for "
-                      f"this series and time ({reason})")
+            result.append(Rejected(labels, 1, "duplicate sample for timestamp: Timestream holds "
+                                   f"a different value for this series and time ({reason})",
+                                   "duplicate"))
         else:
-            reason = f"Timestream rejected the record: {reason}"
-        result.append(Rejected(labels, 1, reason))
+            result.append(Rejected(labels, 1, f"Timestream rejected the record: {reason}"))
     return result
 
 
@@ -126,19 +128,19 @@ class TimestreamStore:
         Credentials AWS refuses are a 5xx here (Prometheus keeps the samples and retries;
         a 401/403 would make it drop them)."""
         try:
-            return self._write(series, ctx.deadline)
+            return self._write(series, ctx)
         except (Unauthorized, Forbidden) as exc:
             raise CredentialsFailed(str(exc)) from None
 
-    def _write(self, series: List[Series], deadline: Deadline) -> WriteResult:
+    def _write(self, series: List[Series], ctx: RequestContext) -> WriteResult:
         now_ms = int(self.clock() * 1000)
-        facts = self.table_facts(deadline)
+        facts = self.table_facts(ctx.deadline, ctx.telemetry.calls("timestream", "DescribeTable"))
         batches, rejected = build_batches(series, now_ms,
                                           facts.oldest_ms(now_ms) if facts else None)
         late = 0
         if facts is not None and facts.magnetic_writes:
             late = late_samples(batches, facts.memory_oldest_ms(now_ms))
-        futures = [self.executor.submit(self._write_batch, batch, deadline) for batch in batches]
+        futures = [self.executor.submit(self._write_batch, batch, ctx) for batch in batches]
         failure: Optional[BaseException] = None
         for future in futures:  # wait for every call, so what can be written is written
             try:
@@ -149,6 +151,9 @@ class TimestreamStore:
             raise failure
         total = sample_count(series)
         count = sum(r.count for r in rejected)
+        for item in rejected:
+            ctx.telemetry.reject(item.kind, item.count)
+        ctx.telemetry.late += late
         for item in rejected[:20]:
             LOG.warning("rejected %d samples of %s: %s", item.count, describe(item.labels),
                         item.reason)
@@ -162,7 +167,8 @@ class TimestreamStore:
                      else "nowhere (the table has no MagneticStoreRejectedDataLocation)")
         return WriteResult(total - count, count, reasons, late)
 
-    def table_facts(self, deadline: Deadline) -> Optional[TableFacts]:
+    def table_facts(self, deadline: Deadline,
+                    stats: Optional[CallStats] = None) -> Optional[TableFacts]:
         """Retention and magnetic-store writes of the table (DescribeTable, cached); None if
         they cannot be read, and then Timestream alone judges the times. An optional lookup
         never holds data back: one attempt, never retried, none when it cannot finish with
@@ -177,7 +183,8 @@ class TimestreamStore:
             return facts  # another request is looking: this one goes on without waiting
         try:
             facts = self._known_facts()  # another request may have just looked
-            return self._look_up() if facts is _STALE else facts
+            return self._look_up(stats or CallStats(threading.Lock())) if facts is _STALE \
+                else facts
         finally:
             self._looking_up.release()
 
@@ -187,7 +194,8 @@ class TimestreamStore:
         fresh_for = TABLE_FACTS_TTL_SECONDS if facts else TABLE_FACTS_RETRY_SECONDS
         return facts if time.monotonic() - fetched < fresh_for else _STALE
 
-    def _look_up(self) -> Optional[TableFacts]:
+    def _look_up(self, stats: CallStats) -> Optional[TableFacts]:
+        stats.call()
         try:
             table = classified(lambda: self.write_client.describe_table(
                 DatabaseName=self.database, TableName=self.table), self.what)(
@@ -200,6 +208,7 @@ class TimestreamStore:
                 float(retention["MagneticStoreRetentionPeriodInDays"]),
                 rejected_data_location(magnetic))
         except (ConnectorError, Transient) as exc:
+            stats.failed(getattr(exc, "throttled", False))
             hint = (" grant timestream:DescribeTable (make policies);"
                     if isinstance(exc, Forbidden) else "")
             LOG.warning("cannot read the table's retention (%s): Timestream alone judges sample "
@@ -215,9 +224,10 @@ class TimestreamStore:
                         self.what)
         return facts
 
-    def _write_batch(self, batch: Batch, deadline: Deadline) -> List[Rejected]:
+    def _write_batch(self, batch: Batch, ctx: RequestContext) -> List[Rejected]:
         """Write one batch; a batch Timestream refuses as a whole (ValidationException) is
-        split until the refused records are alone, and they are reported."""
+        split until the refused records are alone, and they are reported. The metered write
+        units of what Timestream took are counted."""
         def call():
             try:
                 self.write_client.write_records(
@@ -227,19 +237,24 @@ class TimestreamStore:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
                 if code == "RejectedRecordsException":
-                    return rejected_records(batch, exc.response.get("RejectedRecords", []))
+                    return exc.response.get("RejectedRecords", [])
                 if code == "ValidationException":
                     return exc.response.get("Error", {}).get("Message") or code
                 raise
-        deadline.check(self.call_seconds, f"writing to {self.what}")
-        outcome = with_retries(call, deadline, self.what, self.call_seconds)
+        ctx.deadline.check(self.call_seconds, f"writing to {self.what}")
+        outcome = with_retries(call, ctx.deadline, self.what, self.call_seconds,
+                               ctx.telemetry.calls("timestream", "WriteRecords"))
         if not isinstance(outcome, str):
-            return outcome
+            refused = {r["RecordIndex"] for r in outcome}
+            taken = [r for i, r in enumerate(batch.records) if i not in refused]
+            if taken:
+                ctx.telemetry.add_write_units(metering.call_units(batch.common, taken))
+            return rejected_records(batch, outcome)
         if len(batch.records) == 1:
             return [Rejected(batch.labels[0], 1, f"Timestream refused the record: {outcome}")]
         rejected: List[Rejected] = []
         for half in split_batch(batch):
-            rejected.extend(self._write_batch(half, deadline))
+            rejected.extend(self._write_batch(half, ctx))
         return rejected
 
     # -- reads (reader.TimestreamReader) ---------------------------------------
@@ -251,7 +266,7 @@ class TimestreamStore:
             return
         try:
             self.reader.runner.measures(nothing_statement(self.database, self.table),
-                                        ctx.deadline)
+                                        ctx.deadline, ctx.telemetry.calls("timestream", "Query"))
         except (Unauthorized, Forbidden):
             raise
         except ConnectorError:

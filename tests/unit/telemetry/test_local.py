@@ -1,0 +1,56 @@
+"""The Prometheus text exposition off Lambda."""
+from prometheus_client.parser import text_string_to_metric_families
+
+from chalicelib.telemetry import local
+from chalicelib.telemetry.request import REJECT_REASONS, RequestTelemetry
+
+
+def samples():
+    body, content_type = local.exposition()
+    assert content_type.startswith("text/plain; version=")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples}
+
+
+def test_a_request_adds_its_counts_and_every_reason_is_shown_from_the_start():
+    before = samples()
+    for reason in REJECT_REASONS:
+        assert (("connector_samples_rejected_total", (("reason", reason),))) in before
+    telemetry = RequestTelemetry("/write")
+    telemetry.received, telemetry.stored, telemetry.write_units = 5, 3, 4
+    telemetry.reject("out_of_bounds", 2)
+    telemetry.calls("influxdb", "write").call()
+    telemetry.calls("influxdb", "write").retried(throttled=True)
+    local.record(telemetry, 204, 0.02)
+    after = samples()
+
+    def grew(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after[key] - before.get(key, 0)
+    assert grew("connector_samples_received_total") == 5
+    assert grew("connector_samples_stored_total") == 3
+    assert grew("connector_samples_rejected_total", reason="out_of_bounds") == 2
+    assert grew("connector_samples_failed_total") == 0
+    assert grew("connector_requests_total", route="/write", code="204") == 1
+    assert grew("connector_request_duration_seconds_count", route="/write") == 1
+    assert grew("connector_backend_calls_total", backend="influxdb", operation="write") == 1
+    assert grew("connector_backend_retries_total", backend="influxdb", operation="write") == 1
+    assert grew("connector_backend_throttles_total", backend="influxdb", operation="write") == 1
+    assert grew("connector_timestream_write_units_total") == 4
+
+
+def test_a_read_observes_its_backend_calls_and_counts_no_samples():
+    before = samples()
+    telemetry = RequestTelemetry("/read")
+    for _ in range(5):
+        telemetry.calls("timestream", "Query").call()
+    telemetry.received = 99  # never counted for a read
+    local.record(telemetry, 200, 0.5)
+    after = samples()
+    assert after[("connector_read_backend_calls_count", ())] \
+        - before.get(("connector_read_backend_calls_count", ()), 0) == 1
+    assert after[("connector_read_backend_calls_sum", ())] \
+        - before.get(("connector_read_backend_calls_sum", ()), 0) == 5
+    assert after[("connector_samples_received_total", ())] \
+        == before[("connector_samples_received_total", ())]
