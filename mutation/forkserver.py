@@ -63,14 +63,27 @@ class SharedOracle:
             stale.process.wait()
 
 
-def _child(tests: List[str], pytest_args: List[str]) -> int:
+def _child(tests: List[str], pytest_args: List[str], module: str) -> int:
     import pytest
     from mutation.selection import Only
     os.setpgid(0, 0)  # the server kills the child's whole group on a timeout
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
+    if not imports(module):
+        return 1  # the mutant breaks the module's import: every test of it fails (caught)
     return int(pytest.main(_only_their_files(pytest_args, tests), plugins=[Only(tests)]))
+
+
+def imports(module: str) -> bool:
+    """Whether the module at path ``module`` (e.g. chalicelib/x/y.py) imports. A mutant
+    that breaks it fails the tests' conftest, which pytest reports as a usage error rather
+    than as failed tests."""
+    try:
+        importlib.import_module(module[:-len(".py")].replace(os.sep, "."))
+    except Exception:  # noqa: BLE001 - any failure to import is the mutant caught
+        return False
+    return True
 
 
 def _only_their_files(pytest_args: List[str], tests: List[str]) -> List[str]:
@@ -100,7 +113,7 @@ def _run_one(module: str, original: str, line_tests, timeout: float,
     pid = os.fork()
     if pid == 0:
         try:
-            code = _child(tests, pytest_args)
+            code = _child(tests, pytest_args, module)
         except BaseException:  # noqa: B036 - whatever happens, the child must not return
             code = 3
         os._exit(HARNESS_ERROR if code in (4, 5) else code)  # usage error, nothing collected

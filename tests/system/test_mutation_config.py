@@ -153,3 +153,19 @@ def test_a_jvm_left_out_of_step_by_a_killed_child_is_restarted():
     assert java_regex.shared().find([("a", ["a", "b"])]) == ["10"]
     oracle.check()  # in step: kept
     assert java_regex.shared().process.poll() is None
+
+
+def test_a_mutant_that_breaks_its_modules_import_counts_as_caught(tmp_path, monkeypatch):
+    """pytest reports a conftest that cannot import the mutated module as a usage error (4),
+    not as failed tests: the child checks the import first."""
+    from mutation.forkserver import imports
+    package = tmp_path / "mutpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "fine.py").write_text("VALUE = 1\n")
+    (package / "broken.py").write_text("from typing import NamedTuple\n"
+                                       "class T(NamedTuple):\n    a: int = 1\n    b: int\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert imports(os.path.join("mutpkg", "fine.py"))
+    assert not imports(os.path.join("mutpkg", "broken.py"))
