@@ -13,7 +13,8 @@ comes from. An emulation more lenient than the service is a bug.
   than 1 MB fails the query ("Query aborted as max page response size has been exceeded
   by the output result row"), and pages are cut at 1 MB; a ``ClientToken`` reused with
   other parameters fails, reused with the same ones returns the same query, not a new
-  execution.
+  execution, within its 5-minute idempotency window; reused later it fails, and after 4
+  hours it is a new request.
 - CancelQuery (API_query_CancelQuery.html): stops a query; its QueryId is what it takes.
 - Time (Developer Guide, "Query" best practices and "Timestream compute units": queries run
   on compute the service allocates, and results come back a page at a time): a call takes
@@ -61,6 +62,10 @@ from botocore.exceptions import ReadTimeoutError
 MAX_ROWS = 1000
 MAX_QUERY_STRING = 262_144
 MAX_PAGE_BYTES = 1 << 20
+# API_query_Query, ClientToken: reused within 5 minutes with the same parameters, the same
+# query; outside that window, refused; after 4 hours, a new request.
+IDEMPOTENCY_WINDOW_SECONDS = 300
+TOKEN_FORGOTTEN_SECONDS = 4 * 3600
 TYPES = ("double", "bigint", "varchar", "boolean")
 DUCK_TYPES = {"double": "DOUBLE", "bigint": "BIGINT", "varchar": "VARCHAR", "boolean": "BOOLEAN"}
 
@@ -133,6 +138,7 @@ class QueryService:
         self.cancelled: List[str] = []
         self._queries: Dict[str, dict] = {}
         self._tokens: Dict[str, tuple] = {}
+        self.clock: Callable[[], float] = time.monotonic
         self.first_page_seconds = 0.0
         self.page_seconds = 0.0
         self._read_timeout = float("inf")
@@ -218,10 +224,16 @@ class QueryService:
             raise QueryError("ValidationException", "ClientToken must be 32 to 128 characters")
         if token is not None:
             known = self._tokens.get(token)
+            age = self.clock() - known[2] if known is not None else 0.0
+            if known is not None and age >= TOKEN_FORGOTTEN_SECONDS:
+                known = None  # a new request
+            elif known is not None and age > IDEMPOTENCY_WINDOW_SECONDS:
+                raise QueryError("ValidationException", "ClientToken reused outside the "
+                                 "5-minute idempotency window")
             if known is not None and known[0] != body:
                 raise QueryError("ValidationException", "ClientToken reused with different "
                                  "parameters within the idempotency window")
-            if known is not None and known[1] is not None:
+            if known is not None:
                 return known[1]
         if "NextToken" in body:
             answer = self._next_page(body, max_rows)
@@ -235,7 +247,7 @@ class QueryService:
             answer = {"QueryId": query_id, "Rows": [], "ColumnInfo": [],
                       "NextToken": json.dumps([query_id, 0])}
         if token is not None:
-            self._tokens[token] = (body, answer)
+            self._tokens[token] = (body, answer, self.clock())
         return answer
 
     def _next_page(self, body: dict, max_rows: int) -> dict:

@@ -65,6 +65,22 @@ def test_a_client_token_reused_with_other_parameters_fails(service):
         service.client.query(QueryString=f"SELECT 2 FROM {T}", ClientToken="t" * 32)
 
 
+def test_a_client_token_is_idempotent_for_five_minutes_refused_after_and_new_after_4_hours(
+        service):
+    now = [1000.0]
+    service.clock = lambda: now[0]
+    first = service.client.query(QueryString=f"SELECT 1 FROM {T}", ClientToken="w" * 32)
+    now[0] += 300
+    again = service.client.query(QueryString=f"SELECT 1 FROM {T}", ClientToken="w" * 32)
+    assert again["QueryId"] == first["QueryId"]  # the same query, not a new execution
+    now[0] += 1
+    with pytest.raises(botocore.exceptions.ClientError, match="5-minute idempotency window"):
+        service.client.query(QueryString=f"SELECT 1 FROM {T}", ClientToken="w" * 32)
+    now[0] += 4 * 3600
+    later = service.client.query(QueryString=f"SELECT 1 FROM {T}", ClientToken="w" * 32)
+    assert later["QueryId"] != first["QueryId"]
+
+
 def test_unknown_columns_fail_as_timestream_fails(service):
     assert error(service, f"SELECT nope FROM {T}") == {
         "Code": "ValidationException", "Message": "line 1:1: Column 'nope' does not exist"}
@@ -145,3 +161,33 @@ def test_query_strings_and_client_tokens_have_documented_lengths(service):
         "Message"].startswith("QueryString")
     with pytest.raises(botocore.exceptions.ClientError, match="ClientToken"):
         service.client.query(QueryString=f"SELECT 1 FROM {T}", ClientToken="x" * 129)
+
+
+def test_each_endpoint_refuses_the_other_apis_operations_and_names_itself():
+    """Ingest and query are separate endpoints (cells): a client pointed at the wrong one
+    is refused, as the connector with one TIMESTREAM_ENDPOINT_URL for both would be."""
+    import boto3
+
+    from harness.timestream.env import DATABASE, TABLE, install_sql_functions
+    from harness.timestream.query_service import QueryService
+    from harness.timestream.server import TimestreamServer
+    from harness.timestream.write_rules import WriteRules
+    rules = WriteRules()
+    server = TimestreamServer(DATABASE, TABLE, rules,
+                              QueryService(DATABASE, TABLE, rules.records, install_sql_functions))
+    keys = {"region_name": "us-east-1", "aws_access_key_id": "AKID",
+            "aws_secret_access_key": "secret"}
+    try:
+        wrong_query = boto3.client("timestream-query", endpoint_url=server.ingest_url, **keys)
+        with pytest.raises(botocore.exceptions.ClientError, match="UnknownOperationException"):
+            wrong_query.query(QueryString=f"SELECT 1 FROM {T}")
+        wrong_write = boto3.client("timestream-write", endpoint_url=server.query_url, **keys)
+        with pytest.raises(botocore.exceptions.ClientError, match="UnknownOperationException"):
+            wrong_write.describe_table(DatabaseName=DATABASE, TableName=TABLE)
+        right = boto3.client("timestream-write", endpoint_url=server.ingest_url, **keys)
+        assert right.describe_table(DatabaseName=DATABASE, TableName=TABLE)["Table"][
+            "TableName"] == TABLE
+        assert right.describe_endpoints()["Endpoints"][0]["Address"] \
+            == server.ingest_url.replace("http://", "")
+    finally:
+        server.stop()
