@@ -23,6 +23,8 @@ from chalicelib.context import Limits  # noqa: E402
 from chalicelib.protocol import codec  # noqa: E402
 from chalicelib.protocol.prompb import remote_pb2  # noqa: E402
 from chalicelib.storage.sqlite import SQLiteStore  # noqa: E402
+from chalicelib.telemetry import local  # noqa: E402
+from chalicelib.telemetry.request import RequestTelemetry  # noqa: E402
 from harness.processes import Process, free_port, wait_for_port  # noqa: E402
 from harness.remote import HEADERS, post  # noqa: E402
 
@@ -123,22 +125,30 @@ def main() -> None:
         results["write: Prometheus receiver (baseline)"] = samples / send_all(
             prom_url + "/api/v1/write", bodies, args.senders)
 
-        store = SQLiteStore(os.path.join(work, "inprocess"))
-        started = time.perf_counter()
+        # In-process, without and with the request's metrics published (the telemetry's own
+        # cost), interleaved so both see the same machine.
+        plain, counted = [0.0], [0.0]
+        stores = (SQLiteStore(os.path.join(work, "inprocess")),
+                  SQLiteStore(os.path.join(work, "inprocess-telemetry")))
         for body in bodies:
-            handlers.write(body, HEADERS, store, Limits(deadline_seconds=3600))
-        results["write: connector in-process (embedded store)"] = \
-            samples / (time.perf_counter() - started)
+            for store, spent, publish in ((stores[0], plain, False), (stores[1], counted, True)):
+                started = time.perf_counter()
+                telemetry = RequestTelemetry("/write")
+                handlers.write(body, HEADERS, store, Limits(deadline_seconds=3600), telemetry)
+                if publish:
+                    local.record(telemetry, 204, time.perf_counter() - started)
+                spent[0] += time.perf_counter() - started
+        results["write: connector in-process (embedded store)"] = samples / plain[0]
+        results["write: in-process, metrics published"] = samples / counted[0]
 
         cport = free_port()
         env = dict(os.environ, DATA_DIR=os.path.join(work, "connector"))
-        processes.append(Process([os.path.join(os.path.dirname(sys.executable), "chalice"),
-                                  "local", "--stage", "local", "--host", "127.0.0.1",
-                                  "--port", str(cport), "--no-autoreload"],
+        processes.append(Process([sys.executable, "-m", "localserver", "--stage", "local",
+                                  "--host", "127.0.0.1", "--port", str(cport)],
                                  os.path.join(work, "connector.log"), env=env, cwd=ROOT))
         wait_for_port(cport, processes[-1].proc)
         conn_url = f"http://127.0.0.1:{cport}"
-        results["write: connector over HTTP (chalice local)"] = samples / send_all(
+        results["write: connector over HTTP (make run)"] = samples / send_all(
             conn_url + "/write", bodies, args.senders)
 
         body = read_request(start_ms, start_ms + args.requests * 1000)
@@ -146,7 +156,7 @@ def main() -> None:
         results["read: Prometheus /api/v1/read (baseline)"] = read_samples / elapsed
         elapsed, ours = time_reads(conn_url + "/read", body, 5)
         assert ours == read_samples, (ours, read_samples)
-        results["read: connector over HTTP (chalice local)"] = ours / elapsed
+        results["read: connector over HTTP (make run)"] = ours / elapsed
     finally:
         for proc in processes:
             proc.stop()
