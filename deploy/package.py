@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
-from deploy import influxdb, vpc
+from deploy import influxdb, observability, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 LOG_LEVELS = ["info", "debug", "warn", "error"]
@@ -151,11 +151,14 @@ def merge_template(stage: Stage) -> dict:
 
 def stage_merge_template(stage: Stage) -> dict:
     """The merge template of the stage's backend: InfluxDB's (deploy/influxdb.py), or
-    Timestream's with the optional private deployment (deploy/vpc.py)."""
+    Timestream's with the optional private deployment (deploy/vpc.py); either with the
+    dashboard and alarms (deploy/observability.py)."""
     template = merge_template(stage)
     if stage.backend == "influxdb":
-        return influxdb.adapt_merge_template(stage, template)
-    return vpc.adapt_merge_template(template)
+        template = influxdb.adapt_merge_template(stage, template)
+    else:
+        template = vpc.adapt_merge_template(template)
+    return observability.adapt_merge_template(stage, template)
 
 
 def package(stage_name: str, out_dir: str) -> str:

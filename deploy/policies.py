@@ -7,8 +7,9 @@ writes ``out/policies/``:
   Timestream on the stage's table only; DescribeEndpoints, which takes no resource).
 - ``prometheus-user-policy.json``: the IAM user whose access keys Prometheus sends.
 - ``deployment-policy.json``: the user who runs ``chalice deploy`` or deploys the
-  packaged SAM template (the original connector's list, trimmed to what this stack creates);
-  with ``--vpc``, also what the SAM template's VPC parameters need (deploy/vpc.py).
+  packaged SAM template (the original connector's list, trimmed to what this stack creates, and
+  the stack's dashboard, alarms and alarm topic: deploy/observability.py); with ``--vpc``, also
+  what the SAM template's VPC parameters need (deploy/vpc.py).
 
 It also writes the execution policy to the stage's ``iam_policy_file``
 (``.chalice/policy-<stage>.json``), the file ``chalice deploy`` attaches to the role: what
@@ -22,7 +23,7 @@ import re
 from typing import Dict
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
-from deploy import influxdb, vpc
+from deploy import influxdb, observability, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 VERSION = "2012-10-17"
@@ -111,6 +112,7 @@ def deployment_policy(stage: Stage, account: str, region: str,
                     "s3:PutBucketPublicAccessBlock"],
          "Resource": [f"arn:aws:s3:::{SAM_MANAGED_STACK}-samclisourcebucket-*",
                       f"arn:aws:s3:::{SAM_MANAGED_STACK}-samclisourcebucket-*/*"]},
+        *observability.deployment_statements(account, region, stack_name),
     ]}
 
 

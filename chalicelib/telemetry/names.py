@@ -1,12 +1,15 @@
-"""The names of the connector's CloudWatch metrics (Embedded Metric Format), shared by the
-code that emits them and the template's dashboard and alarms."""
+"""Names and units of the connector's CloudWatch metrics (EMF): for the app and the template."""
 NAMESPACE_ENV = "METRICS_NAMESPACE"
 DEFAULT_NAMESPACE = "PrometheusConnector"
 DIMENSIONS = ("Stage", "Route")
 
+# Emitted on Route /write only (every backend; the Timestream figures are 0 on the others).
 WRITE_METRICS = {"SamplesReceived": "Count", "SamplesStored": "Count",
                  "SamplesRejected": "Count", "SamplesFailed": "Count",
                  "TimestreamWriteUnits": "Count", "LateSamples": "Count"}
+# Emitted on Route /read only.
 READ_METRICS = {"QueryCalls": "Count"}
-COMMON_METRICS = {"Latency": "Milliseconds", "BackendCalls": "Count", "BackendRetries": "Count",
-                  "BackendThrottles": "Count", "BackendFailures": "Count"}
+# Emitted on both routes.
+COMMON_METRICS = {"Latency": "Milliseconds", "BackendCalls": "Count",
+                  "BackendRetries": "Count", "BackendThrottles": "Count",
+                  "BackendFailures": "Count"}

@@ -1,4 +1,6 @@
 """CloudFormation templates as data: YAML with the short tags (``!Ref``, ``!GetAtt``…) kept."""
+from typing import Optional
+
 import yaml
 
 
@@ -36,10 +38,11 @@ def parameter_values(template: dict, given: dict) -> dict:
 class Stack:
     """A template as CloudFormation would deploy it for some parameter values: conditions
     decided, resources whose condition is false left out, Fn::If chosen, AWS::NoValue removed,
-    parameters and pseudo parameters put in (other Refs and GetAtts kept)."""
+    parameters, pseudo parameters and mappings put in (other Refs and GetAtts kept)."""
 
     def __init__(self, template: dict, given: dict) -> None:
         self.values = {**PSEUDO, **parameter_values(template, given)}
+        self.mappings = template.get("Mappings", {})
         self._conditions = template.get("Conditions", {})
         self.conditions = {name: self.condition(name) for name in self._conditions}
         self.resources = {name: self.resolve(resource)
@@ -71,11 +74,17 @@ class Stack:
             return NO_VALUE
         return self.values.get(name, {"Ref": name})
 
-    def _sub(self, text: str) -> str:
-        for name, value in self.values.items():
-            if isinstance(value, str):
-                text = text.replace("${%s}" % name, value)
+    def _sub(self, text: str, variables: Optional[dict] = None) -> str:
+        """Parameters, pseudo parameters and ``variables`` put in; ``${Resource}`` and
+        ``${Resource.Attribute}`` kept."""
+        for name, value in {**self.values, **(variables or {})}.items():
+            if isinstance(value, (str, int, float)):
+                text = text.replace("${%s}" % name, str(value))
         return text
+
+    def _find_in_map(self, arg: list):
+        mapping, key, name = (str(self.resolve(x)) for x in arg)
+        return self.mappings[mapping][key][name]
 
 
 FUNCTIONS = {
@@ -88,5 +97,6 @@ FUNCTIONS = {
     "Fn::Equals": lambda s, a: s.resolve(a[0]) == s.resolve(a[1]),
     "Fn::Join": lambda s, a: a[0].join(s.resolve(a[1])),
     "Fn::EachMemberEquals": lambda s, a: all(x == s.resolve(a[1]) for x in s.resolve(a[0])),
-    "Fn::Sub": lambda s, a: s._sub(a) if isinstance(a, str) else {"Fn::Sub": a},
+    "Fn::Sub": lambda s, a: s._sub(a) if isinstance(a, str) else s._sub(a[0], s.resolve(a[1])),
+    "Fn::FindInMap": Stack._find_in_map,
 }

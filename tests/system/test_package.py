@@ -1,7 +1,9 @@
 """`make package`: the SAM template (seed parameters and outputs, wired; the optional VPC
-parameters, which change nothing by default; cfn-lint clean) and the Lambda zip (Linux wheels
-of the native dependencies, importable)."""
+parameters, which change nothing by default; the dashboard and alarms on the connector's own
+metrics; cfn-lint clean) and the Lambda zip (Linux wheels of the native dependencies,
+importable)."""
 import base64
+import copy
 import json
 import os
 import re
@@ -19,8 +21,9 @@ from chalicelib.auth import Credentials
 from chalicelib.config import Settings
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
+from chalicelib.telemetry import names
 from chalicelib.storage.timestream import build
-from deploy import vpc
+from deploy import influxdb, observability, vpc
 from deploy.package import (TIMEOUTS_MS, execution_policy_document, merge_template, package,
                             stage_merge_template)
 from deploy.stage import load_stage
@@ -195,6 +198,10 @@ CELL_URLS = {
 VPC_STATEMENTS = {"AttachToTheVpc", "ManageTheInterfaces", "ListTheInterfaces"}
 
 
+def vpc_conditions(stack: Stack) -> list:
+    return [value for name, value in stack.conditions.items() if name in vpc.conditions()]
+
+
 def function_of(stack: Stack) -> dict:
     return stack.resources["APIHandler"]["Properties"]
 
@@ -238,7 +245,8 @@ def test_by_default_the_vpc_parameters_change_nothing(packaged):
     role = stack.resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     assert role["Statement"] == stack.resolve(execution_policy_document())["Statement"]
     # The whole merge template resolves to today's, resource for resource.
-    before = merge_template(load_stage(stage))
+    before = observability.adapt_merge_template(load_stage(stage),
+                                                merge_template(load_stage(stage)))
     after = stage_merge_template(load_stage(stage))
     assert Stack(after, {}).resources == Stack(before, {}).resources
 
@@ -246,7 +254,7 @@ def test_by_default_the_vpc_parameters_change_nothing(packaged):
 def test_in_a_vpc_with_cells_the_function_calls_the_cells_through_interface_endpoints(packaged):
     _, _, template, _ = packaged
     stack = Stack(template, PRIVATE)
-    assert all(stack.conditions.values()) and stack.rules_broken == []
+    assert all(vpc_conditions(stack)) and stack.rules_broken == []
     function = function_of(stack)
     assert function["VpcConfig"] == {"SubnetIds": ["subnet-0a1b", "subnet-2c3d"],
                                      "SecurityGroupIds": ["sg-0a1b2c"]}
@@ -355,10 +363,269 @@ def test_readme_private_deployment_is_what_the_template_does(packaged):
     given = dict(pair.split("=", 1) for pair in overrides.split())
     assert set(given) <= set(template["Parameters"])
     stack = Stack(template, given)
-    assert stack.rules_broken == [] and all(stack.conditions.values())
+    assert stack.rules_broken == [] and all(vpc_conditions(stack))
     assert [e["ServiceName"] for e in endpoints_of(stack).values()] == [
         f"com.amazonaws.us-east-1.timestream.{given['TimestreamIngestCell']}",
         f"com.amazonaws.us-east-1.timestream.{given['TimestreamQueryCell']}"]
     deploy = readme_section("### SAM / CloudFormation template")
     for name in vpc.parameters():
         assert f"`{name}`" in deploy, name
+
+
+# The operator's view: dashboard and alarms on the connector's own metrics (its EMF output,
+# named in chalicelib/telemetry/names.py), the function's and the API's.
+ALARMS = {"NoSamplesStoredAlarm", "WritesFailingAlarm", "SamplesRejectedAlarm",
+          "BackendThrottlesAlarm", "ApiServerErrorsAlarm", "FunctionErrorsAlarm",
+          "FunctionDurationAlarm"}
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:oncall"
+ROUTE_METRICS = {"/write": {**names.WRITE_METRICS, **names.COMMON_METRICS},
+                 "/read": {**names.READ_METRICS, **names.COMMON_METRICS}}
+
+
+@pytest.fixture(scope="module", params=["dev", "prod", "influxdb"])
+def every_stage(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp("package") / request.param
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with open(package(request.param, str(out))) as handle:
+        return load_stage(request.param), yaml.load(handle, Loader=CfnLoader)
+
+
+def alarms_of(stack: Stack) -> dict:
+    return {name: r["Properties"] for name, r in stack.resources.items()
+            if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def dashboard_of(stack: Stack) -> dict:
+    [body] = [r["Properties"]["DashboardBody"] for r in stack.resources.values()
+              if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    return json.loads(body)
+
+
+def widget_metrics(stack: Stack) -> list:
+    """(namespace, name, {dimension: value}, options) of every line of every graph."""
+    found = []
+    for widget in dashboard_of(stack)["widgets"]:
+        for line in widget["properties"].get("metrics", []):
+            options = line[-1] if isinstance(line[-1], dict) else {}
+            fields = line[:-1] if options else line
+            found.append((fields[0], fields[1], dict(zip(fields[2::2], fields[3::2])), options))
+    return found
+
+
+def alarm_metrics(stack: Stack) -> list:
+    """(namespace, name, {dimension: value}) of every metric an alarm reads."""
+    found = []
+    for alarm in alarms_of(stack).values():
+        metrics = [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+        for metric in metrics or [alarm]:
+            found.append((metric["Namespace"], metric["MetricName"],
+                          {d["Name"]: d["Value"] for d in metric["Dimensions"]}))
+    return found
+
+
+def connector_metrics(stack: Stack, namespace: str = names.DEFAULT_NAMESPACE) -> list:
+    return [(name, dims) for ns, name, dims, *_ in widget_metrics(stack) + alarm_metrics(stack)
+            if ns == namespace]
+
+
+def test_the_dashboard_and_the_alarms_are_in_every_stage(every_stage):
+    stage, template = every_stage
+    stack = Stack(template, {})
+    dashboard = stack.resources["Dashboard"]["Properties"]
+    assert dashboard["DashboardName"] == "PrometheusTimestreamConnector-us-east-1"
+    assert set(alarms_of(stack)) == ALARMS
+    assert {a["AlarmName"] for a in alarms_of(stack).values()} == {
+        "PrometheusTimestreamConnector-" + name.removesuffix("Alarm") for name in ALARMS}
+    status = dashboard_of(stack)["widgets"][0]
+    assert status["type"] == "alarm"
+    assert sorted(status["properties"]["alarms"]) == sorted("${%s.Arn}" % n for n in ALARMS)
+    assert stack.resolve(template["Outputs"]["DashboardURL"]["Value"]).endswith(
+        "region=us-east-1#dashboards/dashboard/${Dashboard}")
+
+
+def test_every_connector_metric_is_one_the_app_emits_on_that_route(every_stage):
+    """A metric renamed on either side (names.py or the template) fails here or when
+    packaging; the dimensions are exactly Stage (the stage's name) and Route."""
+    stage, template = every_stage
+    stack = Stack(template, {})
+    used = connector_metrics(stack)
+    assert used
+    for name, dims in used:
+        assert list(dims) == list(names.DIMENSIONS), (name, dims)
+        assert dims["Stage"] == stage.name  # APIGatewayStageName's default
+        assert name in ROUTE_METRICS[dims["Route"]], (name, dims)
+    # The app names the API stage serving the request: the template follows the parameter.
+    renamed = connector_metrics(Stack(template, {"APIGatewayStageName": "v1"}))
+    assert renamed and all(dims["Stage"] == "v1" for _, dims in renamed)
+    shown = {(name, dims["Route"]) for name, dims in used}
+    timestream_only = {"TimestreamWriteUnits", "LateSamples"}
+    # The dashboard shows every metric the app emits, Timestream's on Timestream stages only.
+    assert {name for name, _ in shown} == set(names.WRITE_METRICS) | set(names.READ_METRICS) | \
+        set(names.COMMON_METRICS) - (set() if stage.backend == "timestream" else timestream_only)
+
+
+def test_the_namespace_parameter_moves_every_connector_metric(every_stage):
+    stage, template = every_stage
+    env = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env[names.NAMESPACE_ENV] == {"Ref": "MetricsNamespace"}
+    assert template["Parameters"]["MetricsNamespace"]["Default"] == names.DEFAULT_NAMESPACE
+    moved = Stack(template, {"MetricsNamespace": "Team/Prometheus"})
+    assert connector_metrics(moved, "Team/Prometheus") == connector_metrics(Stack(template, {}))
+    assert connector_metrics(moved) == []
+    pattern = re.compile(template["Parameters"]["MetricsNamespace"]["AllowedPattern"])
+    assert pattern.match("Team/Prometheus") and pattern.match(names.DEFAULT_NAMESPACE)
+    assert not pattern.match("AWS/Lambda") and not pattern.match("")
+    assert not pattern.match('a"b') and not pattern.match("a b")  # kept JSON- and Sub-safe
+
+
+def test_a_metric_the_app_does_not_emit_cannot_be_packaged(monkeypatch):
+    monkeypatch.setattr(names, "WRITE_METRICS", {
+        ("SamplesWritten" if name == "SamplesStored" else name): unit
+        for name, unit in names.WRITE_METRICS.items()})
+    with pytest.raises(ValueError, match="SamplesStored"):
+        stage_merge_template(load_stage("dev"))
+
+
+def test_function_and_api_metrics_name_what_the_stack_creates(every_stage):
+    """AWS/Lambda by the function's name; AWS/ApiGateway by ApiName, the REST API's name: with
+    an OpenAPI body and no Name, the body's info.title, and by the API Gateway stage."""
+    stage, template = every_stage
+    api = template["Resources"]["RestAPI"]
+    assert api["Type"] == "AWS::Serverless::Api" and "Name" not in api["Properties"]
+    title = api["Properties"]["DefinitionBody"]["info"]["title"]
+    for given, api_stage in [({}, stage.name), ({"APIGatewayStageName": "v1"}, "v1")]:
+        stack = Stack(template, given)
+        metrics = [(ns, name, dims) for ns, name, dims, *_ in widget_metrics(stack)] + \
+            alarm_metrics(stack)
+        lambdas = [dims for ns, _, dims in metrics if ns == "AWS/Lambda"]
+        apis = [dims for ns, _, dims in metrics if ns == "AWS/ApiGateway"]
+        assert lambdas and all(d in ({"FunctionName": "${APIHandler}"},
+                                     {"FunctionName": {"Ref": "APIHandler"}}) for d in lambdas)
+        assert apis and all(d == {"ApiName": title, "Stage": api_stage} for d in apis)
+        assert {name for ns, name, _ in metrics if ns == "AWS/ApiGateway"} == {
+            "Count", "4XXError", "5XXError", "Latency"}
+        assert {name for ns, name, _ in metrics if ns == "AWS/Lambda"} == {
+            "Errors", "Throttles", "Duration", "ConcurrentExecutions"}
+
+
+@pytest.mark.parametrize("given,actions,topic", [
+    ({}, None, False),
+    ({"AlarmTopicArn": TOPIC_ARN}, [TOPIC_ARN], False),
+    ({"AlarmEmail": "oncall@example.com"}, [{"Ref": "AlarmTopic"}], True),
+    ({"AlarmTopicArn": TOPIC_ARN, "AlarmEmail": "oncall@example.com"},
+     [TOPIC_ARN, {"Ref": "AlarmTopic"}], True)])
+def test_alarms_notify_only_a_given_topic_or_email(every_stage, given, actions, topic):
+    _, template = every_stage
+    stack = Stack(template, given)
+    for name, alarm in alarms_of(stack).items():
+        assert alarm.get("AlarmActions") == actions and alarm.get("OKActions") == actions, name
+    topics = {name: r["Properties"] for name, r in stack.resources.items()
+              if r["Type"] == "AWS::SNS::Topic"}
+    assert topics == ({"AlarmTopic": {
+        "DisplayName": "Prometheus connector alarms",
+        "Subscription": [{"Protocol": "email", "Endpoint": "oncall@example.com"}]}}
+        if topic else {})
+
+
+def test_alarm_destination_parameters_refuse_what_cannot_be_one(every_stage):
+    _, template = every_stage
+    parameters = template["Parameters"]
+    topic = re.compile(parameters["AlarmTopicArn"]["AllowedPattern"])
+    assert topic.match(TOPIC_ARN) and topic.match("")
+    assert not topic.match("oncall") and not topic.match("arn:aws:sqs:us-east-1:123456789012:q")
+    email = re.compile(parameters["AlarmEmail"]["AllowedPattern"])
+    assert email.match("oncall@example.com") and email.match("")
+    assert not email.match("oncall") and not email.match("a b@example.com")
+
+
+def test_no_samples_stored_fires_on_missing_data_after_no_data_minutes(every_stage):
+    stage, template = every_stage
+    assert template["Parameters"]["NoDataMinutes"]["Default"] == 15
+    for given, minutes in [({}, "15"), ({"NoDataMinutes": 45}, "45")]:
+        alarm = alarms_of(Stack(template, given))["NoSamplesStoredAlarm"]
+        assert alarm["MetricName"] == "SamplesStored" and alarm["Statistic"] == "Sum"
+        assert alarm["Dimensions"] == [{"Name": "Stage", "Value": stage.name},
+                                       {"Name": "Route", "Value": "/write"}]
+        assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == \
+            (60, minutes, minutes)
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+        assert alarm["TreatMissingData"] == "breaching"
+    others = [a for n, a in alarms_of(Stack(template, {})).items() if n != "NoSamplesStoredAlarm"]
+    assert all(a["TreatMissingData"] == "notBreaching" for a in others)
+
+
+def test_loss_and_throttling_alarms(every_stage):
+    _, template = every_stage
+    alarms = alarms_of(Stack(template, {}))
+    rejected, failing = alarms["SamplesRejectedAlarm"], alarms["WritesFailingAlarm"]
+    assert (rejected["MetricName"], rejected["Threshold"], rejected["EvaluationPeriods"]) == \
+        ("SamplesRejected", 0, 1)
+    assert (failing["MetricName"], failing["Threshold"], failing["DatapointsToAlarm"]) == \
+        ("SamplesFailed", 0, 3)
+    throttles = alarms["BackendThrottlesAlarm"]
+    assert (throttles["EvaluationPeriods"], throttles["DatapointsToAlarm"]) == (3, 3)
+    [expression] = [q for q in throttles["Metrics"] if q.get("ReturnData")]
+    assert expression["Expression"] == "FILL(m0, 0) + FILL(m1, 0)"
+    server = alarms["ApiServerErrorsAlarm"]
+    assert (server["MetricName"], server["Statistic"], server["Threshold"]) == \
+        ("5XXError", "Average", 0.05)
+
+
+@pytest.mark.parametrize("millis", TIMEOUTS_MS)
+def test_the_duration_alarm_sits_below_the_time_a_request_has(packaged, millis):
+    """80 % of the shorter of the Lambda timeout and API Gateway's 29 s; the dashboard draws
+    it and the timeout."""
+    _, _, template, _ = packaged
+    stack = Stack(template, {"TimeoutInMillis": millis})
+    alarm = alarms_of(stack)["FunctionDurationAlarm"]
+    assert (alarm["MetricName"], alarm["ExtendedStatistic"]) == ("Duration", "p99")
+    assert alarm["Threshold"] == min(millis, 29000) * 80 // 100
+    graph = next(w for w in dashboard_of(stack)["widgets"]
+                 if w["properties"].get("title", "").startswith("Lambda duration"))
+    lines = {a["label"]: a["value"] for a in graph["properties"]["annotations"]["horizontal"]}
+    assert lines == {"Lambda timeout": millis, "FunctionDuration alarm": alarm["Threshold"]}
+
+
+def without_observability(stage_name: str) -> dict:
+    stage = load_stage(stage_name)
+    if stage.backend == "influxdb":
+        return influxdb.adapt_merge_template(stage, merge_template(stage))
+    return vpc.adapt_merge_template(merge_template(stage))
+
+
+@pytest.mark.parametrize("stage_name", ["dev", "prod", "influxdb"])
+def test_by_default_only_the_dashboard_alarms_and_namespace_are_added(stage_name):
+    before = Stack(without_observability(stage_name), {})
+    after_template = stage_merge_template(load_stage(stage_name))
+    after = Stack(after_template, {})
+    assert set(after.resources) - set(before.resources) == {"Dashboard"} | ALARMS
+    role = json.dumps(after.resources["ApiHandlerRole"])
+    assert "cloudwatch:" not in role  # the app's metrics are log lines (EMF)
+    function = copy.deepcopy(after.resources["APIHandler"])
+    assert function["Properties"]["Environment"]["Variables"].pop(names.NAMESPACE_ENV) == \
+        names.DEFAULT_NAMESPACE
+    assert function == before.resources["APIHandler"]
+    assert {k: v for k, v in after.resources.items() if k in before.resources and
+            k != "APIHandler"} == {k: v for k, v in before.resources.items() if k != "APIHandler"}
+    assert set(after_template["Outputs"]) - set(without_observability(stage_name)["Outputs"]) == \
+        {"DashboardURL", "AlarmTopic"}
+    assert after_template["Outputs"]["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+    assert not any(after.conditions.values())
+
+
+def test_readme_see_it_run_is_what_the_template_does(packaged):
+    _, _, template, _ = packaged
+    section = readme_section("### See it run")
+    overrides = re.search(r'--parameter-overrides "([^"]+)"', section).group(1)
+    given = dict(pair.split("=", 1) for pair in overrides.split())
+    assert "AlarmEmail" in given and set(given) <= set(template["Parameters"])
+    stack = Stack(template, given)
+    assert "AlarmTopic" in stack.resources
+    assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms_of(stack).values())
+    for name in list(observability.parameters()) + [a.removesuffix("Alarm") for a in ALARMS]:
+        assert f"`{name}`" in section, name
+    with open(os.path.join(ROOT, "docs", "operations.md")) as handle:
+        operations = handle.read()
+    for name in [a.removesuffix("Alarm") for a in ALARMS] + list(names.WRITE_METRICS) + \
+            list(names.READ_METRICS) + list(names.COMMON_METRICS):
+        assert f"`{name}`" in operations, name

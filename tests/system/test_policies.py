@@ -222,3 +222,36 @@ def test_make_policies_vpc_flag(tmp_path):
                     "--chalice-dir", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
     deployment = json.loads((tmp_path / "out" / "deployment-policy.json").read_text())
     assert any("ec2:CreateVpcEndpoint" in s["Action"] for s in deployment["Statement"])
+
+
+@pytest.mark.parametrize("stage,stack_name", [("dev", STACK_NAME), ("prod", "MyConnector"),
+                                              ("influxdb", STACK_NAME)])
+def test_deployment_policy_covers_the_stacks_dashboard_alarms_and_topic(stage, stack_name):
+    """The dashboard (named after the stack and region; dashboards have no region in their
+    ARN), the alarms (named after the stack) and the topic for AlarmEmail (CloudFormation
+    names it after the stack), and nobody else's."""
+    secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:x" if stage == "influxdb" else ""
+    policy = generate(load_stage(stage), ACCOUNT, REGION, secret,
+                      stack_name=stack_name)["deployment-policy.json"]
+    assert audit(policy) == set()
+
+    def granted(action, resource):
+        return any(action in st["Action"] and any(
+            fnmatch.fnmatchcase(resource, pattern) for pattern in
+            ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]))
+            for st in policy["Statement"])
+    dashboard = f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/"
+    alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:"
+    for action in ("PutDashboard", "GetDashboard", "DeleteDashboards"):
+        assert granted(f"cloudwatch:{action}", dashboard + f"{stack_name}-{REGION}")
+        assert not granted(f"cloudwatch:{action}", dashboard + f"Other-{REGION}")
+    for action in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms"):
+        assert granted(f"cloudwatch:{action}", alarm + f"{stack_name}-NoSamplesStored")
+        assert not granted(f"cloudwatch:{action}", alarm + "Other-NoSamplesStored")
+    for action in ("CreateTopic", "Subscribe", "DeleteTopic"):
+        assert granted(f"sns:{action}", topic + f"{stack_name}-AlarmTopic-1A2B3C")
+        assert not granted(f"sns:{action}", topic + "Other-AlarmTopic-1A2B3C")
+    # The app's metrics are log lines (EMF): no policy grants PutMetricData.
+    for policy in generate(load_stage(stage), ACCOUNT, REGION, secret).values():
+        assert not any("cloudwatch:PutMetricData" in st["Action"] for st in policy["Statement"])
