@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test bench cost mutation proto package policies clean
+.PHONY: run test bench cost backfill mutation proto package policies clean
 
 # Python 3.11 to 3.13: every dependency installs from wheels there (cramjam 2.12.1, duckdb 2.0
 # and google-re2 have none for 3.10 or older; numpy 2.2.6 and cramjam 2.12.1 none for 3.14).
@@ -44,6 +44,19 @@ test: $(VENV)/.dev
 ## bench: write/read throughput against a baseline measured in the same run.
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
+
+## backfill: copy a Prometheus's history into the connector: FROM=<source Prometheus URL>
+## TO=<connector URL> START=<time> END=<time> (Unix seconds or RFC 3339). Optional: MATCH=<selector>,
+## TO_USER= and TO_PASSWORD_FILE= (basic auth: IAM keys on the Timestream stages), RATE=<samples/s>,
+## SHARDS=4, SLICE=2h, DRY_RUN=1 (count and price, send nothing), CHECKPOINT_DIR=.backfill,
+## TIMESTREAM_TABLE=DATABASE.TABLE (or none), IGNORE_RETENTION=1. See docs/backfill.md.
+backfill: $(VENV)/.local
+	@test -n "$(FROM)" -a -n "$(TO)" -a -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill FROM=http://prometheus:9090 TO=http://127.0.0.1:8000 START=2026-11-01T00:00:00Z END=2026-12-01T00:00:00Z [MATCH='{job=\"node\"}'] [DRY_RUN=1]" >&2; exit 2; }
+	$(BIN)/python -m backfill.cli --from "$$FROM" --to "$$TO" --start "$$START" --end "$$END" \
+		--match "$$MATCH" --to-user "$$TO_USER" --to-password-file "$$TO_PASSWORD_FILE" \
+		$(if $(RATE),--rate $(RATE)) $(if $(SHARDS),--shards $(SHARDS)) $(if $(SLICE),--slice $(SLICE)) \
+		$(if $(CHECKPOINT_DIR),--checkpoint-dir "$$CHECKPOINT_DIR") $(if $(TIMESTREAM_TABLE),--timestream-table "$$TIMESTREAM_TABLE") \
+		$(if $(filter-out 0,$(DRY_RUN)),--dry-run) $(if $(filter-out 0,$(IGNORE_RETENTION)),--ignore-retention)
 
 ## mutation: mutation testing of the core modules (slow; MODULES=... for a subset,
 ## SAMPLE=N to run only N mutants per module).

@@ -1,0 +1,1 @@
+"""`make backfill`: copy a Prometheus's history into the connector (not shipped to Lambda)."""
