@@ -8,7 +8,6 @@ summary. ``--dry-run`` counts and prices instead of sending.
 import argparse
 import concurrent.futures
 import datetime
-import os
 import sys
 import threading
 import time
