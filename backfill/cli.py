@@ -168,12 +168,16 @@ def send_slice(series: List[Series], sender: Sender, shards: int, batch_samples:
     with concurrent.futures.ThreadPoolExecutor(max(1, len(parts))) as pool:
         futures = [pool.submit(run, part) for part in parts]
         errors = []
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                future.result()
-            except Exception as err:
-                stopped.set()
-                errors.append(err)
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    future.result()
+                except Exception as err:
+                    stopped.set()
+                    errors.append(err)
+        except BaseException:  # Ctrl-C: the senders stop after their current request
+            stopped.set()
+            raise
     if errors:
         raise errors[0]
 
