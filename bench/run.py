@@ -157,6 +157,9 @@ def main() -> None:
         elapsed, ours = time_reads(conn_url + "/read", body, 5)
         assert ours == read_samples, (ours, read_samples)
         results["read: connector over HTTP (make run)"] = ours / elapsed
+        from bench import backfill  # make backfill from the same Prometheus, same run
+        backfills = backfill.figures(prometheus, prom_url, conn_url, start_ms,
+                                     start_ms + args.requests * 1000, read_samples, work)
     finally:
         for proc in processes:
             proc.stop()
@@ -170,6 +173,9 @@ def main() -> None:
     for name, rate in results.items():
         base = write_base if name.startswith("write") else read_base
         print(f"{name:48} {rate:12,.0f} {rate / base:11.2f}x")
+    backfill_base = backfills["backfill: into Prometheus receiver (baseline)"]
+    for name, rate in backfills.items():
+        print(f"{name:48} {rate:12,.0f} {rate / backfill_base:11.2f}x")
     boto3_s, app_s = import_seconds("boto3"), import_seconds("app")
     print(f"\n{'cold start (import, median of 7)':48} {'seconds':>12} {'vs baseline':>12}")
     print(f"{'import boto3 (baseline)':48} {boto3_s:12.3f} {1:11.2f}x")
