@@ -38,6 +38,7 @@ from itertools import chain, groupby
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from chalicelib.caches import ClearedWhenFull, strings_bytes
+from chalicelib.context import Deadline
 from chalicelib.model import Labels, Series
 
 MAX_RECORDS_PER_CALL = 100
@@ -131,6 +132,10 @@ def decode_value(measure_value: str) -> float:
     if magnitude == POS_INF_MARKER:
         return math.copysign(math.inf, value)
     return _NAN if magnitude == NAN_MARKER else _STALE_NAN
+
+
+#: Series grouped between two looks at the request's deadline.
+SERIES_PER_DEADLINE_CHECK = 4096
 
 
 class Rejected(NamedTuple):
@@ -232,8 +237,8 @@ def _entry_bytes(labels: Labels, found: object) -> int:
             + _LABEL_BYTES * len(labels) + _SET_BYTES)
 
 
-def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int]
-                  ) -> Tuple[List[Batch], List[Rejected]]:
+def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int],
+                  deadline: Optional[Deadline] = None) -> Tuple[List[Batch], List[Rejected]]:
     """Group samples into WriteRecords calls of at most 100 records, metered as little as
     possible (pricing docs, "Writes": each call counts in 1 KiB units, rounded up, and what
     its CommonAttributes carry counts once).
@@ -242,12 +247,15 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
     they share (job, instance...) in CommonAttributes, when that call costs no more units
     than its records would in a mixed call; the rest (metrics with few series) are sorted by
     target and share a target's dimensions. ``oldest_ms`` is the oldest writable time (None
-    when the table accepts writes of any age).
+    when the table accepts writes of any age). A request too large to group before
+    ``deadline`` stops there (503), before any call.
     """
     rejected: List[Rejected] = []
     by_measure: Dict[str, List[Tuple[_Member, str, str]]] = {}
     newest_ms = now_ms + FUTURE_WINDOW_MS
-    for item in series:
+    for index, item in enumerate(series):
+        if deadline is not None and index % SERIES_PER_DEADLINE_CHECK == 0:
+            deadline.ensure("grouping the write into Timestream records")
         labels = item.labels
         member = _member(labels)
         if isinstance(member, str):

@@ -136,7 +136,8 @@ class TimestreamStore:
         now_ms = int(self.clock() * 1000)
         facts = self.table_facts(ctx.deadline, ctx.telemetry.calls("timestream", "DescribeTable"))
         batches, rejected = build_batches(series, now_ms,
-                                          facts.oldest_ms(now_ms) if facts else None)
+                                          facts.oldest_ms(now_ms) if facts else None,
+                                          ctx.deadline)
         late = 0
         if facts is not None and facts.magnetic_writes:
             late = late_samples(batches, facts.memory_oldest_ms(now_ms))

@@ -290,3 +290,23 @@ def test_small_metrics_of_a_target_share_calls_largest_records_first(env):
     assert {r["MeasureName"] for r in first["Records"]} == {f"m{s:02}" for s in range(26, 76)}
     assert first["CommonAttributes"]["Dimensions"] == [{"Name": "instance", "Value": "i"},
                                                         {"Name": "job", "Value": "j"}]
+
+
+def test_grouping_a_huge_write_stops_at_the_deadline(monkeypatch):
+    """A request of very many series costs at most the deadline, before any call."""
+    from chalicelib.errors import BackendUnavailable
+    monkeypatch.setattr(records, "SERIES_PER_DEADLINE_CHECK", 2)
+    looked = []
+
+    class Passing:
+        def ensure(self, what):
+            looked.append(what)
+            if len(looked) > 2:
+                raise BackendUnavailable(f"{what} did not finish within the request deadline")
+    many = [Series((("__name__", "m"), ("i", str(i))), [NOW_MS], [1.0]) for i in range(4)]
+    batches, _ = records.build_batches(many, NOW_MS, None, Passing())  # looks at 0 and 2
+    assert sum(len(b.records) for b in batches) == 4 and len(looked) == 2
+    looked.clear()
+    with pytest.raises(BackendUnavailable, match="grouping the write"):
+        records.build_batches(many + many[:1], NOW_MS, None, Passing())  # looks at 0, 2, 4
+    assert len(looked) == 3
