@@ -32,7 +32,7 @@ def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits,
           telemetry: Optional[RequestTelemetry] = None) -> Written:
     """Handle a remote-write body (1.0 or 2.0, by its Content-Type): store every valid
     series, then BadRequest naming what was refused (invalid series), rejected (by the
-    store) or not stored (2.0 native histograms and exemplars), if anything was.
+    store) or not stored (native histograms and exemplars), if anything was.
     ``telemetry`` counts the samples received, stored, rejected (by reason) and failed."""
     ctx = RequestContext(limits, telemetry=telemetry or RequestTelemetry("/write"))
     histograms = exemplars = 0
@@ -43,6 +43,7 @@ def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits,
     else:
         request = codec.decode_write_request(body, headers, limits.max_decoded_bytes)
         translated = write_v1.series_from_write_request(request, ctx.deadline)
+        histograms, exemplars = translated.histograms, translated.exemplars
     counts = ctx.telemetry
     counts.received = sample_count(translated.series) + translated.refused_samples
     counts.reject("invalid_series", translated.refused_samples)
@@ -80,7 +81,7 @@ def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits,
 
 
 def _not_stored(histograms: int, exemplars: int) -> str:
-    """Why a 2.0 request's native histograms and exemplars were not written ("" if none)."""
+    """Why a request's native histograms and exemplars were not written ("" if none)."""
     if not histograms and not exemplars:
         return ""
     LOG.warning("not stored: %d native histogram samples, %d exemplars (float samples only)",

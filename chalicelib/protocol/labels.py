@@ -36,10 +36,13 @@ class Refusal(NamedTuple):
 
 
 class Translated(NamedTuple):
-    """A write request split into the series to store and the series refused."""
+    """A write request split into the series to store and the series refused, and what it
+    carried that is not stored (native histogram samples, exemplars)."""
 
     series: List[Series]
     refused: List[Refusal]
+    histograms: int = 0
+    exemplars: int = 0
 
     @property
     def refused_samples(self) -> int:

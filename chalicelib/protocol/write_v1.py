@@ -5,7 +5,6 @@ repeats its series, so each label set is decoded and validated once (``labels``)
 in a byte-bounded cache. Protobuf refuses invalid UTF-8 when it decodes a string, so
 that is a 400 too.
 """
-import logging
 import operator
 from typing import Optional, Tuple
 
@@ -17,8 +16,6 @@ from chalicelib.errors import BadRequest
 from chalicelib.model import Labels, Series
 from chalicelib.protocol.labels import Refusal, Translated, validate_labels
 from chalicelib.protocol.prompb import fastpath_pb2, types_pb2
-
-LOG = logging.getLogger(__name__)
 
 # Label sets seen before, by their encoded form: a Prometheus sends the same series
 # over and over, so each is decoded and validated once. A memory budget (64 MiB): a byte
@@ -65,20 +62,22 @@ _VALUE = operator.attrgetter("value")
 
 def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes,
                               deadline: Optional[Deadline] = None) -> Translated:
-    """Validated series of a write request, and the refused ones with their reasons
-    (native histograms are skipped and logged). One bad series costs only itself; a
+    """Validated series of a write request, the refused ones with their reasons, and the
+    native histogram samples and exemplars it carried (counted, not stored: the answer
+    says so). One bad series costs only itself; a
     request too large to translate before ``deadline`` stops there (503).
 
     This is the hot path of every write: labels stay encoded until a series is
     new and per-sample work is C-level ``map``."""
     result = []
     refused = []
-    histograms = 0
+    histograms = exemplars = 0
     known = _LABELS.get
     for index, ts in enumerate(request.timeseries):
         if deadline is not None and index % SERIES_PER_DEADLINE_CHECK == 0:
             deadline.ensure("translating the write request")
         histograms += len(ts.histograms)
+        exemplars += len(ts.exemplars)
         samples = ts.samples
         if not samples:
             continue
@@ -98,7 +97,4 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes,
         else:
             result.append(Series(labels, list(map(_TIMESTAMP, samples)),
                                  list(map(_VALUE, samples))))
-    if histograms:
-        LOG.warning("skipped %d native histogram samples: native histograms are not stored",
-                    histograms)
-    return Translated(result, refused)
+    return Translated(result, refused, histograms, exemplars)

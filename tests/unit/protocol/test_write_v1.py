@@ -66,15 +66,30 @@ def test_labels_are_sorted_by_name_empty_values_dropped_upper_case_first():
     assert series.labels == (("Alpha", "a"), ("Zone", "z"), ("__name__", "m"), ("job", "j"))
 
 
-def test_native_histograms_are_skipped_and_logged(caplog):
+def test_native_histograms_and_exemplars_are_counted_not_stored():
     request = write_request(({"__name__": "m"}, [(1, 1.0)]))
     request.timeseries[0].histograms.add(timestamp=1, count_int=3)
     request.timeseries[0].histograms.add(timestamp=2, count_int=4)
-    with caplog.at_level("WARNING", logger="chalicelib.protocol.write_v1"):
-        result = translate.series_from_write_request(codec.decode_write_request(
-            codec.encode_message(request), HEADERS, 1 << 20))
+    request.timeseries[0].exemplars.add(timestamp=1, value=0.5)
+    result = translate.series_from_write_request(codec.decode_write_request(
+        codec.encode_message(request), HEADERS, 1 << 20))
     assert [list(s.timestamps) for s in result.series] == [[1]]
-    assert "skipped 2 native histogram samples" in caplog.text
+    assert (result.histograms, result.exemplars) == (2, 1)
+
+
+def test_a_1_0_write_with_histograms_stores_its_floats_and_answers_400_saying_so(tmp_path):
+    """Never a 204 that hides dropped data: Prometheus logs the 400's reason."""
+    from chalicelib import handlers
+    from chalicelib.context import Limits
+    from chalicelib.storage.sqlite import SQLiteStore
+    request = write_request(({"__name__": "m"}, [(1, 1.0), (2, 2.0)]))
+    request.timeseries[0].histograms.add(timestamp=3, count_int=3)
+    store = SQLiteStore(str(tmp_path))
+    with pytest.raises(BadRequest) as refused:
+        handlers.write(codec.encode_message(request), HEADERS, store, Limits())
+    assert str(refused.value).startswith("2 samples stored; 1 native histogram samples and 0 "
+                                         "exemplars not written: this connector stores float "
+                                         "samples only")
 
 
 @pytest.mark.parametrize("labels,value", [
