@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test bench cost mutation proto package policies clean
+.PHONY: run test bench cost mutation proto package publish policies clean
 
 # Python 3.11 to 3.13: every dependency installs from wheels there (cramjam 2.12.1, duckdb 2.0
 # and google-re2 have none for 3.10 or older; numpy 2.2.6 and cramjam 2.12.1 none for 3.14).
@@ -73,6 +73,21 @@ clean:
 ## package: `chalice package` for STAGE into out/STAGE (sam.yaml + deployment.zip).
 package: $(VENV)/.dev
 	$(BIN)/python -m deploy.package --stage $(STAGE)
+
+## publish: package STAGE (default prod) and publish it to the Serverless Application Repository
+## in REGION, uploading the code, LICENSE and README to BUCKET (which SAR must be allowed to read:
+## see the README). SOURCE_CODE_URL: the public repository (default: the origin remote).
+SAM ?= $(if $(wildcard $(BIN)/sam),$(BIN)/sam,sam)
+PUBLISH_STAGE := $(if $(filter command line environment,$(origin STAGE)),$(STAGE),prod)
+VERSION := $(shell sed -n 's/^VERSION = "\(.*\)"$$/\1/p' chalicelib/version.py)
+publish: $(VENV)/.dev
+	@test -n "$(BUCKET)" -a -n "$(REGION)" || { echo "usage: make publish BUCKET=my-sar-bucket REGION=us-east-1 [STAGE=prod] [SOURCE_CODE_URL=https://...]"; exit 2; }
+	$(BIN)/python -m deploy.package --stage $(PUBLISH_STAGE)
+	$(BIN)/python -m deploy.sar check out/$(PUBLISH_STAGE)/sam.yaml
+	cd out/$(PUBLISH_STAGE) && $(SAM) package --template-file sam.yaml --s3-bucket $(BUCKET) \
+		--region $(REGION) --output-template-file packaged.yaml
+	$(SAM) publish --template out/$(PUBLISH_STAGE)/packaged.yaml --region $(REGION)
+	@echo "published version $(VERSION) of out/$(PUBLISH_STAGE)/packaged.yaml in $(REGION)"
 
 ## policies: IAM policies for STAGE, ACCOUNT and REGION into out/policies, and the execution
 ## policy into .chalice/policy-STAGE.json (what chalice deploy attaches). STACK_NAME: the
