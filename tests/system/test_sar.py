@@ -93,3 +93,36 @@ def test_the_license_is_apache_2():
     with open(os.path.join(ROOT, "LICENSE")) as handle:
         text = handle.read()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
+
+
+def readme_deploy() -> str:
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        text = handle.read()
+    section = text[text.index("\n## Deploy\n"):]
+    return section[:section.index("\n## ", 1)]
+
+
+def test_the_readme_deploy_section_starts_with_the_click(prod):
+    """First the one click (SAR's deploy link to the published name, CloudFormation's
+    quick-create link to a template in the user's S3), then `sam deploy --guided`, then
+    `chalice deploy`."""
+    _, template = prod
+    deploy = readme_deploy()
+    headings = re.findall(r"\n### (.+)", deploy)
+    assert headings[0] == "One click"
+    assert headings.index("SAM / CloudFormation template (`sam deploy --guided`)") < \
+        headings.index("`chalice deploy`")
+    name = template["Metadata"][sar.KEY]["Name"]
+    assert re.search(r"https://console\.aws\.amazon\.com/lambda/home\?region=REGION#/create/app"
+                     r"\?applicationId=arn:aws:serverlessrepo:REGION:PUBLISHER_ACCOUNT_ID:"
+                     rf"applications/{name}\n", deploy)
+    link = re.search(r"https://console\.aws\.amazon\.com/cloudformation/home\?region=([a-z0-9-]+)"
+                     r"#/stacks/create/review\?templateURL=(\S+)&stackName=(\S+)\n", deploy)
+    region, url, stack = link.groups()
+    uploaded = re.search(r"aws s3 cp packaged\.yaml s3://([^/]+)/(\S+)", deploy).groups()
+    assert url == f"https://{uploaded[0]}.s3.{region}.amazonaws.com/{uploaded[1]}"
+    assert f"--region {region} --output-template-file packaged.yaml" in deploy
+    assert stack == "PrometheusTimestreamConnector"
+    for capability in ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"):
+        assert capability in deploy
+    assert "sam deploy --guided --template-file sam.yaml" in deploy
