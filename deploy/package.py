@@ -14,7 +14,7 @@ import sys
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
 from chalicelib.version import VERSION
-from deploy import influxdb, observability, sar, vpc
+from deploy import influxdb, observability, sar, timestream_table, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 LOG_LEVELS = ["info", "debug", "warn", "error"]
@@ -154,7 +154,8 @@ def merge_template(stage: Stage) -> dict:
 
 def stage_merge_template(stage: Stage) -> dict:
     """The merge template of the stage's backend: InfluxDB's (deploy/influxdb.py), or
-    Timestream's with the optional private deployment (deploy/vpc.py); either with the
+    Timestream's with the optional private deployment (deploy/vpc.py) and the optional
+    database, table and rejected-data bucket (deploy/timestream_table.py); either with the
     dashboard and alarms (deploy/observability.py); with the Serverless Application Repository
     metadata (deploy/sar.py)."""
     template = merge_template(stage)
@@ -162,7 +163,7 @@ def stage_merge_template(stage: Stage) -> dict:
     if stage.backend == "influxdb":
         template = influxdb.adapt_merge_template(stage, template)
     else:
-        template = vpc.adapt_merge_template(template)
+        template = timestream_table.adapt_merge_template(vpc.adapt_merge_template(template))
     return observability.adapt_merge_template(stage, template)
 
 
