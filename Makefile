@@ -37,8 +37,15 @@ run: $(VENV)/.local
 	DATA_DIR=$(DATA_DIR) $(BIN)/python -m localserver --stage $(RUN_STAGE) --host 127.0.0.1 \
 		--port $(PORT) --idle-timeout $(IDLE_TIMEOUT_SECONDS)
 
+# The SAM CLI in its own environment (requirements-sam.txt says why).
+SAM_VENV ?= .venv-sam
+$(SAM_VENV)/.installed: requirements-sam.txt | $(BIN)/python
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
 ## test: the whole suite (needs the `prometheus` binary for the end-to-end tests).
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(SAM_VENV)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## bench: write/read throughput against a baseline measured in the same run.
@@ -68,7 +75,7 @@ proto: $(VENV)/.dev
 		chalicelib/protocol/prompb/write_v2.proto
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) out .pytest_cache
 
 ## package: `chalice package` for STAGE into out/STAGE (sam.yaml + deployment.zip).
 package: $(VENV)/.dev
@@ -77,10 +84,10 @@ package: $(VENV)/.dev
 ## publish: package STAGE (default prod) and publish it to the Serverless Application Repository
 ## in REGION, uploading the code, LICENSE and README to BUCKET (which SAR must be allowed to read:
 ## see the README). SOURCE_CODE_URL: the public repository (default: the origin remote).
-SAM ?= $(if $(wildcard $(BIN)/sam),$(BIN)/sam,sam)
+SAM ?= $(SAM_VENV)/bin/sam
 PUBLISH_STAGE := $(if $(filter command line environment,$(origin STAGE)),$(STAGE),prod)
 VERSION := $(shell sed -n 's/^VERSION = "\(.*\)"$$/\1/p' chalicelib/version.py)
-publish: $(VENV)/.dev
+publish: $(VENV)/.dev $(SAM_VENV)/.installed
 	@test -n "$(BUCKET)" -a -n "$(REGION)" || { echo "usage: make publish BUCKET=my-sar-bucket REGION=us-east-1 [STAGE=prod] [SOURCE_CODE_URL=https://...]"; exit 2; }
 	$(BIN)/python -m deploy.package --stage $(PUBLISH_STAGE)
 	$(BIN)/python -m deploy.sar check out/$(PUBLISH_STAGE)/sam.yaml
