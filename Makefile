@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test bench cost backfill mutation proto package policies clean
+.PHONY: run test bench cost backfill mutation proto package publish policies clean
 
 # Python 3.11 to 3.13: every dependency installs from wheels there (cramjam 2.12.1, duckdb 2.0
 # and google-re2 have none for 3.10 or older; numpy 2.2.6 and cramjam 2.12.1 none for 3.14).
@@ -37,8 +37,15 @@ run: $(VENV)/.local
 	DATA_DIR=$(DATA_DIR) $(BIN)/python -m localserver --stage $(RUN_STAGE) --host 127.0.0.1 \
 		--port $(PORT) --idle-timeout $(IDLE_TIMEOUT_SECONDS)
 
+# The SAM CLI in its own environment (requirements-sam.txt says why).
+SAM_VENV ?= .venv-sam
+$(SAM_VENV)/.installed: requirements-sam.txt | $(BIN)/python
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
 ## test: the whole suite (needs the `prometheus` binary for the end-to-end tests).
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(SAM_VENV)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## bench: write/read throughput against a baseline measured in the same run.
@@ -81,18 +88,34 @@ proto: $(VENV)/.dev
 		chalicelib/protocol/prompb/write_v2.proto
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) out .pytest_cache
 
 ## package: `chalice package` for STAGE into out/STAGE (sam.yaml + deployment.zip).
 package: $(VENV)/.dev
 	$(BIN)/python -m deploy.package --stage $(STAGE)
 
+## publish: package STAGE (default prod) and publish it to the Serverless Application Repository
+## in REGION, uploading the code, LICENSE and README to BUCKET (which SAR must be allowed to read:
+## see the README). SOURCE_CODE_URL: the public repository (default: the origin remote).
+SAM ?= $(SAM_VENV)/bin/sam
+PUBLISH_STAGE := $(if $(filter command line environment,$(origin STAGE)),$(STAGE),prod)
+VERSION := $(shell sed -n 's/^VERSION = "\(.*\)"$$/\1/p' chalicelib/version.py)
+publish: $(VENV)/.dev $(SAM_VENV)/.installed
+	@test -n "$(BUCKET)" -a -n "$(REGION)" || { echo "usage: make publish BUCKET=my-sar-bucket REGION=us-east-1 [STAGE=prod] [SOURCE_CODE_URL=https://...]"; exit 2; }
+	$(BIN)/python -m deploy.package --stage $(PUBLISH_STAGE)
+	$(BIN)/python -m deploy.sar check out/$(PUBLISH_STAGE)/sam.yaml
+	cd out/$(PUBLISH_STAGE) && $(SAM) package --template-file sam.yaml --s3-bucket $(BUCKET) \
+		--region $(REGION) --output-template-file packaged.yaml
+	$(SAM) publish --template out/$(PUBLISH_STAGE)/packaged.yaml --region $(REGION)
+	@echo "published version $(VERSION) of out/$(PUBLISH_STAGE)/packaged.yaml in $(REGION)"
+
 ## policies: IAM policies for STAGE, ACCOUNT and REGION into out/policies, and the execution
 ## policy into .chalice/policy-STAGE.json (what chalice deploy attaches). STACK_NAME: the
 ## `sam deploy --stack-name` the deployment policy covers (default PrometheusTimestreamConnector).
 ## VPC=1: the deployer may also use the template's VPC parameters (VpcConfig, Timestream endpoints).
+## CREATE_TABLE=1: the deployer may also use the template's parameters that create the database, table and rejected-data bucket.
 policies: $(VENV)/.dev
-	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1 [STACK_NAME=...] [VPC=1]"; exit 2; }
+	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1 [STACK_NAME=...] [VPC=1] [CREATE_TABLE=1]"; exit 2; }
 	$(BIN)/python -m deploy.policies --stage $(STAGE) --account $(ACCOUNT) --region $(REGION) \
 		$(if $(SECRET_ARN),--secret-arn $(SECRET_ARN)) $(if $(STACK_NAME),--stack-name $(STACK_NAME)) \
-		$(if $(CHALICE_DIR),--chalice-dir $(CHALICE_DIR)) $(if $(VPC),--vpc)
+		$(if $(CHALICE_DIR),--chalice-dir $(CHALICE_DIR)) $(if $(VPC),--vpc) $(if $(CREATE_TABLE),--create-table)

@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
-from deploy import influxdb, observability, vpc
+from chalicelib.version import VERSION
+from deploy import influxdb, observability, sar, timestream_table, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 LOG_LEVELS = ["info", "debug", "warn", "error"]
@@ -116,6 +117,7 @@ def merge_template(stage: Stage) -> dict:
                     "DEFAULT_TABLE": {"Ref": "DefaultTable"},
                     "LOG_LEVEL": {"Ref": "LogLevel"},
                     "REQUEST_DEADLINE_SECONDS": _timeout("DeadlineSeconds"),
+                    "CONNECTOR_VERSION": VERSION,
                 }},
             }},
             "ApiHandlerRole": {"Properties": {"Policies": [{
@@ -136,6 +138,7 @@ def merge_template(stage: Stage) -> dict:
             }},
         },
         "Outputs": {
+            "ConnectorVersion": {"Description": "The connector's version.", "Value": VERSION},
             "EndpointURL": {"Value": _sub(url + "/")},
             "InvokeReadURL": {"Description": "Remote read URL for Prometheus",
                               "Value": _sub(url + "/read")},
@@ -151,13 +154,16 @@ def merge_template(stage: Stage) -> dict:
 
 def stage_merge_template(stage: Stage) -> dict:
     """The merge template of the stage's backend: InfluxDB's (deploy/influxdb.py), or
-    Timestream's with the optional private deployment (deploy/vpc.py); either with the
-    dashboard and alarms (deploy/observability.py)."""
+    Timestream's with the optional private deployment (deploy/vpc.py) and the optional
+    database, table and rejected-data bucket (deploy/timestream_table.py); either with the
+    dashboard and alarms (deploy/observability.py); with the Serverless Application Repository
+    metadata (deploy/sar.py)."""
     template = merge_template(stage)
+    template["Metadata"] = sar.metadata(stage, sar.source_code_url())
     if stage.backend == "influxdb":
         template = influxdb.adapt_merge_template(stage, template)
     else:
-        template = vpc.adapt_merge_template(template)
+        template = timestream_table.adapt_merge_template(vpc.adapt_merge_template(template))
     return observability.adapt_merge_template(stage, template)
 
 
@@ -175,6 +181,8 @@ def package(stage_name: str, out_dir: str) -> str:
     subprocess.run([chalice, "package", "--stage", stage_name, "--pkg-format", "cloudformation",
                     "--template-format", "yaml", "--merge-template", merge_path, out_dir],
                    cwd=ROOT, check=True)
+    for name in (sar.LICENSE_FILE, sar.README_FILE):  # the metadata's LicenseUrl and ReadmeUrl
+        shutil.copy(os.path.join(ROOT, name), os.path.join(out_dir, name))
     return os.path.join(out_dir, "sam.yaml")
 
 

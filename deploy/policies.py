@@ -9,7 +9,8 @@ writes ``out/policies/``:
 - ``deployment-policy.json``: the user who runs ``chalice deploy`` or deploys the
   packaged SAM template (the original connector's list, trimmed to what this stack creates, and
   the stack's dashboard, alarms and alarm topic: deploy/observability.py); with ``--vpc``, also
-  what the SAM template's VPC parameters need (deploy/vpc.py).
+  what the SAM template's VPC parameters need (deploy/vpc.py); with ``--create-table``, what
+  creating the database, table and rejected-data bucket needs (deploy/timestream_table.py).
 
 It also writes the execution policy to the stage's ``iam_policy_file``
 (``.chalice/policy-<stage>.json``), the file ``chalice deploy`` attaches to the role: what
@@ -23,7 +24,7 @@ import re
 from typing import Dict
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
-from deploy import influxdb, observability, vpc
+from deploy import influxdb, observability, timestream_table, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 VERSION = "2012-10-17"
@@ -123,10 +124,12 @@ POLICIES = {
 
 
 def generate(stage: Stage, account: str, region: str, secret_arn: str = "",
-             stack_name: str = STACK_NAME, in_vpc: bool = False) -> Dict[str, dict]:
+             stack_name: str = STACK_NAME, in_vpc: bool = False,
+             create_table: bool = False) -> Dict[str, dict]:
     """Every policy, by file name; ValueError on a malformed account, region or stack name
     (or, for an InfluxDB stage, secret ARN). ``in_vpc``: a Timestream stage deployed with the
-    template's VPC parameters (an InfluxDB stage always is)."""
+    template's VPC parameters (an InfluxDB stage always is); ``create_table``: with the
+    template's parameters that create the database and table."""
     if not ACCOUNT.match(account):
         raise ValueError(f"ACCOUNT must be a 12-digit AWS account id, got {account!r}")
     if not REGION.match(region):
@@ -138,6 +141,9 @@ def generate(stage: Stage, account: str, region: str, secret_arn: str = "",
     deployment = deployment_policy(stage, account, region, stack_name)
     if in_vpc:
         deployment["Statement"] += vpc.deployment_statements(account, region)
+    if create_table:
+        deployment["Statement"] += timestream_table.deployment_statements(
+            stage, account, region, stack_name)
     return {**{name: build(stage, account, region) for name, build in POLICIES.items()},
             "deployment-policy.json": deployment}
 
@@ -176,6 +182,9 @@ def main() -> None:
     parser.add_argument("--vpc", action="store_true",
                         help="Timestream stages: the deployer may also create the VPC "
                              "endpoints and VpcConfig of the template's VPC parameters")
+    parser.add_argument("--create-table", action="store_true",
+                        help="Timestream stages: the deployer may also create the database, "
+                             "table and rejected-data bucket of the template's parameters")
     parser.add_argument("--out", default=os.path.join(ROOT, "out", "policies"))
     parser.add_argument("--chalice-dir", default=os.path.join(ROOT, ".chalice"),
                         help="where the stage's iam_policy_file is (chalice deploy attaches it)")
@@ -183,7 +192,7 @@ def main() -> None:
     try:
         stage = load_stage(args.stage)
         policies = generate(stage, args.account, args.region, args.secret_arn, args.stack_name,
-                            args.vpc)
+                            args.vpc, args.create_table)
     except ValueError as exc:
         parser.error(str(exc))
     os.makedirs(args.out, exist_ok=True)

@@ -7,12 +7,16 @@ Counters add up: ``connector_samples_received_total`` = ``..._stored_total`` + t
 """
 from typing import Tuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest
 
 from chalicelib.telemetry.request import REJECT_REASONS, RequestTelemetry
+from chalicelib.version import VERSION
 
 REGISTRY = CollectorRegistry()
+BUILD_INFO = Gauge("connector_build_info", "Always 1; the connector's version in its label.",
+                   ["version"], registry=REGISTRY)
+BUILD_INFO.labels(VERSION).set(1)
 RECEIVED = Counter("connector_samples_received", "Samples decoded from write requests "
                    "(remote write 1.0 and 2.0).", registry=REGISTRY)
 STORED = Counter("connector_samples_stored", "Samples the backend acknowledged.",

@@ -23,7 +23,7 @@ from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.telemetry import names
 from chalicelib.storage.timestream import build
-from deploy import influxdb, observability, vpc
+from deploy import influxdb, observability, timestream_table, vpc
 from deploy.package import (TIMEOUTS_MS, execution_policy_document, merge_template, package,
                             stage_merge_template)
 from deploy.stage import load_stage
@@ -590,7 +590,7 @@ def without_observability(stage_name: str) -> dict:
     stage = load_stage(stage_name)
     if stage.backend == "influxdb":
         return influxdb.adapt_merge_template(stage, merge_template(stage))
-    return vpc.adapt_merge_template(merge_template(stage))
+    return timestream_table.adapt_merge_template(vpc.adapt_merge_template(merge_template(stage)))
 
 
 @pytest.mark.parametrize("stage_name", ["dev", "prod", "influxdb"])

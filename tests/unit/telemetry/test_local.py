@@ -54,3 +54,8 @@ def test_a_read_observes_its_backend_calls_and_counts_no_samples():
         - before.get(("connector_read_backend_calls_sum", ()), 0) == 5
     assert after[("connector_samples_received_total", ())] \
         == before[("connector_samples_received_total", ())]
+
+
+def test_build_info_names_the_version():
+    from chalicelib.version import VERSION
+    assert samples()[("connector_build_info", (("version", VERSION),))] == 1
