@@ -8,7 +8,9 @@ writes ``out/policies/``:
 - ``prometheus-user-policy.json``: the IAM user whose access keys Prometheus sends.
 - ``deployment-policy.json``: the user who runs ``chalice deploy`` or deploys the
   packaged SAM template (the original connector's list, trimmed to what this stack creates, and
-  the stack's dashboard, alarms and alarm topic: deploy/observability.py); with ``--vpc``, also
+  the stack's dashboard, alarms and alarm topic: deploy/observability.py), what CloudFormation
+  needs to delete them again (a failed first create rolls back), and on Timestream stages
+  creating and deleting the stage's database and table; with ``--vpc``, also
   what the SAM template's VPC parameters need (deploy/vpc.py); with ``--create-table``, what
   creating the database, table and rejected-data bucket needs (deploy/timestream_table.py).
 
@@ -67,11 +69,29 @@ def prometheus_user_policy(stage: Stage, account: str, region: str) -> dict:
     return {"Version": VERSION, "Statement": timestream_statements(stage, account, region)}
 
 
+def database_statements(stage: Stage, account: str, region: str) -> list:
+    """The README's `aws timestream-write` steps the deploying user runs: creating the stage's
+    database and table before the first deploy, deleting them when cleaning up (nothing else:
+    the verification queries run with the Prometheus user's keys)."""
+    database = f"arn:aws:timestream:{region}:{account}:database/{stage.database}"
+    return [
+        {"Sid": "CreateAndDeleteTheDatabaseAndTable", "Effect": "Allow",
+         "Action": ["timestream:CreateDatabase", "timestream:DescribeDatabase",
+                    "timestream:DeleteDatabase", "timestream:CreateTable",
+                    "timestream:DescribeTable", "timestream:DeleteTable"],
+         "Resource": [database, table_arn(stage, account, region)]},
+        {"Sid": "DiscoverTimestreamEndpoints", "Effect": "Allow",
+         "Action": ["timestream:DescribeEndpoints"], "Resource": "*"},
+    ]
+
+
 def deployment_policy(stage: Stage, account: str, region: str,
                       stack_name: str = STACK_NAME) -> dict:
     """What deploying this stack needs: `chalice deploy` (role and function named after the
     app), or `sam deploy --stack-name <stack_name> --resolve-s3` (role and function named
-    after the stack, plus SAM's own managed stack and its artifact bucket)."""
+    after the stack, plus SAM's own managed stack and its artifact bucket); and what
+    CloudFormation, acting as the deploying user, needs to delete them again (a failed first
+    create rolls back; `sam delete`, `chalice delete`)."""
     def arn(service: str, resource: str) -> str:
         return f"arn:aws:{service}:{region}:{account}:{resource}"
     prefix = stage.app_name
@@ -88,7 +108,8 @@ def deployment_policy(stage: Stage, account: str, region: str,
                       f"arn:aws:apigateway:{region}::/tags/*"]},
         {"Sid": "FunctionRole", "Effect": "Allow",
          "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy",
-                    "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole"],
+                    "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:DeleteRolePolicy",
+                    "iam:DeleteRole", "iam:PassRole"],
          "Resource": [f"arn:aws:iam::{account}:role/{prefix}-*",
                       f"arn:aws:iam::{account}:role/{stack_name}-ApiHandlerRole-*"]},
         {"Sid": "Function", "Effect": "Allow",
@@ -96,18 +117,20 @@ def deployment_policy(stage: Stage, account: str, region: str,
                     "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionCode",
                     "lambda:UpdateFunctionConfiguration", "lambda:AddPermission",
                     "lambda:RemovePermission", "lambda:GetPolicy", "lambda:TagResource",
-                    "lambda:ListTags"],
+                    "lambda:ListTags", "lambda:DeleteFunction"],
          "Resource": [arn("lambda", f"function:{prefix}-*"),
                       arn("lambda", f"function:{stack_name}-APIHandler-*")]},
         {"Sid": "Stack", "Effect": "Allow",
          "Action": ["cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet",
                     "cloudformation:ExecuteChangeSet", "cloudformation:DescribeStacks",
-                    "cloudformation:DescribeStackEvents", "cloudformation:GetTemplate"],
+                    "cloudformation:DescribeStackEvents", "cloudformation:GetTemplate",
+                    "cloudformation:DeleteStack"],
          "Resource": [arn("cloudformation", f"stack/{stack_name}/*"),
                       arn("cloudformation", f"stack/{SAM_MANAGED_STACK}/*"),
                       f"arn:aws:cloudformation:{region}:aws:transform/Serverless-2016-10-31"]},
         {"Sid": "PackageBucket", "Effect": "Allow",
-         "Action": ["s3:CreateBucket", "s3:GetObject", "s3:PutObject", "s3:GetBucketLocation",
+         "Action": ["s3:CreateBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                    "s3:ListBucket", "s3:GetBucketLocation",
                     "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:PutBucketTagging",
                     "s3:PutEncryptionConfiguration", "s3:PutBucketVersioning",
                     "s3:PutBucketPublicAccessBlock"],
@@ -139,6 +162,7 @@ def generate(stage: Stage, account: str, region: str, secret_arn: str = "",
     if stage.backend == "influxdb":
         return influxdb_policies(stage, account, region, secret_arn, stack_name)
     deployment = deployment_policy(stage, account, region, stack_name)
+    deployment["Statement"] += database_statements(stage, account, region)
     if in_vpc:
         deployment["Statement"] += vpc.deployment_statements(account, region)
     if create_table:

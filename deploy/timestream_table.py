@@ -130,26 +130,26 @@ def adapt_merge_template(template: dict) -> dict:
 
 def deployment_statements(stage: Stage, account: str, region: str,
                           stack_name: str) -> List[dict]:
-    """What creating them needs besides the stack's list (CloudFormation calls Timestream and
-    S3 as the deploying user): the database and its tables, endpoint discovery, the stack's
-    rejected-data bucket (named after the stack), and writing to the bucket a table reports
-    to, which Timestream checks when the table is created."""
+    """What the stack managing them needs besides the stack's list and the database and table
+    statements every Timestream stage's deployer has (CloudFormation calls Timestream and S3 as
+    the deploying user): updating and tagging the database and table, the stack's rejected-data
+    bucket (named after the stack; emptied and removed with `aws s3 rb --force` when cleaning
+    up), and writing to the bucket a table reports to, which Timestream checks when the table
+    is created."""
     database = f"arn:aws:timestream:{region}:{account}:database/{stage.database}"
     bucket = f"arn:aws:s3:::{stack_name.lower()}-{BUCKET.lower()}-*"
     return [
-        {"Sid": "CreateTheDatabaseAndTable", "Effect": "Allow",
-         "Action": ["timestream:CreateDatabase", "timestream:DescribeDatabase",
-                    "timestream:UpdateDatabase", "timestream:CreateTable",
-                    "timestream:DescribeTable", "timestream:UpdateTable",
+        {"Sid": "StackManagesTheDatabaseAndTable", "Effect": "Allow",
+         "Action": ["timestream:UpdateDatabase", "timestream:UpdateTable",
                     "timestream:ListTagsForResource", "timestream:TagResource",
                     "timestream:UntagResource"],
          "Resource": [database, f"{database}/table/{stage.table}"]},
-        {"Sid": "DiscoverTimestreamEndpoints", "Effect": "Allow",
-         "Action": ["timestream:DescribeEndpoints"], "Resource": "*"},
         {"Sid": "RejectedDataBucket", "Effect": "Allow",
          "Action": ["s3:CreateBucket", "s3:PutEncryptionConfiguration",
-                    "s3:PutBucketPublicAccessBlock", "s3:GetBucketAcl"],
+                    "s3:PutBucketPublicAccessBlock", "s3:GetBucketAcl", "s3:ListBucket",
+                    "s3:DeleteBucket"],
          "Resource": bucket},
-        {"Sid": "RejectedDataReports", "Effect": "Allow", "Action": ["s3:PutObject"],
+        {"Sid": "RejectedDataReports", "Effect": "Allow",
+         "Action": ["s3:PutObject", "s3:DeleteObject"],
          "Resource": bucket + "/*"},
     ]

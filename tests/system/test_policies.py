@@ -2,6 +2,7 @@
 import fnmatch
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -255,3 +256,164 @@ def test_deployment_policy_covers_the_stacks_dashboard_alarms_and_topic(stage, s
     # The app's metrics are log lines (EMF): no policy grants PutMetricData.
     for policy in generate(load_stage(stage), ACCOUNT, REGION, secret).values():
         assert not any("cloudwatch:PutMetricData" in st["Action"] for st in policy["Statement"])
+
+
+# The README's steps: who runs each `aws`, `sam` and `chalice` command of its code blocks, and
+# what it needs ({function}, {role}, {stack}, {db}, {table}, {sam_bucket}: that stage's names).
+DEPLOYER, PROMETHEUS, OWN_BUCKET, ADMIN = "deployer", "prometheus", "own bucket", "administrator"
+ROLLBACK = [("lambda:DeleteFunction", "{function}"), ("lambda:RemovePermission", "{function}"),
+            ("iam:DeleteRolePolicy", "{role}"), ("iam:DeleteRole", "{role}"),
+            ("apigateway:DELETE", "{api}"), ("cloudformation:DescribeStackEvents", "{stack}")]
+CREATE = [("cloudformation:CreateChangeSet", "{stack}"),
+          ("cloudformation:ExecuteChangeSet", "{stack}"),
+          ("lambda:CreateFunction", "{function}"), ("iam:CreateRole", "{role}"),
+          ("iam:PutRolePolicy", "{role}"), ("iam:PassRole", "{role}"),
+          ("apigateway:POST", "{apis}"), ("lambda:AddPermission", "{function}")]
+DISCOVER = [("timestream:DescribeEndpoints", "*")]
+STEPS = {
+    "sam deploy": (DEPLOYER, CREATE + ROLLBACK + [("s3:PutObject", "{sam_bucket}/key"),
+                                                 ("cloudformation:DeleteStack", "{stack}")]),
+    "aws cloudformation deploy": (DEPLOYER, CREATE + ROLLBACK),
+    "sam delete": (DEPLOYER, ROLLBACK + [("cloudformation:DeleteStack", "{stack}"),
+                                         ("s3:DeleteObject", "{sam_bucket}/key")]),
+    "chalice deploy": (DEPLOYER, [("lambda:CreateFunction", "{chalice_function}"),
+                                  ("iam:CreateRole", "{chalice_role}"),
+                                  ("iam:PassRole", "{chalice_role}"),
+                                  ("apigateway:POST", "{apis}")]),
+    "chalice delete": (DEPLOYER, [("lambda:DeleteFunction", "{chalice_function}"),
+                                  ("iam:ListRolePolicies", "{chalice_role}"),
+                                  ("iam:DeleteRolePolicy", "{chalice_role}"),
+                                  ("iam:DeleteRole", "{chalice_role}"),
+                                  ("apigateway:DELETE", "{api}")]),
+    "aws timestream-write create-database": (DEPLOYER, DISCOVER + [
+        ("timestream:CreateDatabase", "{db}")]),
+    "aws timestream-write create-table": (DEPLOYER, DISCOVER + [
+        ("timestream:CreateTable", "{table}")]),
+    "aws timestream-write delete-table": (DEPLOYER, DISCOVER + [
+        ("timestream:DeleteTable", "{table}")]),
+    "aws timestream-write delete-database": (DEPLOYER, DISCOVER + [
+        ("timestream:DeleteDatabase", "{db}")]),
+    "aws timestream-write describe-endpoints": (DEPLOYER, DISCOVER),
+    "aws timestream-query describe-endpoints": (DEPLOYER, DISCOVER),
+    "aws timestream-query query": (PROMETHEUS, DISCOVER + [("timestream:Select", "{table}")]),
+    "aws timestream-write write-records": (PROMETHEUS, DISCOVER + [
+        ("timestream:WriteRecords", "{table}")]),
+    # Into a bucket of the user's own, which no generated policy can name (the README says so).
+    "sam package": (OWN_BUCKET, []), "aws cloudformation package": (OWN_BUCKET, []),
+    "aws s3 cp": (OWN_BUCKET, []),
+    # docs/influxdb.md: the instance, the secret and the network are the administrator's.
+    "aws timestream-influxdb create-db-instance": (ADMIN, []),
+    "aws timestream-influxdb get-db-instance": (ADMIN, []),
+    "aws timestream-influxdb delete-db-instance": (ADMIN, []),
+    "aws secretsmanager create-secret": (ADMIN, []),
+    "aws secretsmanager delete-secret": (ADMIN, []),
+}
+COMMAND = re.compile(r"(?:^|[\s:(])(?:\.venv/bin/)?(aws [a-z0-9-]+ [a-z-]+|sam [a-z]+|"
+                     r"chalice [a-z]+)\b([^\n#]*)")
+
+
+def sh_commands(document: str) -> list:
+    """Every `aws`, `sam` and `chalice` command of a document's sh blocks (comments included),
+    as (command, the rest of its line, continuation lines joined)."""
+    with open(os.path.join(ROOT, document)) as handle:
+        blocks = re.findall(r"```sh\n(.*?)```", handle.read(), re.S)
+    return [match.groups() for block in blocks
+            for match in COMMAND.finditer(block.replace("\\\n", " "))]
+
+
+def names(stage: str, stack: str) -> dict:
+    """The ARNs a step of that stage and stack acts on."""
+    loaded = load_stage(stage)
+    chalice_name = f"{loaded.app_name}-{stage}"
+    db = f"arn:aws:timestream:{REGION}:{ACCOUNT}:database/{loaded.database}"
+    return {"function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{stack}-APIHandler-AbC1",
+            "role": f"arn:aws:iam::{ACCOUNT}:role/{stack}-ApiHandlerRole-AbC1",
+            "chalice_function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{chalice_name}",
+            "chalice_role": f"arn:aws:iam::{ACCOUNT}:role/{chalice_name}",
+            "stack": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack}/0a1b",
+            "api": f"arn:aws:apigateway:{REGION}::/restapis/a1b2c3",
+            "apis": f"arn:aws:apigateway:{REGION}::/restapis",
+            "sam_bucket": "arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1x2y",
+            "db": db, "table": f"{db}/table/{loaded.table}"}
+
+
+def allows(policy: dict, action: str, resource: str) -> bool:
+    return any(action in st["Action"] and any(
+        fnmatch.fnmatchcase(resource, pattern) for pattern in
+        ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]))
+        for st in policy["Statement"])
+
+
+DOCUMENTS = [("README.md", "dev", STACK_NAME),
+             ("docs/influxdb.md", "influxdb", "PrometheusInfluxDBConnector")]
+
+
+@pytest.mark.parametrize("document,stage,stack", DOCUMENTS)
+def test_every_documented_step_is_allowed_to_the_identity_that_runs_it(document, stage, stack):
+    """Each command of the document's code blocks is in STEPS, and the policy `make policies`
+    gives the user who runs it allows each action that step needs."""
+    secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:x" if stage == "influxdb" else ""
+    policies = generate(load_stage(stage), ACCOUNT, REGION, secret, stack_name=stack)
+    identities = {DEPLOYER: policies["deployment-policy.json"],
+                  PROMETHEUS: policies.get("prometheus-user-policy.json")}
+    arns = names(stage, stack)
+    commands = sh_commands(document)
+    assert commands, document
+    for command, rest in commands:
+        assert command in STEPS, f"{document}: who runs {command!r}, needing what?"
+        identity, needs = STEPS[command]
+        if "--stack-name" in rest:
+            assert f"--stack-name {stack}" in rest, (document, command, rest)
+        if identity == PROMETHEUS:
+            assert "--profile prometheus" in rest, (document, command)
+        for action, resource in needs:
+            assert allows(identities[identity], action, resource.format(**arns)), \
+                (document, command, identity, action)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod", "influxdb"])
+def test_cloudformation_can_roll_back_a_failed_first_create(stage):
+    """CloudFormation deletes what it created as the deploying user: the function, its
+    permission, the role and its policy, the API; the user may then delete the stack."""
+    secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:x" if stage == "influxdb" else ""
+    policy = generate(load_stage(stage), ACCOUNT, REGION, secret)["deployment-policy.json"]
+    for action, resource in ROLLBACK + [("cloudformation:DeleteStack", "{stack}")]:
+        assert allows(policy, action, resource.format(**names(stage, STACK_NAME))), action
+    assert not allows(policy, "lambda:DeleteFunction",
+                      f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:SomeoneElses")
+    assert not allows(policy, "iam:DeleteRole", f"arn:aws:iam::{ACCOUNT}:role/Admin")
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_each_identity_gets_only_its_own_steps(stage):
+    """The deploying user creates and deletes the database and table but reads and writes no
+    sample; the Prometheus user reads and writes but creates and deletes nothing."""
+    policies = generate(load_stage(stage), ACCOUNT, REGION)
+    arns = names(stage, STACK_NAME)
+    deployer = policies["deployment-policy.json"]
+    prometheus = policies["prometheus-user-policy.json"]
+    for action in ("timestream:Select", "timestream:WriteRecords"):
+        assert not allows(deployer, action, arns["table"]), action
+    for action in ("timestream:CreateTable", "timestream:DeleteTable"):
+        assert allows(deployer, action, arns["table"]), action
+        assert not allows(prometheus, action, arns["table"]), action
+    other = arns["table"].replace("PrometheusMetricsTable", "Other")
+    assert not allows(deployer, "timestream:DeleteTable", other)
+    actions = {a for st in prometheus["Statement"] for a in st["Action"]}
+    assert not any(a.split(":")[1].startswith(("Create", "Delete")) for a in actions)
+
+
+def test_the_influxdb_stage_deploys_only_through_its_template():
+    """No document runs `chalice deploy` on the influxdb stage, nor copies a policy file
+    `make policies` already writes; both say that the stage deploys through the template."""
+    for document in ("README.md", "docs/influxdb.md"):
+        for command, rest in sh_commands(document):
+            if command.startswith("chalice"):
+                assert "influxdb" not in rest, (document, command, rest)
+        with open(os.path.join(ROOT, document)) as handle:
+            text = handle.read()
+        assert not re.search(r"\bcp\b[^\n]*\.chalice/", text), document
+        assert "deploys only through its SAM template" in " ".join(text.split()), document
+    assert not [c for c, _ in sh_commands("docs/influxdb.md") if c.startswith("chalice")]
+    with open(os.path.join(ROOT, "docs/influxdb.md")) as handle:
+        assert "STACK_NAME=PrometheusInfluxDBConnector" in handle.read()  # its sam deploy's
