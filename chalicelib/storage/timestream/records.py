@@ -296,11 +296,35 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
     # By target, then time (one scrape shares its time too), largest records first: the
     # last call of a scrape, rounded up to a whole KiB like the others, holds the smallest.
     mixed.sort(key=lambda entry: (entry[0].order[:2], entry[1], -entry[0].mixed))
+    chunks = []
     for _, run in groupby(mixed, key=lambda entry: entry[0].order[:2]):
         run = list(run)
-        batches.extend(_batch(run[i:i + MAX_RECORDS_PER_CALL])
-                       for i in range(0, len(run), MAX_RECORDS_PER_CALL))
+        chunks.extend(run[i:i + MAX_RECORDS_PER_CALL]
+                      for i in range(0, len(run), MAX_RECORDS_PER_CALL))
+    batches.extend(_packed(chunks))
     return batches, rejected
+
+
+def _packed(chunks: List[List[Tuple[_Member, str, str]]]) -> List[Batch]:
+    """Calls for ``chunks`` (each one target's records, in order), neighbours joined into
+    one call while that costs no more than apart: each call is rounded up to a whole KiB,
+    so the small scrapes of many targets cost less together, their dimensions then in
+    their records."""
+    result: List[Batch] = []
+    current: List[Tuple[_Member, str, str]] = []
+    current_batch: Optional[Batch] = None
+    for chunk in chunks:
+        if current_batch is not None and len(current) + len(chunk) <= MAX_RECORDS_PER_CALL:
+            joined = _batch(current + chunk)
+            if _units(joined) <= _units(current_batch) + _units(_batch(chunk)):
+                current, current_batch = current + chunk, joined
+                continue
+        if current_batch is not None:
+            result.append(current_batch)
+        current, current_batch = list(chunk), _batch(chunk)
+    if current_batch is not None:
+        result.append(current_batch)
+    return result
 
 
 def _own_calls(entries: List[Tuple[_Member, str, str]], batches: List[Batch]
@@ -323,13 +347,13 @@ def _own_calls(entries: List[Tuple[_Member, str, str]], batches: List[Batch]
 
 
 def _units(batch: Batch) -> int:
-    """Metered 1 KiB units of a call of one metric (pricing docs, "Writes"): its name is in
-    CommonAttributes."""
+    """Metered 1 KiB units of a call (pricing docs, "Writes"): what CommonAttributes carry
+    counts once, the rest per record, 8 bytes of value each, rounded up to a whole KiB."""
     common = batch.common
-    size = 8 * ("Time" in common) + len(common["MeasureName"].encode()) + sum(
+    size = 8 * ("Time" in common) + len(common.get("MeasureName", "").encode()) + sum(
         len(d["Name"].encode()) + len(d["Value"].encode()) for d in common.get("Dimensions", ()))
     for record in batch.records:
-        size += 8 + 8 * ("Time" in record) + sum(
+        size += 8 + 8 * ("Time" in record) + len(record.get("MeasureName", "").encode()) + sum(
             len(d["Name"].encode()) + len(d["Value"].encode())
             for d in record.get("Dimensions", ()))
     return -(-size // 1024)

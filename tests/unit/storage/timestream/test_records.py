@@ -231,15 +231,16 @@ def test_labels_decoded_from_a_request_are_mapped_like_literal_ones(env):
     """A request's label names are new string objects, never the interned literals of the
     code: the metric name, job and instance are still found by value."""
     request = [Series(((fresh("__name__"), fresh("cpu")), (fresh("instance"), fresh(target)),
-                       (fresh("job"), fresh("node")), (fresh("mode"), fresh("idle"))),
-                      [NOW_MS], [1.0]) for target in ("a:1", "b:1")]
+                       (fresh("job"), fresh("node")), (fresh("mode"), fresh(f"m{k:02}"))),
+                      [NOW_MS], [1.0]) for target in ("a:1", "b:1") for k in range(60)]
     literal = "__name__"
     assert request[0].labels[0][0] == literal and request[0].labels[0][0] is not literal
-    assert env.store.write(request, context()).stored == 2
+    assert env.store.write(request, context()).stored == 120
+    # 60 series a target: too many to share one call, so a call per target
     assert sorted(((c["CommonAttributes"]["MeasureName"], c["CommonAttributes"]["Dimensions"])
-                   for c in env.wire.calls), key=str) == [  # a call per target
-        ("cpu", [{"Name": "instance", "Value": target}, {"Name": "job", "Value": "node"},
-                 {"Name": "mode", "Value": "idle"}]) for target in ("a:1", "b:1")]
+                   for c in env.wire.calls), key=str) == [
+        ("cpu", [{"Name": "instance", "Value": target}, {"Name": "job", "Value": "node"}])
+        for target in ("a:1", "b:1")]
 
 
 def test_decoded_labels_are_checked_against_the_limits_like_literal_ones(env):
@@ -258,10 +259,12 @@ def test_labels_sorting_before_the_metric_name_count_against_the_limits(env):
 
 
 def test_a_target_is_its_job_and_instance_even_as_decoded_strings(env):
-    """One metric of two jobs on one instance: two targets, a call each."""
-    request = [Series(((fresh("__name__"), fresh("cpu")), (fresh("instance"), fresh("i:1")),
-                       (fresh("job"), fresh(job))), [NOW_MS], [1.0]) for job in ("a", "b")]
-    assert env.store.write(request, context()).stored == 2
+    """One metric of two jobs on one instance: two targets, a call each (60 series each,
+    too many to share one call)."""
+    request = [Series(((fresh("__name__"), fresh("cpu")), (fresh("core"), fresh(f"{k:02}")),
+                       (fresh("instance"), fresh("i:1")), (fresh("job"), fresh(job))),
+                      [NOW_MS], [1.0]) for job in ("a", "b") for k in range(60)]
+    assert env.store.write(request, context()).stored == 120
     assert sorted(str(c["CommonAttributes"]["Dimensions"]) for c in env.wire.calls) == [
         str([{"Name": "instance", "Value": "i:1"}, {"Name": "job", "Value": job}])
         for job in ("a", "b")]
@@ -310,3 +313,31 @@ def test_grouping_a_huge_write_stops_at_the_deadline(monkeypatch):
     with pytest.raises(BackendUnavailable, match="grouping the write"):
         records.build_batches(many + many[:1], NOW_MS, None, Passing())  # looks at 0, 2, 4
     assert len(looked) == 3
+
+
+def test_small_scrapes_of_many_targets_share_calls_and_cost_less_than_one_record_each():
+    """Two load averages from each of 50 targets: one call per target would cost 50 KiB
+    (each call rounds up to a whole KiB); packed, they cost what the records weigh."""
+    many = [Series(tuple(sorted({"__name__": metric, "job": "node",
+                                 "instance": f"10.0.0.{i}:9100"}.items())), [NOW_MS], [1.0])
+            for i in range(50) for metric in ("node_load1", "node_load5")]
+    batches, _ = records.build_batches(many, NOW_MS, None)
+    assert [len(b.records) for b in batches] == [100]  # about 50 bytes a record: one call
+    assert metering.connector_units(many, NOW_MS) == 4 < metering.go_units(many) == 6
+    [batch] = batches
+    # every record keeps its own target; the shared job and time are common
+    assert batch.common["Dimensions"] == [{"Name": "job", "Value": "node"}]
+    assert {r["Dimensions"][0]["Value"] for r in batch.records} == {
+        f"10.0.0.{i}:9100" for i in range(50)}
+    assert sorted(batch.labels) == sorted(s.labels for s in many)
+
+
+def test_targets_too_large_to_share_a_call_keep_calls_of_their_own():
+    """60 records each: two targets cannot share a call of at most 100 records."""
+    big = [Series(tuple(sorted({"__name__": "m", "job": "node", "instance": f"host-{i}",
+                                "k": f"{k:02}"}.items())), [NOW_MS], [1.0])
+           for i in range(3) for k in range(60)]
+    batches, _ = records.build_batches(big, NOW_MS, None)
+    assert sorted(len(b.records) for b in batches) == [60, 60, 60]
+    for batch in batches:
+        assert len({dict(labels)["instance"] for labels in batch.labels}) == 1

@@ -377,6 +377,17 @@ def test_a_refused_series_does_not_stop_the_series_after_it(env):
     assert len(env.wire.records()) == 1
 
 
+def targets(*jobs):
+    """60 series for each job: too many for two jobs to share a call, so a call each."""
+    return [series({"__name__": "m", "job": job, "k": f"{k:02}"}, [(NOW_MS, 1.0)])
+            for job in jobs for k in range(60)]
+
+
+def stored_jobs(env):
+    return sorted({d["Value"] for r in env.wire.records() for d in r["Dimensions"]
+                   if d["Name"] == "job"})
+
+
 def answer_calls_of(env, marker: str, code: str, status: int = 400):
     """Answer every WriteRecords call whose records mention ``marker`` with ``code``."""
     from types import SimpleNamespace
@@ -392,36 +403,29 @@ def answer_calls_of(env, marker: str, code: str, status: int = 400):
 
 def test_persistent_throttling_of_one_batch_is_503_after_the_other_batches_are_written(env):
     answer_calls_of(env, "throttled", "ThrottlingException")
-    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
-             for job in ("a-throttled", "b", "c")]
     with pytest.raises(BackendUnavailable, match="ThrottlingException") as raised:
-        env.store.write(batch, context(deadline_seconds=8.0))
+        env.store.write(targets("a-throttled", "b", "c"), context(deadline_seconds=8.0))
     assert raised.value.status == 503
-    assert sorted(d["Value"] for r in env.wire.records() for d in r["Dimensions"]) == ["b", "c"]
+    assert stored_jobs(env) == ["b", "c"]
 
 
 def test_a_transient_failure_wins_over_a_permanent_one_so_prometheus_retries_soon(env):
     answer_calls_of(env, "throttled", "ThrottlingException")
     answer_calls_of(env, "refused", "InvalidEndpointException")
-    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
-             for job in ("a-throttled", "b-refused", "c")]
     with pytest.raises(BackendUnavailable, match="ThrottlingException"):
-        env.store.write(batch, context(deadline_seconds=8.0))
-    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)])
-             for job in ("a-refused", "b-throttled", "c")]
+        env.store.write(targets("a-throttled", "b-refused", "c"), context(deadline_seconds=8.0))
     with pytest.raises(BackendUnavailable, match="ThrottlingException"):
-        env.store.write(batch, context(deadline_seconds=8.0))
-    assert [d["Value"] for r in env.wire.records() for d in r["Dimensions"]] == ["c"]
+        env.store.write(targets("a-refused", "b-throttled", "c"), context(deadline_seconds=8.0))
+    assert stored_jobs(env) == ["c"]
 
 
 def test_a_permanent_failure_of_one_batch_is_500_naming_the_code(env):
     answer_calls_of(env, "refused", "InvalidEndpointException")
-    batch = [series({"__name__": "m", "job": job}, [(NOW_MS, 1.0)]) for job in ("a-refused", "b")]
     with pytest.raises(BackendError, match=r"Timestream refused the request to Timestream table "
                                            r"PrometheusDatabase.PrometheusMetricsTable "
                                            r"\(InvalidEndpointException\): injected InvalidEndpointException"):
-        env.store.write(batch, context())
-    assert len(env.wire.records()) == 1
+        env.store.write(targets("a-refused", "b"), context())
+    assert stored_jobs(env) == ["b"]
 
 
 def test_the_first_20_rejected_series_are_logged_then_how_many_more(env, caplog):
