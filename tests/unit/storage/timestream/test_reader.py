@@ -363,6 +363,16 @@ def test_a_read_over_hours_runs_its_slices_at_once_and_joins_them_exactly(env):
     assert took < 1.0 + 4 * 1.0  # SHOW MEASURES, then four 1-s starts side by side, not in turn
 
 
+def test_a_read_of_one_millisecond_finds_the_sample_at_it(env):
+    write_series(env, 1, samples=3)
+    instant = NOW_MS - 1000
+    [found] = env.store.read(Query(instant, instant, (Matcher.of(0, "__name__", "m"),)),
+                             context(deadline=Deadline(600)))
+    assert list(found.timestamps) == [instant]
+    assert env.store.read(Query(instant + 1, instant, (Matcher.of(0, "__name__", "m"),)),
+                          context(deadline=Deadline(600))) == []  # an empty range
+
+
 def test_labels_of_a_series_found_in_several_slices_are_charged_once(env):
     from chalicelib.context import SAMPLE_BYTES, series_bytes
     times = write_hours(env, series=2, hours=3)
