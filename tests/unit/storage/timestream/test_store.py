@@ -222,6 +222,21 @@ def test_only_samples_older_than_the_memory_stores_retention_are_late():
         assert ctx.telemetry.late == 1
 
 
+def test_a_table_without_a_report_location_is_warned_about_once_per_process(monkeypatch,
+                                                                          caplog):
+    clock = [0.0]
+    monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
+    with timestream_env(magnetic_writes=True, clock=lambda: NOW_MS / 1000) as env:
+        lookups = FaultInjector(env.write_client, "DescribeTable", [])
+        for _ in range(3):  # a lookup each time: the facts are older than their TTL
+            clock[0] += timestream.TABLE_FACTS_TTL_SECONDS + 1
+            env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context())
+        assert lookups.calls == 3
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"
+                and "MagneticStoreRejectedDataLocation" in r.getMessage()]
+    assert len(warnings) == 1
+
+
 def test_without_magnetic_writes_no_sample_is_late(env):
     assert env.store.write([series({"__name__": "m"}, [(NOW_MS - 1000, 1.0)])],
                            context()).late == 0
@@ -341,6 +356,29 @@ def test_without_describe_table_permission_timestream_judges_the_times(env, capl
     assert (result.stored, result.rejected) == (1, 1)
     assert "Timestream rejected the record: The record timestamp is outside" in result.reasons[0]
     assert "timestream:DescribeTable" in caplog.text
+
+
+def test_a_denied_table_lookup_is_a_failure_not_a_throttle(env):
+    FaultInjector(env.write_client, "DescribeTable", [(400, "AccessDeniedException")])
+    ctx = context()
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], ctx)
+    lookup = ctx.telemetry.calls("timestream", "DescribeTable")
+    assert (lookup.calls, lookup.failures, lookup.throttles) == (1, 1, 0)
+
+
+def test_closing_an_evicted_store_never_waits_for_its_calls_in_flight(env):
+    """A request that evicts a store from the cache goes on while the store's last calls
+    (another request's) finish."""
+    import threading
+    import time
+    release = threading.Event()
+    env.store.executor.submit(release.wait, 10)
+    env.store.reader.runner.executor.submit(release.wait, 10)
+    started = time.monotonic()
+    env.store.close()
+    took = time.monotonic() - started
+    release.set()
+    assert took < 5
 
 
 def test_no_call_starts_unless_it_can_finish_before_the_one_request_deadline(env, monkeypatch):
