@@ -79,6 +79,14 @@ def test_no_call_starts_once_the_deadline_has_passed(env, caplog):
     assert caplog.text == ""  # no query started: none to cancel
 
 
+@pytest.mark.parametrize("remaining", [0, -0.5])
+def test_no_page_is_asked_for_at_or_past_the_deadline(env, remaining):
+    runner = env.store.reader.runner
+    with pytest.raises(BackendUnavailable, match="still running at the request deadline"):
+        list(runner.pages("SELECT 1", Countdown(remaining), timestream_query.QueryRun(runner)))
+    assert env.queries.calls == []
+
+
 def test_a_read_of_exactly_the_sample_limit_is_answered(env):
     write_series(env, 3, samples=2)
     assert len(read(env, (0, "__name__", "m"), limit=6)) == 3
