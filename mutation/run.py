@@ -35,6 +35,7 @@ _INFLUXDB_ONLY = ["-k", "not sqlite and not timestream"]
 _UNIT, _SYSTEM = "tests/unit", "tests/system"
 _CONTRACT = "tests/contract/test_store_contract.py"
 _TS, _INFLUX = f"{_UNIT}/storage/timestream", f"{_UNIT}/storage/influxdb"
+_TELEMETRY = f"{_UNIT}/telemetry"
 #: Not the test that compares chunks with a real Prometheus process (a subprocess).
 _NO_PROMETHEUS = ["--deselect",
                   f"{_UNIT}/protocol/test_xor_chunks.py::test_chunks_equal_those_prometheus_encodes"]
@@ -99,6 +100,11 @@ MODULES: Dict[str, List[str]] = {
                                                 f"{_INFLUX}/test_line_protocol.py"],
     "chalicelib/storage/influxdb/client.py": [f"{_INFLUX}/test_client.py", *_INFLUXDB_TESTS,
                                               f"{_INFLUX}/test_credentials.py", *_INFLUXDB_ONLY],
+    "chalicelib/telemetry/request.py": [f"{_TELEMETRY}/test_request.py", f"{_UNIT}/test_retry.py",
+                                        f"{_UNIT}/test_handlers.py", _CONTRACT, *_SQLITE_ONLY],
+    "chalicelib/telemetry/local.py": [f"{_TELEMETRY}/test_local.py", f"{_SYSTEM}/test_metrics.py"],
+    "chalicelib/telemetry/emf.py": [f"{_TELEMETRY}/test_emf.py"],
+    "chalicelib/telemetry/observe.py": [f"{_TELEMETRY}/test_observe.py"],
 }
 
 PYTEST_OPTIONS = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]

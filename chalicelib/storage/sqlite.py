@@ -44,7 +44,7 @@ READ_CHUNK = 500  # pragma: no mutate (a batch size: answers are the same)
 #: Metric names matched between two looks at the request deadline.
 NAMES_PER_DEADLINE_CHECK = 256  # pragma: no mutate (how often: answers are the same)
 #: Series written between two looks at the request's deadline (one transaction for all).
-SERIES_PER_CHUNK = 20_000
+SERIES_PER_CHUNK = 20_000  # pragma: no mutate (how often: answers are the same)
 #: Sample rows fetched (and charged to the read budget) at a time.
 FETCH_ROWS = 8192  # pragma: no mutate (a batch size: answers are the same)
 _SERIES_ID, _TIME, _BITS = itemgetter(0), itemgetter(1), itemgetter(2)

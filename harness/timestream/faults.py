@@ -1,4 +1,5 @@
 """Inject AWS errors into chosen calls of a real boto3 client (botocore event hooks)."""
+import json
 import threading
 from types import SimpleNamespace
 from typing import List, Optional
@@ -27,4 +28,5 @@ class FaultInjector:
         status, code = error
         parsed = {"Error": {"Code": code, "Message": f"injected {code}"},
                   "ResponseMetadata": {"HTTPStatusCode": status}, **self.extra}
-        return SimpleNamespace(status_code=status, headers={}), parsed
+        # as botocore reads it from the JSON body: fresh strings, not the caller's constants
+        return SimpleNamespace(status_code=status, headers={}), json.loads(json.dumps(parsed))

@@ -34,12 +34,13 @@ class Refusal(NamedTuple):
         return json.dumps(body).encode()
 
     def parsed(self) -> dict:
-        """What botocore makes of that body."""
+        """What botocore makes of that body: fresh objects read from JSON, never this
+        module's constants (code that compares an error code with ``is`` fails on AWS)."""
         parsed = {"Error": {"Code": self.code, "Message": self.message},
                   "ResponseMetadata": {"HTTPStatusCode": self.status}}
         if self.rejected is not None:
             parsed["RejectedRecords"] = self.rejected
-        return parsed
+        return json.loads(json.dumps(parsed))
 
 
 def validation(message: str) -> Refusal:

@@ -120,4 +120,4 @@ def test_attempts_retries_throttles_and_the_failure_are_counted(monkeypatch):
     with pytest.raises(KeyError):
         retry.with_retries(lambda timeout: {}["refused"], FakeDeadline(30.0), "w", 5.0, 0.5,
                            stats)
-    assert (stats.calls, stats.failures) == (5, 2)
+    assert (stats.calls, stats.throttles, stats.failures) == (5, 2, 2)  # a refusal: no throttle

@@ -174,13 +174,13 @@ def test_translating_a_huge_request_stops_at_the_deadline(monkeypatch):
     from chalicelib.errors import BackendUnavailable
     monkeypatch.setattr(translate, "SERIES_PER_DEADLINE_CHECK", 3)
     body = codec.encode_message(write_request(*[({"__name__": "m", "i": str(i)}, [(1, 1.0)])
-                                                for i in range(7)]))
+                                                for i in range(10)]))
     request = codec.decode_write_request(body, HEADERS, 1 << 20)
-    deadline = Looked(3)  # series 0, 3 and 6
-    assert len(translate.series_from_write_request(request, deadline).series) == 7
-    assert deadline.at == ["translating the write request"] * 3
+    deadline = Looked(4)  # series 0, 3, 6 and 9
+    assert len(translate.series_from_write_request(request, deadline).series) == 10
+    assert deadline.at == ["translating the write request"] * 4
     with pytest.raises(BackendUnavailable, match="translating the write request"):
-        translate.series_from_write_request(request, Looked(2))
+        translate.series_from_write_request(request, Looked(3))
 
 
 def test_write_v2_translation_stops_at_the_deadline_too(monkeypatch):

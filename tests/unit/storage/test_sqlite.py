@@ -411,3 +411,19 @@ def test_a_series_new_in_one_chunk_and_repeated_in_the_next_is_one_series(tmp_pa
     found = list(store.read(query((0, "__name__", "m")), context()))
     assert [(s.labels, list(s.timestamps)) for s in found] == [(a, [1, 2]), (b, [1])]
     assert SQLiteStore(str(tmp_path))._index.ids == store._index.ids  # as a restart sees it
+
+
+def test_a_chunk_of_known_pending_and_new_series_finds_each_ones_id(tmp_path, monkeypatch):
+    """Chunks of two: [n, x] new; [k, n], k stored by an earlier write, n by this one (not
+    committed yet); [y] new after them."""
+    from chalicelib.storage import sqlite
+    monkeypatch.setattr(sqlite, "SERIES_PER_CHUNK", 2)
+    store = SQLiteStore(str(tmp_path))
+    k, n, x, y = ((("__name__", "m"), ("i", name)) for name in "knxy")
+    store.write([Series(k, [1], [0.0])], context())
+    assert store.write([Series(n, [1], [1.0]), Series(x, [1], [2.0]), Series(k, [2], [3.0]),
+                        Series(n, [2], [4.0]), Series(y, [1], [5.0])], context()).stored == 5
+    found = list(store.read(query((0, "__name__", "m")), context()))
+    assert [(s.labels, list(s.values)) for s in found] == [
+        (k, [0.0, 3.0]), (n, [1.0, 4.0]), (x, [2.0]), (y, [5.0])]
+    assert SQLiteStore(str(tmp_path))._index.ids == store._index.ids  # as a restart sees it

@@ -38,6 +38,7 @@ def test_a_request_adds_its_counts_and_every_reason_is_shown_from_the_start():
     assert grew("connector_backend_retries_total", backend="influxdb", operation="write") == 1
     assert grew("connector_backend_throttles_total", backend="influxdb", operation="write") == 1
     assert grew("connector_timestream_write_units_total") == 4
+    assert grew("connector_read_backend_calls_count") == 0  # a histogram of reads only
 
 
 def test_a_read_observes_its_backend_calls_and_counts_no_samples():
@@ -59,3 +60,18 @@ def test_a_read_observes_its_backend_calls_and_counts_no_samples():
 def test_build_info_names_the_version():
     from chalicelib.version import VERSION
     assert samples()[("connector_build_info", (("version", VERSION),))] == 1
+
+
+def test_the_histograms_have_the_buckets_dashboards_query():
+    """``histogram_quantile`` over these buckets (README): request times up to 30 s (the
+    stages' Lambda timeout), backend calls per read in powers of two up to 512."""
+    local.record(RequestTelemetry("/read"), 200, 0.1)
+
+    def bounds(name, **labels):
+        return [float(dict(key)["le"]) for (sample, key) in samples()
+                if sample == name + "_bucket"
+                and all(dict(key).get(k) == v for k, v in labels.items())]
+    assert sorted(bounds("connector_request_duration_seconds", route="/read")) == [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 30, float("inf")]
+    assert sorted(bounds("connector_read_backend_calls")) == [
+        1, 2, 4, 8, 16, 32, 64, 128, 256, 512, float("inf")]

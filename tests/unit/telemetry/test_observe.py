@@ -65,3 +65,28 @@ def test_a_telemetry_failure_is_logged_and_never_fails_the_request(monkeypatch, 
     with caplog.at_level(logging.ERROR, logger="chalicelib.telemetry.observe"):
         assert view().status_code == 204
     assert "could not record the request's metrics" in caplog.text
+
+
+def test_the_time_published_is_the_views_by_the_clock(monkeypatch):
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    clock = [2.0]
+    monkeypatch.setattr(observe.time, "perf_counter", lambda: clock[0])
+    published = []
+    monkeypatch.setattr(local, "record", lambda t, status, seconds: published.append(seconds))
+
+    @observe.observed("/write", lambda: "dev")
+    def view():
+        clock[0] = 7.0  # the view takes 5 s
+        return Answer(204)
+    view()
+    assert published == [5.0]
+
+
+def test_a_view_keeps_its_name_and_docstring_which_chalice_uses():
+    """Chalice names a route's view after the function, and takes the route's summary in
+    the API definition it generates (``chalice package``) from the docstring."""
+    @observe.observed("/read", lambda: "dev")
+    def read_view():
+        """Answer a remote read."""
+    assert read_view.__name__ == "read_view"
+    assert read_view.__doc__ == "Answer a remote read."

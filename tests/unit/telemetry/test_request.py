@@ -21,6 +21,23 @@ def test_calls_are_counted_per_backend_and_operation_and_summed():
                                               ("timestream", "WriteRecords")]
 
 
+def test_a_request_that_did_nothing_counts_nothing():
+    """What an undecodable body or an empty read publishes: zeros, never a stray count."""
+    telemetry = RequestTelemetry("/write")
+    assert (telemetry.received, telemetry.stored, telemetry.failed, telemetry.write_units,
+            telemetry.late) == (0, 0, 0, 0, 0)
+    assert not telemetry.rejected and not telemetry.operations()
+    assert telemetry.total("calls") == telemetry.total("throttles") == 0
+
+
+def test_an_operation_that_fails_for_good_is_a_throttle_only_when_said_so():
+    stats = RequestTelemetry("/write").calls("embedded", "write")
+    stats.failed()
+    assert (stats.failures, stats.throttles) == (1, 0)
+    stats.failed(throttled=True)
+    assert (stats.failures, stats.throttles) == (2, 1)
+
+
 def test_a_reason_outside_the_fixed_set_is_counted_as_backend_refused():
     telemetry = RequestTelemetry("/write")
     telemetry.reject("duplicate", 2)

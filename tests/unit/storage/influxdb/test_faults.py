@@ -127,8 +127,10 @@ def test_a_body_over_the_servers_max_body_size_is_refused_once_not_retried(proxi
     which setting to lower."""
     proxy, store = proxied
     proxy.status, proxy.fail, proxy.requests = 413, 1, 0
-    result = store.write(series("large", [1, 2]), context())
+    ctx = context()
+    result = store.write(series("large", [1, 2]), ctx)
     assert (result.stored, result.rejected, proxy.requests) == (0, 2, 1)
+    assert dict(ctx.telemetry.rejected) == {"limits": 2}
     assert result.reasons == ("InfluxDB did not store 2 of 2 points: HTTP 413 (injected): the "
                               "request was larger than InfluxDB's max-body-size; set "
                               "INFLUXDB_MAX_BODY_BYTES below it",)

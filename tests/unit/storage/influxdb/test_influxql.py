@@ -48,6 +48,8 @@ def test_regex_dialect_of_prometheus_3():
 
 @pytest.mark.parametrize("matcher,expected", [
     ((0, "job", "api"), "\"job\"::tag = 'api'"),
+    ((0, "Env", "prod"), "\"Env\"::tag = 'prod'"),  # sorts before __name__: no fallback
+    ((0, "__name__", "m"), "(\"__name__\"::tag = '' OR \"__name__\"::tag = 'm')"),
     ((0, "job", ""), "\"job\"::tag = ''"),
     ((1, "job", ""), "\"job\"::tag != ''"),
     ((1, "job", "api"), "(\"job\"::tag = '' OR \"job\"::tag != 'api')"),
@@ -60,6 +62,17 @@ def test_regex_dialect_of_prometheus_3():
 ])
 def test_conditions(matcher, expected):
     assert condition(m(*matcher)) == expected
+
+
+def test_a_name_matcher_decoded_from_a_request_also_selects_points_without_a_name_tag():
+    """Names decoded from the wire are new strings (not the interned literal)."""
+    from chalicelib.protocol.prompb import remote_pb2
+    from harness.remote import read_request
+    wire = remote_pb2.ReadRequest.FromString(
+        read_request((0, 10, [(0, "__name__", "m")])).SerializeToString())
+    [decoded] = wire.queries[0].matchers
+    assert condition(m(decoded.type, decoded.name, decoded.value)) == \
+        "(\"__name__\"::tag = '' OR \"__name__\"::tag = 'm')"
 
 
 def test_sources():

@@ -9,10 +9,12 @@ import time
 
 import pytest
 
-from chalicelib.errors import BackendError, BackendUnavailable, BadRequest
+from chalicelib.errors import (BackendError, BackendUnavailable, BadRequest, Forbidden,
+                               Unauthorized)
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.protocol import codec
+from chalicelib.retry import Transient
 from chalicelib.storage.influxdb import store as influxdb
 from chalicelib.storage.influxdb.line_protocol import stored_key
 from harness.influxd import fresh_store
@@ -128,9 +130,11 @@ def test_points_influxdb_can_never_store_are_counted_and_the_rest_stored(influx_
     store = fresh_store(influx_server)
     # An integer field "value" in this shard makes InfluxDB drop float values for "m".
     assert influx_server.write_lines(store.client.database, "m,__name__=m value=1i 1000") == 204
+    ctx = context()
     result = store.write([Series(labels(__name__="m"), [2000, 3000], [1.5, 2.5]),
-                          Series(labels(__name__="ok"), [2000], [4.0])], context())
+                          Series(labels(__name__="ok"), [2000], [4.0])], ctx)
     assert (result.stored, result.rejected) == (1, 2)
+    assert dict(ctx.telemetry.rejected) == {"backend_refused": 2}
     assert "dropped" in result.reasons[0] or "conflict" in result.reasons[0]
     [ok] = list(store.read(query((0, "__name__", "ok")), context(10)))
     assert list(ok.values) == [4.0]
@@ -164,6 +168,72 @@ def test_sample_limit_stops_a_chunked_read(influx_server):
     assert all(list(s.timestamps) == list(range(5000)) for s in result)
     with pytest.raises(Exception, match="more than 24999 samples"):
         list(store.read(query((0, "__name__", "many")), context(24_999)))
+
+
+def test_a_series_over_several_chunks_is_charged_each_sample_once(influx_server):
+    store = fresh_store(influx_server)
+    store.write([Series(labels(__name__="long"), list(range(25_000)), [1.0] * 25_000)],
+                context())
+    [found] = store.read(query((0, "__name__", "long"), end=30_000), context(25_000))
+    assert len(found.timestamps) == 25_000  # three chunks of one series
+    with pytest.raises(Exception, match="more than 24999 samples"):
+        store.read(query((0, "__name__", "long"), end=30_000), context(24_999))
+
+
+class CheckingClient:
+    """Answers each credentials check with the next of ``answers``: InfluxDB's results, or
+    an error to raise."""
+
+    def __init__(self, *answers):
+        self.answers, self.statements = list(answers), []
+
+    def query(self, statement, timeout):
+        self.statements.append(statement)
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return iter(answer)
+
+
+def checked(client, times):
+    store = influxdb.InfluxDBStore(client, create_database=False)
+    contexts = [context() for _ in range(times)]
+    for ctx in contexts:
+        store.check_credentials(ctx)
+    return [ctx.telemetry.calls("influxdb", "query") for ctx in contexts]
+
+
+def test_credentials_are_checked_once_with_a_show_measurements_of_one():
+    client = CheckingClient([{"statement_id": 0}])
+    first, second = checked(client, 2)
+    assert client.statements == ["SHOW MEASUREMENTS LIMIT 1"]
+    assert (first.calls, first.failures, second.calls) == (1, 0, 0)
+
+
+def test_a_check_answered_with_an_error_lets_the_read_answer_and_is_tried_again():
+    client = CheckingClient([{"error": "database not found: prometheus"}], [{}])
+    checked(client, 2)
+    assert len(client.statements) == 2
+
+
+@pytest.mark.parametrize("error", [BackendError("HTTP 500"), BackendUnavailable("down"),
+                                   Transient("HTTP 503")])
+def test_a_check_that_fails_otherwise_lets_the_read_answer_and_is_tried_again(error):
+    client = CheckingClient(error, [{}], [{}])
+    first, second, third = checked(client, 3)
+    assert len(client.statements) == 2
+    assert (first.failures, first.throttles, second.failures, third.calls) == (1, 0, 0, 0)
+
+
+@pytest.mark.parametrize("error", [Unauthorized("who?"), Forbidden("no rights")])
+def test_refused_credentials_fail_the_check_every_time(error):
+    client = CheckingClient(error, error)
+    store = influxdb.InfluxDBStore(client, create_database=False)
+    for _ in range(2):
+        ctx = context()
+        with pytest.raises(type(error)):
+            store.check_credentials(ctx)
+        assert ctx.telemetry.calls("influxdb", "query").failures == 1
 
 
 def readme() -> str:
@@ -416,9 +486,11 @@ def test_a_series_with_huge_labels_goes_in_requests_bounded_in_bytes(influx_serv
 
 def test_a_line_that_can_never_fit_is_refused_naming_it_and_the_rest_stored(influx_server):
     store = fresh_store(influx_server, max_body_bytes=50_000)
+    ctx = context()
     result = store.write([Series(labels(__name__="huge", blob="x" * 60_000), [1], [1.0]),
-                          Series(labels(__name__="small"), [1], [2.0])], context())
+                          Series(labels(__name__="small"), [1], [2.0])], ctx)
     assert (result.stored, result.rejected) == (1, 1)
+    assert dict(ctx.telemetry.rejected) == {"limits": 1}
     assert result.reasons[0].startswith("InfluxDB cannot take a 60036-byte line, over "
                                         "INFLUXDB_MAX_BODY_BYTES (50000): huge,__name__=huge,blob=")
     assert [s.values[0] for s in store.read(query((0, "__name__", "small")), context())] == [2.0]

@@ -79,6 +79,14 @@ def test_no_call_starts_once_the_deadline_has_passed(env, caplog):
     assert caplog.text == ""  # no query started: none to cancel
 
 
+@pytest.mark.parametrize("remaining", [0, -0.5])
+def test_no_page_is_asked_for_at_or_past_the_deadline(env, remaining):
+    runner = env.store.reader.runner
+    with pytest.raises(BackendUnavailable, match="still running at the request deadline"):
+        list(runner.pages("SELECT 1", Countdown(remaining), timestream_query.QueryRun(runner)))
+    assert env.queries.calls == []
+
+
 def test_a_read_of_exactly_the_sample_limit_is_answered(env):
     write_series(env, 3, samples=2)
     assert len(read(env, (0, "__name__", "m"), limit=6)) == 3
@@ -361,6 +369,16 @@ def test_a_read_over_hours_runs_its_slices_at_once_and_joins_them_exactly(env):
         ((("__name__", "m"), ("i", str(i))), times, [float(i)] * len(times)) for i in range(3)]
     assert len([c for c in selects(env) if "NextToken" not in c]) == 4
     assert took < 1.0 + 4 * 1.0  # SHOW MEASURES, then four 1-s starts side by side, not in turn
+
+
+def test_a_read_of_one_millisecond_finds_the_sample_at_it(env):
+    write_series(env, 1, samples=3)
+    instant = NOW_MS - 1000
+    [found] = env.store.read(Query(instant, instant, (Matcher.of(0, "__name__", "m"),)),
+                             context(deadline=Deadline(600)))
+    assert list(found.timestamps) == [instant]
+    assert env.store.read(Query(instant + 1, instant, (Matcher.of(0, "__name__", "m"),)),
+                          context(deadline=Deadline(600))) == []  # an empty range
 
 
 def test_labels_of_a_series_found_in_several_slices_are_charged_once(env):

@@ -9,6 +9,7 @@ from chalicelib.errors import BackendError, BackendUnavailable
 from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.protocol.labels import validate_labels
+from chalicelib.storage.timestream import client as timestream_client
 from chalicelib.storage.timestream import records
 from chalicelib.storage.timestream import store as timestream
 from harness.timestream.env import NOW_MS, timestream_env
@@ -209,6 +210,33 @@ def test_late_samples_are_counted_and_their_conflicts_reported_only_to_s3(bucket
         assert "drops the late samples it rejects (conflicts) without any report" in warnings[0]
 
 
+def test_only_samples_older_than_the_memory_stores_retention_are_late():
+    with timestream_env(magnetic_writes=True, magnetic_days=30, memory_hours=6,
+                        clock=lambda: NOW_MS / 1000) as env:
+        oldest_memory = NOW_MS - 6 * 3_600_000
+        ctx = context()
+        result = env.store.write([series({"__name__": "m"}, [
+            (oldest_memory - 1, 1.0), (oldest_memory, 1.0), (NOW_MS - 1000, 1.0),
+            (NOW_MS, 1.0)])], ctx)
+        assert (result.stored, result.late) == (4, 1)
+        assert ctx.telemetry.late == 1
+
+
+def test_a_table_without_a_report_location_is_warned_about_once_per_process(monkeypatch,
+                                                                          caplog):
+    clock = [0.0]
+    monkeypatch.setattr(timestream.time, "monotonic", lambda: clock[0])
+    with timestream_env(magnetic_writes=True, clock=lambda: NOW_MS / 1000) as env:
+        lookups = FaultInjector(env.write_client, "DescribeTable", [])
+        for _ in range(3):  # a lookup each time: the facts are older than their TTL
+            clock[0] += timestream.TABLE_FACTS_TTL_SECONDS + 1
+            env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], context())
+        assert lookups.calls == 3
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"
+                and "MagneticStoreRejectedDataLocation" in r.getMessage()]
+    assert len(warnings) == 1
+
+
 def test_without_magnetic_writes_no_sample_is_late(env):
     assert env.store.write([series({"__name__": "m"}, [(NOW_MS - 1000, 1.0)])],
                            context()).late == 0
@@ -262,8 +290,18 @@ def test_conflicting_values_are_rejected_duplicates_and_identical_rewrites_are_f
     assert (result.stored, result.rejected) == (2, 1)
     assert 'a{job="x"}: duplicate sample for timestamp' in result.reasons[0]
     assert "duplicate sample for timestamp" in caplog.text
+    assert "more rejected series" not in caplog.text  # one: logged, no summary
     [read] = read_all(env, (0, "__name__", "a"))
     assert read.values == [7.0, 5.0, 1.0]
+
+
+def test_the_write_units_of_the_records_timestream_took_are_counted(env):
+    ctx = context()
+    env.store.write([series({"__name__": "a", "job": "x"}, [(NOW_MS, 1.0)])], ctx)
+    assert ctx.telemetry.write_units == 1  # one small record: one 1 KiB unit
+    ctx = context()
+    result = env.store.write([series({"__name__": "a", "job": "x"}, [(NOW_MS, 2.0)])], ctx)
+    assert result.rejected == 1 and ctx.telemetry.write_units == 0  # nothing taken
 
 
 def test_other_rejections_are_counted_with_timestreams_reason(env):
@@ -320,6 +358,29 @@ def test_without_describe_table_permission_timestream_judges_the_times(env, capl
     assert "timestream:DescribeTable" in caplog.text
 
 
+def test_a_denied_table_lookup_is_a_failure_not_a_throttle(env):
+    FaultInjector(env.write_client, "DescribeTable", [(400, "AccessDeniedException")])
+    ctx = context()
+    env.store.write([series({"__name__": "m"}, [(NOW_MS, 1.0)])], ctx)
+    lookup = ctx.telemetry.calls("timestream", "DescribeTable")
+    assert (lookup.calls, lookup.failures, lookup.throttles) == (1, 1, 0)
+
+
+def test_closing_an_evicted_store_never_waits_for_its_calls_in_flight(env):
+    """A request that evicts a store from the cache goes on while the store's last calls
+    (another request's) finish."""
+    import threading
+    import time
+    release = threading.Event()
+    env.store.executor.submit(release.wait, 10)
+    env.store.reader.runner.executor.submit(release.wait, 10)
+    started = time.monotonic()
+    env.store.close()
+    took = time.monotonic() - started
+    release.set()
+    assert took < 5
+
+
 def test_no_call_starts_unless_it_can_finish_before_the_one_request_deadline(env, monkeypatch):
     """400 calls of 1 s each would take 400 s: the request answers 503 once no further call
     fits, instead of running every call's first attempt."""
@@ -339,7 +400,9 @@ def test_no_call_starts_unless_it_can_finish_before_the_one_request_deadline(env
     with pytest.raises(BackendUnavailable, match="not started"):
         env.store.write(batch, context(deadline_seconds=25.0))
     env.store.executor.shutdown()
-    assert max(started) == 25.0 - env.store.call_seconds  # the last call that could finish
+    # the last call that could finish: a call may take its connect and read timeouts
+    assert max(started) == 25.0 - (timestream_client.CONNECT_TIMEOUT_SECONDS
+                                   + timestream_client.WRITE_READ_TIMEOUT_SECONDS)
 
 
 def test_the_tables_128_dimension_quota_is_reported_with_timestreams_reason(env):
@@ -428,15 +491,16 @@ def test_a_permanent_failure_of_one_batch_is_500_naming_the_code(env):
     assert stored_jobs(env) == ["b"]
 
 
-def test_the_first_20_rejected_series_are_logged_then_how_many_more(env, caplog):
+@pytest.mark.parametrize("count", [21, 45])
+def test_the_first_20_rejected_series_are_logged_then_how_many_more(env, caplog, count):
     batch = [series({"__name__": "m", "i": f"{i:02}", "x" * 61: "v"}, [(NOW_MS, 1.0)])
-             for i in range(45)]
+             for i in range(count)]
     result = env.store.write(batch, context())
-    assert (result.stored, result.rejected) == (0, 45) and len(result.reasons) == 45
+    assert (result.stored, result.rejected) == (0, count) and len(result.reasons) == count
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 21
     assert all(w.startswith("rejected 1 samples of m{i=") for w in warnings[:20])
-    assert warnings[20] == "... and 25 more rejected series"
+    assert warnings[20] == f"... and {count - 20} more rejected series"
 
 
 def test_exactly_20_rejected_series_are_all_logged_without_a_summary(env, caplog):
@@ -548,7 +612,7 @@ def test_a_burst_of_writes_makes_one_describe_table_call_and_none_waits_for_it(e
 
     def slow_describe(**kwargs):
         calls.append(kwargs)
-        release.wait(10)
+        assert release.wait(10), "the other writes waited for the lookup"
         return original(**kwargs)
     env.store.write_client.describe_table = slow_describe
     with ThreadPoolExecutor(4) as pool:
