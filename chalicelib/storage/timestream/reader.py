@@ -284,10 +284,11 @@ class TimestreamReader:
         measures = self.runner.measures(
             measures_statement(query, self.database, self.table), deadline, stats)
         seen = _Labels()
-        tasks = [functools.partial(self._gather_slice, sliced, index, measures, ctx, seen)
+        tasks = [functools.partial(self._gather_slice, sliced, index, statement, measures, ctx,
+                                   seen)
                  for sliced in self._slices(query)
-                 for index in range(len(select_statements(sliced, self.database, self.table,
-                                                          measures)))]
+                 for index, statement in enumerate(select_statements(
+                     sliced, self.database, self.table, measures))]
         grouped: Dict[Labels, List[Tuple[int, float]]] = {}
         for found in self.runner.run_all(tasks, deadline, stats):
             for labels, points in found.items():
@@ -301,12 +302,11 @@ class TimestreamReader:
             return []
         return [query._replace(start_ms=a, end_ms=b) for a, b in time_slices(start, end)]
 
-    def _gather_slice(self, query: Query, index: int, measures: List[Measure],
-                      ctx: RequestContext, seen: _Labels,
+    def _gather_slice(self, query: Query, index: int, statement: SelectStatement,
+                      measures: List[Measure], ctx: RequestContext, seen: _Labels,
                       run: QueryRun) -> Dict[Labels, List[Tuple[int, float]]]:
-        """The points of statement ``index`` for ``query``, read again in narrower bins
-        while a row is over 1 MB."""
-        statement = select_statements(query, self.database, self.table, measures)[index]
+        """The points of ``statement`` (number ``index`` of ``query``'s), read again in
+        narrower bins while a row is over 1 MB."""
         for narrower in BIN_WIDTHS[1:] + (None,):
             try:
                 return self._gather(statement, ctx, seen, run)
