@@ -7,7 +7,8 @@ within one read budget, whichever backend serves it.
 
 Read budget: bytes are those of the encoded protobuf response before compression, labels
 included: ``series_bytes`` per series and ``SAMPLE_BYTES`` per sample (an upper estimate
-of a ``prometheus.Sample``: tag, length, 9-byte double, varint time). Memory follows them:
+of a ``prometheus.Sample``: tag, length, 9-byte double, varint time) and ``histogram_bytes``
+per native histogram sample. Memory follows them:
 a read stops as soon as either limit is passed, before the response is built, whatever
 the shape of the data (one huge series, huge labels, many queries).
 """
@@ -21,10 +22,14 @@ from typing import Iterable, Iterator, NamedTuple
 from chalicelib.config import Settings
 from chalicelib.errors import BackendUnavailable, ResponseTooLarge, too_many_samples
 from chalicelib.matchers import RegexBudget
-from chalicelib.model import Labels, Series
+from chalicelib.model import Histogram, Labels, Series
 from chalicelib.telemetry.request import RequestTelemetry
 
 SAMPLE_BYTES = 18
+#: An upper estimate of a ``prometheus.Histogram`` without its spans and buckets: tag and
+#: length, two varints of 10 bytes (count, zero count), three doubles of 9, schema, reset
+#: hint, a varint time; then per span (two varints, tag, length) and per bucket or bound.
+HISTOGRAM_BYTES, SPAN_BYTES, BUCKET_BYTES = 64, 14, 10
 _DEFAULTS = Settings()
 
 
@@ -34,9 +39,18 @@ def series_bytes(labels: Labels) -> int:
     return 6 + 8 * len(labels) + len("".join(chain.from_iterable(labels)).encode("utf-8"))
 
 
+def histogram_bytes(histogram: Histogram) -> int:
+    """Encoded size of one native histogram sample, an upper estimate."""
+    return (HISTOGRAM_BYTES
+            + SPAN_BYTES * (len(histogram.positive_spans) + len(histogram.negative_spans))
+            + BUCKET_BYTES * (len(histogram.positive) + len(histogram.negative)
+                              + len(histogram.custom_values)))
+
+
 def encoded_bytes(series: Iterable[Series]) -> int:
-    """Encoded size of whole series, labels and samples."""
-    return sum(series_bytes(s.labels) + SAMPLE_BYTES * len(s.timestamps) for s in series)
+    """Encoded size of whole series, labels and samples (float and histogram)."""
+    return sum(series_bytes(s.labels) + SAMPLE_BYTES * len(s.timestamps)
+               + sum(map(histogram_bytes, s.histograms)) for s in series)
 
 
 class Deadline:
