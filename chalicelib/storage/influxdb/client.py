@@ -31,9 +31,11 @@ def _json_int(text: str):
 
 
 def _error_text(body: bytes) -> str:
+    """InfluxDB's reason: 1.x answers ``{"error": …}``, 2.x ``{"code": …, "message": …}``."""
     text = body.decode("utf-8", "replace").strip()
     try:
-        text = json.loads(text).get("error", text)
+        answer = json.loads(text)
+        text = answer.get("error", answer.get("message", text))
     except (ValueError, AttributeError):
         pass
     return text

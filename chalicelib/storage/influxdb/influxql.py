@@ -19,9 +19,10 @@ from typing import Optional, Tuple
 
 from chalicelib.matchers import Matcher, MatchType
 from chalicelib.model import Query
-from chalicelib.storage.influxdb.line_protocol import (BITS_FIELD, ENCODED_PREFIX, NAME_TAG,
-                                              VALUE_FIELD, stored_key, stored_measurement,
-                                              stored_tag)
+from chalicelib.storage.influxdb.line_protocol import (BITS_FIELD, ENCODED_PREFIX,
+                                                       HISTOGRAM_FIELD, NAME_TAG, VALUE_FIELD,
+                                                       stored_key, stored_measurement,
+                                                       stored_tag)
 
 # InfluxDB's representable time range (models.MinNanoTime / MaxNanoTime).
 MIN_NANOS = -9223372036854775806
@@ -113,8 +114,8 @@ def source(matchers: Tuple[Matcher, ...], prefix: str = "") -> str:
 
 def select_statement(query: Query, retention_policy: Optional[str] = None,
                      database: Optional[str] = None) -> str:
-    """The InfluxQL answering ``query``: points in the inclusive millisecond range, one
-    result series per tag set."""
+    """The InfluxQL answering ``query``: points in the inclusive millisecond range (the
+    fields of float samples and of native histograms), one result series per tag set."""
     prefix = ""
     if retention_policy:
         prefix = f"{identifier(database or '')}.{identifier(retention_policy)}."
@@ -122,5 +123,7 @@ def select_statement(query: Query, retention_policy: Optional[str] = None,
     end = min(max(query.end_ms * 1_000_000, MIN_NANOS), MAX_NANOS)
     where = [condition(m) for m in query.matchers]
     where.append(f"time >= {start} AND time <= {end}")
-    return (f"SELECT {identifier(VALUE_FIELD)}::field, {identifier(BITS_FIELD)}::field "
-            f"FROM {source(query.matchers, prefix)} WHERE {' AND '.join(where)} GROUP BY *")
+    fields = ", ".join(f"{identifier(name)}::field"
+                       for name in (VALUE_FIELD, BITS_FIELD, HISTOGRAM_FIELD))
+    return (f"SELECT {fields} FROM {source(query.matchers, prefix)} "
+            f"WHERE {' AND '.join(where)} GROUP BY *")

@@ -27,19 +27,37 @@ bits survive. NaN (stale markers included) and ±Inf have no line-protocol form:
 such a sample is written with no ``value`` field and a string field ``value_bits``
 holding the float64's 16 hex digits (``7ff0000000000002`` is a stale marker,
 ``7ff0000000000000`` +Inf), which reads back bit for bit.
+
+Native histograms: a point of the same series (measurement and tags) whose string field
+``histogram`` holds ``histogram_text.dumps`` (exact, NaN bits included), beside the floats
+``histogram_count`` and ``histogram_sum`` for InfluxQL users (each only when finite; a
+stale marker has neither, as a stale float sample has no ``value``). InfluxDB 1.8+ and
+2.x refuse a string field value over ``MAX_STRING_FIELD_BYTES``: such a histogram is
+refused here, naming its series, and never sent.
 """
 import base64
 import itertools
 import math
 import re
 import struct
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, NamedTuple, Optional, Sequence
 
 from chalicelib.caches import ClearedWhenFull, strings_bytes
-from chalicelib.model import Labels, Series
+from chalicelib.model import Histogram, Labels, Series, describe
+from chalicelib.storage.histogram_text import dumps
 
 VALUE_FIELD = "value"
 BITS_FIELD = "value_bits"
+HISTOGRAM_FIELD = "histogram"
+HISTOGRAM_COUNT_FIELD = "histogram_count"
+HISTOGRAM_SUM_FIELD = "histogram_sum"
+#: The fields a float sample / a native histogram sample is written with.
+FLOAT_FIELDS = (VALUE_FIELD, BITS_FIELD)
+HISTOGRAM_FIELDS = (HISTOGRAM_FIELD, HISTOGRAM_COUNT_FIELD, HISTOGRAM_SUM_FIELD)
+#: The longest string field value InfluxDB 1.8+ and 2.x store (tsdb ``MaxFieldValueLength``:
+#: "partial write: input field … is too long, N > 1048576"); 1.6 has no limit.
+MAX_STRING_FIELD_BYTES = 1_048_576
+STALE_BITS = 0x7FF0000000000002
 NAME_TAG = "__name__"
 ENCODED_PREFIX = "base64:"
 RESERVED_KEYS = frozenset({"time", "_field", "_measurement"})
@@ -57,6 +75,7 @@ _SET_BYTES = 160  # pragma: no mutate
 _UNWRITABLE = re.compile(r"\\(?:[, =]|$)|[\x00-\x1f\x7f]")
 _TAG_SPECIAL = re.compile(r"([, =])")
 _MEASUREMENT_SPECIAL = re.compile(r"([, ])")
+_STRING_SPECIAL = re.compile(r'(["\\])')  # escaped in a string field value
 
 
 def _encode(text: str) -> str:
@@ -106,12 +125,15 @@ def series_key(labels: Labels) -> str:
         for key, value in tags)
 
 
+def _bits(value: float) -> int:
+    return struct.unpack("<Q", struct.pack("<d", value))[0]
+
+
 def field_text(value: float) -> str:
     """The field set of one sample: ``value=<repr>`` or ``value_bits="<hex>"``."""
     if math.isfinite(value):
         return f"{VALUE_FIELD}={value!r}"
-    (bits,) = struct.unpack("<Q", struct.pack("<d", value))
-    return f'{BITS_FIELD}="{bits:016x}"'
+    return f'{BITS_FIELD}="{_bits(value):016x}"'
 
 
 def value_from_fields(value: object, bits: object) -> Optional[float]:
@@ -125,6 +147,25 @@ def value_from_fields(value: object, bits: object) -> Optional[float]:
     except (ValueError, struct.error):
         return None
     return special
+
+
+def histogram_fields(histogram: Histogram, text: str) -> str:
+    """The field set of a native histogram sample whose ``histogram_text`` is ``text``."""
+    fields = f'{HISTOGRAM_FIELD}="' + _STRING_SPECIAL.sub(r"\\\1", text) + '"'
+    if _bits(histogram.sum) == STALE_BITS:
+        return fields
+    count, total = float(histogram.count), float(histogram.sum)
+    if math.isfinite(count):
+        fields += f",{HISTOGRAM_COUNT_FIELD}={count!r}"
+    if math.isfinite(total):
+        fields += f",{HISTOGRAM_SUM_FIELD}={total!r}"
+    return fields
+
+
+def too_large(labels: Labels, histogram: Histogram, size: int) -> str:
+    """Why a native histogram is refused without being sent."""
+    return (f"InfluxDB cannot store a native histogram of {size} bytes (string fields hold at "
+            f"most {MAX_STRING_FIELD_BYTES}): {describe(labels)} at {histogram.timestamp}")
 
 
 class LineEncoder:
@@ -142,30 +183,75 @@ class LineEncoder:
                           + _LABEL_BYTES * len(labels) + _SET_BYTES)
         return key
 
+    @staticmethod
+    def float_lines(key: str, item: Series) -> Iterator[str]:
+        """One line per float sample; timestamps in milliseconds (``precision=ms``)."""
+        for timestamp, value in zip(item.timestamps, item.values):
+            if math.isfinite(value):
+                yield f"{key} {VALUE_FIELD}={value!r} {timestamp}"
+            else:
+                yield f"{key} {field_text(value)} {timestamp}"
+
+    @staticmethod
+    def histogram_lines(key: str, item: Series, refused: List[str]) -> List[str]:
+        """One line per native histogram sample InfluxDB can store; why each other one
+        cannot is added to ``refused``."""
+        lines = []
+        for histogram in item.histograms:
+            text = dumps(histogram)  # ASCII: as many bytes as characters
+            if len(text) > MAX_STRING_FIELD_BYTES:
+                refused.append(too_large(item.labels, histogram, len(text)))
+                continue
+            lines.append(f"{key} {histogram_fields(histogram, text)} {histogram.timestamp}")
+        return lines
+
     def lines(self, series: Sequence[Series]) -> Iterator[str]:
-        """One line per sample; timestamps in milliseconds (``precision=ms``)."""
+        """Every line of ``series``: per series its float samples, then its histograms."""
         for item in series:
             key = self.key(item.labels)
-            for timestamp, value in zip(item.timestamps, item.values):
-                if math.isfinite(value):
-                    yield f"{key} {VALUE_FIELD}={value!r} {timestamp}"
-                else:
-                    yield f"{key} {field_text(value)} {timestamp}"
+            yield from self.float_lines(key, item)
+            yield from self.histogram_lines(key, item, [])
+
+
+class Batch(NamedTuple):
+    """The lines of one ``/write`` request, and what they hold."""
+
+    lines: List[bytes]
+    histograms: int  # of the lines, those of native histogram samples
+    series: List[Series]  # those with lines here (and series without samples), in order
+    refused: List[str]  # native histograms never sent: why, each naming its series
 
 
 def batches(series: Sequence[Series], encoder: LineEncoder, max_lines: int,
-            max_bytes: int) -> Iterator[List[bytes]]:
-    """The samples of ``series`` as lists of UTF-8 lines, each list at most ``max_lines``
+            max_bytes: int) -> Iterator[Batch]:
+    """The samples of ``series`` as batches of UTF-8 lines, each at most ``max_lines``
     lines and, joined by newlines, at most ``max_bytes`` bytes; a line longer than that
-    comes alone (it can never be sent)."""
-    batch: List[bytes] = []
+    comes alone (it can never be sent). A batch may hold only refusals."""
+    lines: List[bytes] = []
     size = -1  # the newlines between lines: one fewer than the lines
-    for line in encoder.lines(series):
-        data = line.encode("utf-8")
-        if batch and (len(batch) == max_lines or size + 1 + len(data) > max_bytes):
-            yield batch
-            batch, size = [], -1
-        batch.append(data)
-        size += 1 + len(data)
-    if batch:
-        yield batch
+    members: List[Series] = []
+    refused: List[str] = []
+    histograms = 0
+    for item in series:
+        key = encoder.key(item.labels)
+        members.append(item)
+        fresh = True  # no line of item in this batch yet
+        for line in encoder.float_lines(key, item):
+            data = line.encode("utf-8")
+            if lines and (len(lines) == max_lines or size + 1 + len(data) > max_bytes):
+                yield Batch(lines, histograms, members[:-1] if fresh else members, refused)
+                lines, size, histograms, members, refused = [], -1, 0, [item], []
+            lines.append(data)
+            size += 1 + len(data)
+            fresh = False
+        for line in encoder.histogram_lines(key, item, refused):
+            data = line.encode("utf-8")
+            if lines and (len(lines) == max_lines or size + 1 + len(data) > max_bytes):
+                yield Batch(lines, histograms, members[:-1] if fresh else members, refused)
+                lines, size, histograms, members, refused = [], -1, 0, [item], []
+            lines.append(data)
+            size += 1 + len(data)
+            histograms += 1
+            fresh = False
+    if lines or refused:
+        yield Batch(lines, histograms, members, refused)

@@ -2,28 +2,36 @@
 
 InfluxDB 1.x serves ``/write`` (line protocol) and ``/query`` (InfluxQL); 2.x and
 3.x serve the same endpoints for a database/retention-policy mapped to a bucket
-(DBRP). Writes: series -> line protocol (``line_protocol``), gzip, batches of at most
+(DBRP). Writes: series -> line protocol (``line_protocol``; native histograms as points
+of the same series with a ``histogram`` string field), gzip, batches of at most
 ``batch_lines`` lines and ``max_body_bytes`` bytes (under the server's max-body-size; a line
-that can never fit is refused, never sent), each retried on transient failures (``retry``) until the
-request deadline, then 503. A 400 "partial write" means InfluxDB stored
-the rest and dropped ``dropped=N`` points it can never store: counted as rejected.
-Reads: query -> InfluxQL (``influxql``), chunked JSON streamed and charged to the
-request's read budget. Every call of one request shares its deadline.
+that can never fit, or a histogram over InfluxDB's string limit, is refused, never sent),
+each retried on transient failures (``retry``) until the request deadline, then 503. A
+"partial write" (1.x: 400, 2.x: 422) means InfluxDB stored the rest and dropped
+``dropped=N`` points it can never store: counted as rejected, naming the series when the
+answer names a field and measurement. Reads: query -> InfluxQL (``influxql``), chunked JSON
+streamed and charged to the request's read budget (float and histogram samples alike).
+Every call of one request shares its deadline.
 """
 import gzip
 import logging
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from chalicelib.config import Settings
-from chalicelib.context import SAMPLE_BYTES, RequestContext, series_bytes
+from chalicelib.context import SAMPLE_BYTES, RequestContext, histogram_bytes, series_bytes
 from chalicelib.errors import BackendError, BadRequest, ConnectorError, Forbidden, Unauthorized
 from chalicelib.matchers import matches_all
-from chalicelib.model import Labels, Query, Series, WriteResult
+from chalicelib.model import (Histogram, Labels, Query, Series, WriteResult, describe,
+                              metric_name)
 from chalicelib.retry import Transient, with_retries
+from chalicelib.storage.histogram_text import loads
 from chalicelib.storage.influxdb.client import InfluxClient, http_error
-from chalicelib.storage.influxdb.line_protocol import (BITS_FIELD, NAME_TAG, VALUE_FIELD, LineEncoder,
-                                              batches, decode, value_from_fields)
+from chalicelib.storage.influxdb.line_protocol import (BITS_FIELD, FLOAT_FIELDS,
+                                                       HISTOGRAM_FIELD, HISTOGRAM_FIELDS,
+                                                       NAME_TAG, VALUE_FIELD, LineEncoder,
+                                                       batches, decode, stored_measurement,
+                                                       value_from_fields)
 from chalicelib.storage.influxdb.influxql import identifier, select_statement
 
 LOG = logging.getLogger(__name__)
@@ -34,7 +42,9 @@ WRITE_TIMEOUT_SECONDS = 10.0
 QUERY_TIMEOUT_SECONDS = 20.0
 MIN_ATTEMPT_SECONDS = 0.5  # a retry starts only if at least this much time is left
 REASON_CHARS = 300
+NAMED_SERIES = 3  # a refusal names at most this many series, and counts the others
 _DROPPED = re.compile(r"dropped=(\d+)")
+_COLUMNS = ("time", VALUE_FIELD, BITS_FIELD, HISTOGRAM_FIELD)
 
 
 def too_long(line: bytes, max_bytes: int) -> str:
@@ -50,6 +60,47 @@ def dropped_points(text: str, lines: int) -> int:
     '…': …`` and ``… dropped=N``); all of them if it says neither."""
     counted = sum(int(n) for n in _DROPPED.findall(text)) + text.count("unable to parse")
     return min(lines, counted) if counted else lines
+
+
+def _go_quoted(text: str) -> str:
+    """``text`` as Go's ``%q`` writes it, without the quotes (stored names hold no control
+    character: those are stored encoded)."""
+    escaped = []
+    for char in text:
+        if char in '"\\':
+            escaped.append("\\" + char)
+        elif char.isprintable():
+            escaped.append(char)
+        else:
+            escaped.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000
+                           else f"\\U{ord(char):08x}")
+    return "".join(escaped)
+
+
+def refused_series(refusal: str, series: Sequence[Series]) -> List[Labels]:
+    """The series of a batch that InfluxDB's answer refuses by field and measurement
+    (``input field "histogram" on measurement "m" is type string, already exists as type
+    float``, ``… is too long, 2000000 > 1048576``; 1.x quotes names as they are, 2.x as Go's
+    ``%q``): those of that measurement whose samples are written with that field."""
+    named = []
+    for item in series:
+        stored = stored_measurement(metric_name(item.labels))
+        fields = (FLOAT_FIELDS if item.timestamps else ()) + \
+            (HISTOGRAM_FIELDS if item.histograms else ())
+        if any(f'input field "{field}" on measurement "{measurement}" is ' in refusal
+               for field in fields for measurement in (stored, _go_quoted(stored))):
+            named.append(item.labels)
+    return named
+
+
+def naming(labels: List[Labels]) -> str:
+    """`` (a{…}, b{…} and 2 more series)`` for a reason; "" without series."""
+    if not labels:
+        return ""
+    text = ", ".join(describe(item) for item in labels[:NAMED_SERIES])
+    if len(labels) > NAMED_SERIES:
+        text += f" and {len(labels) - NAMED_SERIES} more series"
+    return f" ({text})"
 
 
 class InfluxDBStore:
@@ -87,18 +138,28 @@ class InfluxDBStore:
 
     def write(self, series: List[Series], ctx: RequestContext) -> WriteResult:
         """Store every sample within the request's deadline; samples InfluxDB drops for
-        good are counted as rejected."""
+        good are counted as rejected. Of a batch InfluxDB stored in part, the histograms
+        stored are counted as if it dropped histograms first (a lower bound)."""
         if ctx.deadline.remaining() >= CREATE_DATABASE_TIMEOUT_SECONDS + MIN_ATTEMPT_SECONDS:
             self._create_database(CREATE_DATABASE_TIMEOUT_SECONDS)  # if still pending
-        total = rejected = 0
+        total = rejected = histograms = 0
         reasons: List[str] = []
         stats = ctx.telemetry.calls("influxdb", "write")
         for batch in batches(series, self.encoder, self.batch_lines, self.max_body_bytes):
-            total += len(batch)
-            lines = b"\n".join(batch)
+            if batch.refused:  # histograms over InfluxDB's string limit, never sent
+                total += len(batch.refused)
+                rejected += len(batch.refused)
+                ctx.telemetry.reject("limits", len(batch.refused))
+                reasons.extend(batch.refused)
+            if not batch.lines:
+                continue
+            total += len(batch.lines)
+            histograms += batch.histograms
+            lines = b"\n".join(batch.lines)
             if len(lines) > self.max_body_bytes:  # one line, too long to send
-                (line,) = batch
+                (line,) = batch.lines
                 rejected += 1
+                histograms -= batch.histograms
                 ctx.telemetry.reject("limits", 1)
                 reasons.append(too_long(line, self.max_body_bytes))
                 continue
@@ -109,22 +170,24 @@ class InfluxDBStore:
                                    ctx.deadline, "InfluxDB write", WRITE_TIMEOUT_SECONDS,
                                    MIN_ATTEMPT_SECONDS, stats)
             if refusal is not None:
-                dropped = dropped_points(refusal, len(batch))
+                dropped = dropped_points(refusal, len(batch.lines))
                 rejected += dropped
+                histograms -= min(dropped, batch.histograms)
                 ctx.telemetry.reject("limits" if refusal.startswith("HTTP 413")
                                      else "backend_refused", dropped)
-                reasons.append(f"InfluxDB did not store {dropped} of {len(batch)} points: "
-                               f"{refusal[:REASON_CHARS]}")
+                named = naming(refused_series(refusal, batch.series))
+                reasons.append(f"InfluxDB did not store {dropped} of {len(batch.lines)} "
+                               f"points{named}: {refusal[:REASON_CHARS]}")
         if rejected:
             LOG.warning("InfluxDB rejected %d of %d samples: %s", rejected, total, reasons[0])
-        return WriteResult(total - rejected, rejected, tuple(reasons))
+        return WriteResult(total - rejected, rejected, tuple(reasons), histograms=histograms)
 
     def _write_once(self, body: bytes, timeout: float) -> Optional[str]:
         """None when InfluxDB stored the batch; its answer when it refused points for good."""
         status, text = self.client.write(body, timeout)
         if status < 300:
             return None
-        if status == 400:
+        if status in (400, 422):  # 2.x answers a partial write with 422
             return text
         if status == 413:  # the server's max-body-size is below max_body_bytes
             return (f"HTTP 413 ({text}): the request was larger than InfluxDB's max-body-size; "
@@ -173,7 +236,7 @@ class InfluxDBStore:
 
     def _gather(self, query: Query, statement: str, ctx: RequestContext, budget,
                 timeout: float) -> List[Series]:
-        found: Dict[Tuple, Tuple[Labels, List[int], List[float]]] = {}
+        found: Dict[Tuple, Tuple[Optional[Labels], List[int], List[float], List[Histogram]]] = {}
         for result in self.client.query(statement, timeout):
             # each chunk is bounded by the timeout, the whole answer by the deadline
             ctx.deadline.ensure("the InfluxDB query")
@@ -185,26 +248,14 @@ class InfluxDBStore:
                 entry = found.get(key)
                 if entry is None:
                     entry = found[key] = (self._labels(item.get("name", ""), tags, query),
-                                          [], [])
+                                          [], [], [])
                     if entry[0] is not None:
                         budget.take(0, series_bytes(entry[0]))
-                columns = item.get("columns", [])
-                at = {name: columns.index(name) for name in ("time", VALUE_FIELD, BITS_FIELD)
-                      if name in columns}
-                before = len(entry[1])
-                for row in item.get("values", []):  # one chunk: at most CHUNK_SIZE rows
-                    value = value_from_fields(
-                        row[at[VALUE_FIELD]] if VALUE_FIELD in at else None,
-                        row[at[BITS_FIELD]] if BITS_FIELD in at else None)
-                    if value is None:
-                        continue
-                    entry[1].append(int(row[at["time"]]))
-                    entry[2].append(value)
-                added = len(entry[1]) - before
-                budget.take(added, SAMPLE_BYTES * added)
-        result = [Series(labels, timestamps, values)
-                  for labels, timestamps, values in found.values()
-                  if labels is not None and timestamps]
+                samples, nbytes = _add_rows(item, entry[1], entry[2], entry[3])
+                budget.take(samples, nbytes)
+        result = [Series(labels, timestamps, values, histograms)
+                  for labels, timestamps, values, histograms in found.values()
+                  if labels is not None and (timestamps or histograms)]
         result.sort(key=lambda item: item.labels)
         return result
 
@@ -219,3 +270,31 @@ class InfluxDBStore:
         if not matches_all(query.matchers, labels):
             return None
         return tuple(sorted(labels.items()))
+
+
+def _add_rows(item: dict, timestamps: List[int], values: List[float],
+              histograms: List[Histogram]) -> Tuple[int, int]:
+    """Add the samples of one chunk of a result series (at most CHUNK_SIZE rows, in time
+    order): a float sample from ``value``/``value_bits``, a native histogram from
+    ``histogram`` (a point may hold both); fields that hold neither (written by others)
+    are skipped. Returns the samples added and their encoded bytes."""
+    columns = item.get("columns", [])
+    at = {name: columns.index(name) for name in _COLUMNS if name in columns}
+    floats, before, nbytes = len(timestamps), len(histograms), 0
+    for row in item.get("values", []):
+        timestamp = int(row[at["time"]])
+        value = value_from_fields(row[at[VALUE_FIELD]] if VALUE_FIELD in at else None,
+                                  row[at[BITS_FIELD]] if BITS_FIELD in at else None)
+        if value is not None:
+            timestamps.append(timestamp)
+            values.append(value)
+        text = row[at[HISTOGRAM_FIELD]] if HISTOGRAM_FIELD in at else None
+        if isinstance(text, str):
+            try:
+                histogram = loads(text, timestamp)
+            except ValueError:
+                continue  # not a histogram this connector wrote
+            histograms.append(histogram)
+            nbytes += histogram_bytes(histogram)
+    floats = len(timestamps) - floats
+    return floats + len(histograms) - before, SAMPLE_BYTES * floats + nbytes

@@ -92,17 +92,20 @@ def test_other_statuses_say_what_influxdb_said_in_at_most_300_characters():
     assert type(http_error(400, "bad", "write", ROLE)) is BackendError  # a write's 400 is counted
 
 
-@pytest.mark.parametrize("body,said", [(b'{"error":"too big"}', "too big"),
+@pytest.mark.parametrize("body,said", [(b'{"error":"too big"}', "too big"),             # 1.x
+                                       (b'{"code":"x","message":"too big"}', "too big"),  # 2.x
+                                       (b'{"error":"a","message":"b"}', "a"),
+                                       (b'{"code":"x"}', '{"code":"x"}'),
                                        (b"  <html>too big</html>\n", "<html>too big</html>"),
                                        (b'["too big"]', '["too big"]')])
 def test_an_error_answer_is_quoted_whatever_its_shape(influx_server, body, said):
     proxy = FaultProxy(influx_server.url)
     try:
-        proxy.status, proxy.fail, proxy.body = 422, 2, body
+        proxy.status, proxy.fail, proxy.body = 409, 2, body
         store = fresh_store(influx_server, url=proxy.url)
         with pytest.raises(BackendError) as raised:
             store.write([Series((("__name__", "m"),), [1], [1.0])], context())
-        assert str(raised.value) == f"InfluxDB refused the write (HTTP 422): {said}"
+        assert str(raised.value) == f"InfluxDB refused the write (HTTP 409): {said}"
     finally:
         proxy.stop()
 

@@ -136,7 +136,26 @@ def test_a_body_over_the_servers_max_body_size_is_refused_once_not_retried(proxi
                               "INFLUXDB_MAX_BODY_BYTES below it",)
 
 
-@pytest.mark.parametrize("status", [300, 422])
+def test_a_partial_write_of_influxdb_2_is_counted_once_not_retried(proxied):
+    """InfluxDB 2.x answers a partial write on its v1 /write with 422 and its reason in
+    ``message`` (http/legacy/write_handler.go): points it can never store, which a retry
+    (a 5xx) would only send again, for ever."""
+    proxy, store = proxied
+    proxy.status, proxy.fail, proxy.requests = 422, 1, 0
+    proxy.body = (b'{"code":"unprocessable entity","message":"failure writing points to '
+                  b'database: partial write: input field \\"value\\" on measurement '
+                  b'\\"partial\\" is type float, already exists as type string dropped=1"}')
+    ctx = context()
+    result = store.write(series("partial", [1, 2]), ctx)
+    assert (result.stored, result.rejected, proxy.requests) == (1, 1, 1)
+    assert dict(ctx.telemetry.rejected) == {"backend_refused": 1}
+    assert result.reasons == ('InfluxDB did not store 1 of 2 points (partial{}): failure '
+                              'writing points to database: partial write: input field "value" '
+                              'on measurement "partial" is type float, already exists as type '
+                              'string dropped=1',)
+
+
+@pytest.mark.parametrize("status", [300, 409])
 def test_other_refusals_are_a_5xx_that_says_so(proxied, status):
     from chalicelib.errors import BackendError
     proxy, store = proxied

@@ -91,10 +91,10 @@ def test_lines_and_batches():
     assert list(encoder.lines(series)) == [
         "m,__name__=m value=1.0 1", 'm,__name__=m value_bits="7ff8000000000000" 2',
         "m,__name__=m value=3.0 3", "n,__name__=n,a=b value=4.0 4", "n,__name__=n,a=b value=5.0 5"]
-    assert [len(b) for b in batches(series, encoder, 2, 1 << 20)] == [2, 2, 1]
-    assert [len(b) for b in batches(series, encoder, 5, 1 << 20)] == [5]
+    assert [len(b.lines) for b in batches(series, encoder, 2, 1 << 20)] == [2, 2, 1]
+    assert [len(b.lines) for b in batches(series, encoder, 5, 1 << 20)] == [5]
     assert list(batches([], encoder, 5, 1 << 20)) == []
-    assert b"\n".join(next(batches(series, encoder, 5, 1 << 20))).decode() == \
+    assert b"\n".join(next(batches(series, encoder, 5, 1 << 20)).lines).decode() == \
         "\n".join(encoder.lines(series))
 
 
@@ -105,13 +105,13 @@ def test_batches_are_bounded_in_bytes_newlines_included():
     encoder = LineEncoder()
     lines = [line.encode() for line in encoder.lines(series)]
     assert [len(line) for line in lines] == [24, 24, 24, 24, 26]
-    assert [len(b) for b in batches(series, encoder, 100, 24 + 1 + 24)] == [2, 2, 1]
-    assert [len(b) for b in batches(series, encoder, 100, 24 + 1 + 24 - 1)] == [1, 1, 1, 1, 1]
-    assert [len(b) for b in batches(series, encoder, 100, 3 * 25 + 26)] == [4, 1]
-    assert [len(b) for b in batches(series, encoder, 100, 4 * 25 + 26)] == [5]
+    assert [len(b.lines) for b in batches(series, encoder, 100, 24 + 1 + 24)] == [2, 2, 1]
+    assert [len(b.lines) for b in batches(series, encoder, 100, 24 + 1 + 24 - 1)] == [1, 1, 1, 1, 1]
+    assert [len(b.lines) for b in batches(series, encoder, 100, 3 * 25 + 26)] == [4, 1]
+    assert [len(b.lines) for b in batches(series, encoder, 100, 4 * 25 + 26)] == [5]
     # A line longer than the bound comes alone, between the others.
-    assert [len(b) for b in batches(series, encoder, 100, 25 + 24)] == [2, 2, 1]
-    assert [b"".join(b) for b in batches(series, encoder, 100, 23)] == lines
+    assert [len(b.lines) for b in batches(series, encoder, 100, 25 + 24)] == [2, 2, 1]
+    assert [b"".join(b.lines) for b in batches(series, encoder, 100, 23)] == lines
 
 
 def test_remembered_series_keys_are_bounded_in_bytes_and_refill_after_emptying(monkeypatch):
