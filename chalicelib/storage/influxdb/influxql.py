@@ -123,7 +123,10 @@ def select_statement(query: Query, retention_policy: Optional[str] = None,
     end = min(max(query.end_ms * 1_000_000, MIN_NANOS), MAX_NANOS)
     where = [condition(m) for m in query.matchers]
     where.append(f"time >= {start} AND time <= {end}")
-    fields = ", ".join(f"{identifier(name)}::field"
-                       for name in (VALUE_FIELD, BITS_FIELD, HISTOGRAM_FIELD))
+    # InfluxQL gives a field one type across the measurements of a statement and drops the
+    # values of the others: ::string keeps the histograms whatever another tool wrote
+    # under that name elsewhere (measured on influxd 1.6.7).
+    fields = (f"{identifier(VALUE_FIELD)}::field, {identifier(BITS_FIELD)}::field, "
+              f"{identifier(HISTOGRAM_FIELD)}::string")
     return (f"SELECT {fields} FROM {source(query.matchers, prefix)} "
             f"WHERE {' AND '.join(where)} GROUP BY *")

@@ -166,3 +166,20 @@ def test_other_refusals_are_a_5xx_that_says_so(proxied, status):
     with pytest.raises(BackendError) as raised:
         read_timestamps(store, "refused")
     assert str(raised.value) == f"InfluxDB refused the query (HTTP {status}): injected"
+
+
+def test_a_histogram_influxdb_2_finds_too_long_is_counted_naming_its_series(proxied):
+    """InfluxDB 1.8+/2.x refuse a string field over 1 MiB with a partial write that names
+    the field and the measurement: the series is named, the histogram not counted stored."""
+    from chalicelib.model import Histogram
+    proxy, store = proxied
+    proxy.status, proxy.fail = 422, 1
+    proxy.body = (b'{"code":"unprocessable entity","message":"failure writing points to '
+                  b'database: partial write: input field \\"histogram\\" on measurement '
+                  b'\\"big\\" is too long, 2000000 > 1048576 dropped=1"}')
+    big = Series((("__name__", "big"), ("job", "j")), [1], [1.0],
+                 [Histogram(2, 1, 1.0, 0, 0.0, 0)])
+    result = store.write([big, *series("small", [1])], context())
+    assert (result.stored, result.rejected, result.histograms) == (2, 1, 0)
+    assert result.reasons[0].startswith('InfluxDB did not store 1 of 3 points (big{job="j"}): '
+                                        'failure writing points')

@@ -4,10 +4,12 @@ import struct
 
 import pytest
 
-from chalicelib.model import Series
+from chalicelib.model import Histogram, Series
+from chalicelib.storage.histogram_text import dumps
 from chalicelib.storage.influxdb import line_protocol as influxdb_line
 from chalicelib.storage.influxdb.line_protocol import (LineEncoder, batches,
                                                        decode, field_text,
+                                                       histogram_fields,
                                                        series_key, stored_key,
                                                        stored_measurement,
                                                        stored_tag,
@@ -154,3 +156,97 @@ def test_remembered_keys_bytes_are_the_memory_they_hold_rounded_up(labels):
 
     held = memory_held_after(work)
     assert held <= encoder.keys.bytes <= ESTIMATE_SLACK * held
+
+
+H = Histogram(7, 17, 27.5, 3, 0.001, 2, positive_spans=((0, 2),), positive=(1, 2))
+NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]
+
+
+def test_a_histogram_is_its_exact_text_in_a_string_field_with_count_and_sum_beside():
+    text = dumps(H)
+    assert histogram_fields(H, text) == (
+        'histogram="' + text.replace('"', '\\"') + '",histogram_count=17.0,histogram_sum=27.5')
+    assert histogram_fields(H, 'a"b\\c\\') == \
+        'histogram="a\\"b\\\\c\\\\",histogram_count=17.0,histogram_sum=27.5'
+    floating = H._replace(count=0.1 + 0.2, sum=-0.0, is_float=True)
+    assert histogram_fields(floating, "t") == \
+        'histogram="t",histogram_count=0.30000000000000004,histogram_sum=-0.0'
+    assert histogram_fields(H._replace(count=2 ** 64 - 1), "t").endswith(
+        ",histogram_count=1.8446744073709552e+19,histogram_sum=27.5")
+
+
+@pytest.mark.parametrize("count,total,fields", [
+    (17, float("inf"), ',histogram_count=17.0'),
+    (17, float("-inf"), ',histogram_count=17.0'),
+    (17, NAN, ',histogram_count=17.0'),               # Prometheus's NaN: not a stale marker
+    (float("inf"), 1.5, ',histogram_sum=1.5'),
+    (NAN, NAN, ''),
+    (0, STALE, ''),                                   # a stale marker: neither
+    (5, STALE, ''),
+])
+def test_count_and_sum_are_written_only_when_finite_and_never_for_a_stale_marker(
+        count, total, fields):
+    histogram = H._replace(count=count, sum=total, is_float=isinstance(count, float))
+    assert histogram_fields(histogram, "t") == 'histogram="t"' + fields
+
+
+def test_histogram_lines_follow_the_float_lines_of_their_series():
+    series = [Series((("__name__", "h"), ("a", "b c")), [1], [1.0], [H, H._replace(timestamp=9)]),
+              Series((("__name__", "f"),), [2], [2.0])]
+    text = dumps(H).replace('"', '\\"')
+    assert list(LineEncoder().lines(series)) == [
+        "h,__name__=h,a=b\\ c value=1.0 1",
+        f'h,__name__=h,a=b\\ c histogram="{text}",histogram_count=17.0,histogram_sum=27.5 7',
+        f'h,__name__=h,a=b\\ c histogram="{text}",histogram_count=17.0,histogram_sum=27.5 9',
+        "f,__name__=f value=2.0 2"]
+
+
+def test_a_histogram_over_the_string_limit_is_refused_naming_its_series(monkeypatch):
+    size = len(dumps(H))
+    monkeypatch.setattr(influxdb_line, "MAX_STRING_FIELD_BYTES", size)
+    fits = Series((("__name__", "h"),), [], [], [H])
+    refused = []
+    assert len(LineEncoder.histogram_lines("h", fits, refused)) == 1 and refused == []
+    monkeypatch.setattr(influxdb_line, "MAX_STRING_FIELD_BYTES", size - 1)
+    over = Series((("__name__", "h"), ("job", "j")), [], [], [H, H._replace(timestamp=8)])
+    assert LineEncoder.histogram_lines("h", over, refused) == []
+    assert refused == [f"InfluxDB cannot store a native histogram of {size} bytes (string "
+                       f'fields hold at most {size - 1}): h{{job="j"}} at {t}' for t in (7, 8)]
+    assert influxdb_line.MAX_STRING_FIELD_BYTES != 1_048_576
+    monkeypatch.undo()
+    assert influxdb_line.MAX_STRING_FIELD_BYTES == 1_048_576  # InfluxDB's MaxFieldValueLength
+
+
+def test_batches_count_their_histograms_and_list_their_series():
+    a = Series((("__name__", "a"),), [1, 2], [1.0, 2.0], [H, H])
+    b = Series((("__name__", "b"),), [3], [3.0])
+    c = Series((("__name__", "c"),), [], [], [H])
+    made = list(batches([a, b, c], LineEncoder(), 3, 1 << 20))
+    assert [(len(x.lines), x.histograms, [s.labels[0][1] for s in x.series], x.refused)
+            for x in made] == [(3, 1, ["a"], []), (3, 2, ["a", "b", "c"], [])]
+    # A batch that ends where a series starts does not list it.
+    made = list(batches([a, b], LineEncoder(), 4, 1 << 20))
+    assert [[s.labels[0][1] for s in x.series] for x in made] == [["a"], ["b"]]
+    made = list(batches([b, c, a], LineEncoder(), 2, 1 << 20))
+    assert [(x.histograms, [s.labels[0][1] for s in x.series]) for x in made] == [
+        (1, ["b", "c"]), (0, ["a"]), (2, ["a"])]
+
+
+def test_refusals_go_with_the_batch_being_filled_even_without_lines(monkeypatch):
+    monkeypatch.setattr(influxdb_line, "MAX_STRING_FIELD_BYTES", 10)
+    refused_only = list(batches([Series((("__name__", "h"),), [], [], [H])], LineEncoder(),
+                                5, 1 << 20))
+    assert [(x.lines, x.histograms, len(x.refused)) for x in refused_only] == [([], 0, 1)]
+    mixed = list(batches([Series((("__name__", "f"),), [1, 2, 3], [1.0] * 3),
+                          Series((("__name__", "h"),), [4], [4.0], [H])], LineEncoder(), 2,
+                         1 << 20))
+    assert [(len(x.lines), x.histograms, len(x.refused)) for x in mixed] == [
+        (2, 0, 0), (2, 0, 1)]
+    assert list(batches([Series((("__name__", "e"),), [], [])], LineEncoder(), 2, 1)) == []
+
+
+def test_a_histogram_line_over_the_byte_bound_comes_alone():
+    lines = list(LineEncoder().lines([Series((("__name__", "h"),), [1], [1.0], [H])]))
+    series = [Series((("__name__", "h"),), [1, 2], [1.0, 2.0], [H])]
+    made = list(batches(series, LineEncoder(), 100, len(lines[0].encode()) * 2 + 1))
+    assert [(len(x.lines), x.histograms) for x in made] == [(2, 0), (1, 1)]

@@ -9,12 +9,16 @@ import time
 
 import pytest
 
+from chalicelib.context import SAMPLE_BYTES, histogram_bytes, series_bytes
 from chalicelib.errors import (BackendError, BackendUnavailable, BadRequest, Forbidden,
-                               Unauthorized)
+                               ResponseTooLarge, Unauthorized)
 from chalicelib.matchers import Matcher
-from chalicelib.model import Query, Series
+from chalicelib.model import Histogram, Query, Series
 from chalicelib.protocol import codec
 from chalicelib.retry import Transient
+from chalicelib.storage.histogram_text import dumps
+from chalicelib.storage.influxdb import client as influxdb_client
+from chalicelib.storage.influxdb import line_protocol as influxdb_line
 from chalicelib.storage.influxdb import store as influxdb
 from chalicelib.storage.influxdb.line_protocol import stored_key
 from harness.influxd import fresh_store
@@ -613,3 +617,203 @@ def test_a_statement_of_exactly_the_body_limit_is_sent(influx_server):
     assert list(fresh_store(influx_server, max_body_bytes=size).read(wanted, context())) == []
     with pytest.raises(BadRequest):
         list(fresh_store(influx_server, max_body_bytes=size - 1).read(wanted, context()))
+
+
+
+# Native histograms: points of the series' own measurement and tags with a "histogram"
+# string field (the exact text), "histogram_count" and "histogram_sum" beside it.
+
+H = Histogram(0, 17, 27.5, 3, 0.001, 2, positive_spans=((0, 2), (1, 1)), positive=(3, -1, 0),
+              negative_spans=((0, 1),), negative=(2,))
+STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+def at(*timestamps, histogram=H):
+    return [histogram._replace(timestamp=t) for t in timestamps]
+
+
+def rows(server, store, statement):
+    [result] = server.query(statement, db=store.client.database, epoch="ms")["results"]
+    return [(s.get("tags"), s["columns"], s["values"]) for s in result.get("series", [])]
+
+
+def test_histograms_are_seen_in_influxql_as_text_count_and_sum(influx_server):
+    store = fresh_store(influx_server)
+    stale = H._replace(timestamp=3000, count=0, sum=STALE, positive_spans=(), positive=(),
+                       negative_spans=(), negative=())
+    result = store.write([Series(labels(__name__="lat", job="j"), [1000], [0.5],
+                                 at(2000) + [stale])], context())
+    assert (result.stored, result.histograms, result.rejected) == (3, 2, 0)
+    assert rows(influx_server, store, "SELECT * FROM lat GROUP BY *") == [
+        ({"__name__": "lat", "job": "j"},
+         ["time", "histogram", "histogram_count", "histogram_sum", "value"],
+         [[1000, None, None, None, 0.5], [2000, dumps(H), 17, 27.5, None],
+          [3000, dumps(stale), None, None, None]])]
+    # A float sample's InfluxQL (and InfluxDB's own remote read) does not see them.
+    assert rows(influx_server, store, "SELECT value FROM lat") == [
+        (None, ["time", "value"], [[1000, 0.5]])]
+    [found] = store.read(query((0, "__name__", "lat")), context())
+    assert (list(found.timestamps), list(found.values)) == ([1000], [0.5])
+    assert [dumps(h) for h in found.histograms] == [dumps(H), dumps(stale)]
+    assert [h.timestamp for h in found.histograms] == [2000, 3000]
+
+
+def test_a_point_with_a_float_and_a_histogram_gives_both(store):
+    store.write([Series(labels(__name__="both"), [5], [1.5], at(5))], context())
+    [found] = store.read(query((0, "__name__", "both")), context())
+    assert (list(found.timestamps), list(found.values), found.histograms) == \
+        ([5], [1.5], at(5))
+
+
+def test_histograms_of_hostile_series_round_trip_and_match_exactly(store):
+    odd = [labels(__name__="h", histogram="tag", histogram_count="c", value="v", i="0"),
+           labels(__name__='q"uo\\te', i="1"), labels(__name__="h", i="2", v="a\nb"),
+           labels(__name__="\u2028", i="3")]
+    store.write([Series(item, [], [], at(int(dict(item)["i"]) + 1)) for item in odd],
+                context())
+    for item in odd:
+        wanted = [(0, name, value) for name, value in item]
+        [found] = store.read(query(*wanted), context())
+        assert found.labels == item and found.histograms == at(int(dict(item)["i"]) + 1)
+    found = store.read(query((0, "__name__", "h"), (2, "histogram", "t.g")), context())
+    assert [s.labels for s in found] == [odd[0]]
+
+
+def test_histograms_written_without_a_name_tag_are_named_by_their_measurement(influx_server):
+    store = fresh_store(influx_server)
+    text = dumps(H).replace('"', '\\"')
+    assert influx_server.write_lines(store.client.database,
+                                     f'cpu,host=a histogram="{text}" 1000') == 204
+    for matchers in ([(0, "__name__", "cpu")], [(2, "__name__", "c.u")], [(0, "host", "a")],
+                     [(1, "__name__", "mem"), (0, "host", "a")]):
+        [found] = store.read(query(*matchers), context())
+        assert found.labels == labels(__name__="cpu", host="a"), matchers
+        assert found.histograms == at(1000)
+    assert store.read(query((1, "__name__", "cpu")), context()) == []
+
+
+def test_histogram_fields_that_are_not_ours_are_skipped_and_the_floats_kept(influx_server):
+    store = fresh_store(influx_server)
+    text = dumps(H).replace('"', '\\"')
+    lines = (f'm,__name__=m histogram="not json",value=1 1000\n'
+             f'm,__name__=m histogram="{{}}" 2000\n'
+             f'm,__name__=m histogram="{text}" 3000\n'
+             f'n,__name__=n histogram=5,value=2 1000')  # a float field of that name
+    assert influx_server.write_lines(store.client.database, lines) == 204
+    found = store.read(query((2, "__name__", "m|n")), context())
+    assert [(s.labels, list(s.timestamps), s.histograms) for s in found] == [
+        (labels(__name__="m"), [1000], at(3000)), (labels(__name__="n"), [1000], [])]
+
+
+def test_each_histogram_is_charged_to_the_budget_once_over_several_chunks(influx_server,
+                                                                           monkeypatch):
+    monkeypatch.setattr(influxdb_client, "CHUNK_SIZE", 3)
+    store = fresh_store(influx_server)
+    store.write([Series(labels(__name__="c"), [2, 4, 6], [1.0] * 3, at(1, 3, 5, 7, 9))],
+                context())
+    cost = series_bytes(labels(__name__="c")) + 3 * SAMPLE_BYTES + 5 * histogram_bytes(H)
+    [found] = store.read(query((0, "__name__", "c")), context(8, byte_limit=cost))
+    assert (list(found.timestamps), [h.timestamp for h in found.histograms]) == \
+        ([2, 4, 6], [1, 3, 5, 7, 9])
+    with pytest.raises(ResponseTooLarge, match="more than 7 samples"):
+        store.read(query((0, "__name__", "c")), context(7))
+    with pytest.raises(ResponseTooLarge, match=f"more than {cost - 1} bytes"):
+        store.read(query((0, "__name__", "c")), context(byte_limit=cost - 1))
+
+
+def test_a_histogram_over_influxdbs_string_limit_is_refused_naming_it_and_not_sent(
+        influx_server, monkeypatch):
+    """InfluxDB 1.8+/2.x refuse a string field over 1 MiB (1.6.7 takes it): refused the same
+    way whatever the version, before sending; the rest of the series is stored."""
+    size = len(dumps(H))
+    monkeypatch.setattr(influxdb_line, "MAX_STRING_FIELD_BYTES", size - 1)
+    store = fresh_store(influx_server)
+    big = H._replace(timestamp=2, positive=(3, -1, 1))
+    ctx = context()
+    result = store.write([Series(labels(__name__="big", job="j"), [1], [1.0],
+                                 [big, H._replace(timestamp=3, positive=(3, -1))])], ctx)
+    assert (result.stored, result.histograms, result.rejected) == (2, 1, 1)
+    assert result.reasons == (f"InfluxDB cannot store a native histogram of {size} bytes "
+                              f'(string fields hold at most {size - 1}): big{{job="j"}} at 2',)
+    assert dict(ctx.telemetry.rejected) == {"limits": 1}
+    [found] = store.read(query((0, "__name__", "big")), context())
+    assert list(found.timestamps) == [1] and [h.timestamp for h in found.histograms] == [3]
+
+
+def test_a_histogram_field_of_another_type_refuses_them_naming_the_series(influx_server):
+    """A "histogram" field first written as a float (another tool) makes InfluxDB drop
+    every histogram of that measurement: counted, named, the write's 400; the rest stored."""
+    store = fresh_store(influx_server)
+    assert influx_server.write_lines(store.client.database, "lat,__name__=lat histogram=1 1") \
+        == 204
+    ctx = context()
+    result = store.write([Series(labels(__name__="lat", job=str(i)), [10], [1.0], at(20, 30))
+                          for i in range(5)] + [Series(labels(__name__="ok"), [], [], at(20))],
+                         ctx)
+    assert (result.stored, result.rejected, result.histograms) == (6, 10, 1)
+    assert dict(ctx.telemetry.rejected) == {"backend_refused": 10}
+    [reason] = result.reasons
+    assert reason.startswith('InfluxDB did not store 10 of 16 points (lat{job="0"}, '
+                             'lat{job="1"}, lat{job="2"} and 2 more series): partial write: '
+                             'field type conflict: input field "histogram" on measurement '
+                             '"lat" is type string, already exists as type float dropped=10')
+    found = store.read(query((2, "__name__", "lat|ok")), context())
+    # InfluxQL reads "histogram" as a float in "lat" and as a string in "ok", in one statement.
+    assert [(len(s.timestamps), len(s.histograms)) for s in found] == [(1, 0)] * 5 + [(0, 1)]
+
+
+def test_a_batch_stored_in_part_counts_its_histograms_as_a_lower_bound(influx_server):
+    """InfluxDB says how many points of a batch it dropped, not which: the histograms
+    stored are counted as if the dropped were histograms (never more than were stored)."""
+    store = fresh_store(influx_server)
+    assert influx_server.write_lines(store.client.database, "m,__name__=m value=1i 1") == 204
+    result = store.write([Series(labels(__name__="m"), [5], [1.5]),
+                          Series(labels(__name__="n"), [5], [1.5], at(6, 7))], context())
+    assert (result.stored, result.rejected, result.histograms) == (3, 1, 1)
+    assert result.reasons[0].startswith("InfluxDB did not store 1 of 4 points (m{}): ")
+
+
+def test_a_histogram_line_too_long_to_send_is_not_counted_stored(influx_server):
+    store = fresh_store(influx_server, max_body_bytes=200)
+    result = store.write([Series(labels(__name__="h", blob="x" * 150), [1], [1.0], at(2))],
+                         context())
+    assert (result.stored, result.rejected, result.histograms) == (1, 1, 0)
+    assert result.reasons[0].startswith("InfluxDB cannot take a ")
+
+
+def test_refusals_name_the_series_whose_samples_carry_the_field_in_that_measurement():
+    odd = 'a"b\\c\u2028\U0001f600'
+    batch = [Series(labels(__name__="m", i="f"), [1], [1.0]),
+             Series(labels(__name__="m", i="h"), [], [], at(1)),
+             Series(labels(__name__="n", i="n"), [1], [1.0], at(1)),
+             Series(labels(__name__=odd, i="odd"), [1], [1.0], at(2)),
+             Series(labels(__name__="m", i="none"), [], []),
+             Series(labels(i="nameless"), [1], [1.0])]
+
+    def named(text):
+        return [dict(item)["i"] for item in influxdb.refused_series(text, batch)]
+
+    conflict = 'partial write: field type conflict: input field "{}" on measurement "{}" is type'
+    assert named(conflict.format("histogram", "m")) == ["h"]
+    assert named(conflict.format("histogram_count", "m")) == ["h"]
+    assert named(conflict.format("value", "m")) == ["f"]
+    assert named(conflict.format("value_bits", "m")) == ["f"]
+    assert named(conflict.format("histogram_sum", "n")) == ["n"]
+    assert named(conflict.format("value", "n")) == ["n"]
+    assert named(conflict.format("value", "")) == ["nameless"]
+    assert named(conflict.format("other", "m")) == []
+    assert named(conflict.format("histogram", "m2")) == []
+    assert named('input field "histogram" on measurement "m" was') == []
+    assert named("unable to parse 'm,__name__=m value=1 1': bad") == []
+    assert named(f'input field "histogram" on measurement "{odd}" is too long, 9 > 1') == ["odd"]
+    go_quoted = 'a\\"b\\\\c\\u2028\U0001f600'  # Go's %q (2.x)
+    assert named(f'input field "value" on measurement "{go_quoted}" is type') == ["odd"]
+    assert influxdb._go_quoted("\U000e0001") == "\\U000e0001"
+
+
+def test_a_refusal_names_three_series_and_counts_the_others():
+    assert influxdb.naming([]) == ""
+    assert influxdb.naming([labels(__name__="a", j="x")]) == ' (a{j="x"})'
+    assert influxdb.naming([labels(__name__=n) for n in "abc"]) == " (a{}, b{}, c{})"
+    assert influxdb.naming([labels(__name__=n) for n in "abcde"]) == \
+        " (a{}, b{}, c{} and 2 more series)"
