@@ -817,3 +817,17 @@ def test_a_refusal_names_three_series_and_counts_the_others():
     assert influxdb.naming([labels(__name__=n) for n in "abc"]) == " (a{}, b{}, c{})"
     assert influxdb.naming([labels(__name__=n) for n in "abcde"]) == \
         " (a{}, b{}, c{} and 2 more series)"
+
+
+def test_the_documented_histogram_line_is_the_one_the_connector_writes(influx_server):
+    with open(os.path.join(ROOT, "docs", "influxdb.md")) as handle:
+        [line] = re.findall(r"(?m)^  (http_request_duration_seconds,\S+ histogram=.*)$",
+                            handle.read())
+    labels_ = labels(__name__="http_request_duration_seconds", job="api")
+    written = Series(labels_, [], [], at(1700000000000, histogram=Histogram(
+        0, 17, 27.5, 3, 0.001, 2, positive_spans=((0, 2), (1, 1)), positive=(3, -1, 0))))
+    assert list(influxdb_line.LineEncoder().lines([written])) == [line]
+    store = fresh_store(influx_server)
+    assert influx_server.write_lines(store.client.database, line) == 204
+    [found] = store.read(query((0, "job", "api"), start=0, end=2 * 10 ** 12), context())
+    assert found == written
