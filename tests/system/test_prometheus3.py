@@ -180,15 +180,20 @@ def test_rw2_payload_stores_what_the_rw1_payload_stores(client):
     response = write_v2(client, v2)
     assert response.status_code == 400
     text = response.body.decode()
-    assert "1 of 8 samples rejected (7 stored; 1 series refused)" in text
+    assert "1 of 9 samples rejected (8 stored; 1 series refused)" in text
     assert "label reference 999 is outside the symbol table" in text
-    assert "1 native histogram samples and 1 exemplars not written" in text
-    assert [response.headers[h] for h in WRITTEN] == ["7", "0", "0"]
+    assert "exemplar" not in text  # not kept, counted: the Exemplars-Written header says 0
+    assert [response.headers[h] for h in WRITTEN] == ["7", "1", "0"]
     matchers = [(2, "__name__", ".+")]
     old = read(client, read_request((0, 9999, matchers))).results[0]
     new = read(client, read_request((10_000, 19_999, matchers))).results[0]
-    assert labels_of(new) == labels_of(old) and len(labels_of(new)) == 2
+    assert labels_of(new) == labels_of(old) and len(labels_of(new)) == 3
     assert samples_of(new, shift=9000) == samples_of(old)
+    [old_latency] = [ts for ts in old.timeseries if ts.histograms]
+    [new_latency] = [ts for ts in new.timeseries if ts.histograms]
+    assert old_latency.histograms[0].timestamp + 9000 == new_latency.histograms[0].timestamp
+    new_latency.histograms[0].timestamp -= 9000
+    assert new_latency == old_latency
 
 
 def test_rw2_translation_equals_rw1_translation():
@@ -197,11 +202,13 @@ def test_rw2_translation_equals_rw1_translation():
         codec.decode_write_request(codec.encode_message(v1), HEADERS, 1 << 20))
     two = translate_v2.series_from_request(codec.decode_write_request_v2(v2.body(), 1 << 20))
     assert [(s.labels, list(s.timestamps), [struct.pack("<d", v) for v in s.values])
-            for s in two.translated.series] == \
+            for s in two.series] == \
         [(s.labels, list(s.timestamps), [struct.pack("<d", v) for v in s.values])
          for s in one.series]
-    assert (two.histograms, two.exemplars) == (1, 1)
-    assert len(two.translated.refused) == len(one.refused) == 1
+    assert [s.histograms for s in two.series] == [s.histograms for s in one.series]
+    assert [len(s.histograms) for s in two.series] == [0, 0, 1]
+    assert (two.exemplars, two.metadata, one.exemplars, one.metadata) == (1, 4, 0, 0)
+    assert len(two.refused) == len(one.refused) == 1
 
 
 def test_rw2_label_cache_is_bounded_in_bytes_and_refills_after_emptying(monkeypatch):
@@ -212,7 +219,7 @@ def test_rw2_label_cache_is_bounded_in_bytes_and_refills_after_emptying(monkeypa
         for i in range(500):
             v2.series({"__name__": f"m{batch}-{i}", "job": "j", "path": f"/{i:0200}"},
                       [(i, float(i))])
-        decoded = translate_v2.series_from_request(v2.request).translated.series
+        decoded = translate_v2.series_from_request(v2.request).series
         assert [(s.labels, list(s.timestamps)) for s in decoded] == [
             ((("__name__", f"m{batch}-{i}"), ("job", "j"), ("path", f"/{i:0200}")), [i])
             for i in range(500)]
@@ -289,7 +296,7 @@ def test_rw2_series_after_a_metadata_only_series_are_stored(client):
     v2.series({"__name__": "later"}, [(1, 1.0)], exemplars=[(1, 1.0)])
     v2.series({"__name__": "last"}, [(2, 2.0)])
     response = write_v2(client, v2)
-    assert response.status_code == 400  # the exemplar
+    assert response.status_code == 204  # the exemplar is counted, not kept: the header says 0
     assert [response.headers[h] for h in WRITTEN] == ["2", "0", "0"]
     [result] = read(client, read_request((0, 10, [(2, "__name__", "later|last")]))).results
     assert sorted(labels["__name__"] for labels in labels_of(result)) == ["last", "later"]
