@@ -61,13 +61,13 @@ class FixtureExporter:
         self.server.server_close()
 
 
-def start_prometheus(tmp_path, name: str, port: int, config: str) -> Process:
+def start_prometheus(tmp_path, name: str, port: int, config: str, flags=()) -> Process:
     directory = tmp_path / name
     directory.mkdir()
     (directory / "prometheus.yml").write_text(config)
     proc = Process([PROMETHEUS or "prometheus", f"--config.file={directory / 'prometheus.yml'}",
                     f"--storage.tsdb.path={directory / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                    f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
                    str(directory / "log.txt"))
     try:
         wait_for_port(port, proc.proc)
