@@ -1,23 +1,66 @@
-"""Native histograms end to end: a real Prometheus 2.42 scrapes them from a protobuf
-exposition and remote-writes them (``send_native_histograms: true``) through the README's
-`make run`; `/read` answers them as the writer's own query API shows them, stale markers
-included, and streamed reads carry the writer's very chunks."""
+"""Native histograms end to end, on every backend: a real Prometheus 2.42 scrapes them from
+a protobuf exposition and remote-writes them (``send_native_histograms: true``) through the
+README's `make run` (the embedded store, InfluxDB on a real influxd, the `dev` stage on the
+Timestream emulation); `/read` answers them as the writer's own query API shows them, stale
+markers included."""
 import struct
 import time
 
+import pytest
+
+from chalicelib.protocol import codec
 from chalicelib.protocol.prompb import remote_pb2
 from harness.processes import free_port, wait_for_port
-from harness.remote import promql, remote_read
+from harness.remote import HEADERS, post, promql
 from tests.support.native_histograms import (SCRAPES, NativeHistogramExporter, api_histograms,
                                              api_view, close)
 from tests.support.prometheus import start_prometheus
 from tests.system.test_e2e_prometheus import start_connector
+from tests.system.test_e2e_timestream import AUTH, SECRET, dev_stage
 
 NAMES = ("e2e_balance", "e2e_latency_seconds", "e2e_weights")
 STALE = 0x7FF0000000000002
 
 
-def config(exporter_port: int, write_url: str) -> str:
+@pytest.fixture(params=["sqlite", "influxdb", "timestream"])
+def connector(request, tmp_path):
+    """The connector on one backend: (its URL, the writer's auth block, the reader's headers)."""
+    if request.param == "timestream":
+        from harness.timestream.env import DATABASE, TABLE, install_sql_functions
+        from harness.timestream.query_service import QueryService
+        from harness.timestream.server import TimestreamServer
+        from harness.timestream.write_rules import WriteRules
+        rules = WriteRules()
+        server = TimestreamServer(DATABASE, TABLE, rules, QueryService(
+            DATABASE, TABLE, rules.records, install_sql_functions))
+        process, url = dev_stage(tmp_path, server)
+        yield url, (f"basic_auth: {{username: AKIDEXAMPLE, password: {SECRET}}}",
+                    {"Authorization": AUTH})
+        process.stop()
+        server.stop()
+        return
+    env = None
+    if request.param == "influxdb":
+        influxd = request.getfixturevalue("influx_server_for_e2e")
+        env = {"STORAGE_BACKEND": "influxdb", "INFLUXDB_URL": influxd.url,
+               "INFLUXDB_DATABASE": "prometheus"}
+    process, port = start_connector(tmp_path, env)
+    try:
+        wait_for_port(port, process.proc, timeout=300)
+        yield f"http://127.0.0.1:{port}", ("", {})
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def influx_server_for_e2e():
+    from harness.influxd import InfluxServer
+    server = InfluxServer()
+    yield server
+    server.stop()
+
+
+def config(exporter_port: int, write_url: str, auth: str) -> str:
     return f"""
 global: {{scrape_interval: 1s}}
 scrape_configs:
@@ -26,18 +69,23 @@ scrape_configs:
 remote_write:
   - url: {write_url}
     send_native_histograms: true
+    {auth}
     queue_config: {{min_shards: 1, max_shards: 1, batch_send_deadline: 500ms,
                     min_backoff: 100ms, max_backoff: 1s}}
 """
 
 
-def histograms_read(url: str):
+def histograms_read(url: str, headers: dict):
     """{labels: histograms} of the connector's SAMPLES answer for every NAMES series."""
     from chalicelib.protocol.histograms import from_message
     request = remote_pb2.ReadRequest()
-    query = request.queries.add(start_timestamp_ms=0, end_timestamp_ms=2 ** 62)
+    query = request.queries.add(start_timestamp_ms=0, end_timestamp_ms=int(time.time() * 1000))
     query.matchers.add(type=2, name="__name__", value="e2e_.*")
-    [result] = remote_read(url, request).results
+    status, _, body = post(url + "/read", codec.encode_message(request), {**HEADERS, **headers})
+    assert status == 200, body
+    response = remote_pb2.ReadResponse()
+    response.ParseFromString(codec.decompress(body, 1 << 30))
+    [result] = response.results
     return {tuple(sorted((l.name, l.value) for l in ts.labels)):
             [from_message(h) for h in ts.histograms] for ts in result.timeseries}
 
@@ -46,22 +94,19 @@ def is_stale(histogram) -> bool:
     return struct.unpack("<Q", struct.pack("<d", histogram.sum))[0] == STALE
 
 
-def test_prometheus_2_42_native_histograms_are_stored_and_read_back(tmp_path):
+def test_prometheus_2_42_native_histograms_are_stored_and_read_back(tmp_path, connector):
+    url, (auth, headers) = connector
     exporter = NativeHistogramExporter()
     processes = []
     try:
-        connector, port = start_connector(tmp_path)
-        processes.append(connector)
-        wait_for_port(port, connector.proc, timeout=300)
-        url = f"http://127.0.0.1:{port}"
         writer_port = free_port()
         processes.append(start_prometheus(
-            tmp_path, "writer", writer_port, config(exporter.port, f"{url}/write"),
+            tmp_path, "writer", writer_port, config(exporter.port, f"{url}/write", auth),
             flags=["--enable-feature=native-histograms"]))
         writer = f"http://127.0.0.1:{writer_port}"
         deadline = time.monotonic() + 90
         while True:  # until every series' stale marker has arrived
-            found = histograms_read(url)
+            found = histograms_read(url, headers)
             if len(found) == 3 and all(h and is_stale(h[-1]) for h in found.values()):
                 break
             assert time.monotonic() < deadline, (exporter.scrapes, found)
