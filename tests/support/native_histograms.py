@@ -1,14 +1,13 @@
 """A fixture exporter of native histograms in Prometheus's protobuf exposition format, and
 the histograms as Prometheus's query API shows them (to compare with remote read)."""
-import http.server
 import math
-import threading
 from typing import Dict, List, Tuple
 
 from google.protobuf.internal.encoder import _VarintBytes
 
 from chalicelib.model import Histogram
 from tests.support.exposition import metrics_pb2
+from tests.support.prometheus import Exporter
 
 CONTENT_TYPE = ("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
                 "encoding=delimited")
@@ -56,36 +55,19 @@ def families(scrape: int) -> List[metrics_pb2.MetricFamily]:
     return [latency, balance, weights]
 
 
-class NativeHistogramExporter:
+class NativeHistogramExporter(Exporter):
     """Serves ``families`` in the protobuf exposition format, SCRAPES times, then nothing."""
 
     def __init__(self) -> None:
         self.scrapes = 0
-        exporter = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                served = families(exporter.scrapes) if exporter.scrapes < SCRAPES else []
-                exporter.scrapes += 1
-                body = b"".join(_VarintBytes(f.ByteSize()) + f.SerializeToString()
-                                for f in served)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        def answer():
+            served = families(self.scrapes) if self.scrapes < SCRAPES else []
+            self.scrapes += 1
+            return b"".join(_VarintBytes(f.ByteSize()) + f.SerializeToString()
+                            for f in served), CONTENT_TYPE
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(answer)
 
 
 def _bound(index: int, schema: int) -> float:
