@@ -71,6 +71,7 @@ def test_custom_buckets_keep_their_bounds_in_both_protocols():
     ({"zero_count_float": 1.0}, "an integer histogram"),  # no count at all: an integer one
     ({"schema": 9}, "at 5: schema 9 is not one Prometheus knows (-4 to 8, or -53)"),
     ({"schema": -5}, "schema -5 is not one"),
+    ({"schema": -54}, "schema -54 is not one"),
     ({"schema": -53}, "custom buckets (schema -53) without custom_values"),
     ({"schema": -53, "custom_values": [1.0, 1.0]}, "custom_values are not strictly increasing"),
     ({"schema": -53, "custom_values": [2.0, 1.0]}, "custom_values are not strictly increasing"),
@@ -101,6 +102,7 @@ def test_what_prometheus_refuses_is_refused_saying_why(fields, problem):
 @pytest.mark.parametrize("fields", [
     {"schema": -4}, {"schema": 8}, {"schema": -53, "custom_values": [-1.0, 0.0, 2.5]},
     {"positive_spans": [(-5, 1), (0, 1)], "positive_deltas": [2, -2]},  # a zero bucket
+    {"positive_spans": [(0, 300)], "positive_deltas": [1] * 300},  # counts past small ints
     {"count_float": 1.0, "positive_spans": [(0, 2)], "positive_counts": [3.0, 0.5]},
     {"count_float": 1.0, "negative_spans": [(0, 1)], "negative_counts": [-1.0]},  # not checked
 ])
