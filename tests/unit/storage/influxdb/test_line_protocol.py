@@ -227,6 +227,9 @@ def test_batches_count_their_histograms_and_list_their_series():
     # A batch that ends where a series starts does not list it.
     made = list(batches([a, b], LineEncoder(), 4, 1 << 20))
     assert [[s.labels[0][1] for s in x.series] for x in made] == [["a"], ["b"]]
+    made = list(batches([b, c], LineEncoder(), 1, 1 << 20))
+    assert [(x.histograms, [s.labels[0][1] for s in x.series]) for x in made] == [
+        (0, ["b"]), (1, ["c"])]
     made = list(batches([b, c, a], LineEncoder(), 2, 1 << 20))
     assert [(x.histograms, [s.labels[0][1] for s in x.series]) for x in made] == [
         (1, ["b", "c"]), (0, ["a"]), (2, ["a"])]
@@ -250,3 +253,34 @@ def test_a_histogram_line_over_the_byte_bound_comes_alone():
     series = [Series((("__name__", "h"),), [1, 2], [1.0, 2.0], [H])]
     made = list(batches(series, LineEncoder(), 100, len(lines[0].encode()) * 2 + 1))
     assert [(len(x.lines), x.histograms) for x in made] == [(2, 0), (1, 1)]
+
+
+@pytest.mark.parametrize("kind", ["float", "histogram"])
+def test_batches_of_either_kind_are_bounded_in_lines_and_bytes(kind):
+    """Four lines of an odd length L and a last one two bytes longer, newlines counted."""
+    def one(name, t):
+        if kind == "float":
+            return Series((("__name__", name),), [t], [1.25])
+        return Series((("__name__", name),), [], [], [H._replace(timestamp=t + 10)])
+
+    series = [one("m", t) for t in (1, 2, 3, 4)] + [one("mm", 5)]
+    encoder = LineEncoder()
+    lines = [line.encode() for line in encoder.lines(series)]
+    size = len(lines[0])
+    assert size % 2 == 1 and [len(line) for line in lines] == [size] * 4 + [size + 2]
+
+    def shape(max_lines, max_bytes):
+        made = list(batches(series, encoder, max_lines, max_bytes))
+        assert [b.histograms for b in made] == \
+            [len(b.lines) if kind == "histogram" else 0 for b in made]
+        return [len(b.lines) for b in made]
+
+    assert shape(2, 1 << 20) == [2, 2, 1]
+    assert shape(4, 1 << 20) == [4, 1]
+    assert shape(100, 2 * size + 1) == [2, 2, 1]
+    assert shape(100, 2 * size) == [1, 1, 1, 1, 1]
+    assert shape(100, 4 * (size + 1) + size + 2) == [5]
+    assert shape(100, 4 * (size + 1) + size + 1) == [4, 1]
+    assert shape(100, 3 * (size + 1) + size) == [4, 1]
+    assert shape(100, 3 * (size + 1) + size - 1) == [3, 2]
+    assert [b"".join(b.lines) for b in batches(series, encoder, 100, 1)] == lines
