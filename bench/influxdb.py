@@ -5,7 +5,9 @@ import shutil
 import time
 
 from chalicelib import handlers
-from chalicelib.context import Limits
+from chalicelib.context import Limits, RequestContext
+from chalicelib.matchers import Matcher
+from chalicelib.model import Histogram, Query, Series
 from harness.influxd import InfluxServer, fresh_store
 from harness.remote import HEADERS, post
 
@@ -38,6 +40,7 @@ def report(bodies, read_body: bytes, samples: int, senders: int, send_all) -> No
         for _ in range(5):
             handlers.read(read_body, HEADERS, store, LIMITS)
         our_read = time.perf_counter() - started
+        kinds = histograms_against_floats(server)
     finally:
         server.stop()
     print(f"\n{'InfluxDB backend (influxd 1.6.7)':48} {'seconds':>12} {'vs baseline':>12}")
@@ -48,3 +51,36 @@ def report(bodies, read_body: bytes, samples: int, senders: int, send_all) -> No
     for name, seconds, base in rows:
         print(f"{name:48} {seconds:12.3f} {base / seconds:11.2f}x")
     print(f"({samples} samples written; speed ratios: higher is faster)")
+    print(f"\n{'InfluxDB backend: native histograms':48} {'seconds':>12} {'vs floats':>12}")
+    for name, (floats, histograms) in kinds.items():
+        print(f"{name:48} {histograms:12.3f} {floats / histograms:11.2f}x")
+    print(f"({HISTOGRAM_SERIES * HISTOGRAM_SAMPLES} samples of each kind, a histogram of "
+          f"{len(HISTOGRAM.positive)} buckets; ratio: histograms' speed over floats')")
+
+
+HISTOGRAM_SERIES, HISTOGRAM_SAMPLES = 500, 20
+HISTOGRAM = Histogram(0, 1234, 56.75, 3, 2.938735877055719e-39, 4,
+                      positive_spans=((-5, 6), (2, 6)), positive=(1, 3, -2, 4, 0, 7) * 2,
+                      negative_spans=((0, 2),), negative=(1, -1))
+
+
+def histograms_against_floats(server: InfluxServer) -> dict:
+    """{"write …"/"read …": (seconds for float samples, for as many native histograms)}: the
+    connector's store in-process, the same series and timestamps."""
+    times = list(range(1_000, 1_000 + 15_000 * HISTOGRAM_SAMPLES, 15_000))
+    labels = [(("__name__", "bench_latency_seconds"), ("instance", f"host{i}:9100"),
+               ("job", "api")) for i in range(HISTOGRAM_SERIES)]
+    kinds = {"floats": [Series(item, times, [0.5] * len(times)) for item in labels],
+             "histograms": [Series(item, [], [], [HISTOGRAM._replace(timestamp=t)
+                                                  for t in times]) for item in labels]}
+    query = Query(0, times[-1], (Matcher.of(0, "__name__", "bench_latency_seconds"),))
+    seconds = {"write (connector in-process)": [], "read (connector in-process)": []}
+    for series in kinds.values():
+        store = fresh_store(server)
+        started = time.perf_counter()
+        store.write(series, RequestContext(LIMITS))
+        seconds["write (connector in-process)"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        store.read(query, RequestContext(LIMITS))
+        seconds["read (connector in-process)"].append(time.perf_counter() - started)
+    return {name: tuple(pair) for name, pair in seconds.items()}

@@ -75,7 +75,6 @@ _SET_BYTES = 160  # pragma: no mutate
 _UNWRITABLE = re.compile(r"\\(?:[, =]|$)|[\x00-\x1f\x7f]")
 _TAG_SPECIAL = re.compile(r"([, =])")
 _MEASUREMENT_SPECIAL = re.compile(r"([, ])")
-_STRING_SPECIAL = re.compile(r'(["\\])')  # escaped in a string field value
 
 
 def _encode(text: str) -> str:
@@ -151,7 +150,8 @@ def value_from_fields(value: object, bits: object) -> Optional[float]:
 
 def histogram_fields(histogram: Histogram, text: str) -> str:
     """The field set of a native histogram sample whose ``histogram_text`` is ``text``."""
-    fields = f'{HISTOGRAM_FIELD}="' + _STRING_SPECIAL.sub(r"\\\1", text) + '"'
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')  # a string field's escapes
+    fields = f'{HISTOGRAM_FIELD}="{escaped}"'
     if _bits(histogram.sum) == STALE_BITS:
         return fields
     count, total = float(histogram.count), float(histogram.sum)

@@ -831,3 +831,19 @@ def test_the_documented_histogram_line_is_the_one_the_connector_writes(influx_se
     assert influx_server.write_lines(store.client.database, line) == 204
     [found] = store.read(query((0, "job", "api"), start=0, end=2 * 10 ** 12), context())
     assert found == written
+
+
+def test_influxdbs_own_prometheus_read_sees_only_the_float_samples(influx_server):
+    from chalicelib.protocol.prompb import remote_pb2
+    from harness.remote import HEADERS, read_request
+    store = fresh_store(influx_server)
+    store.write([Series(labels(__name__="lat", job="j"), [1000], [0.5], at(2000))], context())
+    status, _, body = post(f"{influx_server.url}/api/v1/prom/read?db={store.client.database}",
+                           codec.encode_message(read_request((0, 10_000, [(0, "__name__", "lat")]))),
+                           HEADERS)
+    assert status == 200, body
+    response = remote_pb2.ReadResponse()
+    response.ParseFromString(codec.decompress(body, 1 << 20))
+    [series] = response.results[0].timeseries
+    assert [(s.timestamp, s.value) for s in series.samples] == [(1000, 0.5)]
+    assert list(series.histograms) == []
