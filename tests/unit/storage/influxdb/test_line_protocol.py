@@ -227,9 +227,10 @@ def test_batches_count_their_histograms_and_list_their_series():
     # A batch that ends where a series starts does not list it.
     made = list(batches([a, b], LineEncoder(), 4, 1 << 20))
     assert [[s.labels[0][1] for s in x.series] for x in made] == [["a"], ["b"]]
-    made = list(batches([b, c], LineEncoder(), 1, 1 << 20))
+    made = list(batches([b, b._replace(labels=(("__name__", "b2"),)), c], LineEncoder(), 2,
+                        1 << 20))
     assert [(x.histograms, [s.labels[0][1] for s in x.series]) for x in made] == [
-        (0, ["b"]), (1, ["c"])]
+        (0, ["b", "b2"]), (1, ["c"])]
     made = list(batches([b, c, a], LineEncoder(), 2, 1 << 20))
     assert [(x.histograms, [s.labels[0][1] for s in x.series]) for x in made] == [
         (1, ["b", "c"]), (0, ["a"]), (2, ["a"])]
