@@ -125,7 +125,8 @@ def series_key(labels: Labels) -> str:
 
 
 def _bits(value: float) -> int:
-    return struct.unpack("<Q", struct.pack("<d", value))[0]
+    (bits,) = struct.unpack("<Q", struct.pack("<d", value))
+    return bits
 
 
 def field_text(value: float) -> str:
