@@ -707,7 +707,7 @@ def test_histogram_fields_that_are_not_ours_are_skipped_and_the_floats_kept(infl
 
 def test_each_histogram_is_charged_to_the_budget_once_over_several_chunks(influx_server,
                                                                            monkeypatch):
-    monkeypatch.setattr(influxdb_client, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(influxdb_client, "CHUNK_SIZE", 4)  # 2 + 2 samples, then 1 + 3
     store = fresh_store(influx_server)
     store.write([Series(labels(__name__="c"), [2, 4, 6], [1.0] * 3, at(1, 3, 5, 7, 9))],
                 context())
@@ -808,15 +808,15 @@ def test_refusals_name_the_series_whose_samples_carry_the_field_in_that_measurem
     assert named(f'input field "histogram" on measurement "{odd}" is too long, 9 > 1') == ["odd"]
     go_quoted = 'a\\"b\\\\c\\u2028\U0001f600'  # Go's %q (2.x)
     assert named(f'input field "value" on measurement "{go_quoted}" is type') == ["odd"]
-    assert influxdb._go_quoted("\U000e0001") == "\\U000e0001"
+    assert influxdb._go_quoted("\U000e0001\uffff\u00e9") == "\\U000e0001\\uffff\u00e9"
 
 
 def test_a_refusal_names_three_series_and_counts_the_others():
     assert influxdb.naming([]) == ""
     assert influxdb.naming([labels(__name__="a", j="x")]) == ' (a{j="x"})'
     assert influxdb.naming([labels(__name__=n) for n in "abc"]) == " (a{}, b{}, c{})"
-    assert influxdb.naming([labels(__name__=n) for n in "abcde"]) == \
-        " (a{}, b{}, c{} and 2 more series)"
+    assert influxdb.naming([labels(__name__=n) for n in "abcdefg"]) == \
+        " (a{}, b{}, c{} and 4 more series)"
 
 
 def test_the_documented_histogram_line_is_the_one_the_connector_writes(influx_server):
