@@ -14,7 +14,7 @@ import sys
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
 from chalicelib.version import VERSION
-from deploy import influxdb, observability, sar, timestream_table, vpc
+from deploy import influxdb, observability, sar, sigv4, timestream_table, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 LOG_LEVELS = ["info", "debug", "warn", "error"]
@@ -156,15 +156,15 @@ def stage_merge_template(stage: Stage) -> dict:
     """The merge template of the stage's backend: InfluxDB's (deploy/influxdb.py), or
     Timestream's with the optional private deployment (deploy/vpc.py) and the optional
     database, table and rejected-data bucket (deploy/timestream_table.py); either with the
-    dashboard and alarms (deploy/observability.py); with the Serverless Application Repository
-    metadata (deploy/sar.py)."""
+    dashboard and alarms (deploy/observability.py) and the optional SigV4 authorization
+    (deploy/sigv4.py); with the Serverless Application Repository metadata (deploy/sar.py)."""
     template = merge_template(stage)
     template["Metadata"] = sar.metadata(stage, sar.source_code_url())
     if stage.backend == "influxdb":
         template = influxdb.adapt_merge_template(stage, template)
     else:
         template = timestream_table.adapt_merge_template(vpc.adapt_merge_template(template))
-    return observability.adapt_merge_template(stage, template)
+    return observability.adapt_merge_template(stage, sigv4.adapt_merge_template(stage, template))
 
 
 def package(stage_name: str, out_dir: str) -> str:
