@@ -11,6 +11,7 @@ AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); its Timestream calls go through the s
 (service `timestream`) to the Timestream emulation, which records who signed each.
 """
 import datetime
+import re
 import json
 import os
 import shutil
@@ -275,3 +276,69 @@ def test_a_signature_a_few_minutes_old_still_passes(gateway):
     with _past(3):
         headers = signed(url, body, HEADERS)
     assert post(url, body, headers)[0] == 204 and len(calls) == 1
+
+
+def readme_section(heading: str) -> str:
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        text = handle.read()
+    section = text[text.index(heading):]
+    return section[:section.index("\n### ", 1)]
+
+
+def test_the_readme_sigv4_steps_are_what_the_stack_takes(template, tmp_path):
+    """The proxy signs for execute-api in a region and forwards to the API's host; the
+    prometheus.yml (valid for promtool) sends write and read to the proxy with the stage in
+    the path and no basic_auth; the default and its reason are stated; the policy is the one
+    `make policies` writes."""
+    import subprocess
+    _, cfn = template
+    section = readme_section("### SigV4 instead of IAM keys (`EnableSigV4Auth`)")
+    [command] = re.findall(r"```sh\n(.*?)```", section, re.S)
+    command = command.replace("\\\n", " ")
+    assert "aws-sigv4-proxy --name execute-api --region us-east-1" in command
+    host = re.search(r"--host (\S+)", command).group(1)
+    assert re.fullmatch(r"[a-z0-9]{10}\.execute-api\.us-east-1\.amazonaws\.com", host)
+    listen = re.search(r"--port (\S+)", command).group(1)
+    [config] = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    stage = cfn["Parameters"]["APIGatewayStageName"]["Default"]
+    assert f"url: http://{listen}/{stage}/write" in config
+    assert f"url: http://{listen}/{stage}/read" in config
+    assert "basic_auth" not in config and "sigv4:" not in config
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config)
+    checked = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True,
+                             text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    flat = " ".join(section.split())
+    for claim in ("signs remote write only, and only for the service `aps`",
+                  "`prometheus-sigv4-policy.json`", "API_ID=", "The default is `false`",
+                  "keep working after an update"):
+        assert claim in flat, claim
+    assert cfn["Parameters"]["EnableSigV4Auth"]["Default"] == "false"
+
+
+# The parameters of the Go connector's current template (serverless/template.yml, v1.3.2).
+GO_PARAMETERS = ["APIGatewayStageName", "MemorySize", "ApiGatewayTimeoutInMillis",
+                 "EnableSigV4Auth", "LambdaTimeoutInSeconds", "ReadThrottlingBurstLimit",
+                 "WriteThrottlingBurstLimit", "DefaultDatabase", "DefaultTable",
+                 "ExecutionPolicyName", "LogLevel"]
+
+
+def test_the_readme_maps_every_go_template_parameter_to_ours(template):
+    _, cfn = template
+    section = readme_section("### Upgrade (the URLs stay)")
+    table = section[section.index("| the Go connector's template |"):]
+    rows = [line for line in table.splitlines() if line.startswith("|")][2:]
+    mapped = {}
+    for row in rows:
+        theirs, ours = row.strip("|").split(" | ")
+        found = re.findall(r"`([A-Z][A-Za-z0-9]+)`", ours)  # the first one named is ours
+        for name in re.findall(r"`([A-Z][A-Za-z0-9]+)`", theirs):
+            mapped[name] = found[:1] or "same"
+    assert sorted(mapped) == sorted(GO_PARAMETERS)
+    for name, ours in mapped.items():
+        for target in ([name] if ours == "same" else ours):
+            assert target in cfn["Parameters"], (name, target)
+    assert mapped["LambdaTimeoutInSeconds"] == mapped["ApiGatewayTimeoutInMillis"] == \
+        ["TimeoutInMillis"]
+    assert "`Architecture`" in table
