@@ -90,7 +90,8 @@ proto: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) $(SAM_VENV) out .pytest_cache
 
-## package: `chalice package` for STAGE into out/STAGE (sam.yaml + deployment.zip).
+## package: `chalice package` for STAGE into out/STAGE (sam.yaml + deployment.zip). The zip carries the
+## native modules of x86_64 and arm64 alike: the template's Architecture parameter chooses at deploy time.
 package: $(VENV)/.dev
 	$(BIN)/python -m deploy.package --stage $(STAGE)
 

@@ -9,7 +9,9 @@ token, when the key has one, in ``X-Amz-Security-Token`` and signed; ``host`` an
 ``x-amz-date`` among the signed headers; a body that hashes to ``X-Amz-Content-SHA256`` if
 that is sent. It then computes the canonical request (from the signed headers only), the
 string to sign and the signature with botocore's ``SigV4Auth`` and the known secret, and
-compares. Anything else is refused 403 with API Gateway's own message and error type.
+compares. Anything else is refused 403, with an error type and message modelled on API
+Gateway's (``Missing Authentication Token``, ``The request signature we calculated does not
+match…``, ``Signature expired…``).
 
 ``Gateway`` serves ``POST /<stage>/write`` and ``/read`` like a REST API whose methods use
 ``AWS_IAM``: verified, then allowed by the signer's identity policy (``execute-api:Invoke`` on
