@@ -90,7 +90,8 @@ proto: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) $(SAM_VENV) out .pytest_cache
 
-## package: `chalice package` for STAGE into out/STAGE (sam.yaml + deployment.zip).
+## package: `chalice package` for STAGE into out/STAGE (sam.yaml + deployment.zip). The zip carries the
+## native modules of x86_64 and arm64 alike: the template's Architecture parameter chooses at deploy time.
 package: $(VENV)/.dev
 	$(BIN)/python -m deploy.package --stage $(STAGE)
 
@@ -114,8 +115,10 @@ publish: $(VENV)/.dev $(SAM_VENV)/.installed
 ## `sam deploy --stack-name` the deployment policy covers (default PrometheusTimestreamConnector).
 ## VPC=1: the deployer may also use the template's VPC parameters (VpcConfig, Timestream endpoints).
 ## CREATE_TABLE=1: the deployer may also use the template's parameters that create the database, table and rejected-data bucket.
+## API_ID: the stack's RestAPIId, the one API the SigV4 policy (EnableSigV4Auth=true) may invoke.
 policies: $(VENV)/.dev
-	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1 [STACK_NAME=...] [VPC=1] [CREATE_TABLE=1]"; exit 2; }
+	@test -n "$(ACCOUNT)" -a -n "$(REGION)" || { echo "usage: make policies STAGE=dev ACCOUNT=123456789012 REGION=us-east-1 [STACK_NAME=...] [VPC=1] [CREATE_TABLE=1] [API_ID=...]"; exit 2; }
 	$(BIN)/python -m deploy.policies --stage $(STAGE) --account $(ACCOUNT) --region $(REGION) \
 		$(if $(SECRET_ARN),--secret-arn $(SECRET_ARN)) $(if $(STACK_NAME),--stack-name $(STACK_NAME)) \
-		$(if $(CHALICE_DIR),--chalice-dir $(CHALICE_DIR)) $(if $(VPC),--vpc) $(if $(CREATE_TABLE),--create-table)
+		$(if $(CHALICE_DIR),--chalice-dir $(CHALICE_DIR)) $(if $(VPC),--vpc) $(if $(CREATE_TABLE),--create-table) \
+		$(if $(API_ID),--api-id $(API_ID))

@@ -5,7 +5,7 @@ import logging
 from chalice import Chalice, Response
 from chalice.app import CaseInsensitiveMapping
 
-from chalicelib import handlers, storage
+from chalicelib import auth, handlers, storage
 from chalicelib.config import Settings
 from chalicelib.context import Limits
 from chalicelib.errors import ConnectorError
@@ -62,6 +62,7 @@ def api_stage() -> str:
 def write():
     """Remote write 1.0 or 2.0 (by Content-Type): store every float sample."""
     request = app.current_request
+    auth.check_caller(SETTINGS.auth_mode, request.context, writing=True)
     written = handlers.write(request.raw_body, request.headers,
                              storage.store_for_request(SETTINGS, request.headers, writing=True),
                              Limits.from_settings(SETTINGS), observe.current())
@@ -74,6 +75,7 @@ def write():
 def read():
     """Remote read (SAMPLES or STREAMED_XOR_CHUNKS): every query answered, in request order."""
     request = app.current_request
+    auth.check_caller(SETTINGS.auth_mode, request.context, writing=False)
     headers, body = handlers.read(request.raw_body, request.headers,
                                   storage.store_for_request(SETTINGS, request.headers),
                                   Limits.from_settings(SETTINGS), observe.current())

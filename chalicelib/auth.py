@@ -1,9 +1,16 @@
-"""AWS credentials sent by Prometheus.
+"""Who may call the connector, and with which AWS credentials it calls the backend
+(``AUTH_MODE``, chalicelib/config.py; the template sets it from ``EnableSigV4Auth``):
 
-As in the original connector, Prometheus sends HTTP basic auth whose username is an
-IAM access key id and whose password is the secret access key. Temporary
-credentials add their session token in the ``X-AWS-Session-Token`` header
-(Prometheus: ``headers:`` in the remote_write/remote_read block).
+- ``basic``: as in the original connector, Prometheus sends HTTP basic auth whose username is
+  an IAM access key id and whose password is the secret access key, and the connector calls
+  Timestream with them. Temporary credentials add their session token in the
+  ``X-AWS-Session-Token`` header (Prometheus: ``headers:`` in the remote_write/remote_read
+  block).
+- ``role``: the connector uses its own credentials (the Lambda's role); authenticating callers
+  is left to what stands in front of it.
+- ``sigv4``: the connector uses its own credentials, and API Gateway authenticates every
+  caller (``AWS_IAM`` authorization: the request is signed with SigV4, by a proxy beside
+  Prometheus). ``check_caller`` refuses a request API Gateway did not authenticate that way.
 
 Credentials are never logged; ``Credentials.__repr__`` hides the secrets.
 """
@@ -12,8 +19,9 @@ import hashlib
 import re
 from typing import Mapping, NamedTuple, Optional
 
-from chalicelib.errors import Unauthorized
+from chalicelib.errors import CredentialsFailed, Forbidden, Unauthorized
 
+BASIC, ROLE, SIGV4 = "basic", "role", "sigv4"
 SESSION_TOKEN_HEADER = "x-aws-session-token"
 # IAM AccessKeyId: pattern [\w]+ (IAM API reference, AccessKey). Secrets and session tokens
 # are printable ASCII without spaces; anything else (a CR/LF, a non-ASCII byte) cannot be
@@ -44,6 +52,11 @@ def credentials_from_headers(headers: Mapping[str, str]) -> Credentials:
     lowered = {name.lower(): value for name, value in headers.items()}
     header = lowered.get("authorization", "")
     scheme, _, encoded = header.partition(" ")
+    if scheme.lower() == "aws4-hmac-sha256":
+        raise Unauthorized("the request is signed with SigV4, but this connector takes IAM keys "
+                           "in basic auth (AUTH_MODE=basic): deploy it with EnableSigV4Auth=true "
+                           "for API Gateway to check signed requests, or send basic_auth "
+                           "without the SigV4 proxy")
     if scheme.lower() != "basic" or not encoded.strip():
         raise Unauthorized("missing credentials: configure basic_auth in Prometheus with an IAM "
                            "access key id as username and its secret access key as password")
@@ -66,3 +79,21 @@ def credentials_from_headers(headers: Mapping[str, str]) -> Credentials:
     if token is not None and not _SECRET.fullmatch(token):
         raise Unauthorized("malformed X-AWS-Session-Token header: it must be printable ASCII")
     return Credentials(access_key_id, secret, token)
+
+
+def check_caller(auth_mode: str, request_context: Optional[Mapping], writing: bool) -> None:
+    """With ``AUTH_MODE=sigv4`` the connector reads and writes with its own role, so it serves
+    only requests that API Gateway authenticated with IAM: ``AWS_IAM`` authorization puts the
+    signer in the request context (``identity.userArn``, "the ARN of the effective user
+    identified after authentication"). A request without one came past no IAM check (the API's
+    methods are not ``AWS_IAM``, or the app runs elsewhere with this mode) and is refused:
+    403 on a read; on a write 500, so that Prometheus keeps the samples until that is fixed."""
+    if auth_mode != SIGV4:
+        return
+    identity = (request_context or {}).get("identity") or {}
+    if identity.get("userArn"):
+        return
+    message = ("AUTH_MODE=sigv4, but API Gateway authenticated no IAM caller for this request: "
+               "the API's /write and /read methods must use AWS_IAM authorization "
+               "(EnableSigV4Auth=true)")
+    raise CredentialsFailed(message) if writing else Forbidden(message)

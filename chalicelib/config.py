@@ -19,7 +19,9 @@ READ_QUERY_LIMIT = "READ_QUERY_LIMIT"        # cap on queries in one /read reque
 LOG_LEVEL = "LOG_LEVEL"                      # info | debug | warn | error
 DEFAULT_DATABASE = "DEFAULT_DATABASE"        # Timestream database
 DEFAULT_TABLE = "DEFAULT_TABLE"              # Timestream table
-AUTH_MODE = "AUTH_MODE"                      # "basic" (keys from Prometheus) or "role"
+# "basic" (IAM keys from Prometheus), "role" (the function's own credentials) or "sigv4" (the
+# function's own credentials, behind API Gateway's AWS_IAM authorization: chalicelib/auth.py).
+AUTH_MODE = "AUTH_MODE"
 AWS_REGION = "AWS_REGION"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 TIMESTREAM_ENDPOINT_URL = "TIMESTREAM_ENDPOINT_URL"  # both APIs, e.g. a moto server; no discovery
@@ -40,7 +42,7 @@ INFLUXDB_SECRET_ARN = "INFLUXDB_SECRET_ARN"  # Secrets Manager secret with a tok
 INFLUXDB_MAX_BODY_BYTES = "INFLUXDB_MAX_BODY_BYTES"  # line protocol per /write, under max-body-size
 
 BACKENDS = ("sqlite", "timestream", "influxdb")
-AUTH_MODES = ("basic", "role")
+AUTH_MODES = ("basic", "role", "sigv4")
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
               "error": "ERROR"}
 

@@ -2,7 +2,8 @@
 stack the original connector's parameters and outputs.
 
 ``python -m deploy.package --stage dev`` writes ``out/dev/``: ``sam.yaml`` (the
-SAM/CloudFormation template) and ``deployment.zip`` (the Lambda code).
+SAM/CloudFormation template) and ``deployment.zip`` (the Lambda code, with the native modules
+of both architectures the ``Architecture`` parameter offers: deploy/architectures.py).
 Parameter defaults come from the stage in ``.chalice/config.json``.
 """
 import argparse
@@ -14,7 +15,7 @@ import sys
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
 from chalicelib.version import VERSION
-from deploy import influxdb, observability, sar, timestream_table, vpc
+from deploy import architectures, influxdb, observability, sar, sigv4, timestream_table, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 LOG_LEVELS = ["info", "debug", "warn", "error"]
@@ -74,6 +75,7 @@ def parameters(stage: Stage) -> dict:
             "Type": "Number", "Default": 1200, "MinValue": 0,
             "Description": "The number of burst write requests per second that API Gateway "
                            "permits."},
+        **architectures.parameters(),
     }
 
 
@@ -112,6 +114,7 @@ def merge_template(stage: Stage) -> dict:
             "APIHandler": {"Properties": {
                 "MemorySize": {"Ref": "MemorySize"},
                 "Timeout": _timeout("FunctionSeconds"),
+                "Architectures": [{"Ref": "Architecture"}],
                 "Environment": {"Variables": {
                     "DEFAULT_DATABASE": {"Ref": "DefaultDatabase"},
                     "DEFAULT_TABLE": {"Ref": "DefaultTable"},
@@ -156,15 +159,15 @@ def stage_merge_template(stage: Stage) -> dict:
     """The merge template of the stage's backend: InfluxDB's (deploy/influxdb.py), or
     Timestream's with the optional private deployment (deploy/vpc.py) and the optional
     database, table and rejected-data bucket (deploy/timestream_table.py); either with the
-    dashboard and alarms (deploy/observability.py); with the Serverless Application Repository
-    metadata (deploy/sar.py)."""
+    dashboard and alarms (deploy/observability.py) and the optional SigV4 authorization
+    (deploy/sigv4.py); with the Serverless Application Repository metadata (deploy/sar.py)."""
     template = merge_template(stage)
     template["Metadata"] = sar.metadata(stage, sar.source_code_url())
     if stage.backend == "influxdb":
         template = influxdb.adapt_merge_template(stage, template)
     else:
         template = timestream_table.adapt_merge_template(vpc.adapt_merge_template(template))
-    return observability.adapt_merge_template(stage, template)
+    return observability.adapt_merge_template(stage, sigv4.adapt_merge_template(stage, template))
 
 
 def package(stage_name: str, out_dir: str) -> str:
@@ -181,6 +184,9 @@ def package(stage_name: str, out_dir: str) -> str:
     subprocess.run([chalice, "package", "--stage", stage_name, "--pkg-format", "cloudformation",
                     "--template-format", "yaml", "--merge-template", merge_path, out_dir],
                    cwd=ROOT, check=True)
+    runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"  # as Chalice picks it
+    architectures.add_aarch64(os.path.join(out_dir, "deployment.zip"),
+                              architectures.build_arm64(ROOT, runtime), runtime)
     for name in (sar.LICENSE_FILE, sar.README_FILE):  # the metadata's LicenseUrl and ReadmeUrl
         shutil.copy(os.path.join(ROOT, name), os.path.join(out_dir, name))
     return os.path.join(out_dir, "sam.yaml")

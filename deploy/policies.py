@@ -6,6 +6,9 @@ writes ``out/policies/``:
 - ``execution-policy.json``: the Lambda function's role (its own log group;
   Timestream on the stage's table only; DescribeEndpoints, which takes no resource).
 - ``prometheus-user-policy.json``: the IAM user whose access keys Prometheus sends.
+- ``prometheus-sigv4-policy.json``: with ``EnableSigV4Auth=true``, the identity a SigV4 proxy
+  beside Prometheus signs with (``execute-api:Invoke`` on ``POST /write`` and ``POST /read`` of
+  the stage; ``--api-id``: the stack's ``RestAPIId``, default any API): deploy/sigv4.py.
 - ``deployment-policy.json``: the user who runs ``chalice deploy`` or deploys the
   packaged SAM template (the original connector's list, trimmed to what this stack creates, and
   the stack's dashboard, alarms and alarm topic: deploy/observability.py), what CloudFormation
@@ -26,7 +29,7 @@ import re
 from typing import Dict
 
 from chalicelib.storage.timestream.iam import ANY, TABLE, actions_on
-from deploy import influxdb, observability, timestream_table, vpc
+from deploy import influxdb, observability, sigv4, timestream_table, vpc
 from deploy.stage import ROOT, Stage, load_stage
 
 VERSION = "2012-10-17"
@@ -37,6 +40,7 @@ SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
 STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 ACCOUNT = re.compile(r"^(\d{12}|\*)$")
 REGION = re.compile(r"^([a-z]{2}(-gov)?-[a-z]+-\d|\*)$")
+API_ID = re.compile(r"^([a-z0-9]{10}|\*)$")  # a REST API id, as in the RestAPIId output
 
 
 def table_arn(stage: Stage, account: str, region: str) -> str:
@@ -148,19 +152,24 @@ POLICIES = {
 
 def generate(stage: Stage, account: str, region: str, secret_arn: str = "",
              stack_name: str = STACK_NAME, in_vpc: bool = False,
-             create_table: bool = False) -> Dict[str, dict]:
-    """Every policy, by file name; ValueError on a malformed account, region or stack name
-    (or, for an InfluxDB stage, secret ARN). ``in_vpc``: a Timestream stage deployed with the
-    template's VPC parameters (an InfluxDB stage always is); ``create_table``: with the
-    template's parameters that create the database and table."""
+             create_table: bool = False, api_id: str = "*") -> Dict[str, dict]:
+    """Every policy, by file name; ValueError on a malformed account, region, stack name or
+    API id (or, for an InfluxDB stage, secret ARN). ``in_vpc``: a Timestream stage deployed
+    with the template's VPC parameters (an InfluxDB stage always is); ``create_table``: with
+    the template's parameters that create the database and table; ``api_id``: the API the
+    SigV4 policy may invoke."""
     if not ACCOUNT.match(account):
         raise ValueError(f"ACCOUNT must be a 12-digit AWS account id, got {account!r}")
     if not REGION.match(region):
         raise ValueError(f"REGION must be an AWS region such as us-east-1, got {region!r}")
     if not STACK.match(stack_name):
         raise ValueError(f"STACK_NAME must be a CloudFormation stack name, got {stack_name!r}")
+    if not API_ID.match(api_id):
+        raise ValueError(f"API_ID must be the stack's RestAPIId output (10 lower-case letters "
+                         f"and digits), got {api_id!r}")
+    invoke = {"prometheus-sigv4-policy.json": sigv4.invoke_policy(stage, account, region, api_id)}
     if stage.backend == "influxdb":
-        return influxdb_policies(stage, account, region, secret_arn, stack_name)
+        return {**influxdb_policies(stage, account, region, secret_arn, stack_name), **invoke}
     deployment = deployment_policy(stage, account, region, stack_name)
     deployment["Statement"] += database_statements(stage, account, region)
     if in_vpc:
@@ -169,7 +178,7 @@ def generate(stage: Stage, account: str, region: str, secret_arn: str = "",
         deployment["Statement"] += timestream_table.deployment_statements(
             stage, account, region, stack_name)
     return {**{name: build(stage, account, region) for name, build in POLICIES.items()},
-            "deployment-policy.json": deployment}
+            "deployment-policy.json": deployment, **invoke}
 
 
 def influxdb_policies(stage: Stage, account: str, region: str, secret_arn: str,
@@ -209,6 +218,8 @@ def main() -> None:
     parser.add_argument("--create-table", action="store_true",
                         help="Timestream stages: the deployer may also create the database, "
                              "table and rejected-data bucket of the template's parameters")
+    parser.add_argument("--api-id", default="*",
+                        help="the stack's RestAPIId output: the API the SigV4 policy may invoke")
     parser.add_argument("--out", default=os.path.join(ROOT, "out", "policies"))
     parser.add_argument("--chalice-dir", default=os.path.join(ROOT, ".chalice"),
                         help="where the stage's iam_policy_file is (chalice deploy attaches it)")
@@ -216,7 +227,7 @@ def main() -> None:
     try:
         stage = load_stage(args.stage)
         policies = generate(stage, args.account, args.region, args.secret_arn, args.stack_name,
-                            args.vpc, args.create_table)
+                            args.vpc, args.create_table, args.api_id)
     except ValueError as exc:
         parser.error(str(exc))
     os.makedirs(args.out, exist_ok=True)

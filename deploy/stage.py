@@ -20,6 +20,7 @@ class Stage(NamedTuple):
     timeout_seconds: int
     policy_file: str
     backend: str = "timestream"  # or "influxdb" (Timestream for InfluxDB: see deploy/influxdb.py)
+    auth_mode: str = "basic"  # AUTH_MODE (chalicelib/auth.py): the stage's own, without SigV4
 
     @property
     def function_name(self) -> str:
@@ -51,4 +52,5 @@ def load_stage(name: str, config_path: str = CONFIG) -> Stage:
         timeout_seconds=int(stage.get("lambda_timeout", config.get("lambda_timeout", 60))),
         policy_file=stage.get("iam_policy_file", "policy-%s.json" % name),
         backend=backend,
+        auth_mode=env.get("AUTH_MODE", "role" if backend == "influxdb" else "basic"),
     )

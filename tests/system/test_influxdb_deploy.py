@@ -52,7 +52,10 @@ def test_parameters_name_the_instance_and_its_network_and_are_wired(packaged):
     assert "DefaultTable" not in parameters
     function = template["Resources"]["APIHandler"]["Properties"]
     env = function["Environment"]["Variables"]
-    assert env["STORAGE_BACKEND"] == "influxdb" and env["AUTH_MODE"] == "role"
+    # The connector's own credentials (the secret); with EnableSigV4Auth=true, for callers API
+    # Gateway authenticated with IAM only.
+    assert env["STORAGE_BACKEND"] == "influxdb"
+    assert env["AUTH_MODE"] == {"Fn::If": ["SigV4AuthEnabled", "sigv4", "role"]}
     assert env["INFLUXDB_URL"] == {"Ref": "InfluxEndpoint"}
     assert env["INFLUXDB_DATABASE"] == {"Ref": "InfluxDatabase"}
     assert env["INFLUXDB_RETENTION_POLICY"] == {"Ref": "InfluxRetentionPolicy"}
@@ -116,7 +119,10 @@ def test_packaged_zip_writes_to_and_reads_from_influxdb_on_the_lambda_path(packa
 
 def test_make_policies_grants_the_secret_and_the_vpc_only():
     policies = generate(load_stage("influxdb"), ACCOUNT, REGION, SECRET)
-    assert sorted(policies) == ["deployment-policy.json", "execution-policy.json"]
+    # No Prometheus user policy: Prometheus sends no AWS keys (with EnableSigV4Auth=true, the
+    # SigV4 proxy's identity may invoke the API, nothing more).
+    assert sorted(policies) == ["deployment-policy.json", "execution-policy.json",
+                                "prometheus-sigv4-policy.json"]
     for name, policy in policies.items():
         assert audit(policy) == set(), name
     statements = policies["execution-policy.json"]["Statement"]

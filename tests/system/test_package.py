@@ -6,6 +6,7 @@ import base64
 import copy
 import json
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -23,13 +24,13 @@ from chalicelib.matchers import Matcher
 from chalicelib.model import Query, Series
 from chalicelib.telemetry import names
 from chalicelib.storage.timestream import build
-from deploy import influxdb, observability, timestream_table, vpc
+from deploy import architectures, influxdb, observability, sigv4, timestream_table, vpc
 from deploy.package import (TIMEOUTS_MS, execution_policy_document, merge_template, package,
                             stage_merge_template)
 from deploy.stage import load_stage
 from tests.support.emf import valid_emf
 from harness.processes import ROOT
-from tests.support import context
+from tests.support import context, elf
 from tests.support.cloudformation import CfnLoader, Stack
 
 SEED_PARAMETERS = {
@@ -134,12 +135,80 @@ def test_zip_holds_linux_wheels_of_the_native_dependencies(packaged):
         assert any(glibc_needed(p) <= (2, 26) for p in platforms), (dist, platforms)
 
 
-def glibc_needed(platform: str) -> tuple:
-    """The glibc a manylinux x86_64 wheel tag needs; (99,) for anything else."""
-    if platform == "manylinux2014_x86_64":
+def glibc_needed(platform: str, machine: str = "x86_64") -> tuple:
+    """The glibc a manylinux wheel tag for ``machine`` needs; (99,) for anything else."""
+    if platform == f"manylinux2014_{machine}":
         return (2, 17)
-    match = re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform)
+    match = re.fullmatch(rf"manylinux_(\d+)_(\d+)_{machine}", platform)
     return (int(match.group(1)), int(match.group(2))) if match else (99,)
+
+
+# What a manylinux wheel may take from the system (PEP 599/600's list), and so what the Lambda
+# runtime provides; every other library a native module needs must be in the zip.
+SYSTEM_LIBRARIES = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+                    "libstdc++.so.6", "libgcc_s.so.1", "libutil.so.1", "libcrypt.so.1",
+                    "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
+
+
+def test_the_architecture_parameter_chooses_the_functions_instruction_set(packaged):
+    _, _, template, _ = packaged
+    parameter = template["Parameters"]["Architecture"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("x86_64", ["x86_64", "arm64"])
+    for architecture in ("x86_64", "arm64"):
+        function = function_of(Stack(template, {"Architecture": architecture}))
+        assert function["Architectures"] == [architecture]
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_zip_carries_native_modules_for_both_architectures(packaged, machine):
+    """The one zip runs on either: each extension module resolves, as Python's import system
+    resolves it on ``machine`` (EXTENSION_SUFFIXES: the machine's own suffix, then .abi3.so,
+    then .so), to a shared object built for that machine, whose libraries are the system's
+    or bundled in the zip for that machine, and that needs no newer glibc than the Lambda
+    Python runtimes have (2.26, Amazon Linux 2)."""
+    _, _, template, zip_path = packaged
+    runtime = template["Resources"]["APIHandler"]["Properties"]["Runtime"]
+    own = architectures.extension_suffix(runtime, machine)
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+        modules = {architectures.module_of(n) for n in names} - {""}
+        assert modules == {"cramjam/cramjam", "_re2", "google/_upb/_message",
+                           "google_crc32c/_crc32c"}
+        bundled = {}
+        for name in names:
+            if ".libs/" in name:
+                bundled.setdefault(posixpath.basename(name), []).append(elf.read(archive.read(name)))
+        for module in sorted(modules):
+            found = next(module + suffix for suffix in (own, ".abi3.so", ".so")
+                         if module + suffix in names)
+            shared = elf.read(archive.read(found))
+            assert shared.machine == machine, (module, found)
+            assert shared.glibc <= (2, 26), (found, shared.glibc)
+            for library in shared.needed:
+                if library in SYSTEM_LIBRARIES:
+                    continue
+                assert [lib.machine for lib in bundled[library]] == [machine], (found, library)
+                assert all(lib.glibc <= (2, 26) and set(lib.needed) <= SYSTEM_LIBRARIES
+                           for lib in bundled[library]), library
+    assert f"cramjam/cramjam{own}" in names and f"_re2{own}" in names
+    assert f"google_crc32c/_crc32c{own}" in names
+
+
+def test_the_aarch64_modules_come_from_aarch64_manylinux_wheels(packaged):
+    """The arm64 build merged into the zip (Chalice's, cached) picked wheels for
+    manylinux aarch64 the runtime's glibc takes, of the same versions as the x86_64 ones."""
+    _, _, template, zip_path = packaged
+    runtime = template["Resources"]["APIHandler"]["Properties"]["Runtime"]
+    with zipfile.ZipFile(architectures.build_arm64(ROOT, runtime)) as archive, \
+            zipfile.ZipFile(zip_path) as merged:
+        wheels = {name.split("-")[0]: archive.read(name).decode()
+                  for name in archive.namelist() if name.endswith(".dist-info/WHEEL")}
+        versions = {name.split("/")[0] for name in archive.namelist() if ".dist-info/" in name}
+        assert versions == {name.split("/")[0] for name in merged.namelist()
+                            if ".dist-info/" in name}
+    for dist in ("cramjam", "protobuf", "google_re2", "google_crc32c"):
+        platforms = re.findall(r"Tag: \S+-\S+-(\S+)", wheels[dist])
+        assert any(glibc_needed(p, "aarch64") <= (2, 26) for p in platforms), (dist, platforms)
 
 
 def test_packaged_app_imports_and_answers_on_the_lambda_path(packaged, tmp_path):
@@ -155,6 +224,8 @@ def test_packaged_app_imports_and_answers_on_the_lambda_path(packaged, tmp_path)
     script = ("import sys; sys.path.insert(0, '.'); import json, os, cramjam, snappy, "
               "google._upb._message, _re2, re2, app; "
               "assert all(m.__file__.startswith(os.getcwd()) for m in (cramjam, snappy, _re2, app)); "
+              "import google._upb._message as upb; assert upb.__file__.endswith('.abi3.so'); "
+              "assert sys.modules['cramjam.cramjam'].__file__.endswith('-x86_64-linux-gnu.so'); "
               "assert snappy.uncompress(snappy.compress(b'ok')) == b'ok'; "
               "assert re2.fullmatch('(a+)+b', 'aab'); "
               f"print(json.dumps(app.app({event!r}, None)))")
@@ -245,8 +316,8 @@ def test_by_default_the_vpc_parameters_change_nothing(packaged):
     role = stack.resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     assert role["Statement"] == stack.resolve(execution_policy_document())["Statement"]
     # The whole merge template resolves to today's, resource for resource.
-    before = observability.adapt_merge_template(load_stage(stage),
-                                                merge_template(load_stage(stage)))
+    before = observability.adapt_merge_template(load_stage(stage), sigv4.adapt_merge_template(
+        load_stage(stage), merge_template(load_stage(stage))))
     after = stage_merge_template(load_stage(stage))
     assert Stack(after, {}).resources == Stack(before, {}).resources
 
@@ -589,8 +660,10 @@ def test_the_duration_alarm_sits_below_the_time_a_request_has(packaged, millis):
 def without_observability(stage_name: str) -> dict:
     stage = load_stage(stage_name)
     if stage.backend == "influxdb":
-        return influxdb.adapt_merge_template(stage, merge_template(stage))
-    return timestream_table.adapt_merge_template(vpc.adapt_merge_template(merge_template(stage)))
+        return sigv4.adapt_merge_template(stage, influxdb.adapt_merge_template(
+            stage, merge_template(stage)))
+    return sigv4.adapt_merge_template(stage, timestream_table.adapt_merge_template(
+        vpc.adapt_merge_template(merge_template(stage))))
 
 
 @pytest.mark.parametrize("stage_name", ["dev", "prod", "influxdb"])

@@ -180,12 +180,13 @@ def test_local_stage_has_nothing_to_deploy():
         load_stage("local")
 
 
-def test_make_policies_writes_three_files(tmp_path):
+def test_make_policies_writes_four_files(tmp_path):
     subprocess.run([sys.executable, "-m", "deploy.policies", "--stage", "dev", "--account",
                     ACCOUNT, "--region", REGION, "--out", str(tmp_path / "out"),
                     "--chalice-dir", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
     assert sorted(os.listdir(tmp_path / "out")) == [
-        "deployment-policy.json", "execution-policy.json", "prometheus-user-policy.json"]
+        "deployment-policy.json", "execution-policy.json", "prometheus-sigv4-policy.json",
+        "prometheus-user-policy.json"]
     bad = subprocess.run([sys.executable, "-m", "deploy.policies", "--stage", "dev",
                           "--account", "x", "--region", REGION], cwd=ROOT, capture_output=True)
     assert bad.returncode == 2 and b"12-digit" in bad.stderr
@@ -417,3 +418,34 @@ def test_the_influxdb_stage_deploys_only_through_its_template():
     assert not [c for c, _ in sh_commands("docs/influxdb.md") if c.startswith("chalice")]
     with open(os.path.join(ROOT, "docs/influxdb.md")) as handle:
         assert "STACK_NAME=PrometheusInfluxDBConnector" in handle.read()  # its sam deploy's
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod", "influxdb"])
+def test_the_sigv4_policy_invokes_the_two_methods_and_nothing_else(stage):
+    """EnableSigV4Auth=true: the identity the SigV4 proxy signs with may call POST /write and
+    POST /read of the stage (of one API with API_ID, else of any in the account and region),
+    and do nothing else: no Timestream right, no other method or stage."""
+    secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:x" if stage == "influxdb" else ""
+    api_stage = load_stage(stage).api_gateway_stage
+    for api_id in ("*", "a1b2c3d4e5"):
+        policy = generate(load_stage(stage), ACCOUNT, REGION, secret,
+                          api_id=api_id)["prometheus-sigv4-policy.json"]
+        assert audit(policy) == set()
+        [statement] = policy["Statement"]
+        assert statement["Action"] == ["execute-api:Invoke"]
+        method = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:a1b2c3d4e5/{api_stage}/POST/"
+        for route in ("write", "read"):
+            assert allows(policy, "execute-api:Invoke", method + route)
+        for other in (method + "metrics", method.replace("/POST/", "/GET/") + "write",
+                      method.replace(f"/{api_stage}/", "/other/") + "write",
+                      method.replace(ACCOUNT, "210987654321") + "write"):
+            assert not allows(policy, "execute-api:Invoke", other), other
+    elsewhere = generate(load_stage(stage), ACCOUNT, REGION, secret, api_id="a1b2c3d4e5")
+    assert not allows(elsewhere["prometheus-sigv4-policy.json"], "execute-api:Invoke",
+                      f"arn:aws:execute-api:{REGION}:{ACCOUNT}:f6g7h8i9j0/{api_stage}/POST/write")
+
+
+@pytest.mark.parametrize("api_id", ["A1B2C3D4E5", "a1b2", "a1b2c3d4e5/*"])
+def test_an_api_id_that_is_none_is_refused(api_id):
+    with pytest.raises(ValueError, match="RestAPIId"):
+        generate(load_stage("dev"), ACCOUNT, REGION, api_id=api_id)

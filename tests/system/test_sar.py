@@ -126,3 +126,35 @@ def test_the_readme_deploy_section_starts_with_the_click(prod):
     for capability in ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"):
         assert capability in deploy
     assert "sam deploy --guided --template-file sam.yaml" in deploy
+
+
+@pytest.fixture(scope="module", params=["dev", "prod", "influxdb"])
+def every_stage(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sar-types") / request.param
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return load(package(request.param, str(out)))
+
+
+def test_every_resource_is_of_a_type_the_repository_accepts(every_stage):
+    """Every resource the template declares (all of them, whatever the conditions decide) and
+    every resource the SAM transform makes of them is of a type on AWS's list
+    (deploy/sar.py cites it)."""
+    from tests.support.sam import expand
+    declared = {r["Type"] for r in every_stage["Resources"].values()}
+    expanded = {r["Type"] for r in expand(every_stage)["Resources"].values()}
+    assert sar.unaccepted(every_stage) == [] and sar.unaccepted(expand(every_stage)) == []
+    assert {"AWS::Serverless::Function", "AWS::Serverless::Api"} <= declared
+    assert {"AWS::Lambda::Function", "AWS::ApiGateway::RestApi"} <= expanded
+
+
+def test_the_check_refuses_a_resource_the_repository_does_not_take(tmp_path):
+    template = {"Metadata": {sar.KEY: {name: "x" for name in sar.REQUIRED}},
+                "Resources": {"Function": {"Type": "AWS::Serverless::Function"},
+                              "Cluster": {"Type": "AWS::EKS::Cluster"}}}
+    path = tmp_path / "sam.yaml"
+    path.write_text(yaml.safe_dump(template))
+    assert sar.check(str(path)) == ["AWS::EKS::Cluster"]
+    result = subprocess.run([sys.executable, "-m", "deploy.sar", "check", str(path)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "does not accept: AWS::EKS::Cluster" in result.stderr
