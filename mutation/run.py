@@ -46,7 +46,8 @@ _NO_CODEC_PROPERTIES = [
     "--deselect", f"{_UNIT}/test_properties.py::test_read_responses_round_trip"]
 _TIMESTREAM_TESTS = [f"{_TS}/test_store.py", _CONTRACT, f"{_TS}/test_shared_table.py",
                      f"{_TS}/test_records.py"]
-_INFLUXDB_TESTS = [f"{_INFLUX}/test_store.py", f"{_INFLUX}/test_faults.py", _CONTRACT]
+_INFLUXDB_TESTS = [f"{_INFLUX}/test_store.py", f"{_INFLUX}/test_faults.py", _CONTRACT,
+                   "tests/contract/test_histogram_contract.py"]
 _WRITE_V1_TESTS = [f"{_UNIT}/protocol/test_write_v1.py", f"{_UNIT}/protocol/test_codec.py",
                    f"{_SYSTEM}/test_app.py", _CONTRACT, f"{_SYSTEM}/test_hostile_input.py",
                    f"{_UNIT}/test_properties.py"]
