@@ -124,9 +124,9 @@ def select_statement(query: Query, retention_policy: Optional[str] = None,
     where = [condition(m) for m in query.matchers]
     where.append(f"time >= {start} AND time <= {end}")
     # InfluxQL gives a field one type across the measurements of a statement and drops the
-    # values of the others: ::string keeps the histograms whatever another tool wrote
-    # under that name elsewhere (measured on influxd 1.6.7).
-    fields = (f"{identifier(VALUE_FIELD)}::field, {identifier(BITS_FIELD)}::field, "
+    # values of the others: ::string keeps the stale markers and histograms whatever
+    # another tool wrote under those names elsewhere (measured on influxd 1.6.7).
+    fields = (f"{identifier(VALUE_FIELD)}::field, {identifier(BITS_FIELD)}::string, "
               f"{identifier(HISTOGRAM_FIELD)}::string")
     return (f"SELECT {fields} FROM {source(query.matchers, prefix)} "
             f"WHERE {' AND '.join(where)} GROUP BY *")

@@ -97,7 +97,7 @@ def test_sources():
 def test_select_statement():
     query = Query(1000, 2000, (m(0, "__name__", "up"), m(0, "job", "x")))
     assert select_statement(query) == (
-        "SELECT \"value\"::field, \"value_bits\"::field, \"histogram\"::string FROM \"up\" WHERE (\"__name__\"::tag = '' OR \"__name__\"::tag = 'up') "
+        "SELECT \"value\"::field, \"value_bits\"::string, \"histogram\"::string FROM \"up\" WHERE (\"__name__\"::tag = '' OR \"__name__\"::tag = 'up') "
         "AND \"job\"::tag = 'x' AND time >= 1000000000 AND time <= 2000000000 GROUP BY *")
     assert 'FROM "d"."week"."up" ' in select_statement(query, "week", "d")
     wide = select_statement(Query(-2 ** 62, 2 ** 62, (m(0, "__name__", "up"),)))

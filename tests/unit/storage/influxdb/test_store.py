@@ -847,3 +847,17 @@ def test_influxdbs_own_prometheus_read_sees_only_the_float_samples(influx_server
     [series] = response.results[0].timeseries
     assert [(s.timestamp, s.value) for s in series.samples] == [(1000, 0.5)]
     assert list(series.histograms) == []
+
+
+def test_a_value_bits_field_of_another_tool_elsewhere_hides_no_stale_marker(influx_server):
+    """Another measurement's float ``value_bits`` would make InfluxQL read the field as a
+    float across the statement and drop our markers: they are read as strings."""
+    store = fresh_store(influx_server)
+    assert influx_server.write_lines(store.client.database,
+                                     "other,__name__=other value_bits=1 1") == 204
+    stale = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+    store.write([Series(labels(__name__="mine"), [10, 20], [1.0, stale])], context())
+    [found] = [s for s in store.read(query((2, "__name__", "mine|other")), context())
+               if dict(s.labels)["__name__"] == "mine"]
+    assert [struct.pack("<d", v) for v in found.values] == [struct.pack("<d", 1.0),
+                                                            struct.pack("<d", stale)]
