@@ -92,9 +92,10 @@ def test_many_measures_are_split_across_statements():
     assert "'m100'" in statements[1].sql and "'m099'" not in statements[1].sql
 
 
-def test_show_measures_narrows_to_an_exact_name():
+def test_show_measures_narrows_to_an_exact_name_and_its_histograms_measure():
+    # 'it''s%': the float measure "it's" and the native histograms' "it's#histogram"
     assert measures_statement(query((0, "__name__", "it's")), "d", "t") \
-        == "SHOW MEASURES FROM \"d\".\"t\" LIKE 'it''s'"
+        == "SHOW MEASURES FROM \"d\".\"t\" LIKE 'it''s%'"
     assert measures_statement(query((2, "__name__", "up")), "d", "t") \
         == 'SHOW MEASURES FROM "d"."t"'
     # No measure has an empty name: nothing to narrow to (and no LIKE '' to send).
@@ -174,7 +175,7 @@ def decoded(text):
 def test_names_decoded_from_a_request_are_the_same_names():
     name = decoded("__name__")
     assert measures_statement(query((0, name, "up")), "d", "t") == \
-        "SHOW MEASURES FROM \"d\".\"t\" LIKE 'up'"
+        "SHOW MEASURES FROM \"d\".\"t\" LIKE 'up%'"
     [statement] = select_statements(query((0, name, "up"), (0, decoded("job"), "x")), "d", "t",
                                     [UP, CPU])
     assert "measure_name IN ('up')" in statement.sql
