@@ -38,9 +38,10 @@ Rules (documented in docs/timestream-data-model.md):
   ``histogram_text.dumps``), and for SQL users ``__histogram_count`` and
   ``__histogram_sum`` (DOUBLE, when finite). Measure names are table columns that no
   dimension may share (ts-limits.html, "All Column Names"): no label is stored under a
-  dimension name ``__histogram...``. A record over Timestream's 2 KB is refused with a
-  reason (ts-limits.html: "Maximum record size", "Measure value size per multi-measure
-  record").
+  dimension name ``__histogram...``. A histogram whose measures take more than the 2 048
+  bytes of values a multi-measure record holds (ts-limits.html, "Measure value size per
+  multi-measure record": the text's UTF-8 bytes, 8 for each DOUBLE) is refused with a
+  reason.
 """
 import math
 import re
@@ -65,7 +66,7 @@ HISTOGRAM_SUFFIX = "#histogram"
 HISTOGRAM_TEXT = "__histogram"
 HISTOGRAM_COUNT = "__histogram_count"
 HISTOGRAM_SUM = "__histogram_sum"
-MAX_RECORD_BYTES = 2048  # ts-limits: "Maximum record size", 2 KB
+MAX_MEASURE_VALUES_BYTES = 2048  # ts-limits: "Measure value size per multi-measure record"
 RESERVED_VALUE_REASON = ("value of magnitude 1.7976931348623151e308 to 1.7976931348623155e308: "
                          "reserved for the +-Inf, NaN and stale markers in Timestream")
 
@@ -176,6 +177,12 @@ def histogram_measure_values(histogram: Histogram) -> List[dict]:
         if math.isfinite(number):
             values.append({"Name": name, "Value": repr(float(number)), "Type": "DOUBLE"})
     return values
+
+
+def measure_values_size(values: List[dict]) -> int:
+    """The size of a MULTI record's values, as Timestream limits it: a VARCHAR's UTF-8 bytes,
+    8 bytes for a DOUBLE."""
+    return sum(len(v["Value"].encode()) if v["Type"] == "VARCHAR" else 8 for v in values)
 
 
 def value_bytes(record: dict) -> int:
@@ -376,8 +383,6 @@ def _histogram_entries(samples: Sequence[Histogram], member: _Member, newest_ms:
             f"at most {MAX_MEASURE_NAME_BYTES} bytes", "limits", len(samples)))
         return 0, 0
     owner = member._replace(measure=measure)
-    fixed = 8 + len(measure.encode()) + sum(len(n.encode()) + len(v.encode())
-                                            for n, v in member.dims)
     too_new = too_old = 0
     too_large: List[int] = []
     for histogram in samples:
@@ -387,17 +392,17 @@ def _histogram_entries(samples: Sequence[Histogram], member: _Member, newest_ms:
             too_old += 1
         else:
             values = histogram_measure_values(histogram)
-            size = fixed + value_bytes({"MeasureValues": values})
-            if size > MAX_RECORD_BYTES:
+            size = measure_values_size(values)
+            if size > MAX_MEASURE_VALUES_BYTES:
                 too_large.append(size)
             else:
                 entries.append((owner, str(histogram.timestamp), values))
     if too_large:
         rejected.append(Rejected(
             member.labels, len(too_large),
-            f"native histogram too large for Timestream: its record takes {max(too_large)} "
-            "bytes (time, dimensions, measure name, the histogram's text, count and sum), "
-            f"over the {MAX_RECORD_BYTES}-byte record limit", "limits", len(too_large)))
+            "native histogram too large for Timestream: its text, count and sum take "
+            f"{max(too_large)} bytes, over the {MAX_MEASURE_VALUES_BYTES} bytes of values a "
+            "multi-measure record holds", "limits", len(too_large)))
     return too_new, too_old
 
 

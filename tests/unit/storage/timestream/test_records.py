@@ -483,42 +483,48 @@ def test_a_split_multi_call_keeps_its_records():
     assert first.labels + second.labels == batch.labels
 
 
-def padded_to(record_bytes, histogram=H, name="h"):
-    """A series of one histogram whose record takes exactly ``record_bytes``."""
-    values = records.histogram_measure_values(histogram)
-    fixed = 8 + len(name) + len("#histogram") + len("pad") + records.value_bytes(
-        {"MeasureValues": values})
-    return with_histograms({"__name__": name, "pad": "p" * (record_bytes - fixed)},
-                           [histogram._replace(timestamp=NOW_MS)])
+def of_size(values_bytes):
+    """A histogram whose measures (text, count and sum) take exactly ``values_bytes``."""
+    for buckets in range(1, values_bytes):
+        for first in (1, 10):  # one character more
+            histogram = H._replace(positive_spans=((0, buckets),),
+                                   positive=(first,) + (1,) * (buckets - 1))
+            size = records.measure_values_size(records.histogram_measure_values(histogram))
+            if size == values_bytes:
+                return histogram
+    raise AssertionError(values_bytes)
 
 
-def test_a_histogram_record_of_2048_bytes_is_written_and_one_byte_more_is_refused():
-    batches, rejected = records.build_batches([padded_to(2048)], NOW_MS, None)
+def test_a_histogram_of_2048_bytes_of_values_is_written_and_one_byte_more_is_refused():
+    long_labels = {"__name__": "h", "pad": "p" * 1900}  # dimensions have their own 2 KB
+    fits = with_histograms(long_labels, [of_size(2048)._replace(timestamp=NOW_MS)])
+    batches, rejected = records.build_batches([fits], NOW_MS, None)
     assert len(batches) == 1 and rejected == []
-    over = padded_to(2049)
+    over = with_histograms(long_labels, [of_size(2049)._replace(timestamp=NOW_MS)])
     batches, rejected = records.build_batches([over], NOW_MS, None)
     assert batches == [] and rejected == [records.Rejected(
-        over.labels, 1, "native histogram too large for Timestream: its record takes 2049 "
-        "bytes (time, dimensions, measure name, the histogram's text, count and sum), over "
-        "the 2048-byte record limit", "limits", 1)]
+        over.labels, 1, "native histogram too large for Timestream: its text, count and sum "
+        "take 2049 bytes, over the 2048 bytes of values a multi-measure record holds",
+        "limits", 1)]
+
+
+def test_the_size_of_a_histograms_values_counts_what_it_holds():
+    values = records.histogram_measure_values(H)
+    assert records.measure_values_size(values) == len(dumps(H)) + 8 + 8
+    stale = records.histogram_measure_values(H._replace(sum=STALE_NAN))
+    assert records.measure_values_size(stale) == len(dumps(H._replace(sum=STALE_NAN))) + 8
 
 
 def test_only_the_histograms_too_large_are_refused_and_the_largest_size_is_named():
-    big = H._replace(positive_spans=((0, 700),), positive=(1,) * 700)  # 1 400 bytes more
-    request = [with_histograms({"__name__": "h", "pad": "p" * 500},
-                               [H._replace(timestamp=NOW_MS - 3), big._replace(
-                                   timestamp=NOW_MS - 2), big._replace(timestamp=NOW_MS - 1,
-                                                                       count=1.5, is_float=True,
-                                                                       positive=(1.5,) * 700)],
-                               [(NOW_MS, 1.0)])]
+    request = [with_histograms({"__name__": "h"}, [
+        of_size(2048)._replace(timestamp=NOW_MS - 3), of_size(2100)._replace(
+            timestamp=NOW_MS - 2), of_size(2200)._replace(timestamp=NOW_MS - 1)],
+        [(NOW_MS, 1.0)])]
     batches, rejected = records.build_batches(request, NOW_MS, None)
     assert sum(len(b.records) for b in batches) == 2  # the float sample and one histogram
     [refused] = rejected
-    sizes = [8 + len("h#histogram") + len("pad") + 500 + records.value_bytes(
-        {"MeasureValues": records.histogram_measure_values(h)}) for h in request[0].histograms]
-    assert sizes[0] <= 2048 < sizes[1] < sizes[2]
     assert (refused.count, refused.histograms, refused.kind) == (2, 2, "limits")
-    assert f"its record takes {sizes[2]} bytes" in refused.reason
+    assert "its text, count and sum take 2200 bytes" in refused.reason
 
 
 def test_a_histogram_measure_name_is_at_most_256_bytes():

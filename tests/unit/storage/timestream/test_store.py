@@ -713,7 +713,7 @@ def test_a_histogram_too_large_for_a_record_is_refused_naming_the_series(env, ca
                                               [(NOW_MS, 1.0)])], context())
     assert (result.stored, result.histograms, result.rejected) == (2, 1, 1)
     assert result.reasons[0].startswith('h{job="j"}: native histogram too large for Timestream')
-    assert "over the 2048-byte record limit" in caplog.text
+    assert "over the 2048 bytes of values a multi-measure record holds" in caplog.text
     [found] = read_all(env, (0, "__name__", "h"))
     assert [h.timestamp for h in found.histograms] == [NOW_MS]
 
