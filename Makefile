@@ -85,7 +85,7 @@ cost: $(VENV)/.dev
 proto: $(VENV)/.dev
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
 		chalicelib/protocol/prompb/types.proto chalicelib/protocol/prompb/remote.proto chalicelib/protocol/prompb/fastpath.proto \
-		chalicelib/protocol/prompb/write_v2.proto
+		chalicelib/protocol/prompb/write_v2.proto tests/support/exposition/metrics.proto
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) out .pytest_cache

@@ -31,22 +31,22 @@ class Written(NamedTuple):
 def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits,
           telemetry: Optional[RequestTelemetry] = None) -> Written:
     """Handle a remote-write body (1.0 or 2.0, by its Content-Type): store every valid
-    series, then BadRequest naming what was refused (invalid series), rejected (by the
-    store) or not stored (native histograms and exemplars), if anything was.
+    series (float and native histogram samples), then BadRequest naming what was refused
+    (invalid series) or rejected (by the store), if anything was. Exemplars and metadata
+    are not kept: counted and logged, and for 2.0 the answer's headers say so.
     ``telemetry`` counts the samples received, stored, rejected (by reason) and failed."""
     ctx = RequestContext(limits, telemetry=telemetry or RequestTelemetry("/write"))
-    histograms = exemplars = 0
     v2 = codec.write_message(headers) == codec.WRITE_V2_PROTO
     if v2:
-        translated, histograms, exemplars = write_v2.series_from_request(
+        translated = write_v2.series_from_request(
             codec.decode_write_request_v2(body, limits.max_decoded_bytes), ctx.deadline)
     else:
         request = codec.decode_write_request(body, headers, limits.max_decoded_bytes)
         translated = write_v1.series_from_write_request(request, ctx.deadline)
-        histograms, exemplars = translated.histograms, translated.exemplars
     counts = ctx.telemetry
     counts.received = sample_count(translated.series) + translated.refused_samples
     counts.reject("invalid_series", translated.refused_samples)
+    _dropped(translated.exemplars, translated.metadata, counts)
     try:
         result = store.write(translated.series, ctx) if translated.series else WriteResult(0)
     except Exception as exc:
@@ -54,41 +54,37 @@ def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits,
             counts.rejected.clear()
             counts.failed = counts.received
         raise
-    counts.stored = result.stored
-    LOG.debug("write: %d series, %d samples stored (%d late, to the magnetic store), "
-              "%d rejected, %d series refused", len(translated.series), result.stored,
-              result.late, result.rejected, len(translated.refused))
-    answer = {"X-Prometheus-Remote-Write-Samples-Written": str(result.stored),
-              "X-Prometheus-Remote-Write-Histograms-Written": "0",
+    counts.stored, counts.histograms = result.stored, result.histograms
+    LOG.debug("write: %d series, %d samples stored (%d histograms, %d late, to the magnetic "
+              "store), %d rejected, %d series refused", len(translated.series), result.stored,
+              result.histograms, result.late, result.rejected, len(translated.refused))
+    answer = {"X-Prometheus-Remote-Write-Samples-Written": str(result.stored - result.histograms),
+              "X-Prometheus-Remote-Write-Histograms-Written": str(result.histograms),
               "X-Prometheus-Remote-Write-Exemplars-Written": "0"} if v2 else {}
-    unstored = _not_stored(histograms, exemplars)
     lost = result.rejected + translated.refused_samples
-    if lost or unstored:
-        message = f"{result.stored} samples stored"
-        if lost:
-            refused = (f"; {len(translated.refused)} series refused" if translated.refused
-                       else "")
-            reasons = [refusal.reason for refusal in translated.refused] + list(result.reasons)
-            shown = "; ".join(_one_line(reason) for reason in reasons[:MAX_REASONS])
-            more = (f"; and {len(reasons) - MAX_REASONS} more" if len(reasons) > MAX_REASONS
-                    else "")
-            message = (f"{lost} of {result.stored + lost} samples rejected "
-                       f"({result.stored} stored{refused}): {shown}{more}")
-        error = BadRequest(f"{message}; {unstored}" if unstored else message)
+    if lost:
+        refused = (f"; {len(translated.refused)} series refused" if translated.refused else "")
+        reasons = [refusal.reason for refusal in translated.refused] + list(result.reasons)
+        shown = "; ".join(_one_line(reason) for reason in reasons[:MAX_REASONS])
+        more = (f"; and {len(reasons) - MAX_REASONS} more" if len(reasons) > MAX_REASONS
+                else "")
+        error = BadRequest(f"{lost} of {result.stored + lost} samples rejected "
+                           f"({result.stored} stored{refused}): {shown}{more}")
         error.headers = answer
         raise error
     return Written(result, answer)
 
 
-def _not_stored(histograms: int, exemplars: int) -> str:
-    """Why a request's native histograms and exemplars were not written ("" if none)."""
-    if not histograms and not exemplars:
-        return ""
-    LOG.warning("not stored: %d native histogram samples, %d exemplars (float samples only)",
-                histograms, exemplars)
-    return (f"{histograms} native histogram samples and {exemplars} exemplars not written: "
-            "this connector stores float samples only (set send_native_histograms and "
-            "send_exemplars to false in remote_write)")
+def _dropped(exemplars: int, metadata: int, counts: RequestTelemetry) -> None:
+    """Count (and log) the exemplars and series metadata of a write: no store keeps them."""
+    if exemplars:
+        counts.dropped["exemplars"] += exemplars
+    if metadata:
+        counts.dropped["metadata"] += metadata
+    if exemplars:
+        LOG.info("not kept: %d exemplars (the connector stores float and native histogram "
+                 "samples; set send_exemplars: false in remote_write to stop sending them)",
+                 exemplars)
 
 
 def _one_line(reason: str, limit: int = 400) -> str:

@@ -10,7 +10,7 @@ refused with the series (a 400 naming it), never stored in a form no reader can 
 """
 from typing import Any, Optional, Sequence, Tuple
 
-from chalicelib.model import Histogram, Span
+from chalicelib.model import Histogram, Labels, Span, describe
 from chalicelib.protocol.prompb import types_pb2
 
 #: Exponential schemas Prometheus accepts, and the custom-buckets schema (NHCB).
@@ -19,22 +19,22 @@ MIN_SCHEMA, MAX_SCHEMA, CUSTOM_BUCKETS_SCHEMA = -4, 8, -53
 
 def from_message(message: Any) -> Histogram:
     """The histogram of a ``prometheus.Histogram`` (1.0) or ``io.prometheus.write.v2.Histogram``
-    (2.0) message; ValueError saying what is wrong with it."""
+    (2.0) message; ValueError saying what is wrong with it (and its timestamp)."""
     is_float = message.WhichOneof("count") == "count_float"
     zero_float = message.WhichOneof("zero_count") == "zero_count_float"
     if is_float:
         if message.positive_deltas or message.negative_deltas or message.HasField(
                 "zero_count_int"):
-            raise ValueError("a float histogram (count_float) with integer buckets or "
-                             "zero_count_int")
+            raise ValueError(f"at {message.timestamp}: a float histogram (count_float) with "
+                             "integer buckets or zero_count_int")
         count: Any = message.count_float
         zero_count: Any = message.zero_count_float
         positive: Tuple = tuple(message.positive_counts)
         negative: Tuple = tuple(message.negative_counts)
     else:
         if message.positive_counts or message.negative_counts or zero_float:
-            raise ValueError("an integer histogram (count_int) with float buckets or "
-                             "zero_count_float")
+            raise ValueError(f"at {message.timestamp}: an integer histogram (count_int) with "
+                             "float buckets or zero_count_float")
         count, zero_count = message.count_int, message.zero_count_int
         positive, negative = tuple(message.positive_deltas), tuple(message.negative_deltas)
     histogram = Histogram(
@@ -43,8 +43,13 @@ def from_message(message: Any) -> Histogram:
         negative, int(message.reset_hint), is_float, tuple(message.custom_values))
     problem = invalid(histogram)
     if problem:
-        raise ValueError(problem)
+        raise ValueError(f"at {message.timestamp}: {problem}")
     return histogram
+
+
+def invalid_histogram(labels: Labels, problem: Exception) -> str:
+    """The reason a series with an invalid native histogram is refused."""
+    return f"invalid native histogram in series {describe(labels)} {problem}"
 
 
 def _spans(spans: Sequence[Any]) -> Tuple[Span, ...]:

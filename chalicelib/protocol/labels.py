@@ -36,13 +36,14 @@ class Refusal(NamedTuple):
 
 
 class Translated(NamedTuple):
-    """A write request split into the series to store and the series refused, and what it
-    carried that is not stored (native histogram samples, exemplars)."""
+    """A write request split into the series to store (float and native histogram samples)
+    and the series refused, and what it carried that no store keeps (exemplars, metadata:
+    counted, so the answer and the connector's metrics show them)."""
 
     series: List[Series]
     refused: List[Refusal]
-    histograms: int = 0
     exemplars: int = 0
+    metadata: int = 0
 
     @property
     def refused_samples(self) -> int:

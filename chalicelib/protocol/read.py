@@ -14,6 +14,7 @@ from typing import List, Mapping, Optional
 from chalicelib.errors import BadRequest
 from chalicelib.matchers import Matcher, RegexBudget
 from chalicelib.model import Query, Series
+from chalicelib.protocol.histograms import to_message
 from chalicelib.protocol.prompb import remote_pb2, types_pb2
 
 _PROMETHEUS = re.compile(r"Prometheus/(\d+)\.", re.IGNORECASE)
@@ -67,3 +68,5 @@ def _fill(ts: types_pb2.TimeSeries, item: Series) -> None:
     add_sample = ts.samples.add  # faster than building Sample objects and extending
     for timestamp, value in zip(item.timestamps, item.values):
         add_sample(timestamp=timestamp, value=value)
+    if item.histograms:
+        ts.histograms.extend(map(to_message, item.histograms))

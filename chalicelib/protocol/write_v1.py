@@ -6,14 +6,15 @@ in a byte-bounded cache. Protobuf refuses invalid UTF-8 when it decodes a string
 that is a 400 too.
 """
 import operator
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from google.protobuf.message import DecodeError
 
 from chalicelib.caches import ClearedWhenFull
 from chalicelib.context import Deadline
 from chalicelib.errors import BadRequest
-from chalicelib.model import Labels, Series
+from chalicelib.model import Histogram, Labels, Series
+from chalicelib.protocol.histograms import from_message, invalid_histogram
 from chalicelib.protocol.labels import Refusal, Translated, validate_labels
 from chalicelib.protocol.prompb import fastpath_pb2, types_pb2
 
@@ -60,26 +61,42 @@ _TIMESTAMP = operator.attrgetter("timestamp")
 _VALUE = operator.attrgetter("value")
 
 
+def decode_histograms(encoded: Sequence[bytes]) -> List[Histogram]:
+    """Encoded ``prometheus.Histogram``s as native histogram samples, sorted by time:
+    ValueError saying what is wrong with one that is invalid (its series is refused),
+    BadRequest if one is not protobuf at all (the whole body is malformed)."""
+    histograms = []
+    for item in encoded:
+        try:
+            message = types_pb2.Histogram.FromString(item)
+        except DecodeError:
+            raise BadRequest("body is not a valid protobuf WriteRequest: "
+                             "a native histogram is malformed") from None
+        histograms.append(from_message(message))
+    histograms.sort(key=_TIMESTAMP)
+    return histograms
+
+
 def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes,
                               deadline: Optional[Deadline] = None) -> Translated:
-    """Validated series of a write request, the refused ones with their reasons, and the
-    native histogram samples and exemplars it carried (counted, not stored: the answer
-    says so). One bad series costs only itself; a
-    request too large to translate before ``deadline`` stops there (503).
+    """Validated series of a write request (float and native histogram samples), the
+    refused ones with their reasons, and the exemplars and metadata it carried (counted:
+    no store keeps them). One bad series costs only itself; a request too large to
+    translate before ``deadline`` stops there (503).
 
     This is the hot path of every write: labels stay encoded until a series is
     new and per-sample work is C-level ``map``."""
     result = []
     refused = []
-    histograms = exemplars = 0
+    exemplars = 0
     known = _LABELS.get
     for index, ts in enumerate(request.timeseries):
         if deadline is not None and index % SERIES_PER_DEADLINE_CHECK == 0:
             deadline.ensure("translating the write request")
-        histograms += len(ts.histograms)
         exemplars += len(ts.exemplars)
         samples = ts.samples
-        if not samples:
+        encoded_histograms = ts.histograms
+        if not samples and not encoded_histograms:
             continue
         encoded = tuple(ts.labels)
         labels = known(encoded)
@@ -88,13 +105,21 @@ def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes,
             try:
                 labels = validate_labels(pairs)
             except BadRequest as exc:
-                refused.append(Refusal(str(exc), len(samples)))
+                refused.append(Refusal(str(exc), len(samples) + len(encoded_histograms)))
                 continue
             _remember(encoded, labels)
+        histograms: Sequence[Histogram] = ()
+        if encoded_histograms:
+            try:
+                histograms = decode_histograms(encoded_histograms)
+            except ValueError as exc:
+                refused.append(Refusal(invalid_histogram(labels, exc),
+                                       len(samples) + len(encoded_histograms)))
+                continue
         if len(samples) == 1:  # the usual case: one message object instead of two maps
             sample = samples[0]
-            result.append(Series(labels, [sample.timestamp], [sample.value]))
+            result.append(Series(labels, [sample.timestamp], [sample.value], histograms))
         else:
             result.append(Series(labels, list(map(_TIMESTAMP, samples)),
-                                 list(map(_VALUE, samples))))
-    return Translated(result, refused, histograms, exemplars)
+                                 list(map(_VALUE, samples)), histograms))
+    return Translated(result, refused, exemplars, len(request.metadata))

@@ -6,18 +6,21 @@
   invalid labels in 1.0 (the others are stored, the answer is 400).
 - Float samples become exactly the ``Series`` the equivalent 1.0 request gives (same
   label rules, ``labels.validate_labels``), so they are stored the same way.
+- Native histogram samples (integer and float) are checked as in 1.0
+  (``histograms.from_message``) and stored with the series.
 - Metadata (type, help and unit references, bounds-checked too) and start ("created")
-  timestamps are accepted; the stores keep neither.
-- Native histogram samples and exemplars cannot be stored: they are counted, so the
-  handler can log them and answer that they were not written (never dropped silently).
+  timestamps are accepted; no store keeps them. Exemplars are not kept either: both are
+  counted, so the answer's ``...-Exemplars-Written`` header and the connector's metrics
+  show them (never dropped without a trace).
 """
 import operator
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from chalicelib.caches import ClearedWhenFull, strings_bytes
 from chalicelib.context import Deadline
 from chalicelib.errors import BadRequest
-from chalicelib.model import Labels, Series
+from chalicelib.model import Histogram, Labels, Series
+from chalicelib.protocol.histograms import from_message, invalid_histogram
 from chalicelib.protocol.prompb import write_v2_pb2
 from chalicelib.protocol.labels import Refusal, Translated, validate_labels
 from chalicelib.protocol.write_v1 import SERIES_PER_DEADLINE_CHECK
@@ -36,38 +39,40 @@ _TIMESTAMP = operator.attrgetter("timestamp")
 _VALUE = operator.attrgetter("value")
 
 
-class TranslatedV2(NamedTuple):
-    """A 2.0 request split into series to store and series refused, and what of the
-    request the connector cannot store."""
-
-    translated: Translated
-    histograms: int  # native histogram samples (not stored)
-    exemplars: int  # exemplars (not stored)
-
-
 def series_from_request(request: write_v2_pb2.Request,
-                        deadline: Optional[Deadline] = None) -> TranslatedV2:
-    """Resolve each series' labels through the symbol table and validate them; a request
-    too large to translate before ``deadline`` stops there (503)."""
+                        deadline: Optional[Deadline] = None) -> Translated:
+    """Resolve each series' labels through the symbol table and validate them and its
+    native histograms; a request too large to translate before ``deadline`` stops there
+    (503)."""
     symbols = list(request.symbols)
     series: List[Series] = []
     refused: List[Refusal] = []
-    histograms = exemplars = 0
+    exemplars = metadata = 0
     for index, ts in enumerate(request.timeseries):
         if deadline is not None and index % SERIES_PER_DEADLINE_CHECK == 0:
             deadline.ensure("translating the write request")
-        histograms += len(ts.histograms)
         exemplars += len(ts.exemplars)
+        meta = ts.metadata
+        metadata += bool(meta.type or meta.help_ref or meta.unit_ref)
         samples = ts.samples
-        if not samples:
+        if not samples and not ts.histograms:
             continue
+        count = len(samples) + len(ts.histograms)
         try:
             labels = _labels(ts, symbols, index)
         except BadRequest as exc:
-            refused.append(Refusal(str(exc), len(samples)))
+            refused.append(Refusal(str(exc), count))
             continue
-        series.append(Series(labels, list(map(_TIMESTAMP, samples)), list(map(_VALUE, samples))))
-    return TranslatedV2(Translated(series, refused), histograms, exemplars)
+        histograms: Sequence[Histogram] = ()
+        if ts.histograms:
+            try:
+                histograms = sorted(map(from_message, ts.histograms), key=_TIMESTAMP)
+            except ValueError as exc:
+                refused.append(Refusal(invalid_histogram(labels, exc), count))
+                continue
+        series.append(Series(labels, list(map(_TIMESTAMP, samples)), list(map(_VALUE, samples)),
+                             histograms))
+    return Translated(series, refused, exemplars, metadata)
 
 
 def _labels(ts: write_v2_pb2.TimeSeries, symbols: Sequence[str], index: int) -> Labels:

@@ -20,34 +20,32 @@ import math
 import struct
 from typing import Any, Dict, List, Union
 
-from chalicelib.model import Histogram, RESET_UNKNOWN
+from chalicelib.model import Histogram
 
 _RESET_HINTS = ("unknown", "yes", "no", "gauge")
+_INFINITIES = {"+Inf": math.inf, "-Inf": -math.inf}
+_INFINITY_NAMES = {value: name for name, value in _INFINITIES.items()}
 _NAMED_NANS = {0x7FF8000000000001: "NaN", 0x7FF0000000000002: "StaleNaN"}
 _NAN_BITS = {name: bits for bits, name in _NAMED_NANS.items()}
 
 
-def _bits(value: float) -> int:
-    return struct.unpack(">Q", struct.pack(">d", value))[0]
-
-
 def _from_bits(bits: int) -> float:
-    return struct.unpack(">d", struct.pack(">Q", bits))[0]
+    return struct.unpack(">d", bits.to_bytes(8, "big"))[0]  # pragma: no mutate ([0] is [-1])
 
 
 def _float(value: float) -> Union[float, str]:
     if math.isfinite(value):
         return value
     if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    bits = _bits(value)
+        return _INFINITY_NAMES[value]
+    bits = int.from_bytes(struct.pack(">d", value), "big")
     return _NAMED_NANS.get(bits) or f"NaN:{bits:016x}"
 
 
 def _parse_float(item: Any) -> float:
     if isinstance(item, str):
-        if item in ("+Inf", "-Inf"):
-            return math.inf if item[0] == "+" else -math.inf
+        if item in _INFINITIES:
+            return _INFINITIES[item]
         if item.startswith("NaN:"):
             return _from_bits(int(item[4:], 16))
         return _from_bits(_NAN_BITS[item])
@@ -71,11 +69,11 @@ def dumps(histogram: Histogram) -> str:
         values = getattr(histogram, side)
         if values:
             text[f"{side}_{buckets}"] = [number(value) for value in values]
-    if histogram.reset_hint != RESET_UNKNOWN:
+    if histogram.reset_hint:  # RESET_UNKNOWN, 0, is left out
         text["reset_hint"] = _RESET_HINTS[histogram.reset_hint]
     if histogram.custom_values:
         text["custom_values"] = [_float(value) for value in histogram.custom_values]
-    return json.dumps(text, separators=(",", ":"), allow_nan=False)
+    return json.dumps(text, separators=(",", ":"))
 
 
 def loads(text: str, timestamp: int) -> Histogram:

@@ -1,9 +1,10 @@
 """The embedded store: SQLite (standard library) in WAL mode, on local disk.
 
-Schema: ``series`` (id, metric name, canonical labels as JSON) and ``samples``
-keyed by (series id, timestamp). Values are stored as the 64-bit pattern of the
-float so NaN payloads (stale markers) survive: SQLite would turn a NaN REAL
-into NULL. Series ids are cached in memory with an index by metric name, so a
+Schema: ``series`` (id, metric name, canonical labels as JSON), ``samples``
+keyed by (series id, timestamp) and ``histograms`` (native histogram samples, keyed
+the same way, each as ``histogram_text``'s exact JSON). Values are stored as the 64-bit
+pattern of the float so NaN payloads (stale markers) survive: SQLite would turn a NaN
+REAL into NULL. Series ids are cached in memory with an index by metric name, so a
 write touches the series table only for series it has never seen.
 
 Concurrency: one connection per thread; writes are serialised by a lock (SQLite
@@ -19,10 +20,11 @@ from itertools import chain, groupby, repeat
 from operator import attrgetter, itemgetter
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from chalicelib.context import SAMPLE_BYTES, RequestContext, series_bytes
+from chalicelib.context import SAMPLE_BYTES, RequestContext, histogram_bytes, series_bytes
 from chalicelib.errors import BackendUnavailable
 from chalicelib.matchers import Matcher, matches_all
-from chalicelib.model import Labels, Query, Series, WriteResult, metric_name
+from chalicelib.model import Histogram, Labels, Query, Series, WriteResult, metric_name
+from chalicelib.storage import histogram_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -35,6 +37,12 @@ CREATE TABLE IF NOT EXISTS samples (
     series_id INTEGER NOT NULL,
     t         INTEGER NOT NULL,
     v         INTEGER NOT NULL,
+    PRIMARY KEY (series_id, t)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS histograms (
+    series_id INTEGER NOT NULL,
+    t         INTEGER NOT NULL,
+    h         TEXT NOT NULL,
     PRIMARY KEY (series_id, t)
 ) WITHOUT ROWID;
 """
@@ -218,7 +226,7 @@ class SQLiteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    stored, rows, texts = self._insert(conn, series, ctx)
+                    stored, histograms, rows, texts = self._insert(conn, series, ctx)
                     conn.execute("COMMIT")
                 except BaseException:
                     # SQLite may have rolled back already (SQLITE_FULL, IOERR do).
@@ -234,14 +242,15 @@ class SQLiteStore:
                 self._write_lock.release()
         except sqlite3.Error as exc:
             raise store_failure(exc, self.path) from None
-        return WriteResult(stored)
+        return WriteResult(stored + histograms, histograms=histograms)
 
     def _insert(self, conn: sqlite3.Connection, series: Sequence[Series],
-                ctx: RequestContext) -> Tuple[int, list, Dict[str, Labels]]:
+                ctx: RequestContext) -> Tuple[int, int, list, Dict[str, Labels]]:
         """Insert ``series`` (inside the caller's transaction), SERIES_PER_CHUNK at a time
-        with a look at the deadline between chunks; the samples stored, and what the index
-        is to learn once the transaction commits (the new rows, their labels by text)."""
-        stored = 0
+        with a look at the deadline between chunks; the float and histogram samples
+        stored, and what the index is to learn once the transaction commits (the new rows,
+        their labels by text)."""
+        stored = histograms = 0
         rows: list = []
         texts: Dict[str, Labels] = {}
         pending: Dict[Labels, int] = {}
@@ -257,7 +266,14 @@ class SQLiteStore:
             conn.executemany("INSERT OR IGNORE INTO samples (series_id, t, v) VALUES (?, ?, ?)",
                              zip(series_ids, timestamps, bits))
             stored += len(bits)
-        return stored, rows, texts
+            histogram_rows = [(series_id, h.timestamp, histogram_text.dumps(h))
+                              for item, series_id in zip(chunk, ids) if item.histograms
+                              for h in item.histograms]
+            if histogram_rows:
+                conn.executemany("INSERT OR IGNORE INTO histograms (series_id, t, h) "
+                                 "VALUES (?, ?, ?)", histogram_rows)
+                histograms += len(histogram_rows)
+        return stored, histograms, rows, texts
 
     def _series_ids(self, conn: sqlite3.Connection, series: Sequence[Series],
                     pending: Dict[Labels, int], rows: list,
@@ -322,10 +338,36 @@ class SQLiteStore:
                     group = list(group)
                     arrays[0].extend(map(_TIME, group))
                     arrays[1].extend(map(_BITS, group))
+            histograms = self._histograms(conn, chunk, query, ctx, gathered)
             for series_id, labels in chunk.items():
                 arrays = gathered.pop(series_id, None)
                 if arrays is not None:
-                    yield Series(labels, arrays[0], bits_to_floats(arrays[1]))
+                    yield Series(labels, arrays[0], bits_to_floats(arrays[1]),
+                                 histograms.get(series_id, ()))
+
+    @staticmethod
+    def _histograms(conn: sqlite3.Connection, chunk: Dict[int, Labels], query: Query,
+                    ctx: RequestContext, gathered: Dict[int, Tuple[array, array]]
+                    ) -> Dict[int, List[Histogram]]:
+        """The histogram samples in range of the series of ``chunk``, by series id, charged
+        to the budget as they arrive; a series that has only histograms joins ``gathered``
+        (with no float samples), its labels charged once."""
+        found: Dict[int, List[Histogram]] = {}
+        cursor = conn.execute(
+            f"SELECT series_id, t, h FROM histograms WHERE series_id IN "
+            f"({','.join('?' * len(chunk))}) AND t BETWEEN ? AND ? ORDER BY series_id, t",
+            (*chunk, query.start_ms, query.end_ms))
+        while True:
+            rows = cursor.fetchmany(FETCH_ROWS)
+            if not rows:
+                return found
+            for series_id, t, text in rows:
+                histogram = histogram_text.loads(text, t)
+                if series_id not in gathered:
+                    ctx.budget.take(0, series_bytes(chunk[series_id]))
+                    gathered[series_id] = (array("q"), array("q"))
+                ctx.budget.take(1, histogram_bytes(histogram))
+                found.setdefault(series_id, []).append(histogram)
 
     def _select(self, conn: sqlite3.Connection, query: Query,
                 ctx: RequestContext) -> List[Tuple[int, Labels]]:

@@ -18,7 +18,9 @@ def values(telemetry: RequestTelemetry, seconds: float) -> dict:
     if telemetry.route == "/write":
         result.update(SamplesReceived=telemetry.received, SamplesStored=telemetry.stored,
                       SamplesRejected=sum(telemetry.rejected.values()),
-                      SamplesFailed=telemetry.failed,
+                      SamplesFailed=telemetry.failed, HistogramsStored=telemetry.histograms,
+                      ExemplarsDropped=telemetry.dropped["exemplars"],
+                      MetadataDropped=telemetry.dropped["metadata"],
                       TimestreamWriteUnits=telemetry.write_units, LateSamples=telemetry.late)
     else:
         result["QueryCalls"] = telemetry.total("calls")

@@ -10,7 +10,7 @@ from typing import Tuple
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest
 
-from chalicelib.telemetry.request import REJECT_REASONS, RequestTelemetry
+from chalicelib.telemetry.request import DROPPED_KINDS, REJECT_REASONS, RequestTelemetry
 from chalicelib.version import VERSION
 
 REGISTRY = CollectorRegistry()
@@ -21,6 +21,10 @@ RECEIVED = Counter("connector_samples_received", "Samples decoded from write req
                    "(remote write 1.0 and 2.0).", registry=REGISTRY)
 STORED = Counter("connector_samples_stored", "Samples the backend acknowledged.",
                  registry=REGISTRY)
+HISTOGRAMS = Counter("connector_histograms_stored", "Of the samples stored, native histogram "
+                     "samples.", registry=REGISTRY)
+DROPPED = Counter("connector_dropped", "Exemplars and series metadata received and not kept "
+                  "(no backend stores them), by kind.", ["kind"], registry=REGISTRY)
 REJECTED = Counter("connector_samples_rejected", "Samples refused for good, by reason.",
                    ["reason"], registry=REGISTRY)
 FAILED = Counter("connector_samples_failed", "Samples of write requests answered 5xx "
@@ -48,6 +52,8 @@ LATE = Counter("connector_timestream_late_samples", "Samples written to Timestre
                "store (older than the memory store's retention).", registry=REGISTRY)
 for _reason in REJECT_REASONS:
     REJECTED.labels(_reason)  # every reason shown from the start, at 0
+for _kind in DROPPED_KINDS:
+    DROPPED.labels(_kind)
 
 
 def record(telemetry: RequestTelemetry, status: int, seconds: float) -> None:
@@ -58,6 +64,9 @@ def record(telemetry: RequestTelemetry, status: int, seconds: float) -> None:
     if route == "/write":
         RECEIVED.inc(telemetry.received)
         STORED.inc(telemetry.stored)
+        HISTOGRAMS.inc(telemetry.histograms)
+        for kind, count in telemetry.dropped.items():
+            DROPPED.labels(kind).inc(count)
         FAILED.inc(telemetry.failed)
         for reason, samples in telemetry.rejected.items():
             REJECTED.labels(reason).inc(samples)

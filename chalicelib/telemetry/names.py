@@ -6,6 +6,8 @@ DIMENSIONS = ("Stage", "Route")
 # Emitted on Route /write only (every backend; the Timestream figures are 0 on the others).
 WRITE_METRICS = {"SamplesReceived": "Count", "SamplesStored": "Count",
                  "SamplesRejected": "Count", "SamplesFailed": "Count",
+                 "HistogramsStored": "Count", "ExemplarsDropped": "Count",
+                 "MetadataDropped": "Count",
                  "TimestreamWriteUnits": "Count", "LateSamples": "Count"}
 # Emitted on Route /read only.
 READ_METRICS = {"QueryCalls": "Count"}

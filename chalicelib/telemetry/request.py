@@ -19,6 +19,9 @@ REJECT_REASONS = (
     "backend_refused",  # anything else the backend refused
 )
 
+#: What a write carried that no store keeps (counted, never dropped without a trace).
+DROPPED_KINDS = ("exemplars", "metadata")
+
 
 class CallStats:
     """The calls of one backend operation in one request; thread-safe."""
@@ -50,8 +53,10 @@ class RequestTelemetry:
 
     def __init__(self, route: str) -> None:
         self.route = route
-        self.received = 0   # samples decoded from the request
+        self.received = 0   # samples decoded from the request (float and histogram)
         self.stored = 0     # samples the backend acknowledged
+        self.histograms = 0  # of the stored, native histogram samples
+        self.dropped: Counter = Counter()  # exemplars and metadata, by DROPPED_KINDS
         self.failed = 0     # samples of a request answered 5xx (Prometheus sends them again)
         self.rejected: Counter = Counter()  # samples refused for good, by REJECT_REASONS
         self.write_units = 0  # Timestream's metered 1 KiB write units

@@ -29,21 +29,16 @@ fixture_value{{kind="sql",v="x' OR '1'='1"}} 6
 """
 VANISHING = 'fixture_value{kind="vanishing"} 7\n'
 
-class FixtureExporter:
-    """Serves FIXTURE on /metrics (plus a series that vanishes after a few seconds)."""
+class Exporter:
+    """A scrape target on 127.0.0.1: each GET is answered with ``answer()``'s (body,
+    Content-Type)."""
 
-    def __init__(self) -> None:
-        first_scrape = []
-
+    def __init__(self, answer) -> None:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                text = FIXTURE
-                first_scrape[:] = first_scrape or [time.monotonic()]
-                if time.monotonic() - first_scrape[0] < VANISH_AFTER:
-                    text += VANISHING
-                body = text.encode("utf-8")
+                body, content_type = answer()
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -61,13 +56,29 @@ class FixtureExporter:
         self.server.server_close()
 
 
-def start_prometheus(tmp_path, name: str, port: int, config: str) -> Process:
+class FixtureExporter(Exporter):
+    """Serves FIXTURE on /metrics (plus a series that vanishes after a few seconds)."""
+
+    def __init__(self) -> None:
+        first_scrape = []
+
+        def answer():
+            text = FIXTURE
+            first_scrape[:] = first_scrape or [time.monotonic()]
+            if time.monotonic() - first_scrape[0] < VANISH_AFTER:
+                text += VANISHING
+            return text.encode("utf-8"), "text/plain; version=0.0.4"
+
+        super().__init__(answer)
+
+
+def start_prometheus(tmp_path, name: str, port: int, config: str, flags=()) -> Process:
     directory = tmp_path / name
     directory.mkdir()
     (directory / "prometheus.yml").write_text(config)
     proc = Process([PROMETHEUS or "prometheus", f"--config.file={directory / 'prometheus.yml'}",
                     f"--storage.tsdb.path={directory / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                    f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
                    str(directory / "log.txt"))
     try:
         wait_for_port(port, proc.proc)

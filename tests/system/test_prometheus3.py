@@ -12,7 +12,7 @@ from chalicelib.model import Series
 from chalicelib.protocol import codec, streamed
 from chalicelib.protocol import write_v1 as translate
 from chalicelib.protocol import write_v2 as translate_v2
-from chalicelib.protocol.prompb import remote_pb2, types_pb2
+from chalicelib.protocol.prompb import remote_pb2, types_pb2, write_v2_pb2
 from harness.remote import (HEADERS, V2, V2_HEADERS, WRITTEN, read_request,
                             write_request)
 from harness.timestream.write_rules import refuses_dimension_name
@@ -180,15 +180,20 @@ def test_rw2_payload_stores_what_the_rw1_payload_stores(client):
     response = write_v2(client, v2)
     assert response.status_code == 400
     text = response.body.decode()
-    assert "1 of 8 samples rejected (7 stored; 1 series refused)" in text
+    assert "1 of 9 samples rejected (8 stored; 1 series refused)" in text
     assert "label reference 999 is outside the symbol table" in text
-    assert "1 native histogram samples and 1 exemplars not written" in text
-    assert [response.headers[h] for h in WRITTEN] == ["7", "0", "0"]
+    assert "exemplar" not in text  # not kept, counted: the Exemplars-Written header says 0
+    assert [response.headers[h] for h in WRITTEN] == ["7", "1", "0"]
     matchers = [(2, "__name__", ".+")]
     old = read(client, read_request((0, 9999, matchers))).results[0]
     new = read(client, read_request((10_000, 19_999, matchers))).results[0]
-    assert labels_of(new) == labels_of(old) and len(labels_of(new)) == 2
+    assert labels_of(new) == labels_of(old) and len(labels_of(new)) == 3
     assert samples_of(new, shift=9000) == samples_of(old)
+    [old_latency] = [ts for ts in old.timeseries if ts.histograms]
+    [new_latency] = [ts for ts in new.timeseries if ts.histograms]
+    assert old_latency.histograms[0].timestamp + 9000 == new_latency.histograms[0].timestamp
+    new_latency.histograms[0].timestamp -= 9000
+    assert new_latency == old_latency
 
 
 def test_rw2_translation_equals_rw1_translation():
@@ -197,11 +202,13 @@ def test_rw2_translation_equals_rw1_translation():
         codec.decode_write_request(codec.encode_message(v1), HEADERS, 1 << 20))
     two = translate_v2.series_from_request(codec.decode_write_request_v2(v2.body(), 1 << 20))
     assert [(s.labels, list(s.timestamps), [struct.pack("<d", v) for v in s.values])
-            for s in two.translated.series] == \
+            for s in two.series] == \
         [(s.labels, list(s.timestamps), [struct.pack("<d", v) for v in s.values])
          for s in one.series]
-    assert (two.histograms, two.exemplars) == (1, 1)
-    assert len(two.translated.refused) == len(one.refused) == 1
+    assert [s.histograms for s in two.series] == [s.histograms for s in one.series]
+    assert [len(s.histograms) for s in two.series] == [0, 0, 1]
+    assert (two.exemplars, two.metadata, one.exemplars, one.metadata) == (1, 4, 0, 0)
+    assert len(two.refused) == len(one.refused) == 1
 
 
 def test_rw2_label_cache_is_bounded_in_bytes_and_refills_after_emptying(monkeypatch):
@@ -212,7 +219,7 @@ def test_rw2_label_cache_is_bounded_in_bytes_and_refills_after_emptying(monkeypa
         for i in range(500):
             v2.series({"__name__": f"m{batch}-{i}", "job": "j", "path": f"/{i:0200}"},
                       [(i, float(i))])
-        decoded = translate_v2.series_from_request(v2.request).translated.series
+        decoded = translate_v2.series_from_request(v2.request).series
         assert [(s.labels, list(s.timestamps)) for s in decoded] == [
             ((("__name__", f"m{batch}-{i}"), ("job", "j"), ("path", f"/{i:0200}")), [i])
             for i in range(500)]
@@ -289,7 +296,7 @@ def test_rw2_series_after_a_metadata_only_series_are_stored(client):
     v2.series({"__name__": "later"}, [(1, 1.0)], exemplars=[(1, 1.0)])
     v2.series({"__name__": "last"}, [(2, 2.0)])
     response = write_v2(client, v2)
-    assert response.status_code == 400  # the exemplar
+    assert response.status_code == 204  # the exemplar is counted, not kept: the header says 0
     assert [response.headers[h] for h in WRITTEN] == ["2", "0", "0"]
     [result] = read(client, read_request((0, 10, [(2, "__name__", "later|last")]))).results
     assert sorted(labels["__name__"] for labels in labels_of(result)) == ["last", "later"]
@@ -511,3 +518,51 @@ def test_frames_are_cut_at_prometheus_default_of_1_mib():
         pad -= 1  # labels + one chunk exactly fill the frame
     assert frame_sizes(pad)[0] == [1, 1]
     assert frame_sizes(pad - 1)[0] == [2]
+
+
+def native_histograms_v2(base: int) -> V2:
+    """Remote write 2.0 as Prometheus 3 sends native histograms: integer and float ones,
+    custom buckets (NHCB), a counter reset and a stale marker, with exemplars."""
+    v2 = V2()
+    v2.series({"__name__": "rpc_seconds", "job": "api"}, exemplars=[(base, 0.2)])
+    ts = v2.request.timeseries[-1]
+    for i in range(3):
+        h = ts.histograms.add(timestamp=base + i, count_int=4 + i, sum=1.5 * i, schema=2,
+                              zero_threshold=1e-3, zero_count_int=1,
+                              positive_deltas=[1, 1 + i], negative_deltas=[1],
+                              reset_hint=write_v2_pb2.Histogram.RESET_HINT_YES if i == 2 else 0)
+        h.positive_spans.add(offset=-1, length=1)
+        h.positive_spans.add(offset=2, length=1)
+        h.negative_spans.add(offset=0, length=1)
+    ts.histograms.add(timestamp=base + 3, sum=STALE_NAN)
+    v2.series({"__name__": "queue_depth", "job": "api"})
+    h = v2.request.timeseries[-1].histograms.add(
+        timestamp=base, count_float=2.5, sum=4.0, schema=-53, custom_values=[1.0, 10.0],
+        positive_counts=[2.0, 0.5], reset_hint=write_v2_pb2.Histogram.RESET_HINT_GAUGE)
+    h.positive_spans.add(offset=0, length=2)
+    return v2
+
+
+def test_prometheus_3_native_histograms_round_trip_through_samples_reads(client):
+    v2 = native_histograms_v2(1000)
+    response = write_v2(client, v2)
+    assert response.status_code == 204, response.body
+    assert [response.headers[h] for h in WRITTEN] == ["0", "5", "0"]
+    answer = read(client, read_request((0, 5000, [(2, "__name__", "rpc_seconds|queue_depth")])),
+                  user_agent="Prometheus/3.9.1")
+    [result] = answer.results
+    got = {labels["__name__"]: ts.histograms for labels, ts in
+           zip(labels_of(result), result.timeseries)}
+    sent = {v2.request.symbols[ts.labels_refs[1]]: ts.histograms
+            for ts in v2.request.timeseries}
+    assert set(got) == set(sent) == {"rpc_seconds", "queue_depth"}
+    for name, histograms in sent.items():
+        assert exactly(got[name]) == exactly(histograms), name
+    assert as_bits(got["rpc_seconds"][-1].sum) == as_bits(STALE_NAN)
+
+
+def exactly(histograms):
+    """Histogram messages (either protocol) comparable field by field, floats by their bits."""
+    from chalicelib.protocol.histograms import from_message
+    from chalicelib.storage.histogram_text import dumps
+    return [(h.timestamp, dumps(from_message(h))) for h in histograms]

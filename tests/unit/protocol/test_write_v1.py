@@ -6,6 +6,7 @@ from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import BadRequest
 from chalicelib.protocol import codec
 from chalicelib.protocol import write_v1 as translate
+from chalicelib.protocol.prompb import fastpath_pb2, types_pb2
 from harness.remote import HEADERS, write_request
 from tests.support import ESTIMATE_SLACK, memory_held_after
 
@@ -66,30 +67,60 @@ def test_labels_are_sorted_by_name_empty_values_dropped_upper_case_first():
     assert series.labels == (("Alpha", "a"), ("Zone", "z"), ("__name__", "m"), ("job", "j"))
 
 
-def test_native_histograms_and_exemplars_are_counted_not_stored():
+def test_native_histograms_are_translated_with_the_series_exemplars_and_metadata_counted():
     request = write_request(({"__name__": "m"}, [(1, 1.0)]))
-    request.timeseries[0].histograms.add(timestamp=1, count_int=3)
-    request.timeseries[0].histograms.add(timestamp=2, count_int=4)
+    request.timeseries[0].histograms.add(timestamp=2, count_int=4, schema=1)
+    request.timeseries[0].histograms.add(timestamp=1, count_float=3.5, sum=2.0)
     request.timeseries[0].exemplars.add(timestamp=1, value=0.5)
+    request.metadata.add(metric_family_name="m", help="h")
     result = translate.series_from_write_request(codec.decode_write_request(
         codec.encode_message(request), HEADERS, 1 << 20))
-    assert [list(s.timestamps) for s in result.series] == [[1]]
-    assert (result.histograms, result.exemplars) == (2, 1)
+    [series] = result.series
+    assert list(series.timestamps) == [1]
+    assert [(h.timestamp, h.count, h.is_float, h.schema) for h in series.histograms] == [
+        (1, 3.5, True, 0), (2, 4, False, 1)]  # sorted by time
+    assert (result.exemplars, result.metadata, result.refused) == (1, 1, [])
 
 
-def test_a_1_0_write_with_histograms_stores_its_floats_and_answers_400_saying_so(tmp_path):
-    """Never a 204 that hides dropped data: Prometheus logs the 400's reason."""
+def test_a_series_with_an_invalid_histogram_is_refused_alone_naming_it():
+    request = write_request(({"__name__": "bad", "k": "v"}, [(1, 1.0)]),
+                            ({"__name__": "good"}, []))
+    bad = request.timeseries[0].histograms.add(timestamp=7, count_int=1, positive_deltas=[1])
+    request.timeseries[1].histograms.add(timestamp=7, count_int=0)
+    result = translate.series_from_write_request(codec.decode_write_request(
+        codec.encode_message(request), HEADERS, 1 << 20))
+    assert [s.labels for s in result.series] == [(("__name__", "good"),)]
+    assert list(result.series[0].timestamps) == []
+    [refusal] = result.refused
+    assert refusal == (f'invalid native histogram in series bad{{k="v"}} at 7: positive spans '
+                       f"cover 0 buckets, but 1 are given", 2)
+    assert bad.timestamp == 7
+
+
+def test_a_histogram_that_is_not_protobuf_fails_the_whole_request():
+    request = fastpath_pb2.WriteRequestLabelsAsBytes()
+    series = request.timeseries.add()
+    series.labels.append(types_pb2.Label(name="__name__", value="m").SerializeToString())
+    series.histograms.append(b"\xff\xff")
+    with pytest.raises(BadRequest, match="a native histogram is malformed"):
+        translate.series_from_write_request(request)
+
+
+def test_a_1_0_write_stores_histograms_and_answers_204_counting_exemplars(tmp_path):
+    """Histograms are stored; exemplars are not, and are counted where the user sees them."""
     from chalicelib import handlers
     from chalicelib.context import Limits
     from chalicelib.storage.sqlite import SQLiteStore
+    from chalicelib.telemetry.request import RequestTelemetry
     request = write_request(({"__name__": "m"}, [(1, 1.0), (2, 2.0)]))
     request.timeseries[0].histograms.add(timestamp=3, count_int=3)
+    request.timeseries[0].exemplars.add(timestamp=1, value=0.5)
     store = SQLiteStore(str(tmp_path))
-    with pytest.raises(BadRequest) as refused:
-        handlers.write(codec.encode_message(request), HEADERS, store, Limits())
-    assert str(refused.value).startswith("2 samples stored; 1 native histogram samples and 0 "
-                                         "exemplars not written: this connector stores float "
-                                         "samples only")
+    telemetry = RequestTelemetry("/write")
+    written = handlers.write(codec.encode_message(request), HEADERS, store, Limits(), telemetry)
+    assert (written.result.stored, written.result.histograms, written.headers) == (3, 1, {})
+    assert (telemetry.received, telemetry.stored, telemetry.histograms) == (3, 3, 1)
+    assert telemetry.dropped == {"exemplars": 1}
 
 
 @pytest.mark.parametrize("labels,value", [
@@ -192,6 +223,6 @@ def test_write_v2_translation_stops_at_the_deadline_too(monkeypatch):
     for i in range(5):
         builder.series({"__name__": "m", "i": str(i)}, [(1, 1.0)])
     request = codec.decode_write_request_v2(builder.body(), 1 << 20)
-    assert len(write_v2.series_from_request(request, Looked(3)).translated.series) == 5
+    assert len(write_v2.series_from_request(request, Looked(3)).series) == 5
     with pytest.raises(BackendUnavailable, match="translating the write request"):
         write_v2.series_from_request(request, Looked(2))

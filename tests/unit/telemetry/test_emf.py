@@ -19,6 +19,8 @@ def test_a_write_prints_one_valid_document_with_every_write_metric(capsys, monke
     monkeypatch.delenv(names.NAMESPACE_ENV, raising=False)
     telemetry = RequestTelemetry("/write")
     telemetry.received, telemetry.stored, telemetry.write_units, telemetry.late = 10, 7, 3, 2
+    telemetry.histograms = 4
+    telemetry.dropped.update(exemplars=5, metadata=6)
     telemetry.reject("duplicate", 2)
     telemetry.reject("invalid_series", 1)
     stats = telemetry.calls("timestream", "WriteRecords")
@@ -34,6 +36,7 @@ def test_a_write_prints_one_valid_document_with_every_write_metric(capsys, monke
     got = {m["Name"]: (m["Unit"], document[m["Name"]]) for m in directive["Metrics"]}
     expected = {"SamplesReceived": 10, "SamplesStored": 7, "SamplesRejected": 3,
                 "SamplesFailed": 0, "TimestreamWriteUnits": 3, "LateSamples": 2,
+                "HistogramsStored": 4, "ExemplarsDropped": 5, "MetadataDropped": 6,
                 "Latency": 250.0, "BackendCalls": 2, "BackendRetries": 1,
                 "BackendThrottles": 1, "BackendFailures": 0}
     assert {name: value for name, (_, value) in got.items()} == {

@@ -2,7 +2,7 @@
 from prometheus_client.parser import text_string_to_metric_families
 
 from chalicelib.telemetry import local
-from chalicelib.telemetry.request import REJECT_REASONS, RequestTelemetry
+from chalicelib.telemetry.request import DROPPED_KINDS, REJECT_REASONS, RequestTelemetry
 
 
 def samples():
@@ -17,8 +17,12 @@ def test_a_request_adds_its_counts_and_every_reason_is_shown_from_the_start():
     before = samples()
     for reason in REJECT_REASONS:
         assert (("connector_samples_rejected_total", (("reason", reason),))) in before
+    for kind in DROPPED_KINDS:
+        assert (("connector_dropped_total", (("kind", kind),))) in before
     telemetry = RequestTelemetry("/write")
     telemetry.received, telemetry.stored, telemetry.write_units = 5, 3, 4
+    telemetry.histograms = 2
+    telemetry.dropped.update(exemplars=7)
     telemetry.reject("out_of_bounds", 2)
     telemetry.calls("influxdb", "write").call()
     telemetry.calls("influxdb", "write").retried(throttled=True)
@@ -30,6 +34,9 @@ def test_a_request_adds_its_counts_and_every_reason_is_shown_from_the_start():
         return after[key] - before.get(key, 0)
     assert grew("connector_samples_received_total") == 5
     assert grew("connector_samples_stored_total") == 3
+    assert grew("connector_histograms_stored_total") == 2
+    assert grew("connector_dropped_total", kind="exemplars") == 7
+    assert grew("connector_dropped_total", kind="metadata") == 0
     assert grew("connector_samples_rejected_total", reason="out_of_bounds") == 2
     assert grew("connector_samples_failed_total") == 0
     assert grew("connector_requests_total", route="/write", code="204") == 1
