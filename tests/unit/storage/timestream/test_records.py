@@ -545,11 +545,11 @@ def test_histograms_outside_the_writable_window_are_counted_with_the_float_sampl
     request = [with_histograms({"__name__": "h"}, [
         H._replace(timestamp=t) for t in (oldest - 1, oldest, NOW_MS + 900_000,
                                           NOW_MS + 900_001, NOW_MS + 900_002)],
-        [(oldest - 5, 1.0), (NOW_MS + 900_001, 1.0)])]
+        [(oldest - 5, 1.0), (NOW_MS + 900_001, 1.0), (NOW_MS + 900_003, 1.0)])]
     batches, rejected = records.build_batches(request, NOW_MS, oldest)
     assert sum(len(b.records) for b in batches) == 2
     assert [(r.count, r.histograms, r.kind, r.reason[:14]) for r in rejected] == [
-        (3, 2, "out_of_bounds", "timestamp more"), (2, 1, "out_of_bounds", "timestamp olde")]
+        (4, 2, "out_of_bounds", "timestamp more"), (2, 1, "out_of_bounds", "timestamp olde")]
     only_histograms = [with_histograms({"__name__": "h"}, [H._replace(timestamp=oldest - 1)])]
     assert [(r.count, r.histograms) for r in records.build_batches(
         only_histograms, NOW_MS, oldest)[1]] == [(1, 1)]
@@ -560,3 +560,39 @@ def test_a_series_over_the_limits_counts_its_histograms_among_its_refused_sample
                               [H._replace(timestamp=NOW_MS)] * 2, [(NOW_MS, 1.0)])
     assert [(r.count, r.histograms, r.kind) for r in records.build_batches(
         [refused], NOW_MS, None)[1]] == [(3, 2, "limits")]
+
+
+def test_histograms_of_one_metric_get_calls_per_target():
+    """60 series on each of two targets of one job: a call each, the target in its common
+    dimensions (runs of one metric and target, as for float samples)."""
+    request = [with_histograms({"__name__": "h", "job": "j", "instance": instance,
+                                "i": str(i)}, [H._replace(timestamp=NOW_MS)])
+               for instance in ("a", "b") for i in range(60)]
+    batches, _ = records.build_batches(request, NOW_MS, None)
+    assert [(len(b.records), b.common["Dimensions"]) for b in batches] == [
+        (60, [{"Name": "instance", "Value": instance}, {"Name": "job", "Value": "j"}])
+        for instance in ("a", "b")]
+
+
+@pytest.mark.parametrize("batch", [
+    records.Batch({"MeasureValueType": "DOUBLE"}, [
+        {"MeasureName": "m" * 500, "MeasureValue": "1", "Time": "1",
+         "Dimensions": [{"Name": "a", "Value": "b"}]}] * 2, []),
+    records.Batch({"MeasureValueType": "MULTI", "MeasureName": "m" * 500, "Time": "1",
+                   "Dimensions": [{"Name": "n" * 10, "Value": "v" * 20}]}, [
+        {"MeasureValues": [{"Name": "x", "Value": "é" * 200, "Type": "VARCHAR"},
+                           {"Name": "y", "Value": "1.5", "Type": "DOUBLE"}]}] * 2, []),
+])
+def test_a_calls_units_are_what_the_pricing_page_counts(batch):
+    """The grouping's own count (``records._units``) is the metering formula's."""
+    assert records._units(batch) == metering.call_units(batch.common, batch.records)
+    common = batch.common
+    size = (8 * ("Time" in common) + len(common.get("MeasureName", ""))
+            + sum(len(d["Name"]) + len(d["Value"]) for d in common.get("Dimensions", ())))
+    for record in batch.records:
+        size += (8 * ("Time" in record) + len(record.get("MeasureName", ""))
+                 + sum(len(d["Name"]) + len(d["Value"]) for d in record.get("Dimensions", ()))
+                 + (8 if "MeasureValue" in record else sum(
+                     len(v["Name"]) + (8 if v["Type"] == "DOUBLE" else len(v["Value"].encode()))
+                     for v in record["MeasureValues"])))
+    assert records._units(batch) == -(-size // 1024) == 2

@@ -789,3 +789,10 @@ def test_a_histogram_series_over_the_limits_is_rejected_whole(env):
     result = env.store.write([with_histograms({"__name__": "h", "x" * 61: "v"},
                                               at(H, NOW_MS), [(NOW_MS, 1.0)])], context())
     assert (result.stored, result.histograms, result.rejected) == (0, 0, 2)
+
+
+def test_a_float_sample_refused_beside_histograms_leaves_their_count_alone(env):
+    result = env.store.write([with_histograms({"__name__": "h"}, at(H, NOW_MS - 1, NOW_MS),
+                                              [(NOW_MS, 1.7976931348623153e308)])], context())
+    assert (result.stored, result.histograms, result.rejected) == (2, 2, 1)
+    assert "reserved for the +-Inf, NaN and stale markers" in result.reasons[0]
