@@ -218,6 +218,7 @@ class Batch(NamedTuple):
     common: dict
     records: List[dict]
     labels: List[Labels]  # the series of each record, for error reports
+    histograms: bool      # MULTI records of native histogram samples, else DOUBLE samples
 
 
 def check_series(labels: Labels) -> Optional[str]:
@@ -514,7 +515,7 @@ def _batch(chunk: List[Tuple[_Member, str, str]]) -> Batch:
     else:
         records = [{"Time": timestamp, value_key: value, **own[id(member)]}
                    for member, timestamp, value in chunk]
-    return Batch(common, records, [member.labels for member, _, _ in chunk])
+    return Batch(common, records, [member.labels for member, _, _ in chunk], multi)
 
 
 def split_batch(batch: Batch) -> Tuple[Batch, Batch]:

@@ -88,7 +88,7 @@ class SelectStatement(NamedTuple):
 
     sql: str
     dimensions: List[str]
-    histograms: bool = False
+    histograms: bool
 
 
 def measures_statement(query: Query, database: str, table: str) -> str:

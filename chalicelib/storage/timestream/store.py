@@ -41,7 +41,7 @@ def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
     the fallback) is a sample whose value differs from the one stored for that series and
     time (an identical re-write is accepted): a duplicate sample, counted like the others."""
     result = []
-    histograms = histogram_batch(batch)
+    histograms = int(batch.histograms)
     for rejection in rejections:
         reason = rejection.get("Reason", "rejected")
         labels = batch.labels[rejection["RecordIndex"]]
@@ -53,11 +53,6 @@ def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
             result.append(Rejected(labels, 1, f"Timestream rejected the record: {reason}",
                                    histograms=histograms))
     return result
-
-
-def histogram_batch(batch: Batch) -> int:
-    """1 if the batch's records are native histogram samples (MULTI), else 0."""
-    return int(batch.common["MeasureValueType"] == "MULTI")
 
 
 class TableFacts(NamedTuple):
@@ -262,7 +257,7 @@ class TimestreamStore:
             return rejected_records(batch, outcome)
         if len(batch.records) == 1:
             return [Rejected(batch.labels[0], 1, f"Timestream refused the record: {outcome}",
-                             histograms=histogram_batch(batch))]
+                             histograms=int(batch.histograms))]
         rejected: List[Rejected] = []
         for half in split_batch(batch):
             rejected.extend(self._write_batch(half, ctx))

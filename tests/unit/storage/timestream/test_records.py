@@ -577,11 +577,11 @@ def test_histograms_of_one_metric_get_calls_per_target():
 @pytest.mark.parametrize("batch", [
     records.Batch({"MeasureValueType": "DOUBLE"}, [
         {"MeasureName": "m" * 500, "MeasureValue": "1", "Time": "1",
-         "Dimensions": [{"Name": "a", "Value": "b"}]}] * 2, []),
+         "Dimensions": [{"Name": "a", "Value": "b"}]}] * 2, [], False),
     records.Batch({"MeasureValueType": "MULTI", "MeasureName": "m" * 500, "Time": "1",
                    "Dimensions": [{"Name": "n" * 10, "Value": "v" * 20}]}, [
         {"MeasureValues": [{"Name": "x", "Value": "é" * 200, "Type": "VARCHAR"},
-                           {"Name": "y", "Value": "1.5", "Type": "DOUBLE"}]}] * 2, []),
+                           {"Name": "y", "Value": "1.5", "Type": "DOUBLE"}]}] * 2, [], True),
 ])
 def test_a_calls_units_are_what_the_pricing_page_counts(batch):
     """The grouping's own count (``records._units``) is the metering formula's."""

@@ -311,7 +311,7 @@ def test_other_rejections_are_counted_with_timestreams_reason(env):
                   extra={"RejectedRecords": rejected})
     result = env.store.write([series({"__name__": "a"}, [(NOW_MS, 1.0)]),
                               series({"__name__": "b"}, [(NOW_MS, 2.0)])], context())
-    assert (result.stored, result.rejected) == (1, 1)
+    assert (result.stored, result.rejected, result.histograms) == (1, 1, 0)
     assert "b{}: Timestream rejected the record: The record timestamp is outside" \
         in result.reasons[0]
 
