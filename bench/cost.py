@@ -7,7 +7,8 @@ reads are answered with no series), or read captured request bodies (snappy-comp
 ``WriteRequest``s and ``ReadRequest``s, one per file).
 
 Writes: samples/s, metered 1 KiB writes per month and their price, for this connector's
-WriteRecords calls and for the Go connector's encoding of the same samples.
+WriteRecords calls and for the Go connector's encoding of the same samples (it writes no
+native histograms: it is compared on the float samples).
 
 Reads: each read is run by the connector's own reader on the Query API emulation, its table
 loaded with the captured writes (so SHOW MEASURES lists the measures and dimensions your
@@ -24,7 +25,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from chalicelib.context import Limits, RequestContext
 from chalicelib.errors import BadRequest
-from chalicelib.model import Series
+from chalicelib.model import Series, histogram_count, sample_count
 from chalicelib.protocol import codec, write_v1
 from chalicelib.protocol import read as remote_read
 from chalicelib.protocol.prompb import remote_pb2
@@ -162,24 +163,43 @@ def read_queries(writes: List[bytes], reads: List[Read], now_ms: int
 
 def write_report(writes: List[bytes], seconds: float, now_ms: int) -> List[str]:
     """The write-cost lines for these remote-write bodies, received over ``seconds``."""
-    samples = ours = go = 0
-    for body in writes:
-        series = series_of(body)
-        samples += sum(len(s.timestamps) for s in series)
-        ours += metering.connector_units(series, now_ms)
+    return write_lines([series_of(body) for body in writes], seconds, now_ms)
+
+
+def write_lines(requests: List[List[Series]], seconds: float, now_ms: int) -> List[str]:
+    """The write-cost lines for the series of these remote-write requests, received over
+    ``seconds``. Native histogram samples are metered as this connector writes them (one
+    MULTI record each); the Go connector writes none, so it is compared on the float
+    samples alone."""
+    samples = histograms = ours = floats_only = go = 0
+    for series in requests:
+        samples += sample_count(series)
+        histograms += histogram_count(series)
+        units = metering.connector_units(series, now_ms)
+        ours += units
+        floats_only += metering.connector_units(
+            [s._replace(histograms=()) for s in series], now_ms) if any(
+                s.histograms for s in series) else units
         go += metering.go_units(series)
     rate = samples / seconds
-    lines = [f"{len(writes)} requests, {samples} samples in {seconds:g} s: "
-             f"{rate:,.1f} samples/s",
+    lines = [f"{len(requests)} requests, {samples} samples in {seconds:g} s: "
+             f"{rate:,.1f} samples/s"
+             + (f" ({histograms} of them native histogram samples)" if histograms else ""),
              f"price table: {metering.PRICE_TABLE} (as of {metering.PRICE_DATE})",
              f"{'encoding':28} {'writes/month':>16} {'USD/month':>12} {'per M samples':>14}"]
-    for name, units in (("this connector", ours), ("Go connector", go)):
+    rows = [("this connector", ours, samples), ("Go connector", go, samples - histograms)]
+    if histograms:
+        rows.insert(1, ("this connector, floats only", floats_only, samples - histograms))
+    for name, units, counted in rows:
         per_second = units / seconds
-        per_million = units / samples * 1e6 if samples else 0
+        per_million = units / counted * 1e6 if counted else 0
         lines.append(f"{name:28} {per_second * MONTH_SECONDS:16,.0f} "
                      f"{metering.monthly_price(per_second):12,.2f} {per_million:14,.0f}")
+    if histograms:
+        lines.append("the Go connector writes no native histograms: it is compared on the "
+                     f"{samples - histograms} float samples")
     if go:
-        lines.append(f"ratio: {ours / go:.2f}x the Go connector's metered writes")
+        lines.append(f"ratio: {floats_only / go:.2f}x the Go connector's metered writes")
     return lines
 
 

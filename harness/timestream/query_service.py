@@ -37,7 +37,13 @@ comes from. An emulation more lenient than the service is a bug.
   type reads NULL in ``measure_value::double``. DESCRIBE answers columns ``Column``,
   ``Type``, ``Timestream attribute type``; SHOW MEASURES answers ``measure_name``,
   ``data_type``, ``dimensions`` (array of rows ``dimension_name``, ``data_type``)
-  (SHOW statements page; result shape as the service returns it).
+  (SHOW statements page; result shape as the service returns it). A measure name of
+  multi-measure records is listed with data type ``multi`` and its dimensions, not its
+  measures (Developer Guide, "Data modeling" -> "Using measure name with multi-measure
+  records": "The measure schema for the table (for example, output of SHOW MEASURES query)"
+  lists ``events | multi | [...dimensions]``); DESCRIBE lists each measure of a MULTI record
+  as a column of its type, attribute type ``MULTI``. ``CREATE_TIME_SERIES`` takes values
+  that "can be one of bigint, boolean, double, or varchar" (Timeseries views).
 - Functions (Developer Guide, "Date / time functions", "Timeseries views", "Aggregate
   functions"): ``from_milliseconds``, ``to_milliseconds``, ``bin(time, 1h)``,
   ``CREATE_TIME_SERIES(time, value)`` ("The second parameter cannot be null"; the order of

@@ -59,6 +59,43 @@ def refuses_dimension_name(name: str) -> bool:
     empty, reserved, with a reserved prefix, or with a colon."""
     return (not name or name in RESERVED_DIMENSIONS or name.startswith(RESERVED_PREFIXES)
             or ":" in name)
+
+
+# Multi-measure records (MeasureValueType MULTI).
+# API_Record.html, MeasureValueType: "DOUBLE | BIGINT | VARCHAR | BOOLEAN | TIMESTAMP | MULTI";
+# MeasureValues: "This is only allowed for type MULTI. For scalar values, use MeasureValue".
+# TIMESTAMP is "currently supported only for multi-measure records" (writes.html, Data types).
+RECORD_TYPES = ("DOUBLE", "BIGINT", "VARCHAR", "BOOLEAN", "TIMESTAMP", "MULTI")
+# writes.html, Data types: MULTI "includes one or more measures of type BIGINT, BOOLEAN,
+# DOUBLE, VARCHAR, and TIMESTAMP".
+MEASURE_TYPES = ("DOUBLE", "BIGINT", "VARCHAR", "BOOLEAN", "TIMESTAMP")
+# ts-limits.html, Service limits: "Measures per multi-measure record: 256", "Measure value
+# size per multi-measure record: 2048", "Unique measures across multi-measure records per
+# table: 1024". The same table's "Maximum record size: 2 Kilobytes" is not applied to the
+# measures of a MULTI record on top of that: 256 DOUBLE measures (8 bytes each) fill the
+# 2048 bytes of values alone, so the two limits only agree if the values have their own
+# 2 KB; a record's dimensions have theirs ("Dimension name dimension value pair size per
+# series", checked for every record). How the service counts a record's size is not
+# documented: this is our reading, and the connector reports whatever else it refuses.
+MAX_MEASURES_PER_RECORD = 256
+MAX_MEASURE_VALUES_BYTES = 2048
+MAX_MULTI_MEASURES_PER_TABLE = 1024
+# ts-limits.html#limits.system_identifier: "We reserve column names "measure_value",
+# "ts_non_existent_col" and "time" ... column names may not start with "ts_" or
+# "measure_name" ... System identifiers may not be used for dimension or measure names."
+SYSTEM_IDENTIFIERS = ("measure_value", "ts_non_existent_col", "time")
+SYSTEM_PREFIXES = ("ts_", "measure_name")
+
+
+def value_size(measure: dict) -> int:
+    """The size of one measure's value (metering-and-pricing.writes.html: "1 byte for the
+    boolean data type, 8 bytes for bigint and double, and the length of the UTF-8 encoded
+    bytes for strings"; a TIMESTAMP is a 64-bit count, 8 bytes)."""
+    if measure["Type"] == "VARCHAR":
+        return len(measure["Value"].encode())
+    return 1 if measure["Type"] == "BOOLEAN" else 8
+
+
 UNITS_PER_MS = {"MILLISECONDS": 1, "SECONDS": 0.001, "MICROSECONDS": 1000,
                 "NANOSECONDS": 1_000_000}
 
@@ -81,6 +118,7 @@ class WriteRules:
         self.stored: Dict[tuple, dict] = {}   # record identity -> merged record
         self.dimension_names: set = set()
         self.measure_types: Dict[str, str] = {}
+        self.multi_measures: Dict[str, str] = {}  # measures of MULTI records -> their type
         self._lock = threading.Lock()
 
     def records(self) -> List[dict]:
@@ -125,6 +163,8 @@ class WriteRules:
                 self.stored[key] = record
                 self.dimension_names.update(d["Name"] for d in record["Dimensions"])
                 self.measure_types.setdefault(record["MeasureName"], record["MeasureValueType"])
+                for measure in record.get("MeasureValues", ()):
+                    self.multi_measures.setdefault(measure["Name"], measure["Type"])
         if rejected:
             # API_WriteRecords.html, Errors: RejectedRecordsException, HTTP status 419;
             # the records not listed are written.
@@ -175,12 +215,19 @@ class WriteRules:
         if measure not in measures and len(measures) >= 8192:
             return ("The table would exceed its limit of 8192 measure names (ts-limits: "
                     "Measure names per table).", None)
-        # A measure name keeps the data type it was first ingested with (the table's
-        # schema is detected from the first write: writes.html, "No upfront schema").
-        known = self.measure_types.get(measure)
-        if known is not None and known != record["MeasureValueType"]:
-            return (f"Measure {measure} was ingested as {known}, not "
+        # "a single measure name can only be associated with one type of measure value.
+        # That type can be one of DOUBLE, BIGINT, BOOLEAN, VARCHAR, or MULTI"
+        # (data-modeling.html, "Using measure name with multi-measure records"); the type is
+        # the one first ingested (writes.html, "No upfront schema").
+        known_type = self.measure_types.get(measure) or next(
+            (r["MeasureValueType"] for r in accepted.values() if r["MeasureName"] == measure),
+            None)
+        if known_type is not None and known_type != record["MeasureValueType"]:
+            return (f"Measure {measure} was ingested as {known_type}, not "
                     f"{record['MeasureValueType']}.", None)
+        columns = self._column_problem(record, known, accepted)
+        if columns:
+            return columns, None
         # API_RejectedRecord.html: same dimensions, timestamp and measure name but a
         # different measure value (and no higher Version) is rejected; an identical record
         # is accepted (API_WriteRecords.html, "Upserts").
@@ -191,6 +238,51 @@ class WriteRules:
                     "and record version. A record with a higher version is required to "
                     "update the measure value.", 1)
         return None, None
+
+
+    def _column_problem(self, record: dict, dimensions: set, accepted: Dict[tuple, dict]
+                        ) -> Optional[str]:
+        """Why the table's columns cannot take this record: a dimension and a measure of a
+        MULTI record share their columns' namespace, a measure keeps its type, and the
+        limits of multi-measure records."""
+        multi = dict(self.multi_measures)
+        for other in accepted.values():
+            for measure in other.get("MeasureValues", ()):
+                multi.setdefault(measure["Name"], measure["Type"])
+        # ts-limits.html#limits.naming, "All Column Names": "Since multi-measure records
+        # represent dimensions and measures as columns, the name for a dimension can not be
+        # the same as the name for a measure."
+        clash = sorted({d["Name"] for d in record["Dimensions"]} & set(multi))
+        if clash:
+            return f"Dimension name {clash[0]} is already the name of a measure of this table."
+        if record["MeasureValueType"] != "MULTI":
+            return None
+        values = record["MeasureValues"]
+        names = {m["Name"] for m in values}
+        clash = sorted(names & (dimensions | {d["Name"] for d in record["Dimensions"]}))
+        if clash:
+            return f"Measure name {clash[0]} is already the name of a dimension of this table."
+        if len(values) > MAX_MEASURES_PER_RECORD:
+            return (f"A multi-measure record can have at most {MAX_MEASURES_PER_RECORD} "
+                    f"measures, got {len(values)} (ts-limits: Measures per multi-measure "
+                    "record).")
+        size = sum(value_size(m) for m in values)
+        if size > MAX_MEASURE_VALUES_BYTES:
+            return (f"The measure values take {size} bytes, over the limit of "
+                    f"{MAX_MEASURE_VALUES_BYTES} (ts-limits: Measure value size per "
+                    "multi-measure record).")
+        # Column types are detected from the first write (writes.html, "flexible schema that
+        # auto detects the column names and data types").
+        for measure in values:
+            known = multi.get(measure["Name"])
+            if known is not None and known != measure["Type"]:
+                return (f"Measure {measure['Name']} was ingested as {known}, not "
+                        f"{measure['Type']}.")
+        if len(set(multi) | names) > MAX_MULTI_MEASURES_PER_TABLE:
+            return (f"The table would exceed its limit of {MAX_MULTI_MEASURES_PER_TABLE} "
+                    "measures of multi-measure records (ts-limits: Unique measures across "
+                    "multi-measure records per table).")
+        return None
 
 
 def merge(common: dict, record: dict) -> dict:
@@ -207,10 +299,19 @@ def identity(record: dict) -> tuple:
 
 
 def same_value(a: dict, b: dict) -> bool:
+    """Whether two records of one identity hold the same value(s): the measures of a MULTI
+    record by name, in any order; DOUBLEs by number."""
     if a["MeasureValueType"] == "DOUBLE" == b["MeasureValueType"]:
         return float(a["MeasureValue"]) == float(b["MeasureValue"])
+    if a["MeasureValueType"] == "MULTI" == b["MeasureValueType"]:
+        return _measures(a) == _measures(b)
     return (a["MeasureValueType"], a.get("MeasureValue")) == \
         (b["MeasureValueType"], b.get("MeasureValue"))
+
+
+def _measures(record: dict) -> dict:
+    return {m["Name"]: (m["Type"], float(m["Value"]) if m["Type"] == "DOUBLE" else m["Value"])
+            for m in record["MeasureValues"]}
 
 
 def request_problem(record: dict) -> Optional[str]:
@@ -241,13 +342,53 @@ def request_problem(record: dict) -> Optional[str]:
     # API_Record.html: MeasureName length 1 to 256.
     if not 1 <= len(measure.encode()) <= 256:
         return f"Measure name must be 1 to 256 bytes long, got {len(measure.encode())}."
-    if record["MeasureValueType"] == "DOUBLE":
-        # writes.html, data types: DOUBLE is an IEEE 754 64-bit value; supported data types
-        # page: NaN and Infinity cannot be written.
-        try:
-            value = float(record.get("MeasureValue", ""))
-        except ValueError:
-            return f"Measure value {record.get('MeasureValue')!r} is not a DOUBLE."
-        if not math.isfinite(value):
-            return "Measure value must be a finite DOUBLE (NaN and Infinity cannot be written)."
+    kind = record["MeasureValueType"]
+    if kind not in RECORD_TYPES or kind == "TIMESTAMP":
+        return f"{kind} is an invalid measure value type."
+    if kind == "MULTI":
+        return multi_problem(record)
+    if "MeasureValues" in record:
+        return "MeasureValues are only allowed for type MULTI."
+    if kind == "DOUBLE":
+        return double_problem(record.get("MeasureValue", ""))
+    return None
+
+
+def double_problem(text: str) -> Optional[str]:
+    """Why ``text`` is no DOUBLE Timestream takes: writes.html, data types: DOUBLE is an
+    IEEE 754 64-bit value; supported data types page: NaN and Infinity cannot be written."""
+    try:
+        value = float(text)
+    except ValueError:
+        return f"Measure value {text!r} is not a DOUBLE."
+    if not math.isfinite(value):
+        return "Measure value must be a finite DOUBLE (NaN and Infinity cannot be written)."
+    return None
+
+
+def multi_problem(record: dict) -> Optional[str]:
+    """Why a MULTI record fails the whole call (the shapes the API reference gives)."""
+    # API_Record.html: MeasureValues for MULTI, MeasureValue for scalar values.
+    if "MeasureValue" in record:
+        return "MeasureValue is not allowed for type MULTI: use MeasureValues."
+    values = record.get("MeasureValues") or []
+    if not values:
+        return "A record of type MULTI needs MeasureValues."
+    names = [m.get("Name", "") for m in values]
+    # ts-limits.html#limits.naming, "All Column Names": "Column names can not be duplicated."
+    if len(set(names)) != len(names):
+        return "Duplicate measure names in a record."
+    for measure in values:
+        name, value = measure.get("Name", ""), measure.get("Value", "")
+        # API_MeasureValue.html: Name minimum length 1; Value length 1 to 2048; Type.
+        if not name or name in SYSTEM_IDENTIFIERS or name.startswith(SYSTEM_PREFIXES):
+            return f"Measure name {name!r} is empty or a system identifier."
+        if not 1 <= len(value) <= 2048:
+            return f"The value of measure {name!r} must be 1 to 2048 characters long."
+        if measure.get("Type") not in MEASURE_TYPES:
+            return f"{measure.get('Type')} is an invalid type for measure {name!r}."
+        if measure["Type"] == "DOUBLE":
+            problem = double_problem(value)
+            if problem:
+                return problem
     return None

@@ -3,8 +3,9 @@ harness/timestream/query_service.py): a test of the instrument the read tests re
 import botocore.exceptions
 import pytest
 
-from harness.timestream.env import DATABASE, TABLE, emulated_query_client
+from harness.timestream.env import DATABASE, TABLE, emulated_query_client, timestream_env
 from harness.timestream.query_service import java_double, to_duckdb
+from harness.timestream.write_rules import WriteRules
 
 T = f'"{DATABASE}"."{TABLE}"'
 RECORDS = [
@@ -191,3 +192,217 @@ def test_each_endpoint_refuses_the_other_apis_operations_and_names_itself():
             == server.ingest_url.replace("http://", "")
     finally:
         server.stop()
+
+
+# -- multi-measure records (harness/timestream/write_rules.py cites each rule) -------------
+
+NOW = 1_800_000_000_000
+
+
+def multi(*measures, name="h#histogram", dims=(("job", "a"),), time=NOW, **extra):
+    return {"MeasureName": name, "MeasureValueType": "MULTI", "Time": str(time),
+            "Dimensions": [{"Name": n, "Value": v} for n, v in dims],
+            "MeasureValues": [{"Name": n, "Value": v, "Type": t} for n, v, t in measures],
+            **extra}
+
+
+TEXT = ("__histogram", '{"count":1}', "VARCHAR")
+COUNT = ("__histogram_count", "1.0", "DOUBLE")
+
+
+def rules():
+    return WriteRules(clock=lambda: NOW / 1000)
+
+
+def refused(table, *records, common=None):
+    """How the table answers one WriteRecords call of these records."""
+    request = {"Records": list(records), **({"CommonAttributes": common} if common else {})}
+    return table.write_records(request)
+
+
+def test_multi_measure_records_are_stored_and_queried_as_columns():
+    table = rules()
+    assert refused(table, multi(TEXT, COUNT), multi(TEXT, time=NOW - 1),
+                   {"MeasureName": "up", "MeasureValue": "1", "Time": str(NOW),
+                    "Dimensions": [{"Name": "job", "Value": "a"}]}) is None
+    client, service = emulated_query_client(table.records)
+    service.client = client
+    _, rows = run(service, f"SHOW MEASURES FROM {T}")
+    assert [[r["Data"][0]["ScalarValue"], r["Data"][1]["ScalarValue"]] for r in rows] == [
+        ["h#histogram", "multi"], ["up", "double"]]
+    _, rows = run(service, f"DESCRIBE {T}")
+    assert [[d["ScalarValue"] for d in r["Data"]] for r in rows] == [
+        ["job", "varchar", "DIMENSION"],
+        ["measure_name", "varchar", "MEASURE_NAME"], ["time", "timestamp", "TIMESTAMP"],
+        ["__histogram", "varchar", "MULTI"], ["__histogram_count", "double", "MULTI"],
+        ["measure_value::double", "double", "MEASURE_VALUE"]]
+    columns, rows = run(service, f'SELECT measure_name, CREATE_TIME_SERIES(time, "__histogram") '
+                                 f'AS s FROM {T} WHERE "__histogram" IS NOT NULL '
+                                 "GROUP BY measure_name")
+    assert columns[1]["Type"] == {"TimeSeriesMeasureValueColumnInfo": {
+        "Type": {"ScalarType": "VARCHAR"}}}
+    assert [p["Value"]["ScalarValue"] for p in rows[0]["Data"][1]["TimeSeriesValue"]] == [
+        '{"count":1}'] * 2
+    _, rows = run(service, f'SELECT "__histogram_count", measure_value::double FROM {T} '
+                           "ORDER BY measure_name, time")
+    assert [[d.get("ScalarValue") for d in r["Data"]] for r in rows] == [
+        [None, None], ["1.0", None], [None, "1.0"]]
+
+
+def test_common_attributes_of_a_multi_call_are_merged_into_each_record():
+    table = rules()
+    common = {"MeasureName": "h#histogram", "MeasureValueType": "MULTI",
+              "Dimensions": [{"Name": "job", "Value": "a"}], "Time": str(NOW)}
+    assert refused(table, {"MeasureValues": multi(TEXT)["MeasureValues"],
+                           "Dimensions": [{"Name": "i", "Value": "1"}]}, common=common) is None
+    [record] = table.records()
+    assert (record["MeasureName"], record["MeasureValueType"], len(record["Dimensions"])) == (
+        "h#histogram", "MULTI", 2)
+
+
+@pytest.mark.parametrize("record,message", [
+    (multi(TEXT, MeasureValue="1"), "MeasureValue is not allowed for type MULTI"),
+    (multi(), "A record of type MULTI needs MeasureValues"),
+    ({**multi(TEXT), "MeasureValueType": "DOUBLE", "MeasureValue": "1"},
+     "MeasureValues are only allowed for type MULTI"),
+    ({**multi(), "MeasureValueType": "TIMESTAMP", "MeasureValue": "1"},
+     "TIMESTAMP is an invalid measure value type"),
+    ({**multi(), "MeasureValueType": "FLOAT", "MeasureValue": "1"},
+     "FLOAT is an invalid measure value type"),
+    (multi(TEXT, TEXT), "Duplicate measure names in a record"),
+    (multi(("", "1", "VARCHAR")), "Measure name '' is empty or a system identifier"),
+    (multi(("time", "1", "VARCHAR")), "Measure name 'time' is empty or a system identifier"),
+    (multi(("ts_x", "1", "VARCHAR")), "Measure name 'ts_x' is empty or a system identifier"),
+    (multi(("measure_name_x", "1", "VARCHAR")), "is empty or a system identifier"),
+    (multi(("measure_value", "1", "VARCHAR")), "is empty or a system identifier"),
+    (multi(("v", "", "VARCHAR")), "The value of measure 'v' must be 1 to 2048 characters"),
+    (multi(("v", "x" * 2049, "VARCHAR")), "must be 1 to 2048 characters long"),
+    (multi(("v", "1", "MULTI")), "MULTI is an invalid type for measure 'v'"),
+    (multi(("v", "NaN", "DOUBLE")), "finite DOUBLE (NaN and Infinity cannot be written)"),
+    (multi(("v", "abc", "DOUBLE")), "Measure value 'abc' is not a DOUBLE"),
+])
+def test_malformed_multi_records_fail_the_whole_call(record, message):
+    table = rules()
+    refusal = refused(table, multi(TEXT, time=NOW - 1), record)
+    assert (refusal.status, refusal.code) == (400, "ValidationException")
+    assert message in refusal.message
+    assert table.records() == []
+
+
+def test_measures_of_2048_bytes_of_values_are_taken_with_2_kb_of_dimensions():
+    table = rules()
+    dims = (("d", "x" * 2047),)  # 2 048 bytes of dimension name and value
+    assert refused(table, multi(("v", "x" * 2048, "VARCHAR"), name="m", dims=dims)) is None
+    assert refused(table, multi(("v", "x" * 2031, "VARCHAR"), ("time_x", "1", "BIGINT"),
+                                ("n", "2.5", "DOUBLE"), ("flag", "true", "BOOLEAN"),
+                                name="m", time=NOW - 1)) is None  # 2031 + 8 + 8 + 1
+
+
+def rejected_reasons(refusal):
+    assert (refusal.status, refusal.code) == (419, "RejectedRecordsException")
+    return [(r["RecordIndex"], r["Reason"]) for r in refusal.rejected]
+
+
+def test_measure_values_over_2048_bytes_are_rejected_and_the_others_stored():
+    table = rules()
+    fits = multi(("a", "x" * 1024, "VARCHAR"), ("b", "é" * 512, "VARCHAR"), name="m")
+    over = multi(("a", "x" * 1024, "VARCHAR"), ("b", "é" * 512 + "x", "VARCHAR"), name="m",
+                 time=NOW - 1)  # 1 025 bytes in 513 characters
+    assert rejected_reasons(refused(table, fits, over)) == [
+        (1, "The measure values take 2049 bytes, over the limit of 2048 (ts-limits: Measure "
+            "value size per multi-measure record).")]
+    assert len(table.records()) == 1
+    eight = multi(*[(f"n{i}", "1", "BIGINT") for i in range(255)], ("x", "x" * 9, "VARCHAR"),
+                  name="m", time=NOW - 2)  # a BIGINT is 8 bytes
+    assert rejected_reasons(refused(table, eight))[0][1].startswith(
+        "The measure values take 2049 bytes")
+
+
+def test_a_dimension_over_2_kb_is_rejected_in_a_multi_record_too():
+    assert rejected_reasons(refused(rules(), multi(TEXT, dims=(("d", "x" * 2048),)))) == [
+        (0, "Dimension names and values take 2049 bytes, over the 2 KB limit.")]
+
+
+def test_a_multi_record_holds_at_most_256_measures():
+    many = [(f"m{i}", "1", "BOOLEAN") for i in range(257)]
+    assert rejected_reasons(refused(rules(), multi(*many[:256]), multi(*many, time=NOW - 1))) \
+        == [(1, "A multi-measure record can have at most 256 measures, got 257 (ts-limits: "
+                "Measures per multi-measure record).")]
+
+
+def test_a_table_holds_at_most_1024_measures_of_multi_measure_records():
+    table = rules()
+    for start in range(0, 1024, 256):
+        assert refused(table, multi(*[(f"m{i}", "1", "BIGINT")
+                                      for i in range(start, start + 256)],
+                                    time=NOW - start)) is None
+    assert refused(table, multi(("m5", "2", "BIGINT"), time=NOW - 5000)) is None
+    assert rejected_reasons(refused(table, multi(("new", "1", "BIGINT"), time=NOW - 5001))) == [
+        (0, "The table would exceed its limit of 1024 measures of multi-measure records "
+            "(ts-limits: Unique measures across multi-measure records per table).")]
+
+
+def test_a_measure_name_holds_one_type_single_or_multi():
+    table = rules()
+    double = {"MeasureName": "x", "MeasureValue": "1", "Time": str(NOW),
+              "Dimensions": [{"Name": "job", "Value": "a"}]}
+    assert rejected_reasons(refused(table, double, multi(TEXT, name="x"))) == [
+        (1, "Measure x was ingested as DOUBLE, not MULTI.")]
+    assert refused(table, multi(TEXT, name="y")) is None
+    assert rejected_reasons(refused(table, {**double, "MeasureName": "y"})) == [
+        (0, "Measure y was ingested as MULTI, not DOUBLE.")]
+
+
+def test_a_measure_keeps_the_type_it_was_first_written_with():
+    table = rules()
+    assert refused(table, multi(("v", "1", "BIGINT"), name="a")) is None
+    assert rejected_reasons(refused(table, multi(("v", "1.5", "DOUBLE"), name="b"))) == [
+        (0, "Measure v was ingested as BIGINT, not DOUBLE.")]
+    assert rejected_reasons(refused(table, multi(("w", "1", "BIGINT"), name="c"),
+                                    multi(("w", "x", "VARCHAR"), name="d"))) == [
+        (1, "Measure w was ingested as BIGINT, not VARCHAR.")]
+
+
+def test_dimensions_and_measures_share_one_namespace_of_columns():
+    table = rules()
+    assert refused(table, multi(TEXT)) is None
+    double = {"MeasureName": "up", "MeasureValue": "1", "Time": str(NOW),
+              "Dimensions": [{"Name": "__histogram", "Value": "x"}]}
+    assert rejected_reasons(refused(table, double)) == [
+        (0, "Dimension name __histogram is already the name of a measure of this table.")]
+    assert rejected_reasons(refused(table, multi(("job", "1", "BIGINT"), name="m"))) == [
+        (0, "Measure name job is already the name of a dimension of this table.")]
+    assert rejected_reasons(refused(rules(), multi(("i", "1", "BIGINT"), name="m",
+                                                   dims=(("i", "1"),)))) == [
+        (0, "Measure name i is already the name of a dimension of this table.")]
+    assert rejected_reasons(refused(rules(), multi(COUNT, name="m"), {
+        **double, "Dimensions": [{"Name": "__histogram_count", "Value": "x"}]})) == [
+        (1, "Dimension name __histogram_count is already the name of a measure of this "
+            "table.")]
+
+
+def test_a_multi_record_rewritten_is_taken_and_another_value_is_a_conflict():
+    table = rules()
+    assert refused(table, multi(TEXT, COUNT)) is None
+    assert refused(table, multi(COUNT, ("__histogram_count", "1", "DOUBLE"))) is not None
+    assert refused(table, {**multi(COUNT, TEXT)}) is None  # the same measures, any order
+    assert refused(table, multi(TEXT, ("__histogram_count", "1", "DOUBLE"))) is None  # 1 == 1.0
+    for other in (multi(TEXT), multi(TEXT, ("__histogram_count", "2.0", "DOUBLE")),
+                  multi(("__histogram", '{"count":2}', "VARCHAR"), COUNT)):
+        refusal = refused(table, other)
+        assert refusal.rejected[0]["ExistingVersion"] == 1
+        assert refusal.rejected[0]["Reason"].startswith("A record already exists")
+    assert len(table.records()) == 1
+
+
+def test_the_emulation_takes_multi_records_from_a_boto3_client():
+    with timestream_env(clock=lambda: NOW / 1000) as env:
+        env.write_client.write_records(DatabaseName=DATABASE, TableName=TABLE,
+                                       Records=[multi(TEXT, COUNT)])
+        with pytest.raises(botocore.exceptions.ClientError, match="RejectedRecords"):
+            env.write_client.write_records(DatabaseName=DATABASE, TableName=TABLE, Records=[
+                multi(("__histogram", "x" * 2048, "VARCHAR"), COUNT, time=NOW - 1)])
+        with pytest.raises(botocore.exceptions.ClientError, match="ValidationException"):
+            env.write_client.write_records(DatabaseName=DATABASE, TableName=TABLE, Records=[
+                multi(("__histogram", "x" * 2049, "VARCHAR"), time=NOW - 2)])
+        assert [r["MeasureName"] for r in env.records()] == ["h#histogram"]

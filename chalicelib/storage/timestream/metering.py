@@ -5,11 +5,14 @@ The formula is the pricing documentation's ("Metering and pricing", Writes): an 
 size is 8 bytes of time, the UTF-8 bytes of each dimension name and value and of the
 measure name, and 8 bytes for a DOUBLE value; what CommonAttributes carry (dimensions,
 measure name, time) counts once per request; each request is counted in 1 KiB units,
-rounded up.
+rounded up. A native histogram's MULTI record counts, instead of that value, the name and
+value of each of its measures: "measure names, and measure values", a VARCHAR's UTF-8 bytes
+and 8 bytes for a DOUBLE.
 
 The Go connector (awslabs/amazon-timestream-connector-prometheus) writes one record per
 sample, every label but ``__name__`` as a dimension, the metric name as measure name,
-100 records per call in the order received and no CommonAttributes.
+100 records per call in the order received and no CommonAttributes. It writes no native
+histograms.
 
 Queries are billed in Timestream compute units (TCU page of the Developer Guide: one TCU is
 4 vCPUs and 16 GB; "to run queries, you must set the minimum capacity to 4 TCUs"; "each TCU
@@ -23,7 +26,8 @@ import math
 from typing import Iterable, List, NamedTuple, Sequence
 
 from chalicelib.model import Series
-from chalicelib.storage.timestream.records import build_batches, dimension_name
+from chalicelib.storage.timestream.records import (build_batches, dimension_name,
+                                                   value_bytes)
 
 KIB = 1024
 RECORDS_PER_CALL = 100
@@ -42,7 +46,8 @@ def call_units(common: dict, records: Sequence[dict]) -> int:
     size = _dims_bytes(common.get("Dimensions", ())) + len(common.get("MeasureName", "").encode())
     size += 8 * ("Time" in common)
     for record in records:
-        size += 8 + 8 * ("Time" in record) + _dims_bytes(record.get("Dimensions", ()))
+        size += value_bytes(record) + 8 * ("Time" in record)
+        size += _dims_bytes(record.get("Dimensions", ()))
         size += len(record.get("MeasureName", "").encode())
     return math.ceil(size / KIB)
 

@@ -3,8 +3,9 @@
 query -> SHOW MEASURES (which measures, and the dimensions of each: fresh on every read,
 so a label another writer added is readable as soon as Timestream lists it) ->
 SELECTs returning one row per series and hour (``sql``), one per 100 measures and per
-time slice -> paged Query calls, up to READ_CONCURRENCY at once -> series. Round trips
-grow with the number of series, not samples.
+time slice (native histograms' measures in statements of their own) -> paged Query
+calls, up to READ_CONCURRENCY at once -> series. Round trips grow with the number of
+series, not samples.
 
 Every call of one request shares the request's deadline, and may use all of it: a query
 is as slow as Timestream makes it (a first page after seconds, more per 1 MB page). What
@@ -19,16 +20,19 @@ import threading
 import uuid
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import closing
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, TypeVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.context import SAMPLE_BYTES, Deadline, RequestContext, series_bytes
+from chalicelib.context import (SAMPLE_BYTES, Deadline, RequestContext, histogram_bytes,
+                                series_bytes)
 from chalicelib.errors import BackendError, BackendUnavailable
-from chalicelib.model import Labels, Query, Series, describe
+from chalicelib.model import Histogram, Labels, Query, Series, describe
+from chalicelib.storage.histogram_text import loads
 from chalicelib.storage.timestream.client import with_retries
-from chalicelib.storage.timestream.records import decode_value, labels_from_row
+from chalicelib.storage.timestream.records import (decode_value, histogram_metric,
+                                                   labels_from_row)
 from chalicelib.storage.timestream.sql import BIN_WIDTHS, MAX_TIME_MS, MIN_TIME_MS, \
     SAMPLES_COLUMN, Measure, SelectStatement, measures_statement, select_statements
 from chalicelib.telemetry.request import CallStats
@@ -289,11 +293,13 @@ class TimestreamReader:
                  for sliced in self._slices(query)
                  for index, statement in enumerate(select_statements(
                      sliced, self.database, self.table, measures))]
-        grouped: Dict[Labels, List[Tuple[int, float]]] = {}
-        for found in self.runner.run_all(tasks, deadline, stats):
+        # per series: its float points and its native histograms
+        grouped: Dict[Labels, Tuple[List[Tuple[int, float]], List[Histogram]]] = {}
+        for histograms, found in self.runner.run_all(tasks, deadline, stats):
             for labels, points in found.items():
-                grouped.setdefault(labels, []).extend(points)
-        return [self._series(labels, points) for labels, points in sorted(grouped.items())]
+                grouped.setdefault(labels, ([], []))[histograms].extend(points)
+        return [self._series(labels, points, histograms)
+                for labels, (points, histograms) in sorted(grouped.items())]
 
     @staticmethod
     def _slices(query: Query) -> List[Query]:
@@ -304,12 +310,12 @@ class TimestreamReader:
 
     def _gather_slice(self, query: Query, index: int, statement: SelectStatement,
                       measures: List[Measure], ctx: RequestContext, seen: _Labels,
-                      run: QueryRun) -> Dict[Labels, List[Tuple[int, float]]]:
-        """The points of ``statement`` (number ``index`` of ``query``'s), read again in
-        narrower bins while a row is over 1 MB."""
+                      run: QueryRun) -> Tuple[bool, Dict[Labels, list]]:
+        """Whether ``statement`` (number ``index`` of ``query``'s) reads native histograms,
+        and its samples by series, read again in narrower bins while a row is over 1 MB."""
         for narrower in BIN_WIDTHS[1:] + (None,):
             try:
-                return self._gather(statement, ctx, seen, run)
+                return statement.histograms, self._gather(statement, ctx, seen, run)
             except RowTooLarge:
                 if narrower is None:
                     raise BackendError("a series has more samples than one Timestream result "
@@ -320,11 +326,12 @@ class TimestreamReader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _gather(self, statement: SelectStatement, ctx: RequestContext, seen: _Labels,
-                run: QueryRun) -> Dict[Labels, List[Tuple[int, float]]]:
-        """The points of ``statement`` by series, charged to the request's budget as they
-        arrive; all of it given back if it fails (RowTooLarge is read again)."""
+                run: QueryRun) -> Dict[Labels, list]:
+        """The samples of ``statement`` by series (points, or native histograms), charged to
+        the request's budget as they arrive; all of it given back if it fails (RowTooLarge
+        is read again)."""
         LOG.debug("query: %s", statement.sql)
-        found: Dict[Labels, List[Tuple[int, float]]] = {}
+        found: Dict[Labels, list] = {}
         keys: Dict[tuple, Labels] = {}
         first_seen: List[Labels] = []
         try:
@@ -340,29 +347,48 @@ class TimestreamReader:
                         key = tuple(d.get("ScalarValue") for d in data[:samples_at])
                         labels = keys.get(key)
                         if labels is None:
+                            metric = (histogram_metric(key[0]) if statement.histograms
+                                      else key[0])
                             labels = keys[key] = labels_from_row(
-                                key[0], dict(zip(statement.dimensions, key[1:])))
+                                metric, dict(zip(statement.dimensions, key[1:])))
                             if seen.first_sight(labels):
                                 first_seen.append(labels)
                                 budget.take(0, series_bytes(labels))
                         points = data[samples_at].get("TimeSeriesValue", [])
-                        budget.take(len(points), SAMPLE_BYTES * len(points))
-                        found.setdefault(labels, []).extend(
-                            (timestamp_ms(p["Time"]), decode_value(p["Value"]["ScalarValue"]))
-                            for p in points)
+                        if statement.histograms:
+                            samples = [_histogram(p, labels) for p in points]
+                            budget.take(len(samples), sum(map(histogram_bytes, samples)))
+                        else:
+                            budget.take(len(points), SAMPLE_BYTES * len(points))
+                            samples = [(timestamp_ms(p["Time"]),
+                                        decode_value(p["Value"]["ScalarValue"]))
+                                       for p in points]
+                        found.setdefault(labels, []).extend(samples)
         except BaseException:
             seen.forget(iter(first_seen))
             raise
         return found
 
     @staticmethod
-    def _series(labels: Labels, points: List[Tuple[int, float]]) -> Series:
+    def _series(labels: Labels, points: List[Tuple[int, float]],
+                histograms: List[Histogram]) -> Series:
         points.sort(key=itemgetter(0))  # CREATE_TIME_SERIES documents no order
+        histograms.sort(key=attrgetter("timestamp"))
         timestamps = [t for t, _ in points]
-        for earlier, later in zip(timestamps, timestamps[1:]):
-            if earlier == later:
-                raise BackendUnavailable(
-                    f"Timestream returned two samples at {earlier} for {describe(labels)}: "
-                    "a dimension another writer added is not visible yet (schema "
-                    "propagation), so two series look alike; retry in a moment")
-        return Series(labels, timestamps, [v for _, v in points])
+        for times in (timestamps, [h.timestamp for h in histograms]):
+            for earlier, later in zip(times, times[1:]):
+                if earlier == later:
+                    raise BackendUnavailable(
+                        f"Timestream returned two samples at {earlier} for {describe(labels)}: "
+                        "a dimension another writer added is not visible yet (schema "
+                        "propagation), so two series look alike; retry in a moment")
+        return Series(labels, timestamps, [v for _, v in points], histograms)
+
+
+def _histogram(point: dict, labels: Labels) -> Histogram:
+    """The native histogram of one point of a histogram statement's time series."""
+    try:
+        return loads(point["Value"]["ScalarValue"], timestamp_ms(point["Time"]))
+    except ValueError as exc:
+        raise BackendError(f"Timestream holds a value of {describe(labels)} that this "
+                           f"connector did not write as a native histogram ({exc})") from None

@@ -30,6 +30,18 @@ Rules (documented in docs/timestream-data-model.md):
   maps to that dimension name (labels starting with ``__`` are stored as ``____...``).
 - Samples Timestream would refuse (names or records over its limits, more than
   128 dimensions, times outside the writable window) are rejected with a reason.
+- A native histogram sample is one MULTI record (writes.html, "Multi-measure records") of
+  the same series' dimensions and time, its measure name the metric name followed by
+  ``#histogram``: a measure name holds one data type, DOUBLE or MULTI (data-modeling.html,
+  "Using measure name with multi-measure records"), and a series may carry float and
+  histogram samples. Its measures: ``__histogram`` (VARCHAR, the exact text of
+  ``histogram_text.dumps``), and for SQL users ``__histogram_count`` and
+  ``__histogram_sum`` (DOUBLE, when finite). Measure names are table columns that no
+  dimension may share (ts-limits.html, "All Column Names"): no label is stored under a
+  dimension name ``__histogram...``. A histogram whose measures take more than the 2 048
+  bytes of values a multi-measure record holds (ts-limits.html, "Measure value size per
+  multi-measure record": the text's UTF-8 bytes, 8 for each DOUBLE) is refused with a
+  reason.
 """
 import math
 import re
@@ -39,7 +51,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from chalicelib.caches import ClearedWhenFull, strings_bytes
 from chalicelib.context import Deadline
-from chalicelib.model import Labels, Series
+from chalicelib.model import Histogram, Labels, Series
+from chalicelib.storage.histogram_text import dumps
 
 MAX_RECORDS_PER_CALL = 100
 MAX_DIMENSION_NAME_BYTES = 60
@@ -48,6 +61,12 @@ MAX_DIMENSIONS = 128
 MAX_DIMENSION_BYTES = 2048  # ts-limits: dimension name/value pair size per series
 FUTURE_WINDOW_MS = 15 * 60 * 1000
 LABELLESS_DIMENSION = "__name__"
+# Native histograms (see the module doc).
+HISTOGRAM_SUFFIX = "#histogram"
+HISTOGRAM_TEXT = "__histogram"
+HISTOGRAM_COUNT = "__histogram_count"
+HISTOGRAM_SUM = "__histogram_sum"
+MAX_MEASURE_VALUES_BYTES = 2048  # ts-limits: "Measure value size per multi-measure record"
 RESERVED_VALUE_REASON = ("value of magnitude 1.7976931348623151e308 to 1.7976931348623155e308: "
                          "reserved for the +-Inf, NaN and stale markers in Timestream")
 
@@ -140,12 +159,57 @@ SERIES_PER_DEADLINE_CHECK = 4096
 
 class Rejected(NamedTuple):
     """Samples of one series that can never be written, and why (``kind``: one of
-    ``telemetry.request.REJECT_REASONS``)."""
+    ``telemetry.request.REJECT_REASONS``); ``histograms``: of the ``count``, the native
+    histogram samples."""
 
     labels: Labels
     count: int
     reason: str
     kind: str = "backend_refused"
+    histograms: int = 0
+
+
+def histogram_measure_values(histogram: Histogram) -> List[dict]:
+    """The MeasureValues of a native histogram's MULTI record: its exact text, and its count
+    and sum where DOUBLE can hold them (finite: NaN and Infinity cannot be written)."""
+    values = [{"Name": HISTOGRAM_TEXT, "Value": dumps(histogram), "Type": "VARCHAR"}]
+    for name, number in ((HISTOGRAM_COUNT, histogram.count), (HISTOGRAM_SUM, histogram.sum)):
+        if math.isfinite(number):
+            values.append({"Name": name, "Value": repr(float(number)), "Type": "DOUBLE"})
+    return values
+
+
+#: The size of a value by its type (pricing docs, "Writes": 8 bytes for a double); a
+#: VARCHAR's is its UTF-8 bytes.
+_VALUE_SIZES = {"DOUBLE": 8}
+
+
+def _value_size(value: dict) -> int:
+    size = _VALUE_SIZES.get(value["Type"])
+    return len(value["Value"].encode()) if size is None else size
+
+
+def measure_values_size(values: List[dict]) -> int:
+    """The size of a MULTI record's values, as Timestream limits it: a VARCHAR's UTF-8 bytes,
+    8 bytes for a DOUBLE."""
+    return sum(map(_value_size, values))
+
+
+def value_bytes(record: dict) -> int:
+    """The metered bytes of a record's values (pricing docs, "Writes"): 8 for a DOUBLE; for a
+    MULTI record, each measure's name and value (8 bytes for a DOUBLE, the UTF-8 bytes of a
+    VARCHAR)."""
+    values = record.get("MeasureValues")
+    if values is None:
+        return 8
+    return sum(len(v["Name"].encode()) + _value_size(v) for v in values)
+
+
+def histogram_metric(measure_name: str) -> Optional[str]:
+    """The metric name of a native histogram measure, None for any other measure name."""
+    if not measure_name.endswith(HISTOGRAM_SUFFIX):
+        return None
+    return measure_name[:-len(HISTOGRAM_SUFFIX)] or None
 
 
 class Batch(NamedTuple):
@@ -154,6 +218,7 @@ class Batch(NamedTuple):
     common: dict
     records: List[dict]
     labels: List[Labels]  # the series of each record, for error reports
+    histograms: bool      # MULTI records of native histogram samples, else DOUBLE samples
 
 
 def check_series(labels: Labels) -> Optional[str]:
@@ -252,6 +317,7 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
     """
     rejected: List[Rejected] = []
     by_measure: Dict[str, List[Tuple[_Member, str, str]]] = {}
+    histograms: List[Tuple[_Member, str, List[dict]]] = []
     newest_ms = now_ms + FUTURE_WINDOW_MS
     for index, item in enumerate(series):
         if deadline is not None and index % SERIES_PER_DEADLINE_CHECK == 0:
@@ -259,7 +325,8 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
         labels = item.labels
         member = _member(labels)
         if isinstance(member, str):
-            rejected.append(Rejected(labels, len(item.timestamps), member, "limits"))
+            rejected.append(Rejected(labels, len(item.timestamps) + len(item.histograms),
+                                     member, "limits", len(item.histograms)))
             continue
         entries = by_measure.setdefault(member.measure, [])
         too_old = too_new = reserved = 0
@@ -274,15 +341,20 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
                     reserved += 1
                 else:
                     entries.append((member, str(timestamp), measure_value))
-        if too_new:
-            rejected.append(Rejected(labels, too_new,
+        new_histograms = old_histograms = 0
+        if item.histograms:
+            new_histograms, old_histograms = _histogram_entries(
+                item.histograms, member, newest_ms, oldest_ms, histograms, rejected)
+        if too_new or new_histograms:
+            rejected.append(Rejected(labels, too_new + new_histograms,
                                      "timestamp more than 15 minutes in the future",
-                                     "out_of_bounds"))
-        if too_old:
-            rejected.append(Rejected(labels, too_old,
+                                     "out_of_bounds", new_histograms))
+        if too_old or old_histograms:
+            rejected.append(Rejected(labels, too_old + old_histograms,
                                      "timestamp older than the table's retention for writes "
                                      "(its memory store's, or magnetic store's when "
-                                     "magnetic store writes are enabled)", "out_of_bounds"))
+                                     "magnetic store writes are enabled)", "out_of_bounds",
+                                     old_histograms))
         if reserved:
             rejected.append(Rejected(labels, reserved, RESERVED_VALUE_REASON, "value"))
     batches: List[Batch] = []
@@ -302,7 +374,58 @@ def build_batches(series: Sequence[Series], now_ms: int, oldest_ms: Optional[int
         chunks.extend(run[i:i + MAX_RECORDS_PER_CALL]
                       for i in range(0, len(run), MAX_RECORDS_PER_CALL))
     batches.extend(_packed(chunks))
+    batches.extend(_packed(_histogram_chunks(histograms)))
     return batches, rejected
+
+
+def _histogram_entries(samples: Sequence[Histogram], member: _Member, newest_ms: int,
+                       oldest_ms: Optional[int], entries: list, rejected: List[Rejected]
+                       ) -> Tuple[int, int]:
+    """Add the MULTI records of one series' native histograms to ``entries``; reject those
+    no record can hold (too large, or a measure name too long). Returns how many are too new
+    and too old, reported with the series' float samples."""
+    measure = member.measure + HISTOGRAM_SUFFIX
+    if len(measure.encode()) > MAX_MEASURE_NAME_BYTES:
+        rejected.append(Rejected(
+            member.labels, len(samples),
+            f"metric name longer than {MAX_MEASURE_NAME_BYTES - len(HISTOGRAM_SUFFIX)} bytes: "
+            f"a native histogram's measure name is the metric name and {HISTOGRAM_SUFFIX!r}, "
+            f"at most {MAX_MEASURE_NAME_BYTES} bytes", "limits", len(samples)))
+        return 0, 0
+    owner = member._replace(measure=measure)
+    too_new = too_old = 0
+    too_large: List[int] = []
+    for histogram in samples:
+        if histogram.timestamp > newest_ms:
+            too_new += 1
+        elif oldest_ms is not None and histogram.timestamp < oldest_ms:
+            too_old += 1
+        else:
+            values = histogram_measure_values(histogram)
+            size = measure_values_size(values)
+            if size > MAX_MEASURE_VALUES_BYTES:
+                too_large.append(size)
+            else:
+                entries.append((owner, str(histogram.timestamp), values))
+    if too_large:
+        rejected.append(Rejected(
+            member.labels, len(too_large),
+            "native histogram too large for Timestream: its text, count and sum take "
+            f"{max(too_large)} bytes, over the {MAX_MEASURE_VALUES_BYTES} bytes of values a "
+            "multi-measure record holds", "limits", len(too_large)))
+    return too_new, too_old
+
+
+def _histogram_chunks(entries: List[Tuple[_Member, str, List[dict]]]) -> List[list]:
+    """The records of native histograms in runs of at most 100 of one metric and target, by
+    series, each series' samples in the order written."""
+    entries.sort(key=lambda entry: (entry[0].measure, entry[0].order))
+    chunks = []
+    for _, run in groupby(entries, key=lambda entry: (entry[0].measure, entry[0].order[:2])):
+        run = list(run)
+        chunks.extend(run[i:i + MAX_RECORDS_PER_CALL]
+                      for i in range(0, len(run), MAX_RECORDS_PER_CALL))
+    return chunks
 
 
 def _packed(chunks: List[List[Tuple[_Member, str, str]]]) -> List[Batch]:
@@ -353,17 +476,23 @@ def _units(batch: Batch) -> int:
     size = 8 * ("Time" in common) + len(common.get("MeasureName", "").encode()) + sum(
         len(d["Name"].encode()) + len(d["Value"].encode()) for d in common.get("Dimensions", ()))
     for record in batch.records:
-        size += 8 + 8 * ("Time" in record) + len(record.get("MeasureName", "").encode()) + sum(
+        size += value_bytes(record) + 8 * ("Time" in record) + len(
+            record.get("MeasureName", "").encode()) + sum(
             len(d["Name"].encode()) + len(d["Value"].encode())
             for d in record.get("Dimensions", ()))
     return -(-size // 1024)
 
 
 def _batch(chunk: List[Tuple[_Member, str, str]]) -> Batch:
-    """One call's arguments: CommonAttributes hold what every record shares."""
+    """One call's arguments: CommonAttributes hold what every record shares. The values are
+    DOUBLE MeasureValues (str) or a MULTI record's MeasureValues (list), never both."""
     members = {id(member): member for member, _, _ in chunk}
     shared = set.intersection(*(set(member.dims) for member in members.values()))
-    common: Dict[str, object] = {"MeasureValueType": "DOUBLE", "TimeUnit": "MILLISECONDS"}
+    # (a chunk's values are all of one kind: its last would say the same as its first)
+    multi = isinstance(chunk[0][2], list)  # pragma: no mutate
+    value_key = "MeasureValues" if multi else "MeasureValue"
+    common: Dict[str, object] = {"MeasureValueType": "MULTI" if multi else "DOUBLE",
+                                 "TimeUnit": "MILLISECONDS"}
     if shared:
         common["Dimensions"] = [{"Name": n, "Value": v} for n, v in sorted(shared)]
     names = {member.measure for member in members.values()}
@@ -382,11 +511,11 @@ def _batch(chunk: List[Tuple[_Member, str, str]]) -> Batch:
     times = {timestamp for _, timestamp, _ in chunk}
     if len(times) == 1:  # one scrape: the time is shared too
         common["Time"] = times.pop()
-        records = [{"MeasureValue": value, **own[id(member)]} for member, _, value in chunk]
+        records = [{value_key: value, **own[id(member)]} for member, _, value in chunk]
     else:
-        records = [{"Time": timestamp, "MeasureValue": value, **own[id(member)]}
+        records = [{"Time": timestamp, value_key: value, **own[id(member)]}
                    for member, timestamp, value in chunk]
-    return Batch(common, records, [member.labels for member, _, _ in chunk])
+    return Batch(common, records, [member.labels for member, _, _ in chunk], multi)
 
 
 def split_batch(batch: Batch) -> Tuple[Batch, Batch]:
@@ -399,7 +528,8 @@ def split_batch(batch: Batch) -> Tuple[Batch, Batch]:
         # (order and cost only sort and price the batches before any split)
         member = _Member(labels, measure, tuple(sorted(dims)), (), 0)  # pragma: no mutate
         chunk.append((member, record.get("Time", batch.common.get("Time")),
-                      record["MeasureValue"]))
+                      record["MeasureValues"] if "MeasureValues" in record
+                      else record["MeasureValue"]))
     middle = len(chunk) // 2
     return _batch(chunk[:middle]), _batch(chunk[middle:])
 

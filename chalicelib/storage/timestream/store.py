@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 from chalicelib.context import Deadline, RequestContext
 from chalicelib.errors import (BackendUnavailable, ConnectorError, CredentialsFailed, Forbidden,
                                Unauthorized)
-from chalicelib.model import Query, Series, WriteResult, describe, sample_count
+from chalicelib.model import (Query, Series, WriteResult, describe, histogram_count,
+                              sample_count)
 from chalicelib.retry import Transient
 from chalicelib.telemetry.request import CallStats
 from chalicelib.storage.timestream import metering
@@ -40,15 +41,17 @@ def rejected_records(batch: Batch, rejections: List[dict]) -> List[Rejected]:
     the fallback) is a sample whose value differs from the one stored for that series and
     time (an identical re-write is accepted): a duplicate sample, counted like the others."""
     result = []
+    histograms = int(batch.histograms)
     for rejection in rejections:
         reason = rejection.get("Reason", "rejected")
         labels = batch.labels[rejection["RecordIndex"]]
         if "ExistingVersion" in rejection or CONFLICT in reason:
             result.append(Rejected(labels, 1, "duplicate sample for timestamp: Timestream holds "
                                    f"a different value for this series and time ({reason})",
-                                   "duplicate"))
+                                   "duplicate", histograms))
         else:
-            result.append(Rejected(labels, 1, f"Timestream rejected the record: {reason}"))
+            result.append(Rejected(labels, 1, f"Timestream rejected the record: {reason}",
+                                   histograms=histograms))
     return result
 
 
@@ -166,7 +169,8 @@ class TimestreamStore:
                      "magnetic store; Timestream reports their conflicts %s", late,
                      f"to {facts.rejected_data_location}" if facts.rejected_data_location
                      else "nowhere (the table has no MagneticStoreRejectedDataLocation)")
-        return WriteResult(total - count, count, reasons, late)
+        histograms = histogram_count(series) - sum(r.histograms for r in rejected)
+        return WriteResult(total - count, count, reasons, late, histograms)
 
     def table_facts(self, deadline: Deadline,
                     stats: Optional[CallStats] = None) -> Optional[TableFacts]:
@@ -252,7 +256,8 @@ class TimestreamStore:
                 ctx.telemetry.add_write_units(metering.call_units(batch.common, taken))
             return rejected_records(batch, outcome)
         if len(batch.records) == 1:
-            return [Rejected(batch.labels[0], 1, f"Timestream refused the record: {outcome}")]
+            return [Rejected(batch.labels[0], 1, f"Timestream refused the record: {outcome}",
+                             histograms=int(batch.histograms))]
         rejected: List[Rejected] = []
         for half in split_batch(batch):
             rejected.extend(self._write_batch(half, ctx))

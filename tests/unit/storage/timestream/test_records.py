@@ -7,8 +7,9 @@ import struct
 import pytest
 
 from chalicelib.caches import ClearedWhenFull
-from chalicelib.model import Series
+from chalicelib.model import RESET_NO, Histogram, Series
 from chalicelib.protocol.labels import validate_labels
+from chalicelib.storage.histogram_text import dumps
 from chalicelib.storage.timestream import metering, records
 from harness import workloads
 from harness.timestream.env import NOW_MS
@@ -341,3 +342,257 @@ def test_targets_too_large_to_share_a_call_keep_calls_of_their_own():
     assert sorted(len(b.records) for b in batches) == [60, 60, 60]
     for batch in batches:
         assert len({dict(labels)["instance"] for labels in batch.labels}) == 1
+
+
+# -- native histograms: one MULTI record each ---------------------------------------------
+
+H = Histogram(0, 17, 27.5, 3, 2.938735877055719e-39, 2, positive_spans=((-2, 2), (1, 3)),
+              positive=(1, 2, -1, 0, 3), negative_spans=((0, 1),), negative=(2,),
+              reset_hint=RESET_NO)
+
+
+def with_histograms(labels, histograms, samples=()):
+    return Series(validate_labels(tuple(sorted(labels.items()))), [t for t, _ in samples],
+                  [v for _, v in samples], list(histograms))
+
+
+def test_a_histogram_is_its_exact_text_with_its_count_and_sum_as_doubles():
+    assert records.histogram_measure_values(H) == [
+        {"Name": "__histogram", "Value": dumps(H), "Type": "VARCHAR"},
+        {"Name": "__histogram_count", "Value": "17.0", "Type": "DOUBLE"},
+        {"Name": "__histogram_sum", "Value": "27.5", "Type": "DOUBLE"}]
+
+
+@pytest.mark.parametrize("count,total,names", [
+    (3.0, STALE_NAN, ["__histogram", "__histogram_count"]),  # a stale marker
+    (float("inf"), -0.0, ["__histogram", "__histogram_sum"]),
+    (float("nan"), float("-inf"), ["__histogram"]),
+])
+def test_a_count_or_sum_no_double_can_hold_is_left_to_the_text(count, total, names):
+    histogram = H._replace(count=count, sum=total, is_float=True, positive=(1.0,) * 5,
+                           negative=(2.0,))
+    values = records.histogram_measure_values(histogram)
+    assert [v["Name"] for v in values] == names
+    assert values[0]["Value"] == dumps(histogram)
+    assert all(v["Value"] == "-0.0" for v in values[1:] if v["Name"] == "__histogram_sum")
+
+
+def test_the_metered_bytes_of_a_value_are_8_for_a_double_and_names_and_values_for_multi():
+    assert records.value_bytes({"MeasureValue": "1.5"}) == 8
+    assert records.value_bytes({"MeasureValues": [
+        {"Name": "__histogram", "Value": "{\"é\":1}", "Type": "VARCHAR"},
+        {"Name": "__histogram_sum", "Value": "1.5", "Type": "DOUBLE"}]}) == 11 + 8 + 15 + 8
+
+
+@pytest.mark.parametrize("name,metric", [("h#histogram", "h"), ("a#b#histogram", "a#b"),
+                                         ("#histogram", None), ("h", None),
+                                         ("h#histograms", None), ("h#Histogram", None)])
+def test_the_metric_of_a_histogram_measure(name, metric):
+    assert records.histogram_metric(name) == metric
+
+
+def test_histograms_are_multi_records_of_the_series_dimensions_in_calls_of_their_own():
+    samples = [H._replace(timestamp=NOW_MS - 2000), H._replace(timestamp=NOW_MS - 1000)]
+    request = [with_histograms({"__name__": "h", "job": "j", "instance": "i", "le": "x"},
+                               samples, [(NOW_MS - 2000, 1.0)])]
+    batches, rejected = records.build_batches(request, NOW_MS, None)
+    assert rejected == []
+    floats, histograms = batches
+    assert floats.common["MeasureValueType"] == "DOUBLE" and floats.common["MeasureName"] == "h"
+    assert histograms.common == {
+        "MeasureValueType": "MULTI", "TimeUnit": "MILLISECONDS", "MeasureName": "h#histogram",
+        "Dimensions": [{"Name": "instance", "Value": "i"}, {"Name": "job", "Value": "j"},
+                       {"Name": "le", "Value": "x"}]}
+    assert histograms.records == [
+        {"Time": str(h.timestamp), "MeasureValues": records.histogram_measure_values(h)}
+        for h in samples]
+    assert histograms.labels == [request[0].labels] * 2
+
+
+def test_one_scrape_of_histograms_shares_its_time_and_target():
+    request = [with_histograms({"__name__": "h", "job": "j", "path": p},
+                               [H._replace(timestamp=NOW_MS)]) for p in ("/a", "/b")]
+    [batch], _ = records.build_batches(request, NOW_MS, None)
+    assert batch.common["Time"] == str(NOW_MS)
+    assert batch.common["Dimensions"] == [{"Name": "job", "Value": "j"}]
+    assert batch.records == [{"MeasureValues": records.histogram_measure_values(H),
+                              "Dimensions": [{"Name": "path", "Value": p}]}
+                             for p in ("/a", "/b")]
+
+
+def test_histograms_go_in_calls_of_at_most_100_records_in_the_order_written():
+    samples = [H._replace(timestamp=NOW_MS - 1000 * i) for i in range(250)]
+    batches, _ = records.build_batches([with_histograms({"__name__": "h"}, samples)], NOW_MS,
+                                       None)
+    assert [len(b.records) for b in batches] == [100, 100, 50]
+    assert [r["Time"] for b in batches for r in b.records] == [str(h.timestamp) for h in samples]
+    assert all(b.common["Dimensions"] == [{"Name": "__name__", "Value": "h"}] for b in batches)
+
+
+def test_histograms_of_several_metrics_and_targets_share_calls_when_no_dearer():
+    request = [with_histograms({"__name__": name, "job": "j", "instance": instance},
+                               [H._replace(timestamp=NOW_MS)])
+               for name, instance in (("h2", "a"), ("h1", "b"), ("h1", "a"))]
+    [batch], _ = records.build_batches(request, NOW_MS, None)  # 3 x 296 bytes: one unit
+    assert metering.call_units(batch.common, batch.records) == 1
+    assert [(r["MeasureName"], r["Dimensions"]) for r in batch.records] == [
+        (f"{name}#histogram", [{"Name": "instance", "Value": instance}])
+        for name, instance in (("h1", "a"), ("h1", "b"), ("h2", "a"))]
+    assert batch.common["Dimensions"] == [{"Name": "job", "Value": "j"}]
+    four = request + [with_histograms({"__name__": "h2", "job": "j", "instance": "b"},
+                                      [H._replace(timestamp=NOW_MS)])]
+    [joined], _ = records.build_batches(four, NOW_MS, None)  # 2 units: as 3 + 1 apart
+    assert metering.call_units(joined.common, joined.records) == 2
+    # each metric's 2 series share a long label: 979 bytes apart, 2 772 bytes together
+    big = [with_histograms({"__name__": name, "job": "j", "k": name[1] * 400, "i": i},
+                           [H._replace(timestamp=NOW_MS)]) for name in ("h1", "h2")
+           for i in ("0", "1")]
+    batches, _ = records.build_batches(big, NOW_MS, None)
+    assert [(b.common["MeasureName"], len(b.records), records._units(b)) for b in batches] == [
+        ("h1#histogram", 2, 1), ("h2#histogram", 2, 1)]
+    assert records._units(records._batch([e for b in batches for e in zip(
+        [records._member(labels)._replace(measure=b.common["MeasureName"])
+         for labels in b.labels], [NOW_MS] * 2, [r["MeasureValues"] for r in b.records])])) == 3
+
+
+def test_a_multi_call_is_metered_with_each_measures_name_and_value():
+    request = [with_histograms({"__name__": "h", "job": "j"}, [H._replace(timestamp=NOW_MS)])]
+    [batch], _ = records.build_batches(request, NOW_MS, None)
+    size = 8 + len("h#histogram") + len("jobj") + records.value_bytes(batch.records[0])
+    assert records.value_bytes(batch.records[0]) == (
+        len("__histogram") + len(dumps(H)) + len("__histogram_count") + 8
+        + len("__histogram_sum") + 8)
+    assert metering.call_units(batch.common, batch.records) == records._units(batch) == 1
+    assert metering.connector_units(request, NOW_MS) == 1 and size < 1024
+    wide = [with_histograms({"__name__": "h", "job": "j"},
+                            [H._replace(timestamp=NOW_MS - i) for i in range(5)])]
+    [batch], _ = records.build_batches(wide, NOW_MS, None)
+    each = 8 + records.value_bytes(batch.records[0])  # time and values in every record
+    assert records._units(batch) == metering.call_units(batch.common, batch.records) == \
+        -(-(len("h#histogram") + len("jobj") + 5 * each) // 1024)
+
+
+def test_a_split_multi_call_keeps_its_records():
+    request = [with_histograms({"__name__": "h", "job": "j", "i": str(i)},
+                               [H._replace(timestamp=NOW_MS - i)]) for i in range(3)]
+    [batch], _ = records.build_batches(request, NOW_MS, None)
+    first, second = records.split_batch(batch)
+    assert first.common["MeasureValueType"] == second.common["MeasureValueType"] == "MULTI"
+    assert [r["MeasureValues"] for r in first.records + second.records] == [
+        r["MeasureValues"] for r in batch.records]
+    assert first.labels + second.labels == batch.labels
+
+
+def of_size(values_bytes):
+    """A histogram whose measures (text, count and sum) take exactly ``values_bytes``."""
+    for buckets in range(1, values_bytes):
+        for first in (1, 10):  # one character more
+            histogram = H._replace(positive_spans=((0, buckets),),
+                                   positive=(first,) + (1,) * (buckets - 1))
+            size = records.measure_values_size(records.histogram_measure_values(histogram))
+            if size == values_bytes:
+                return histogram
+    raise AssertionError(values_bytes)
+
+
+def test_a_histogram_of_2048_bytes_of_values_is_written_and_one_byte_more_is_refused():
+    long_labels = {"__name__": "h", "pad": "p" * 1900}  # dimensions have their own 2 KB
+    fits = with_histograms(long_labels, [of_size(2048)._replace(timestamp=NOW_MS)])
+    batches, rejected = records.build_batches([fits], NOW_MS, None)
+    assert len(batches) == 1 and rejected == []
+    over = with_histograms(long_labels, [of_size(2049)._replace(timestamp=NOW_MS)])
+    batches, rejected = records.build_batches([over], NOW_MS, None)
+    assert batches == [] and rejected == [records.Rejected(
+        over.labels, 1, "native histogram too large for Timestream: its text, count and sum "
+        "take 2049 bytes, over the 2048 bytes of values a multi-measure record holds",
+        "limits", 1)]
+
+
+def test_the_size_of_a_histograms_values_counts_what_it_holds():
+    values = records.histogram_measure_values(H)
+    assert records.measure_values_size(values) == len(dumps(H)) + 8 + 8
+    stale = records.histogram_measure_values(H._replace(sum=STALE_NAN))
+    assert records.measure_values_size(stale) == len(dumps(H._replace(sum=STALE_NAN))) + 8
+
+
+def test_only_the_histograms_too_large_are_refused_and_the_largest_size_is_named():
+    request = [with_histograms({"__name__": "h"}, [
+        of_size(2048)._replace(timestamp=NOW_MS - 3), of_size(2100)._replace(
+            timestamp=NOW_MS - 2), of_size(2200)._replace(timestamp=NOW_MS - 1)],
+        [(NOW_MS, 1.0)])]
+    batches, rejected = records.build_batches(request, NOW_MS, None)
+    assert sum(len(b.records) for b in batches) == 2  # the float sample and one histogram
+    [refused] = rejected
+    assert (refused.count, refused.histograms, refused.kind) == (2, 2, "limits")
+    assert "its text, count and sum take 2200 bytes" in refused.reason
+
+
+def test_a_histogram_measure_name_is_at_most_256_bytes():
+    fits = with_histograms({"__name__": "m" * 246}, [H._replace(timestamp=NOW_MS)])
+    assert records.build_batches([fits], NOW_MS, None)[1] == []
+    long = with_histograms({"__name__": "m" * 247, "job": "j"},
+                           [H._replace(timestamp=NOW_MS - i) for i in range(2)],
+                           [(NOW_MS, 1.0)])
+    batches, rejected = records.build_batches([long], NOW_MS, None)
+    assert [b.common["MeasureValueType"] for b in batches] == ["DOUBLE"]  # floats written
+    assert rejected == [records.Rejected(
+        long.labels, 2, "metric name longer than 246 bytes: a native histogram's measure name "
+        "is the metric name and '#histogram', at most 256 bytes", "limits", 2)]
+
+
+def test_histograms_outside_the_writable_window_are_counted_with_the_float_samples():
+    oldest = NOW_MS - 3_600_000
+    request = [with_histograms({"__name__": "h"}, [
+        H._replace(timestamp=t) for t in (oldest - 1, oldest, NOW_MS + 900_000,
+                                          NOW_MS + 900_001, NOW_MS + 900_002)],
+        [(oldest - 5, 1.0), (NOW_MS + 900_001, 1.0), (NOW_MS + 900_003, 1.0)])]
+    batches, rejected = records.build_batches(request, NOW_MS, oldest)
+    assert sum(len(b.records) for b in batches) == 2
+    assert [(r.count, r.histograms, r.kind, r.reason[:14]) for r in rejected] == [
+        (4, 2, "out_of_bounds", "timestamp more"), (2, 1, "out_of_bounds", "timestamp olde")]
+    only_histograms = [with_histograms({"__name__": "h"}, [H._replace(timestamp=oldest - 1)])]
+    assert [(r.count, r.histograms) for r in records.build_batches(
+        only_histograms, NOW_MS, oldest)[1]] == [(1, 1)]
+
+
+def test_a_series_over_the_limits_counts_its_histograms_among_its_refused_samples():
+    refused = with_histograms({"__name__": "h", "x" * 61: "v"},
+                              [H._replace(timestamp=NOW_MS)] * 2, [(NOW_MS, 1.0)])
+    assert [(r.count, r.histograms, r.kind) for r in records.build_batches(
+        [refused], NOW_MS, None)[1]] == [(3, 2, "limits")]
+
+
+def test_histograms_of_one_metric_get_calls_per_target():
+    """60 series on each of two targets of one job: a call each, the target in its common
+    dimensions (runs of one metric and target, as for float samples)."""
+    request = [with_histograms({"__name__": "h", "job": "j", "instance": instance,
+                                "i": str(i)}, [H._replace(timestamp=NOW_MS)])
+               for instance in ("a", "b") for i in range(60)]
+    batches, _ = records.build_batches(request, NOW_MS, None)
+    assert [(len(b.records), b.common["Dimensions"]) for b in batches] == [
+        (60, [{"Name": "instance", "Value": instance}, {"Name": "job", "Value": "j"}])
+        for instance in ("a", "b")]
+
+
+@pytest.mark.parametrize("batch", [
+    records.Batch({"MeasureValueType": "DOUBLE"}, [
+        {"MeasureName": "m" * 500, "MeasureValue": "1", "Time": "1",
+         "Dimensions": [{"Name": "a", "Value": "b"}]}] * 2, [], False),
+    records.Batch({"MeasureValueType": "MULTI", "MeasureName": "m" * 500, "Time": "1",
+                   "Dimensions": [{"Name": "n" * 10, "Value": "v" * 20}]}, [
+        {"MeasureValues": [{"Name": "x", "Value": "é" * 200, "Type": "VARCHAR"},
+                           {"Name": "y", "Value": "1.5", "Type": "DOUBLE"}]}] * 2, [], True),
+])
+def test_a_calls_units_are_what_the_pricing_page_counts(batch):
+    """The grouping's own count (``records._units``) is the metering formula's."""
+    assert records._units(batch) == metering.call_units(batch.common, batch.records)
+    common = batch.common
+    size = (8 * ("Time" in common) + len(common.get("MeasureName", ""))
+            + sum(len(d["Name"]) + len(d["Value"]) for d in common.get("Dimensions", ())))
+    for record in batch.records:
+        size += (8 * ("Time" in record) + len(record.get("MeasureName", ""))
+                 + sum(len(d["Name"]) + len(d["Value"]) for d in record.get("Dimensions", ()))
+                 + (8 if "MeasureValue" in record else sum(
+                     len(v["Name"]) + (8 if v["Type"] == "DOUBLE" else len(v["Value"].encode()))
+                     for v in record["MeasureValues"])))
+    assert records._units(batch) == -(-size // 1024) == 2

@@ -2,9 +2,10 @@
 connector, other tools writing other types; columns that Timestream shows late."""
 import pytest
 
-from chalicelib.errors import BackendUnavailable
+from chalicelib.errors import BackendError, BackendUnavailable
 from chalicelib.matchers import Matcher
-from chalicelib.model import Query, Series
+from chalicelib.model import Histogram, Query, Series
+from chalicelib.storage.histogram_text import dumps
 from chalicelib.storage.timestream.reader import (TimestreamQueryRunner,
                                                   TimestreamReader)
 from chalicelib.storage.timestream.store import TimestreamStore
@@ -119,3 +120,33 @@ def test_data_written_by_the_go_connector_reads_back(env):
             [(NOW_MS, 0.3)],
         (("__name__", "up"),) + base: [(NOW_MS, 1.0)]}
     assert answer(read(env.store, (0, "__name__", "node_cpu_seconds_total"), (0, "mode", "idle")))
+
+
+H = Histogram(0, 3, 1.5, 0, 0.0, 1, positive_spans=((0, 2),), positive=(1, 0))
+
+
+def test_histograms_another_instance_wrote_read_back_and_other_multi_measures_are_left_out(env):
+    second_instance(env).write([Series((("__name__", "h"), ("job", "a")), [], [],
+                                       [H._replace(timestamp=NOW_MS)])], context())
+    env.other_writer().write_records(DatabaseName=DATABASE, TableName=TABLE, Records=[
+        {"MeasureName": "metrics", "MeasureValueType": "MULTI", "Time": str(NOW_MS),
+         "Dimensions": [{"Name": "job", "Value": "a"}],
+         "MeasureValues": [{"Name": "cpu", "Value": "0.5", "Type": "DOUBLE"}]}])
+    [found] = read(env.store, (0, "job", "a"))
+    assert found.labels == (("__name__", "h"), ("job", "a"))
+    assert [dumps(h) for h in found.histograms] == [dumps(H)]
+    assert read(env.store, (0, "__name__", "metrics")) == []
+
+
+def test_a_histogram_measure_holding_other_text_is_a_500_naming_the_series(env):
+    env.store.write([Series((("__name__", "h"),), [], [], [H._replace(timestamp=NOW_MS)])],
+                    context())
+    env.other_writer().write_records(DatabaseName=DATABASE, TableName=TABLE, Records=[
+        {"MeasureName": "g#histogram", "MeasureValueType": "MULTI", "Time": str(NOW_MS),
+         "Dimensions": [{"Name": "job", "Value": "b"}],
+         "MeasureValues": [{"Name": "__histogram", "Value": "not json", "Type": "VARCHAR"}]}])
+    with pytest.raises(BackendError, match=r'value of g\{job="b"\} that this connector did '
+                                           "not write as a native histogram") as raised:
+        read(env.store, (0, "__name__", "g"))
+    assert raised.value.status == 500
+    assert len(read(env.store, (0, "__name__", "h"))) == 1

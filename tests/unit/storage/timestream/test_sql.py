@@ -92,9 +92,10 @@ def test_many_measures_are_split_across_statements():
     assert "'m100'" in statements[1].sql and "'m099'" not in statements[1].sql
 
 
-def test_show_measures_narrows_to_an_exact_name():
+def test_show_measures_narrows_to_an_exact_name_and_its_histograms_measure():
+    # 'it''s%': the float measure "it's" and the native histograms' "it's#histogram"
     assert measures_statement(query((0, "__name__", "it's")), "d", "t") \
-        == "SHOW MEASURES FROM \"d\".\"t\" LIKE 'it''s'"
+        == "SHOW MEASURES FROM \"d\".\"t\" LIKE 'it''s%'"
     assert measures_statement(query((2, "__name__", "up")), "d", "t") \
         == 'SHOW MEASURES FROM "d"."t"'
     # No measure has an empty name: nothing to narrow to (and no LIKE '' to send).
@@ -174,7 +175,7 @@ def decoded(text):
 def test_names_decoded_from_a_request_are_the_same_names():
     name = decoded("__name__")
     assert measures_statement(query((0, name, "up")), "d", "t") == \
-        "SHOW MEASURES FROM \"d\".\"t\" LIKE 'up'"
+        "SHOW MEASURES FROM \"d\".\"t\" LIKE 'up%'"
     [statement] = select_statements(query((0, name, "up"), (0, decoded("job"), "x")), "d", "t",
                                     [UP, CPU])
     assert "measure_name IN ('up')" in statement.sql
@@ -189,3 +190,46 @@ def test_a_label_named_before_the_metric_name_is_a_condition_like_any():
     assert "\"Zone\" = 'eu'" in statement.sql
     assert select_statements(query((0, "__name__", "up"), (0, "Zone", "eu")), "d", "t",
                              [UP]) == []  # no Zone dimension: the measure cannot match
+
+
+HIST = Measure("up#histogram", "multi", frozenset({"job", "le"}))
+
+
+def test_histograms_are_read_by_statements_of_their_own_after_the_floats():
+    floats, histograms = select_statements(query((0, "__name__", "up"), (0, "job", "a")), "d",
+                                           "t", [HIST, UP, TEXT])
+    assert not floats.histograms and "measure_value::double" in floats.sql
+    assert histograms.histograms and histograms.dimensions == ["job", "le"]
+    assert histograms.sql == (
+        'SELECT measure_name, "job", "le", CREATE_TIME_SERIES(time, "__histogram") AS ts_samples '
+        "FROM \"d\".\"t\" WHERE measure_name IN ('up#histogram') AND time BETWEEN "
+        'from_milliseconds(1500) AND from_milliseconds(2500) AND "__histogram" IS NOT NULL AND '
+        "(\"job\" IS NOT NULL AND \"job\" = 'a') GROUP BY measure_name, \"job\", \"le\", "
+        "bin(time, 1h)")
+    [narrow] = select_statements(query((0, "__name__", "up")), "d", "t", [HIST], "1m")
+    assert narrow.histograms and narrow.sql.endswith("bin(time, 1m)")
+    assert select_statements(query((0, "__name__", "up"), start=5, end=4), "d", "t",
+                             [HIST]) == []
+
+
+def test_histogram_measures_are_chosen_by_their_metric_name():
+    others = [Measure("events", "multi", frozenset({"job"})),  # another writer's
+              Measure("#histogram", "multi", frozenset({"job"})),
+              Measure("cpu#histogram", "double", frozenset({"job", "cpu", "mode"})),
+              Measure("cpu2#histogram", "multi", frozenset({"mode"}))]
+    measures = [HIST, UP, CPU] + others
+    assert selected_measures(query((0, "__name__", "up")), measures, histograms=True) == [HIST]
+    assert selected_measures(query((2, "__name__", "up.*|cpu.*")), measures,
+                             histograms=True) == [others[3], HIST]
+    assert selected_measures(query((2, "__name__", ".*")), measures) == [
+        CPU, others[2], UP]  # a DOUBLE measure is a float metric, whatever its name
+    assert selected_measures(query((2, "__name__", "up#.*")), measures, histograms=True) == []
+    assert selected_measures(query((0, "le", "1")), measures, histograms=True) == [HIST]
+    assert selected_measures(query((1, "le", "1")), measures, histograms=True) == [
+        others[3], HIST]
+
+
+def test_many_histogram_measures_are_split_across_statements():
+    measures = [Measure(f"m{i:03}#histogram", "multi", frozenset({f"l{i}"})) for i in range(150)]
+    statements = select_statements(query((2, "__name__", "m.*")), "d", "t", measures)
+    assert [(len(s.dimensions), s.histograms) for s in statements] == [(100, True), (50, True)]

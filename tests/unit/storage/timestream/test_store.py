@@ -7,12 +7,13 @@ import pytest
 from chalicelib.caches import ClearedWhenFull
 from chalicelib.errors import BackendError, BackendUnavailable
 from chalicelib.matchers import Matcher
-from chalicelib.model import Query, Series
+from chalicelib.model import RESET_GAUGE, RESET_NO, Histogram, Query, Series
 from chalicelib.protocol.labels import validate_labels
+from chalicelib.storage.histogram_text import dumps
 from chalicelib.storage.timestream import client as timestream_client
-from chalicelib.storage.timestream import records
+from chalicelib.storage.timestream import metering, records
 from chalicelib.storage.timestream import store as timestream
-from harness.timestream.env import NOW_MS, timestream_env
+from harness.timestream.env import DATABASE, NOW_MS, TABLE, timestream_env
 from harness.timestream.faults import FaultInjector
 from tests.support import context
 
@@ -310,7 +311,7 @@ def test_other_rejections_are_counted_with_timestreams_reason(env):
                   extra={"RejectedRecords": rejected})
     result = env.store.write([series({"__name__": "a"}, [(NOW_MS, 1.0)]),
                               series({"__name__": "b"}, [(NOW_MS, 2.0)])], context())
-    assert (result.stored, result.rejected) == (1, 1)
+    assert (result.stored, result.rejected, result.histograms) == (1, 1, 0)
     assert "b{}: Timestream rejected the record: The record timestamp is outside" \
         in result.reasons[0]
 
@@ -652,3 +653,146 @@ def test_a_check_that_fails_otherwise_lets_the_read_answer_and_is_tried_again(en
     env.store.check_credentials(context())  # not the credentials: the read meets it
     env.store.check_credentials(context())
     assert len([c for c in env.queries.calls if "NextToken" not in c]) == 2
+
+
+# -- native histograms --------------------------------------------------------------------
+
+H = Histogram(0, 17, 27.5, 3, 2.938735877055719e-39, 2, positive_spans=((-2, 2), (1, 3)),
+              positive=(1, 2, -1, 0, 3), negative_spans=((0, 1),), negative=(2,),
+              reset_hint=RESET_NO)
+FLOATING = Histogram(0, 7.25, -1.5, -2, 0.001, 0.25, positive_spans=((0, 2),),
+                     positive=(1.5, 0.0), reset_hint=RESET_GAUGE, is_float=True)
+STALE = Histogram(0, 0, STALE_NAN, 0, 0.0, 0)
+BIG = H._replace(positive_spans=((0, 1000),), positive=(1,) * 1000)  # over 2 KB
+
+
+def with_histograms(labels, histograms, samples=()):
+    return Series(validate_labels(tuple(sorted(labels.items()))), [t for t, _ in samples],
+                  [v for _, v in samples], list(histograms))
+
+
+def at(histogram, *times):
+    return [histogram._replace(timestamp=t) for t in times]
+
+
+def test_histograms_are_stored_as_multi_records_readable_with_sql(env):
+    written = at(H, NOW_MS - 2) + at(FLOATING, NOW_MS - 1) + at(STALE, NOW_MS)
+    result = env.store.write([with_histograms({"__name__": "h", "job": "j"}, written,
+                                              [(NOW_MS, 1.0)])], context())
+    assert (result.stored, result.histograms, result.rejected) == (4, 3, 0)
+    multi = sorted((r for r in env.wire.records() if r["MeasureValueType"] == "MULTI"),
+                   key=lambda r: r["Time"])
+    assert [(r["MeasureName"], r["Time"], r["Dimensions"]) for r in multi] == [
+        ("h#histogram", str(h.timestamp), [{"Name": "job", "Value": "j"}]) for h in written]
+    assert [{m["Name"]: m["Value"] for m in r["MeasureValues"]} for r in multi] == [
+        {"__histogram": dumps(H), "__histogram_count": "17.0", "__histogram_sum": "27.5"},
+        {"__histogram": dumps(FLOATING), "__histogram_count": "7.25",
+         "__histogram_sum": "-1.5"},
+        {"__histogram": dumps(STALE), "__histogram_count": "0.0"}]  # no DOUBLE for StaleNaN
+    [found] = read_all(env, (0, "__name__", "h"))
+    assert [(h.timestamp, dumps(h)) for h in found.histograms] == [
+        (h.timestamp, dumps(h)) for h in written]
+    assert (found.timestamps, found.values) == ([NOW_MS], [1.0])
+    _, rows = env.queries.execute(  # what a SQL user sees
+        f'SELECT time, "__histogram_count", "__histogram_sum" FROM "{DATABASE}"."{TABLE}" '
+        "WHERE measure_name = 'h#histogram' ORDER BY time")
+    assert [[d.get("ScalarValue") for d in row["Data"][1:]] for row in rows] == [
+        ["17.0", "27.5"], ["7.25", "-1.5"], ["0.0", None]]
+
+
+def test_label_names_like_the_histograms_measures_are_stored_as_any_label(env):
+    labels = {"__name__": "h", "histogram": "a", "__histogram": "b", "count": "c", "sum": "d"}
+    env.store.write([with_histograms(labels, at(H, NOW_MS), [(NOW_MS, 1.0)])], context())
+    [found] = read_all(env, (0, "__histogram", "b"))
+    assert dict(found.labels) == labels and len(found.histograms) == len(found.values) == 1
+
+
+def test_a_histogram_too_large_for_a_record_is_refused_naming_the_series(env, caplog):
+    result = env.store.write([with_histograms({"__name__": "h", "job": "j"},
+                                              at(BIG, NOW_MS - 1) + at(H, NOW_MS),
+                                              [(NOW_MS, 1.0)])], context())
+    assert (result.stored, result.histograms, result.rejected) == (2, 1, 1)
+    assert result.reasons[0].startswith('h{job="j"}: native histogram too large for Timestream')
+    assert "over the 2048 bytes of values a multi-measure record holds" in caplog.text
+    [found] = read_all(env, (0, "__name__", "h"))
+    assert [h.timestamp for h in found.histograms] == [NOW_MS]
+
+
+def test_histogram_conflicts_are_duplicates_and_identical_rewrites_are_fine(env):
+    first = [with_histograms({"__name__": "h"}, at(H, NOW_MS - 1, NOW_MS))]
+    assert env.store.write(first, context()).histograms == 2
+    again = env.store.write(first, context())  # a retried write: accepted, not counted
+    assert (again.stored, again.histograms, again.rejected) == (2, 2, 0)
+    other = env.store.write([with_histograms({"__name__": "h"}, at(H, NOW_MS - 1) + at(
+        H._replace(zero_count=3), NOW_MS))], context())
+    assert (other.stored, other.histograms, other.rejected) == (1, 1, 1)
+    assert "h{}: duplicate sample for timestamp" in other.reasons[0]
+    [found] = read_all(env, (0, "__name__", "h"))
+    assert [h.zero_count for h in found.histograms] == [2, 2]
+
+
+def test_histograms_and_floats_of_one_series_at_one_time_are_two_records(env):
+    result = env.store.write([with_histograms({"__name__": "h"}, at(H, NOW_MS),
+                                              [(NOW_MS, 1.0)])], context())
+    assert (result.stored, result.rejected) == (2, 0)
+    [found] = read_all(env, (0, "__name__", "h"))
+    assert (found.timestamps, [h.timestamp for h in found.histograms]) == ([NOW_MS], [NOW_MS])
+
+
+def test_a_metric_name_another_type_holds_is_refused_with_timestreams_reason(env):
+    env.store.write([series({"__name__": "x#histogram"}, [(NOW_MS, 1.0)])], context())
+    result = env.store.write([with_histograms({"__name__": "x"}, at(H, NOW_MS))], context())
+    assert (result.stored, result.histograms, result.rejected) == (0, 0, 1)
+    assert result.reasons == ("x{}: Timestream rejected the record: Measure x#histogram was "
+                              "ingested as DOUBLE, not MULTI.",)
+
+
+def test_a_histogram_record_refused_as_a_whole_call_is_isolated_and_counted(env, monkeypatch):
+    monkeypatch.setattr(records, "check_series", lambda labels: None)
+    monkeypatch.setattr(records, "_MEMBERS", fresh_members())  # checked before: check again
+    batch = [with_histograms({"__name__": "h", "i": str(i)}, at(H, NOW_MS)) for i in range(3)]
+    batch.insert(1, with_histograms({"__name__": "h", "x" * 61: "v"}, at(H, NOW_MS)))
+    result = env.store.write(batch, context())
+    assert (result.stored, result.histograms, result.rejected) == (3, 3, 1)
+    assert "Timestream refused the record: Dimension name" in result.reasons[0]
+
+
+def test_histograms_rejected_by_timestream_are_not_counted_as_written(env):
+    rejected = [{"RecordIndex": 0, "Reason": "Measure limit exceeded"}]
+    FaultInjector(env.write_client, "WriteRecords", [(419, "RejectedRecordsException")],
+                  extra={"RejectedRecords": rejected})
+    result = env.store.write([with_histograms({"__name__": "h"}, at(H, NOW_MS, NOW_MS - 1))],
+                             context())
+    assert (result.stored, result.histograms, result.rejected) == (1, 1, 1)
+    assert result.reasons == ("h{}: Timestream rejected the record: Measure limit exceeded",)
+
+
+def test_the_write_units_of_histogram_calls_are_counted(env):
+    ctx = context()
+    env.store.write([with_histograms({"__name__": "h", "job": "j"},
+                                     at(H, *range(NOW_MS - 9, NOW_MS + 1)))], ctx)
+    [call] = env.wire.calls
+    assert ctx.telemetry.write_units == metering.call_units(call["CommonAttributes"],
+                                                            call["Records"]) == 3
+
+
+def test_late_histograms_are_counted():
+    with timestream_env(magnetic_writes=True, magnetic_days=30, memory_hours=6,
+                        clock=lambda: NOW_MS / 1000) as env:
+        late = NOW_MS - 7 * 3_600_000
+        result = env.store.write([with_histograms({"__name__": "h"}, at(H, late, NOW_MS),
+                                                  [(late, 1.0)])], context())
+        assert (result.stored, result.histograms, result.late) == (3, 2, 2)
+
+
+def test_a_histogram_series_over_the_limits_is_rejected_whole(env):
+    result = env.store.write([with_histograms({"__name__": "h", "x" * 61: "v"},
+                                              at(H, NOW_MS), [(NOW_MS, 1.0)])], context())
+    assert (result.stored, result.histograms, result.rejected) == (0, 0, 2)
+
+
+def test_a_float_sample_refused_beside_histograms_leaves_their_count_alone(env):
+    result = env.store.write([with_histograms({"__name__": "h"}, at(H, NOW_MS - 1, NOW_MS),
+                                              [(NOW_MS, 1.7976931348623153e308)])], context())
+    assert (result.stored, result.histograms, result.rejected) == (2, 2, 1)
+    assert "reserved for the +-Inf, NaN and stale markers" in result.reasons[0]
