@@ -45,7 +45,8 @@ _NO_CODEC_PROPERTIES = [
     f"{_UNIT}/test_properties.py::test_write_requests_round_trip_through_the_codec_and_translation",
     "--deselect", f"{_UNIT}/test_properties.py::test_read_responses_round_trip"]
 _TIMESTREAM_TESTS = [f"{_TS}/test_store.py", _CONTRACT, f"{_TS}/test_shared_table.py",
-                     f"{_TS}/test_records.py"]
+                     f"{_TS}/test_records.py", "tests/contract/test_histogram_contract.py",
+                     f"{_TS}/test_metering.py"]
 _INFLUXDB_TESTS = [f"{_INFLUX}/test_store.py", f"{_INFLUX}/test_faults.py", _CONTRACT,
                    "tests/contract/test_histogram_contract.py"]
 _WRITE_V1_TESTS = [f"{_UNIT}/protocol/test_write_v1.py", f"{_UNIT}/protocol/test_codec.py",
