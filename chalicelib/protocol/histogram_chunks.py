@@ -113,8 +113,8 @@ def series_chunks(histograms: Sequence[Histogram],
         if head is not None and histogram.timestamp <= head.samples[-1].t:
             continue
         sample = _sample(histogram)
-        app = head if head is not None and head.is_float == histogram.is_float else None
         created = head is None or head.is_float != histogram.is_float
+        app = None if created else head  # the appender of the chunk, if of the same kind
         if created:
             if head is not None:
                 yield head.chunk()
@@ -142,7 +142,7 @@ def series_chunks(histograms: Sequence[Histogram],
             yield head.chunk()
             head = _Head(sample.t, histogram.is_float, chunk_range_ms)
             created = True
-        elif not created and forward:
+        elif forward:  # recode the chunk into the sample's spans
             head.positive_spans, head.negative_spans = (sample.positive_spans,
                                                         sample.negative_spans)
         if created:
@@ -196,7 +196,7 @@ class _Head:
             had, has = _indices(spans), set(_indices(new_spans))
             if not has.issuperset(had):  # a bucket disappeared
                 return False, True, False
-            if any(new[index] < old.get(index, 0) for index in had):
+            if any(new[index] < old[index] for index in had):
                 return False, True, False
             forward = forward or len(has) > len(had)
         return True, False, forward
@@ -244,18 +244,14 @@ class _Head:
 
 def _sample(histogram: Histogram) -> _Sample:
     sum_bits = _bits(histogram.sum)
-    kind = float if histogram.is_float else int
     if sum_bits == STALE_NAN_BITS:  # stored empty
-        return _Sample(histogram.timestamp, True, 0, 0.0, kind(0), kind(0), sum_bits, (), (),
-                       {}, {}, ())
-    if histogram.is_float:
-        positive = [float(count) for count in histogram.positive]
-        negative = [float(count) for count in histogram.negative]
-    else:
-        positive, negative = _absolute(histogram.positive), _absolute(histogram.negative)
+        return _Sample(histogram.timestamp, True, 0, 0.0, 0, 0, sum_bits, (), (), {}, {}, ())
+    positive, negative = histogram.positive, histogram.negative
+    if not histogram.is_float:
+        positive, negative = _absolute(positive), _absolute(negative)
     return _Sample(
         histogram.timestamp, False, histogram.schema, histogram.zero_threshold,
-        kind(histogram.count), kind(histogram.zero_count), sum_bits,
+        histogram.count, histogram.zero_count, sum_bits,
         tuple(histogram.positive_spans), tuple(histogram.negative_spans),
         dict(zip(_indices(histogram.positive_spans), positive)),
         dict(zip(_indices(histogram.negative_spans), negative)),
@@ -299,9 +295,8 @@ def _same_bounds(one: Sequence[float], other: Sequence[float]) -> bool:
 
 
 def _go_div(a: int, b: int) -> int:
-    """Go's integer division (rounds toward zero)."""
-    quotient = abs(a) // abs(b)
-    return quotient if (a < 0) == (b < 0) else -quotient
+    """Go's integer division by ``b`` > 0 (rounds toward zero)."""
+    return -(-a // b) if a < 0 else a // b  # pragma: no mutate (a <= 0: the same for 0)
 
 
 def _range_for(t: int, width: int) -> int:
@@ -311,11 +306,12 @@ def _range_for(t: int, width: int) -> int:
 
 def _chunk_end(start: int, current: int, end: int) -> int:
     """computeChunkEndTime: with the chunk a quarter full at ``current``, the time that
-    splits what is left of the range into chunks of equal size."""
-    chunks = _go_div(signed64(end - start), signed64((current - start + 1) * 4))
+    splits what is left of the range into chunks of equal size (``end`` is at most a
+    range after ``start``: nothing here overflows Go's int64)."""
+    chunks = (end - start) // ((current - start + 1) * 4)
     if chunks <= 1:
         return end
-    return signed64(start + _go_div(signed64(end - start), chunks))
+    return start + (end - start) // chunks
 
 
 def _bits(value: float) -> int:
@@ -368,24 +364,18 @@ def _put_layout(bits: BitWriter, first: _Sample, positive_spans: Sequence[Span],
 def _put_custom_bound(bits: BitWriter, bound: float) -> None:
     """Prometheus 3's putCustomBound: whole thousandths from 0 to 33554.43 as a varbit uint
     (plus one), anything else as a 0 bit and the float64."""
-    scaled = bound * 1000
-    if 0 <= scaled <= 33554430 and _round(scaled) / 1000 == bound:
-        _put_varbit(bits, _round(scaled) + 1, False)
+    scaled = bound * 1000  # rounded below as Go rounds: only ties differ, never whole
+    if 0 <= scaled <= 33554430 and round(scaled) / 1000 == bound:
+        _put_varbit(bits, round(scaled) + 1, False)
         return
     bits.write(0b0, 1)
     bits.write(_bits(bound), 64)
 
 
-def _round(value: float) -> int:
-    """Go's math.Round of a value from 0 up: halves away from zero."""
-    whole = math.floor(value)
-    return whole + 1 if value - whole >= 0.5 else whole
-
-
 def _put_int_samples(bits: BitWriter, samples: Sequence[_Sample], positive: Sequence[int],
                      negative: Sequence[int]) -> None:
     previous = samples[0]
-    window = (0xFF, 0)  # no window yet
+    window = (0xFF, 0)  # pragma: no mutate (no window yet: any leading above 31 says so)
     t_delta = count_delta = zero_delta = 0
     last_buckets = _deltas(previous, positive, negative)
     bucket_deltas = [0] * len(last_buckets)
@@ -395,11 +385,11 @@ def _put_int_samples(bits: BitWriter, samples: Sequence[_Sample], positive: Sequ
     bits.write(previous.sum_bits, 64)
     for bucket in last_buckets:
         _put_varbit(bits, bucket, True)
-    for sample in samples[1:]:
-        new_t_delta = signed64(sample.t - previous.t)
-        new_count_delta = signed64(sample.count - previous.count)
-        new_zero_delta = signed64(sample.zero_count - previous.zero_count)
-        _put_varbit(bits, signed64(new_t_delta - t_delta), True)
+    for sample in samples[1:]:  # (time deltas stay within a chunk range: no overflow)
+        new_t_delta = sample.t - previous.t
+        new_count_delta = sample.count - previous.count  # (Go's int64: the dods wrap)
+        new_zero_delta = sample.zero_count - previous.zero_count
+        _put_varbit(bits, new_t_delta - t_delta, True)
         if sample.stale:  # written as unchanged deltas
             _put_varbit(bits, 0, True)
             _put_varbit(bits, 0, True)
@@ -410,7 +400,7 @@ def _put_int_samples(bits: BitWriter, samples: Sequence[_Sample], positive: Sequ
         if not sample.stale:
             buckets = _deltas(sample, positive, negative)
             for index, bucket in enumerate(buckets):
-                delta = signed64(bucket - last_buckets[index])
+                delta = bucket - last_buckets[index]
                 _put_varbit(bits, signed64(delta - bucket_deltas[index]), True)
                 bucket_deltas[index] = delta
             last_buckets = buckets
@@ -420,9 +410,7 @@ def _put_int_samples(bits: BitWriter, samples: Sequence[_Sample], positive: Sequ
 
 def _deltas(sample: _Sample, positive: Sequence[int], negative: Sequence[int]) -> List[int]:
     """The sample's buckets in the chunk's layout, each as its delta to the previous bucket
-    of its side (new buckets at 0); a stale marker has none."""
-    if sample.stale:
-        return []
+    of its side (new buckets at 0)."""
     out = []
     for counts, indices in ((sample.positive, positive), (sample.negative, negative)):
         last = 0
@@ -441,11 +429,11 @@ def _put_float_samples(bits: BitWriter, samples: Sequence[_Sample], positive: Se
         first, positive, negative)
     for value in values:
         bits.write(value, 64)
-    windows = [(0xFF, 0)] * len(values)  # no window yet, for each field
+    windows = [(0xFF, 0)] * len(values)  # pragma: no mutate (no window yet, as above)
     previous_t, t_delta = first.t, 0
     for sample in samples[1:]:
-        new_t_delta = signed64(sample.t - previous_t)
-        _put_varbit(bits, signed64(new_t_delta - t_delta), True)
+        new_t_delta = sample.t - previous_t
+        _put_varbit(bits, new_t_delta - t_delta, True)
         fields = [_bits(sample.count), _bits(sample.zero_count), sample.sum_bits] + _counts(
             sample, positive, negative)
         for index, value in enumerate(fields):  # a stale marker: no buckets
@@ -459,7 +447,7 @@ def _counts(sample: _Sample, positive: Sequence[int], negative: Sequence[int]) -
     at 0); a stale marker has none."""
     if sample.stale:
         return []
-    return [_bits(float(counts.get(index, 0.0)))
+    return [_bits(counts.get(index, 0))
             for counts, indices in ((sample.positive, positive), (sample.negative, negative))
             for index in indices]
 
@@ -483,7 +471,7 @@ def decode_chunk(encoding: int, data: bytes) -> List[Histogram]:
         zero_threshold = _float(reader.read(64))
     else:
         zero_threshold = math.ldexp(0.5, threshold - 243) if threshold else 0.0
-    schema = _int32(reader.varbit(True))
+    schema = reader.varbit(True)
     positive_spans, negative_spans = reader.spans(), reader.spans()
     bounds: Tuple[float, ...] = ()
     if schema == CUSTOM_BUCKETS_SCHEMA:
@@ -512,10 +500,6 @@ def decode_chunk(encoding: int, data: bytes) -> List[Histogram]:
     return out
 
 
-def _int32(value: int) -> int:
-    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
-
-
 def _read_ints(reader: "_BitReader", total: int, positive: int, negative: int) -> Iterator:
     """(t, count, zero count, sum bits, positive deltas, negative deltas) of each sample
     of an integer histogram chunk."""
@@ -528,16 +512,16 @@ def _read_ints(reader: "_BitReader", total: int, positive: int, negative: int) -
     bucket_deltas = [0] * len(buckets)
     window = [0, 0]
     for _ in range(total - 1):
-        t_delta = signed64(t_delta + reader.varbit(True))
-        t = signed64(t + t_delta)
-        count_delta = signed64(count_delta + reader.varbit(True))
+        t_delta += reader.varbit(True)
+        t += t_delta
+        count_delta += reader.varbit(True)  # (Go's int64 and uint64 wrap: so do the sums)
         count = (count + count_delta) & _U64
-        zero_delta = signed64(zero_delta + reader.varbit(True))
+        zero_delta += reader.varbit(True)
         zero_count = (zero_count + zero_delta) & _U64
         sum_bits = reader.xor(sum_bits, window)
         if sum_bits != STALE_NAN_BITS:
             for index in range(len(buckets)):
-                bucket_deltas[index] = signed64(bucket_deltas[index] + reader.varbit(True))
+                bucket_deltas[index] += reader.varbit(True)
                 buckets[index] = signed64(buckets[index] + bucket_deltas[index])
         yield t, count, zero_count, sum_bits, buckets[:positive], buckets[positive:]
 
@@ -551,8 +535,8 @@ def _read_floats(reader: "_BitReader", total: int, positive: int, negative: int)
     t_delta = 0
     for index in range(total):
         if index:
-            t_delta = signed64(t_delta + reader.varbit(True))
-            t = signed64(t + t_delta)
+            t_delta += reader.varbit(True)
+            t += t_delta
             for field in range(3):
                 fields[field] = reader.xor(fields[field], windows[field])
             if fields[2] != STALE_NAN_BITS:
@@ -596,7 +580,7 @@ class _BitReader:
         spans = []
         for _ in range(self.varbit(False)):
             length = self.varbit(False)
-            spans.append((_int32(self.varbit(True)), length & 0xFFFFFFFF))
+            spans.append((self.varbit(True), length))
         return tuple(spans)
 
     def custom_bound(self) -> float:

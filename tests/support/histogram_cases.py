@@ -78,12 +78,12 @@ def stale(t: int, is_float: bool = False, hint: int = RESET_UNKNOWN) -> Histogra
 
 
 def absolute(spans, values, is_float: bool) -> Dict[int, float]:
-    """Bucket index -> count, empty buckets left out."""
+    """Bucket index -> count (a float count as its bits), empty buckets left out."""
     counts, total = [], 0
     for value in values:
         total = value if is_float else total + value
         counts.append(total)
-    return {i: c for i, c in zip(indices_of(spans), counts) if c != 0}
+    return {i: bits(c) if is_float else c for i, c in zip(indices_of(spans), counts) if c != 0}
 
 
 def essence(h: Histogram) -> tuple:
