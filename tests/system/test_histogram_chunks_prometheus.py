@@ -17,6 +17,8 @@ import urllib.request
 
 import pytest
 
+from backfill.batches import batches
+from backfill.source import Source
 from chalicelib.model import RESET_GAUGE, RESET_NO, RESET_YES, Series
 from chalicelib.protocol import codec, histograms, streamed
 from chalicelib.protocol.histogram_chunks import decode_chunk, series_chunks
@@ -292,3 +294,34 @@ def test_a_mixed_series_is_streamed_as_prometheus_streams_it(served):
     ours = [chunked for frame in read_frames(body) for chunked in frame.chunked_series]
     assert ours == theirs
     assert [c.type for c in ours[0].chunks] == [1, 2, 1, 3]
+
+
+def test_backfill_reads_prometheus_histograms_and_sends_them(served, prometheus):
+    """`make backfill`'s source reads Prometheus's histogram chunks, and its requests carry
+    them as remote write 1.0 histograms."""
+    written, _ = served
+    everything = Source(prometheus, [(types_pb2.LabelMatcher.RE, "__name__", "h_.*")])
+    sent = {}
+    for batch in batches(everything.read(START, END), max_samples=500, max_bytes=60_000):
+        assert batch.samples <= 500 and batch.request.ByteSize() <= 60_000
+        for ts in batch.request.timeseries:
+            sent.setdefault(ts.labels[0].value, []).extend(
+                histograms.from_message(h) for h in ts.histograms)
+    assert {name: [essence(h) for h in sent[name]] for name in written} == \
+        {name: [essence(h) for h in hs] for name, hs in written.items()}
+
+
+def test_backfill_slices_cut_histogram_chunks(prometheus, served):
+    """A chunk across a slice's bounds gives each slice its own samples. (Prometheus 2.42
+    re-encodes such a chunk to trim it, which fails for gauge histograms: not read here.)"""
+    written, _ = served
+    names = ("h_long", "h_long_float", "h_cap", "h_resets")
+    source = Source(prometheus, [(types_pb2.LabelMatcher.RE, "__name__", "|".join(names))])
+    middle = BOUNDARY - 123_456
+    got: dict = {}
+    for part in (source.read(START, middle), source.read(middle + 1, END)):
+        for series in part:
+            got.setdefault(series.labels[0][1], []).extend(series.histograms)
+    assert {name: [essence(h) for h in got[name]] for name in names} == \
+        {name: [essence(h) for h in written[name]] for name in names}
+    assert any(h.timestamp > middle for h in got["h_long"])
