@@ -1,10 +1,12 @@
-"""Native histograms as Prometheus's HISTOGRAM and FLOAT_HISTOGRAM chunks, cut as its head cuts them.
+"""Native histograms in HISTOGRAM and FLOAT_HISTOGRAM chunks, cut as Prometheus's head cuts them.
 
 Written from Prometheus v2.42.0's sources: the formats from tsdb/chunkenc/histogram.go,
 float_histogram.go, histogram_meta.go, varbit.go, bstream.go and xor.go; the cutting from
 tsdb/head_append.go (memSeries.appendHistogram, appendFloatHistogram, appendPreprocessor)
-and tsdb/db.go (rangeForTimestamp). Streamed remote read serves those chunks as the head
-made them (the open one re-encoded sample by sample, which gives the same bytes).
+and tsdb/db.go (rangeForTimestamp). 2.42's streamed remote read serves the head's chunks
+as they are, but for a series' open chunk, which it re-encodes (tsdb/querier.go): that
+copy loses its header (set to 00), and the read fails on an open gauge histogram chunk.
+Here every chunk is the head's own, header included.
 
 Format: ``num_samples`` (uint16, big-endian); a header byte whose top two bits say why the
 chunk was cut (00 unknown, 01 not a counter reset, 10 a counter reset, 11 a gauge
@@ -128,29 +130,37 @@ def series_chunks(histograms: Sequence[Histogram],
             head = _Head(sample.t, histogram.is_float, chunk_range_ms)
             created = True
         gauge = histogram.reset_hint == RESET_GAUGE
-        ok = reset = forward = False
+        verdict = _CUT  # what the sample does to the chunk of its kind
         if gauge:
             if app is not None:
-                ok, forward, merged = app.appendable_gauge(sample)
+                verdict, merged = app.appendable_gauge(sample)
                 if merged is not None and not created:
                     sample = sample._replace(positive_spans=merged[0], negative_spans=merged[1])
         elif histogram.reset_hint == RESET_YES:
-            reset = True
+            verdict = _RESET
         elif app is not None:
-            ok, reset, forward = app.appendable(sample)
-        if not created and (reset or not ok):
+            verdict = app.appendable(sample)
+        if not created and verdict in (_CUT, _RESET):
             yield head.chunk()
             head = _Head(sample.t, histogram.is_float, chunk_range_ms)
             created = True
-        elif forward:  # recode the chunk into the sample's spans
+        elif verdict is _RECODE:  # into the sample's spans
             head.positive_spans, head.negative_spans = (sample.positive_spans,
                                                         sample.negative_spans)
         if created:
-            head.header = (GAUGE if gauge else COUNTER_RESET if reset
-                           else NOT_RESET if ok else UNKNOWN_RESET)
+            head.header = GAUGE if gauge else _HEADERS[verdict]
         head.append(sample)
     if head is not None:
         yield head.chunk()
+
+
+#: What a sample does to the open chunk of its kind: cut a new chunk, cut one for a
+#: counter reset, join it, or join it once recoded for the sample's new buckets.
+_CUT, _RESET, _APPEND, _RECODE = "cut", "reset", "append", "recode"
+#: The header of a chunk cut for a counter histogram, by what the sample would have done to
+#: the previous chunk of its kind.
+_HEADERS = {_CUT: UNKNOWN_RESET, _RESET: COUNTER_RESET, _APPEND: NOT_RESET,
+            _RECODE: NOT_RESET}
 
 
 class _Head:
@@ -162,83 +172,81 @@ class _Head:
         self.min_time = t
         self.next_at = _range_for(t, chunk_range_ms)
         self.samples: List[_Sample] = []
+        self.first: Optional[_Sample] = None  # the layout: schema, zero threshold, bounds
         self.positive_spans: Tuple[Span, ...] = ()
         self.negative_spans: Tuple[Span, ...] = ()
 
     def append(self, sample: _Sample) -> None:
-        if not self.samples:  # the first sample sets the layout
+        if self.first is None:  # the first sample sets the layout
+            self.first = sample
             self.positive_spans, self.negative_spans = (sample.positive_spans,
                                                         sample.negative_spans)
         self.samples.append(sample)
 
-    def appendable(self, sample: _Sample) -> Tuple[bool, bool, bool]:
-        """(ok to append, counter reset, new buckets) for a counter histogram."""
+    def appendable(self, sample: _Sample) -> str:
+        """The verdict on a counter histogram."""
         if self.header == GAUGE:
-            return False, False, False
+            return _CUT
         if sample.stale:
-            return True, False, False
+            return _APPEND
         last = self.samples[-1]
         if last.stale:
-            return False, False, False
+            return _CUT
         if sample.count < last.count:
-            return False, True, False
+            return _RESET
         if not self._same_layout(sample):
-            return False, False, False
-        if sample.schema == CUSTOM_BUCKETS_SCHEMA and not _same_bounds(
-                sample.custom_values, self.samples[0].custom_values):
-            return False, True, False
+            return _CUT
+        if not _same_bounds(sample.custom_values, self.first.custom_values):
+            return _RESET
         if sample.zero_count < last.zero_count:
-            return False, True, False
-        forward = False
+            return _RESET
+        verdict = _APPEND
         for spans, new_spans, old, new in (
                 (self.positive_spans, sample.positive_spans, last.positive, sample.positive),
                 (self.negative_spans, sample.negative_spans, last.negative, sample.negative)):
             had, has = _indices(spans), set(_indices(new_spans))
             if not has.issuperset(had):  # a bucket disappeared
-                return False, True, False
+                return _RESET
             if any(new[index] < old[index] for index in had):
-                return False, True, False
-            forward = forward or len(has) > len(had)
-        return True, False, forward
+                return _RESET
+            if has - set(had):
+                verdict = _RECODE
+        return verdict
 
-    def appendable_gauge(self, sample: _Sample) -> Tuple[bool, bool, Optional[tuple]]:
-        """(ok to append, new buckets for the chunk, the merged (positive, negative) spans
-        when the sample lacks buckets of the chunk) for a gauge histogram."""
+    def appendable_gauge(self, sample: _Sample) -> Tuple[str, Optional[tuple]]:
+        """The verdict on a gauge histogram, and the merged (positive, negative) spans when
+        the sample lacks buckets of the chunk."""
         if self.header != GAUGE:
-            return False, False, None
+            return _CUT, None
         if sample.stale:
-            return True, False, None
-        if self.samples[-1].stale or not self._same_layout(sample):
-            return False, False, None
-        if sample.schema == CUSTOM_BUCKETS_SCHEMA and not _same_bounds(
-                sample.custom_values, self.samples[0].custom_values):
-            return False, False, None
-        forward = backward = False
-        merged = []
+            return _APPEND, None
+        if self.samples[-1].stale or not self._same_layout(sample) or not _same_bounds(
+                sample.custom_values, self.first.custom_values):
+            return _CUT, None
+        verdict, lacking, merged = _APPEND, False, []
         for spans, new_spans in ((self.positive_spans, sample.positive_spans),
                                  (self.negative_spans, sample.negative_spans)):
             had, has = set(_indices(spans)), set(_indices(new_spans))
-            union = had | has
-            forward = forward or len(union) > len(had)
-            backward = backward or len(union) > len(has)
-            merged.append(_spans_of(sorted(union)))
-        return True, forward, tuple(merged) if backward else None
+            if has - had:
+                verdict = _RECODE
+            lacking = lacking or bool(had - has)
+            merged.append(_spans_of(sorted(had | has)))
+        return verdict, tuple(merged) if lacking else None
 
     def _same_layout(self, sample: _Sample) -> bool:
-        first = self.samples[0]
-        return sample.schema == first.schema and sample.zero_threshold == first.zero_threshold
+        return (sample.schema == self.first.schema
+                and sample.zero_threshold == self.first.zero_threshold)
 
     def chunk(self) -> Chunk:
-        first = self.samples[0]
         bits = BitWriter()
-        _put_layout(bits, first, self.positive_spans, self.negative_spans)
+        _put_layout(bits, self.first, self.positive_spans, self.negative_spans)
         positive, negative = _indices(self.positive_spans), _indices(self.negative_spans)
         if self.is_float:
             _put_float_samples(bits, self.samples, positive, negative)
         else:
             _put_int_samples(bits, self.samples, positive, negative)
         data = struct.pack(">HB", len(self.samples), self.header) + bits.to_bytes()
-        return Chunk(FLOAT_HISTOGRAM if self.is_float else HISTOGRAM, first.t,
+        return Chunk(FLOAT_HISTOGRAM if self.is_float else HISTOGRAM, self.samples[0].t,
                      self.samples[-1].t, data)
 
 
@@ -296,7 +304,7 @@ def _same_bounds(one: Sequence[float], other: Sequence[float]) -> bool:
 
 def _go_div(a: int, b: int) -> int:
     """Go's integer division by ``b`` > 0 (rounds toward zero)."""
-    return -(-a // b) if a < 0 else a // b  # pragma: no mutate (a <= 0: the same for 0)
+    return -(-a // b) if a < 0 else a // b
 
 
 def _range_for(t: int, width: int) -> int:
@@ -315,11 +323,13 @@ def _chunk_end(start: int, current: int, end: int) -> int:
 
 
 def _bits(value: float) -> int:
-    return struct.unpack(">Q", struct.pack(">d", value))[0]
+    (bits,) = struct.unpack(">Q", struct.pack(">d", value))
+    return bits
 
 
 def _float(bits: int) -> float:
-    return struct.unpack(">d", struct.pack(">Q", bits))[0]
+    (value,) = struct.unpack(">d", struct.pack(">Q", bits))
+    return value
 
 
 def _put_varbit(bits: BitWriter, value: int, signed: bool) -> None:
@@ -390,9 +400,8 @@ def _put_int_samples(bits: BitWriter, samples: Sequence[_Sample], positive: Sequ
         new_count_delta = sample.count - previous.count  # (Go's int64: the dods wrap)
         new_zero_delta = sample.zero_count - previous.zero_count
         _put_varbit(bits, new_t_delta - t_delta, True)
-        if sample.stale:  # written as unchanged deltas
-            _put_varbit(bits, 0, True)
-            _put_varbit(bits, 0, True)
+        if sample.stale:  # written as unchanged deltas (varbit 0s)
+            bits.write(0b00, 2)
         else:
             _put_varbit(bits, signed64(new_count_delta - count_delta), True)
             _put_varbit(bits, signed64(new_zero_delta - zero_delta), True)
@@ -467,7 +476,7 @@ def decode_chunk(encoding: int, data: bytes) -> List[Histogram]:
     if not total:
         return []
     threshold = reader.read(8)
-    if threshold == 255:
+    if threshold > 254:  # 255: the float64 follows
         zero_threshold = _float(reader.read(64))
     else:
         zero_threshold = math.ldexp(0.5, threshold - 243) if threshold else 0.0
@@ -478,26 +487,26 @@ def decode_chunk(encoding: int, data: bytes) -> List[Histogram]:
         bounds = tuple(reader.custom_bound() for _ in range(reader.varbit(False)))
     sizes = (sum(length for _, length in positive_spans),
              sum(length for _, length in negative_spans))
-    read = _read_floats if encoding == FLOAT_HISTOGRAM else _read_ints
+    is_float = encoding == FLOAT_HISTOGRAM
+    hints = (_FIRST_HINTS.get(header, RESET_UNKNOWN), _LATER_HINTS.get(header, RESET_NO))
     out = []
     for index, (t, count, zero_count, sum_bits, positive, negative) in enumerate(
-            read(reader, total, *sizes)):
+            (_read_floats if is_float else _read_ints)(reader, total, *sizes)):
         value = _float(sum_bits)
         if sum_bits == STALE_NAN_BITS:
-            zero = 0.0 if encoding == FLOAT_HISTOGRAM else 0
-            out.append(Histogram(t, zero, value, 0, 0.0, zero,
-                                 is_float=encoding == FLOAT_HISTOGRAM))
+            zero = 0.0 if is_float else 0
+            out.append(Histogram(t, zero, value, 0, 0.0, zero, is_float=is_float))
             continue
-        if header == GAUGE:
-            hint = RESET_GAUGE
-        elif index:
-            hint = RESET_NO
-        else:
-            hint = RESET_YES if header == COUNTER_RESET else RESET_UNKNOWN
         out.append(Histogram(t, count, value, schema, zero_threshold, zero_count,
                              positive_spans, tuple(positive), negative_spans, tuple(negative),
-                             hint, encoding == FLOAT_HISTOGRAM, bounds))
+                             hints[bool(index)], is_float, bounds))
     return out
+
+
+#: The reset hint Prometheus's iterator gives a chunk's first sample, and its later ones, by
+#: the chunk's header (otherwise UNKNOWN, then NO).
+_FIRST_HINTS = {GAUGE: RESET_GAUGE, COUNTER_RESET: RESET_YES}
+_LATER_HINTS = {GAUGE: RESET_GAUGE}
 
 
 def _read_ints(reader: "_BitReader", total: int, positive: int, negative: int) -> Iterator:
@@ -563,7 +572,9 @@ class _BitReader:
     def varbit(self, signed: bool) -> int:
         """readVarbitInt (``signed``) or readVarbitUint."""
         ones = 0
-        while ones < 8 and self.read(1):
+        for _ in range(8):
+            if not self.read(1):
+                break
             ones += 1
         if not ones:
             return 0

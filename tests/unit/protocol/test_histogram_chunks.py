@@ -2,6 +2,8 @@
 chunks and what their headers say, and round trips through the decoder (property tests).
 The bytes are compared with the real Prometheus's in
 tests/system/test_histogram_chunks_prometheus.py."""
+import random
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,7 +14,7 @@ from chalicelib.protocol.histogram_chunks import (CHUNK_RANGE_MS, FLOAT_HISTOGRA
                                                   Chunk, decode_chunk, series_chunks)
 from chalicelib.protocol.xor_chunks import BitWriter
 from tests.support.histogram_cases import (ACTIONS, DEFAULT_THRESHOLD, STALE, bits, essence,
-                                           hist, indices_of, stale, walk)
+                                           hist, indices_of, random_steps, stale, walk)
 
 UNKNOWN, NOT_RESET, RESET, GAUGE = 0x00, 0x40, 0x80, 0xC0
 B = 1_700_000_000_000 // CHUNK_RANGE_MS * CHUNK_RANGE_MS  # a chunk range boundary
@@ -101,6 +103,7 @@ def test_known_bytes_of_a_stale_marker_after_integer_samples():
         # count and zero count dods are written as 0 (not -7, -2); no buckets
         T1000, "0", "0", "11 00001 111110", "1" + "0" * 60 + "1")
     assert plain(samples(only(hs))[1]) == plain(Histogram(1000, 0, STALE, 0, 0.0, 0))
+    assert type(samples(only(hs))[1].count) is int
 
 
 def test_known_bytes_of_a_stale_marker_after_float_samples():
@@ -112,6 +115,7 @@ def test_known_bytes_of_a_stale_marker_after_float_samples():
         T1000, "11 00001 001101 1000000000001", "0", "11 00001 111110", "1" + "0" * 60 + "1")
     assert plain(samples(only(hs))[1]) == plain(Histogram(1000, 0.0, STALE, 0, 0.0, 0.0,
                                                           is_float=True))
+    assert type(samples(only(hs))[1].count) is float
 
 
 def test_known_bytes_of_a_chunk_starting_with_a_stale_marker():
@@ -157,6 +161,39 @@ def test_bucket_counts_are_summed_as_go_int64s():
 #: with no buckets (t = 4 in 5 bits: 208 bits).
 WHOLE = [Histogram(0, 0, 1.0, 0, 0.0, 0, ((0, 1),), (2 ** 24 + 1,)),
          Histogram(4, 0.0, 1.0, 0, 0.0, 0.0, is_float=True)]
+
+
+def test_known_bytes_of_many_long_spans():
+    # 5 spans of 5 buckets, each empty: counts and lengths of 5 are unsigned varbits
+    # (3 bits); a signed 5 would take 6.
+    h = Histogram(0, 0, 0.0, 0, 0.0, 0, ((0, 5),) + ((1, 5),) * 4, (0,) * 25)
+    assert only([h]).data == bytes.fromhex("0001" "00") + from_bits(
+        "00000000", "0", "10 101", "10 101 0", "10 101 10 001" * 4, "0",
+        "0", "0", "0", f64(0.0), "0" * 25)
+    assert samples(only([h])) == [h]
+
+
+def test_a_sum_changing_in_all_64_bits():
+    # -0.0 then 5e-324: the XOR 0x8000000000000001 has 64 meaningful bits (written as 0).
+    for is_float in (False, True):
+        hs = [hist(0, total=-0.0, is_float=is_float), hist(1, total=5e-324, is_float=is_float),
+              hist(2, total=-0.0, is_float=is_float)]
+        assert [bits(h.sum) for h in samples(only(hs))] == [1 << 63, 1, 1 << 63]
+
+
+def test_a_window_reused_before_one_was_opened_is_read_as_prometheus_reads_it():
+    # Prometheus's writer opens a window with its first XOR; its reader would take a reused
+    # window as 0 leading and 0 trailing zeros (64 bits). So does this one.
+    ints = bytes.fromhex("0002" "00") + from_bits(
+        "00000000", "0", "0", "0", "0", "0", "0", f64(1.0),
+        "10 001", "0", "0", "10", f"{0x4000000000000000:064b}")
+    assert [bits(h.sum) for h in decode_chunk(HISTOGRAM, ints)] == \
+        [bits(1.0), bits(float("inf"))]
+    floats = bytes.fromhex("0002" "00") + from_bits(
+        "00000000", "0", "0", "0", "0", f64(1.0), f64(2.0), f64(3.0),
+        "10 001", "10", f"{0x4000000000000000:064b}", "10", f"{bits(2.0):064b}", "0")
+    assert [(h.count, h.zero_count, h.sum) for h in decode_chunk(FLOAT_HISTOGRAM, floats)] == \
+        [(1.0, 2.0, 3.0), (float("inf"), 0.0, 3.0)]
 
 
 def test_a_chunk_ending_on_whole_bytes_ends_with_an_empty_byte_as_in_prometheus():
@@ -221,8 +258,8 @@ def test_zero_thresholds_take_one_byte_when_a_power_of_two_in_range(threshold, b
 
 BOUNDS = [(0.0, varbit(1, "10", 3)), (0.001, varbit(2, "10", 3)),
           (1.0, varbit(1001, "11110", 12)), (33554.43, varbit(2 ** 25 - 1, "1111110", 25)),
-          (33554.431, None), (33554.429, varbit(33554430, "1111110", 25)), (-0.001, None), (0.0005, None),
-          (float("inf"), None), (float("nan"), None), (-0.0, varbit(1, "10", 3))]
+          (33554.431, None), (33554.429, varbit(33554430, "1111110", 25)), (-0.001, None),
+          (0.0005, None), (float("inf"), None), (float("nan"), None), (-0.0, varbit(1, "10", 3))]
 
 
 @pytest.mark.parametrize("bound, stored", BOUNDS)
@@ -241,7 +278,9 @@ def nhcb(t: int, counts, bounds=(0.5, 1.0, 2.5), **kw) -> Histogram:
 
 
 def test_custom_bucket_histograms_keep_their_bounds_and_cut_when_they_change():
-    hs = [nhcb(0, [1, 2]), nhcb(1000, [1, 3]), nhcb(2000, [1, 3], bounds=(0.5, 1.0)),
+    same = tuple(float(str(b)) for b in (0.5, 1.0, 2.5))  # equal, not the same objects
+    hs = [nhcb(0, [1, 2]), nhcb(1000, [1, 3], bounds=same),
+          nhcb(2000, [1, 3], bounds=(0.5, 1.0)),
           nhcb(3000, [1, 4], bounds=(0.5, 1.5)), nhcb(4000, [1, 4], bounds=(0.5, 1.5)),
           nhcb(5000, [1, 4], bounds=(0.5, 2.0), hint=RESET_GAUGE),
           nhcb(6000, [1, 4], bounds=(0.5, 2.5), hint=RESET_GAUGE),
@@ -253,8 +292,11 @@ def test_custom_bucket_histograms_keep_their_bounds_and_cut_when_they_change():
         ZT, varbit(-53, "1110", 9), "10 001", "10 010", "0", "0",
         "10 011", varbit(501, "1110", 9), varbit(1001, "11110", 12), varbit(2501, "11110", 12),
         "0")[:-1])
-    exponential = hist(0, {0: 1}, custom_values=(1.0,))  # bounds belong to schema -53 only
-    assert samples(only([exponential]))[0].custom_values == ()
+    many = [nhcb(t, [1, 2, 3], bounds=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)) for t in (0, 1)]
+    assert [essence(h) for h in samples(only(many))] == [essence(h) for h in many]
+    # bounds belong to schema -53 only: others' are dropped, and never cut a chunk
+    exponential = [hist(0, {0: 1}, custom_values=(1.0,)), hist(1, {0: 1}, custom_values=(2.0,))]
+    assert [h.custom_values for h in samples(only(exponential))] == [(), ()]
 
 
 # Where chunks are cut, and their headers --------------------------------------------------
@@ -270,6 +312,21 @@ def test_about_120_samples_a_chunk_as_the_head_predicts_them():
     assert histogram_chunks.SAMPLES_PER_CHUNK == 120
 
 
+def test_chunk_ends_predicted_at_the_31st_sample():
+    def sizes(start, interval, count):
+        hs = [hist(start + i * interval, {0: i}) for i in range(count)]
+        return [len(samples(c)) for c in series_chunks(hs)]
+
+    # One a millisecond: 7 200 000 // (30 * 4) = 60 000 chunks of 120 ms (from 1 ms after
+    # the boundary, 59 999 chunks: the first ends at 120.002 ms, rounded down).
+    assert sizes(B, 1, 300) == [120, 120, 60]
+    assert sizes(B + 1, 1, 300)[0] == 120
+    # 25 s apart: the range holds 7 200 000 // (725 001 * 4) = 2 chunks: 144 samples each.
+    assert sizes(B, 25_000, 200) == [144, 56]
+    # 35 s before the range's end, one a second: not even one chunk more: cut at the end.
+    assert sizes(B - 35_000, 1000, 40) == [35, 5]
+
+
 def test_at_most_240_samples_when_they_come_faster_than_predicted():
     # 31 samples 45 s apart: the prediction keeps the range's end; then 10 a second.
     hs = [hist(B + i * 45_000, {0: i}) for i in range(31)]
@@ -283,6 +340,8 @@ def test_a_range_boundary_cuts_even_a_young_chunk():
     hs = [hist(B + i * 1000, {0: 1}) for i in range(-3, 4)]  # the fourth at the boundary
     assert [(c.min_time_ms - B, len(samples(c))) for c in series_chunks(hs)] == \
         [(-3000, 3), (0, 4)]
+    hour = [hist(B + 3_600_000 + i * 1000, {0: 1}) for i in range(-3, 4)]  # ranges are 2 h
+    assert layout(series_chunks(hour)) == [(7, UNKNOWN)]
     wider = 2 * CHUNK_RANGE_MS  # B is a boundary of these ranges, or in the middle of one
     assert len(list(series_chunks(hs, chunk_range_ms=wider))) == (2 if B % wider == 0 else 1)
 
@@ -291,6 +350,8 @@ def test_before_1970_ranges_end_as_go_divides():
     # Go rounds -5000 / 2h to 0: the range ends at 2h, not at 0.
     hs = [hist(i * 1000, {0: 1}) for i in range(-5, 6)]
     assert layout(series_chunks(hs)) == [(11, UNKNOWN)]
+    around_zero = [hist(t, {0: 1}) for t in (-1, 0, 1)]  # -1 / 2h: 0 in Go, -1 in Python
+    assert layout(series_chunks(around_zero)) == [(3, UNKNOWN)]
     assert layout(series_chunks(hs, chunk_range_ms=4000)) == [(5, UNKNOWN), (4, NOT_RESET),
                                                               (2, NOT_RESET)]
 
@@ -538,3 +599,14 @@ def exact(h: Histogram) -> tuple:
             return tuple(norm(v) for v in value)
         return value
     return tuple(norm(v) for v in h)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_long_random_walks_round_trip(seed):
+    rng = random.Random(seed)
+    mostly_growth = [400 if action == "grow" else 1 for action in ACTIONS]
+    hs = walk(random_steps(rng, 800, mostly_growth), start=B - 300_000 + seed,
+              interval=(100, 1000)[seed % 2], float_first=seed > 2)
+    chunks = list(series_chunks(hs))
+    check(hs, chunks)
+    assert max(len(samples(c)) for c in chunks) > 110
