@@ -23,11 +23,11 @@ from chalicelib.model import RESET_GAUGE, RESET_NO, RESET_YES, Series
 from chalicelib.protocol import codec, histograms, streamed
 from chalicelib.protocol.histogram_chunks import decode_chunk, series_chunks
 from chalicelib.protocol.prompb import remote_pb2, types_pb2
-from harness.processes import Process, free_port, wait_for_port
+from harness.processes import free_port
 from harness.remote import read_request
 from tests.support.histogram_cases import (DEFAULT_THRESHOLD, NAN, essence, hist,
                                            random_steps, stale, walk)
-from tests.support.prometheus import PROMETHEUS
+from tests.support.prometheus import start_prometheus
 from tests.support.streamed_reader import read_frames
 
 CHUNK_RANGE = 7_200_000
@@ -132,16 +132,12 @@ def mixed() -> Series:
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     """A real Prometheus with native histograms and its remote-write receiver."""
-    work = tmp_path_factory.mktemp("prometheus-histograms")
-    (work / "prometheus.yml").write_text("global: {scrape_interval: 1h}\n")
     port = free_port()
-    proc = Process([PROMETHEUS or "prometheus", f"--config.file={work / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={work / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--enable-feature=native-histograms", "--web.enable-remote-write-receiver",
-                    "--log.level=warn"], str(work / "log.txt"))
+    proc = start_prometheus(tmp_path_factory.mktemp("prometheus-histograms"), "prometheus",
+                            port, "global: {scrape_interval: 1h}\n",
+                            flags=("--enable-feature=native-histograms",
+                                   "--web.enable-remote-write-receiver"))
     try:
-        wait_for_port(port, proc.proc)
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url)
         yield url
