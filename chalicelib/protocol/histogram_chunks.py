@@ -67,8 +67,10 @@ from chalicelib.protocol.xor_chunks import BitWriter, signed64, write_xor
 HISTOGRAM, FLOAT_HISTOGRAM = types_pb2.Chunk.HISTOGRAM, types_pb2.Chunk.FLOAT_HISTOGRAM
 #: The head's chunk range: ``--storage.tsdb.min-block-duration``, 2 hours by default.
 CHUNK_RANGE_MS = 2 * 3_600_000
-#: The head aims at this many samples per chunk and cuts at twice as many at the latest.
+#: The head aims at this many samples per chunk and cuts at twice as many at the latest;
+#: it predicts where the chunk ends when it holds a quarter of them.
 SAMPLES_PER_CHUNK = 120
+_PREDICTED_AT = 30
 STALE_NAN_BITS = 0x7FF0000000000002
 CUSTOM_BUCKETS_SCHEMA = -53
 #: The chunk header's top two bits.
@@ -122,7 +124,7 @@ def series_chunks(histograms: Sequence[Histogram],
                 yield head.chunk()
             head = _Head(sample.t, histogram.is_float, chunk_range_ms)
         count = len(head.samples)
-        if count == SAMPLES_PER_CHUNK // 4:
+        if count == _PREDICTED_AT:
             head.next_at = _chunk_end(head.min_time, head.samples[-1].t, head.next_at)
         if sample.t >= head.next_at or count >= 2 * SAMPLES_PER_CHUNK:
             if head.samples:
@@ -148,6 +150,7 @@ def series_chunks(histograms: Sequence[Histogram],
             head.positive_spans, head.negative_spans = (sample.positive_spans,
                                                         sample.negative_spans)
         if created:
+            head.gauge = gauge
             head.header = GAUGE if gauge else _HEADERS[verdict]
         head.append(sample)
     if head is not None:
@@ -168,6 +171,7 @@ class _Head:
 
     def __init__(self, t: int, is_float: bool, chunk_range_ms: int) -> None:
         self.is_float = is_float
+        self.gauge = False  # a gauge histogram chunk (header GAUGE)
         self.header = UNKNOWN_RESET
         self.min_time = t
         self.next_at = _range_for(t, chunk_range_ms)
@@ -185,7 +189,7 @@ class _Head:
 
     def appendable(self, sample: _Sample) -> str:
         """The verdict on a counter histogram."""
-        if self.header == GAUGE:
+        if self.gauge:
             return _CUT
         if sample.stale:
             return _APPEND
@@ -216,7 +220,7 @@ class _Head:
     def appendable_gauge(self, sample: _Sample) -> Tuple[str, Optional[tuple]]:
         """The verdict on a gauge histogram, and the merged (positive, negative) spans when
         the sample lacks buckets of the chunk."""
-        if self.header != GAUGE:
+        if not self.gauge:
             return _CUT, None
         if sample.stale:
             return _APPEND, None

@@ -17,7 +17,7 @@ from tests.support.histogram_cases import (ACTIONS, DEFAULT_THRESHOLD, STALE, bi
                                            hist, indices_of, random_steps, stale, walk)
 
 UNKNOWN, NOT_RESET, RESET, GAUGE = 0x00, 0x40, 0x80, 0xC0
-B = 1_700_000_000_000 // CHUNK_RANGE_MS * CHUNK_RANGE_MS  # a chunk range boundary
+B = 1_700_000_000_000 // 7_200_000 * 7_200_000  # a chunk range boundary (ranges of 2 h)
 T1000 = "11110 001111101000"  # 1000 as a varbit int: 12 bits
 ZT = "01110100"  # the default zero threshold, 2^-128: 0.5 * 2^-127, stored as -127 + 243
 
@@ -56,12 +56,12 @@ def layout(chunks) -> list:
 # Known bytes -----------------------------------------------------------------------------
 
 def test_known_bytes_of_one_integer_histogram():
-    h = hist(0, {0: 1, 1: 3}, {-2: 1}, zero=2, schema=3)  # count 7, sum 1.75
+    h = hist(0, {0: 1, 1: 3}, {-2: 1}, zero=5, schema=3)  # count 10, sum 2.5
     assert only([h]) == Chunk(HISTOGRAM, 0, 0, bytes.fromhex("0001" "00") + from_bits(
         ZT, "10 011",  # schema 3
         "10 001", "10 010", "0",  # one positive span: length 2, offset 0
         "10 001", "10 001", "10 110",  # one negative span: length 1, offset -2
-        "0", "10 111", "10 010", f64(1.75),  # t 0, count 7, zero count 2, sum
+        "0", "110 001010", "10 101", f64(2.5),  # t 0, count 10, zero count 5 (unsigned), sum
         "10 001", "10 010", "10 001"))  # bucket deltas 1, 2; 1
     assert samples(only([h])) == [h]
 
@@ -274,7 +274,8 @@ def test_custom_bounds_as_prometheus_3_stores_them(bound, stored):
 
 
 def nhcb(t: int, counts, bounds=(0.5, 1.0, 2.5), **kw) -> Histogram:
-    return hist(t, dict(enumerate(counts)), schema=-53, custom_values=bounds, **kw)
+    # int("-53"): an equal schema, never the same object
+    return hist(t, dict(enumerate(counts)), schema=int("-53"), custom_values=bounds, **kw)
 
 
 def test_custom_bucket_histograms_keep_their_bounds_and_cut_when_they_change():
@@ -284,9 +285,12 @@ def test_custom_bucket_histograms_keep_their_bounds_and_cut_when_they_change():
           nhcb(3000, [1, 4], bounds=(0.5, 1.5)), nhcb(4000, [1, 4], bounds=(0.5, 1.5)),
           nhcb(5000, [1, 4], bounds=(0.5, 2.0), hint=RESET_GAUGE),
           nhcb(6000, [1, 4], bounds=(0.5, 2.5), hint=RESET_GAUGE),
-          nhcb(7000, [1, 4], bounds=(0.5, 2.5), hint=RESET_GAUGE)]
+          nhcb(7000, [1, 4], bounds=(0.5, 2.5), hint=RESET_GAUGE),
+          nhcb(8000, [1, 4], bounds=(0.5, 2.5, 4.0)),  # one more
+          nhcb(9000, [1, 4], bounds=(0.5, 2.0, 4.0))]  # one lower
     chunks = list(series_chunks(hs))
-    assert layout(chunks) == [(2, UNKNOWN), (1, RESET), (2, RESET), (1, GAUGE), (2, GAUGE)]
+    assert layout(chunks) == [(2, UNKNOWN), (1, RESET), (2, RESET), (1, GAUGE), (2, GAUGE),
+                              (1, UNKNOWN), (1, RESET)]
     assert [essence(h) for c in chunks for h in samples(c)] == [essence(h) for h in hs]
     assert chunks[0].data.startswith(bytes.fromhex("0002" "00") + from_bits(
         ZT, varbit(-53, "1110", 9), "10 001", "10 010", "0", "0",
@@ -310,6 +314,7 @@ def test_about_120_samples_a_chunk_as_the_head_predicts_them():
     assert [(c.min_time_ms - B, c.max_time_ms - B) for c in chunks] == \
         [(0, 116_000), (117_000, 233_000), (234_000, 299_000)]
     assert histogram_chunks.SAMPLES_PER_CHUNK == 120
+    assert CHUNK_RANGE_MS == 7_200_000  # Prometheus's default --storage.tsdb.min-block-duration
 
 
 def test_chunk_ends_predicted_at_the_31st_sample():
@@ -352,6 +357,8 @@ def test_before_1970_ranges_end_as_go_divides():
     assert layout(series_chunks(hs)) == [(11, UNKNOWN)]
     around_zero = [hist(t, {0: 1}) for t in (-1, 0, 1)]  # -1 / 2h: 0 in Go, -1 in Python
     assert layout(series_chunks(around_zero)) == [(3, UNKNOWN)]
+    a_range_before = [hist(t, {0: 1}) for t in (-CHUNK_RANGE_MS, -1000, 0)]
+    assert layout(series_chunks(a_range_before)) == [(2, UNKNOWN), (1, NOT_RESET)]
     assert layout(series_chunks(hs, chunk_range_ms=4000)) == [(5, UNKNOWN), (4, NOT_RESET),
                                                               (2, NOT_RESET)]
 
@@ -398,6 +405,12 @@ def test_what_stays_in_a_chunk(is_float):
           hist(4000, {0: 5, 1: 1}, {3: 2, 5: 1}, zero=1, extra=extra + 2, is_float=is_float,
                hint=RESET_NO),
           stale(5000, is_float), stale(6000, is_float)]
+    both = hist(4500, {0: 5, 1: 1, 7: 1}, {3: 2, 5: 1, 6: 1}, zero=1, extra=extra + 2,
+                is_float=is_float)  # new buckets on both sides at once
+    assert samples(only(hs[:5] + [both]))[0].positive_spans == ((0, 2), (5, 1))
+    split = hist(4500, {0: 5, 1: 1}, {3: 2, 5: 1}, zero=1, extra=extra + 2, is_float=is_float,
+                 positive_spans=((0, 1), (0, 1)))  # the same buckets, other spans: no recode
+    assert samples(only(hs[:5] + [split]))[0].positive_spans == ((0, 2),)
     chunk = only(hs)
     assert chunk.encoding == (FLOAT_HISTOGRAM if is_float else HISTOGRAM)
     assert [essence(h) for h in samples(chunk)] == [essence(h) for h in hs]
@@ -453,6 +466,11 @@ def test_gauge_histograms_take_the_union_of_their_buckets(is_float):
     before_the_last_recode = samples(list(series_chunks(hs[:3]))[0])
     assert before_the_last_recode[0].positive_spans == ((0, 2), (1, 1))  # merged: fewest
     assert before_the_last_recode[2].negative_spans == ((2, 1),)
+
+
+def test_merged_spans_of_high_bucket_indices():
+    hs = [hist(0, {300: 1, 302: 1}, hint=RESET_GAUGE), hist(1, {303: 1}, hint=RESET_GAUGE)]
+    assert samples(only(hs))[0].positive_spans == ((300, 1), (1, 2))
 
 
 def test_gauge_histograms_cut_on_schema_and_threshold_changes():
