@@ -1,14 +1,18 @@
-"""Decoding of streamed remote-read answers: frames and XOR chunks.
+"""Decoding of streamed remote-read answers: frames, XOR chunks and native histogram chunks.
 
 The inverse of the connector's own encoder (``chalicelib.protocol.codec.frame`` and
-``chalicelib.protocol.xor_chunks``), which the tests use to check it round trip. Values
-are kept as their exact float64 bits (stale markers and other NaN payloads included).
+``chalicelib.protocol.xor_chunks``), which the tests use to check it round trip; histogram
+chunks (HISTOGRAM, FLOAT_HISTOGRAM) are read by ``chalicelib.protocol.histogram_chunks``.
+Values are kept as their exact float64 bits (stale markers and other NaN payloads
+included).
 """
 import struct
 from typing import BinaryIO, Iterator, List, Tuple
 
 import google_crc32c
 
+from chalicelib.model import Histogram
+from chalicelib.protocol.histogram_chunks import decode_chunk
 from chalicelib.protocol.prompb import remote_pb2
 
 _U64 = (1 << 64) - 1
@@ -110,3 +114,12 @@ def decode_xor(data: bytes) -> Tuple[List[int], List[float]]:
         patterns.append(value)
     values = list(struct.unpack(f">{total}d", struct.pack(f">{total}Q", *patterns)))
     return times, values
+
+
+def decode_histograms(encoding: int, data: bytes) -> List[Histogram]:
+    """The native histograms of a HISTOGRAM or FLOAT_HISTOGRAM chunk (FrameError if it is
+    not one or is cut short)."""
+    try:
+        return decode_chunk(encoding, data)
+    except ValueError as err:
+        raise FrameError(str(err)) from None

@@ -1,18 +1,20 @@
 """Reading the source Prometheus's history through its remote-read API, one time slice
-at a time: streamed XOR chunks when the source offers them, else a SAMPLES answer."""
+at a time: streamed chunks when the source offers them (XOR chunks of float samples,
+HISTOGRAM and FLOAT_HISTOGRAM chunks of native histograms), else a SAMPLES answer."""
 import base64
 import urllib.error
 import urllib.request
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from backfill.chunks import decode_xor, read_frames
+from backfill.chunks import decode_histograms, decode_xor, read_frames
 from backfill.selector import Matcher
-from chalicelib.model import Series
-from chalicelib.protocol import codec
+from chalicelib.model import Histogram, Series
+from chalicelib.protocol import codec, histograms
 from chalicelib.protocol.prompb import remote_pb2, types_pb2
 
 STREAMED_CONTENT_TYPE = "application/x-streamed-protobuf"
 MAX_SAMPLES_BODY = 1 << 30  # the largest decoded SAMPLES answer read
+CHUNK_TYPES = (types_pb2.Chunk.XOR, types_pb2.Chunk.HISTOGRAM, types_pb2.Chunk.FLOAT_HISTOGRAM)
 
 
 class SourceError(RuntimeError):
@@ -36,8 +38,9 @@ class Source:
             self.headers["Authorization"] = f"Basic {token}"
 
     def read(self, start_ms: int, end_ms: int) -> List[Series]:
-        """Every matching series with its samples in ``[start_ms, end_ms]`` (inclusive),
-        sorted by labels; samples sorted by time, values with their exact bits."""
+        """Every matching series with its samples and native histograms in ``[start_ms,
+        end_ms]`` (inclusive), sorted by labels; each sorted by time, values with their
+        exact bits."""
         request = remote_pb2.ReadRequest(accepted_response_types=[
             codec.STREAMED_XOR_CHUNKS, codec.SAMPLES])
         query = request.queries.add(start_timestamp_ms=start_ms, end_timestamp_ms=end_ms)
@@ -51,41 +54,50 @@ class Source:
                     pairs = _streamed(response, start_ms, end_ms)
                 else:
                     pairs = _samples(response.read())
-                collected: Dict[Tuple[Tuple[str, str], ...], Tuple[list, list]] = {}
-                for labels, times, values in pairs:
-                    held = collected.setdefault(labels, ([], []))
+                collected: Dict[Tuple[Tuple[str, str], ...], Tuple[list, list, list]] = {}
+                for labels, times, values, hists in pairs:
+                    held = collected.setdefault(labels, ([], [], []))
                     held[0].extend(times)
                     held[1].extend(values)
+                    held[2].extend(hists)
         except urllib.error.HTTPError as err:
             reason = err.read()[:500].decode("utf-8", "replace").strip()
             raise SourceError(f"{self.url} answered {err.code}: {reason}") from None
         except (urllib.error.URLError, OSError) as err:
             raise SourceError(f"cannot read {self.url}: {err}") from None
-        return [_sorted(labels, times, values)
-                for labels, (times, values) in sorted(collected.items())]
+        return [_sorted(labels, times, values, hists)
+                for labels, (times, values, hists) in sorted(collected.items())]
 
 
-def _sorted(labels, times: list, values: list) -> Series:
+def _sorted(labels, times: list, values: list, hists: list) -> Series:
     if any(b <= a for a, b in zip(times, times[1:])):  # chunks may overlap: keep one each
         merged = dict(zip(times, values))
         times = sorted(merged)
         values = [merged[t] for t in times]
-    return Series(labels, times, values)
+    if any(b.timestamp <= a.timestamp for a, b in zip(hists, hists[1:])):
+        by_time = {h.timestamp: h for h in hists}
+        hists = [by_time[t] for t in sorted(by_time)]
+    return Series(labels, times, values, hists)
 
 
 def _streamed(response, start_ms: int, end_ms: int) -> Iterator[tuple]:
-    """(labels, timestamps, values) per frame; whole chunks come back, so the samples
-    outside the slice are left out (they belong to the next or previous slice)."""
+    """(labels, timestamps, values, histograms) per frame; whole chunks come back, so the
+    samples outside the slice are left out (they belong to the next or previous slice)."""
     for message in read_frames(response):
         for series in message.chunked_series:
             labels = tuple((label.name, label.value) for label in series.labels)
             times: List[int] = []
             values: List[float] = []
+            hists: List[Histogram] = []
             for chunk in series.chunks:
-                if chunk.type != types_pb2.Chunk.XOR:
-                    raise SourceError(f"a chunk of type {chunk.type} (native histograms are "
-                                      "not copied) in series " + _name(labels))
+                if chunk.type not in CHUNK_TYPES:
+                    raise SourceError(f"a chunk of unknown type {chunk.type} in series "
+                                      + _name(labels))
                 if chunk.max_time_ms < start_ms or chunk.min_time_ms > end_ms:
+                    continue
+                if chunk.type != types_pb2.Chunk.XOR:
+                    hists.extend(h for h in decode_histograms(chunk.type, chunk.data)
+                                 if start_ms <= h.timestamp <= end_ms)
                     continue
                 chunk_times, chunk_values = decode_xor(chunk.data)
                 if chunk.min_time_ms >= start_ms and chunk.max_time_ms <= end_ms:
@@ -96,21 +108,22 @@ def _streamed(response, start_ms: int, end_ms: int) -> Iterator[tuple]:
                     if start_ms <= t <= end_ms:
                         times.append(t)
                         values.append(v)
-            if times:
-                yield labels, times, values
+            if times or hists:
+                yield labels, times, values, hists
 
 
 def _samples(body: bytes) -> Iterator[tuple]:
     response = remote_pb2.ReadResponse.FromString(codec.decompress(body, MAX_SAMPLES_BODY))
     for result in response.results:
         for series in result.timeseries:
-            if series.histograms:
-                raise SourceError("native histograms are not copied: series "
-                                  + _name(tuple((l.name, l.value) for l in series.labels)))
-            if series.samples:
-                yield (tuple((label.name, label.value) for label in series.labels),
-                       [s.timestamp for s in series.samples],
-                       [s.value for s in series.samples])
+            labels = tuple((label.name, label.value) for label in series.labels)
+            try:
+                hists = [histograms.from_message(h) for h in series.histograms]
+            except ValueError as err:
+                raise SourceError(f"a histogram of series {_name(labels)}: {err}") from None
+            if series.samples or hists:
+                yield (labels, [s.timestamp for s in series.samples],
+                       [s.value for s in series.samples], hists)
 
 
 def _name(labels) -> str:

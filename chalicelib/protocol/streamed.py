@@ -1,20 +1,23 @@
 """Streamed remote read (STREAMED_XOR_CHUNKS): ChunkedReadResponse frames.
 
 As Prometheus's own server writes them (storage/remote/codec.go,
-StreamChunkedReadResponses): one series per frame, its samples in XOR chunks of at
-most 120 samples, a series split over several frames when its chunks pass the frame
+StreamChunkedReadResponses): one series per frame, its float samples in XOR chunks of at
+most 120 samples and its native histograms in HISTOGRAM / FLOAT_HISTOGRAM chunks (cut as
+Prometheus's head cuts them, see histogram_chunks), in time order, a new chunk wherever
+the series changes between floats and histograms (as Prometheus's head cuts one when the
+encoding changes); a series split over several frames when its chunks pass the frame
 size (1 MiB, Prometheus's default ``--storage.remote.read-max-bytes-in-frame``),
 ``query_index`` naming the query. Frames are produced one series at a time by a
 generator, and each query is read from the store only when its turn comes, so what is
 held at once is one query's series, not the whole answer. Behind API Gateway + Lambda
 the answer is buffered anyway: ``join`` collects the frames up to the byte limit.
 """
+import bisect
 from typing import Callable, Iterable, Iterator, List, Sequence
 
-from chalicelib.protocol import codec
-from chalicelib.protocol.xor_chunks import series_chunks
+from chalicelib.protocol import codec, histogram_chunks, xor_chunks
 from chalicelib.errors import ResponseTooLarge
-from chalicelib.model import Query, Series
+from chalicelib.model import Histogram, Query, Series
 from chalicelib.protocol.prompb import remote_pb2, types_pb2
 
 MAX_FRAME_BYTES = 1_048_576
@@ -35,16 +38,43 @@ def series_frames(query_index: int, series: Series, max_frame_bytes: int) -> Ite
     budget = max_frame_bytes - sum(label.ByteSize() for label in labels)
     pending: List[types_pb2.Chunk] = []
     left = budget
-    for chunk in series_chunks(series.timestamps, series.values):
-        pending.append(types_pb2.Chunk(min_time_ms=chunk.min_time_ms,
-                                       max_time_ms=chunk.max_time_ms,
-                                       type=types_pb2.Chunk.XOR, data=chunk.data))
-        left -= pending[-1].ByteSize()
+    for chunk in series_chunks(series):
+        pending.append(chunk)
+        left -= chunk.ByteSize()
         if left <= 0:
             yield _frame(query_index, labels, pending)
             pending, left = [], budget
     if pending:
         yield _frame(query_index, labels, pending)
+
+
+def series_chunks(series: Series) -> Iterator[types_pb2.Chunk]:
+    """A series' chunks in time order: each run of float samples (up to the next histogram)
+    in XOR chunks, each run of histograms in histogram chunks (a float sample and a
+    histogram at the same time: the float sample first)."""
+    times, values, histograms = series.timestamps, series.values, series.histograms
+    floats = hists = 0
+    while floats < len(times) or hists < len(histograms):
+        if hists < len(histograms) and (floats == len(times)
+                                        or histograms[hists].timestamp < times[floats]):
+            end = bisect.bisect_left(histograms, times[floats], lo=hists,
+                                     key=_timestamp) if floats < len(times) else len(histograms)
+            for run in histogram_chunks.series_chunks(histograms[hists:end]):
+                yield types_pb2.Chunk(min_time_ms=run.min_time_ms, max_time_ms=run.max_time_ms,
+                                      type=run.encoding, data=run.data)
+            hists = end
+        else:
+            end = bisect.bisect_right(times, histograms[hists].timestamp, lo=floats
+                                      ) if hists < len(histograms) else len(times)
+            for chunk in xor_chunks.series_chunks(times[floats:end], values[floats:end]):
+                yield types_pb2.Chunk(min_time_ms=chunk.min_time_ms,
+                                      max_time_ms=chunk.max_time_ms,
+                                      type=types_pb2.Chunk.XOR, data=chunk.data)
+            floats = end
+
+
+def _timestamp(histogram: Histogram) -> int:
+    return histogram.timestamp
 
 
 def _frame(query_index: int, labels: List[types_pb2.Label],

@@ -15,7 +15,7 @@ Written from Prometheus's chunk format documentation (tsdb/docs/format/chunks.md
   zeros (5 bits, at most 31) + number of meaningful bits (6 bits, 64 written as 0)
   + the meaningful bits. The first XOR always opens a new window.
 - the bit stream is padded with zero bits to a whole byte (plus the one empty byte
-  Prometheus's bit stream leaves after whole bytes that end the chunk, see _BitWriter).
+  Prometheus's bit stream leaves after whole bytes that end the chunk, see BitWriter).
 
 Every sample's exact float64 bits are kept (NaN payloads such as stale markers too).
 """
@@ -47,7 +47,7 @@ def xor_chunk(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
     """One XOR chunk holding these samples (1 to 65535, sorted by time)."""
     if not timestamps or len(timestamps) > 0xFFFF:
         raise ValueError("an XOR chunk holds 1 to 65535 samples")
-    bits = _BitWriter()
+    bits = BitWriter()
     bits.write_bytes(struct.pack(">H", len(timestamps)))
     # Not read before the first sample sets them:
     previous_bits = leading = trailing = 0  # pragma: no mutate
@@ -63,14 +63,14 @@ def xor_chunk(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
                 bits.write_bytes(_uvarint(new_delta))
                 leading = 0xFF  # pragma: no mutate (no window yet: any value above 31 says so)
             else:
-                _write_dod(bits, _signed64(new_delta - delta))
+                _write_dod(bits, signed64(new_delta - delta))
             delta = new_delta
-            leading, trailing = _write_xor(bits, value_bits ^ previous_bits, leading, trailing)
+            leading, trailing = write_xor(bits, value_bits ^ previous_bits, leading, trailing)
         previous_t, previous_bits = t, value_bits
     return bits.to_bytes()
 
 
-def _write_dod(bits: "_BitWriter", dod: int) -> None:
+def _write_dod(bits: "BitWriter", dod: int) -> None:
     if dod == 0:
         bits.write(0b0, 1)
         return
@@ -83,8 +83,10 @@ def _write_dod(bits: "_BitWriter", dod: int) -> None:
     bits.write(dod & _U64, 64)
 
 
-def _write_xor(bits: "_BitWriter", xor: int, leading: int, trailing: int) -> tuple:
-    """Write one value XOR; returns the (leading, trailing) window now in use."""
+def write_xor(bits: "BitWriter", xor: int, leading: int, trailing: int) -> tuple:
+    """Write one value XOR; returns the (leading, trailing) window now in use (a
+    ``leading`` above 31, such as 0xFF, says no window is open yet). Histogram chunks
+    XOR-encode their sums (and float counts) the same way."""
     if not xor:
         bits.write(0b0, 1)
         return leading, trailing
@@ -102,7 +104,7 @@ def _write_xor(bits: "_BitWriter", xor: int, leading: int, trailing: int) -> tup
     return new_leading, new_trailing
 
 
-def _signed64(value: int) -> int:
+def signed64(value: int) -> int:
     """``value`` as Go's int64 conversion reads it (the low 64 bits, two's complement)."""
     return int.from_bytes((value & _U64).to_bytes(8, "big"), "big", signed=True)
 
@@ -121,8 +123,9 @@ def _varint(value: int) -> bytes:
     return _uvarint(value * 2 if value >= 0 else -value * 2 - 1)
 
 
-class _BitWriter:
-    """A big-endian bit stream (most significant bit first), zero-padded to bytes.
+class BitWriter:
+    """A big-endian bit stream (most significant bit first), zero-padded to bytes; the
+    XOR and histogram chunk encoders share it.
 
     Byte for byte what Prometheus's bstream produces: when the stream ends on a byte
     boundary right after whole bytes were written, Prometheus's bstream already holds

@@ -8,7 +8,9 @@ from backfill.cli import parse_time, slices
 from backfill.selector import SelectorError, parse
 from backfill.sender import Sender, Stop
 from chalicelib.model import Series
+from chalicelib.protocol import histograms
 from chalicelib.protocol.prompb import types_pb2
+from tests.support.histogram_cases import essence, hist
 
 EQ, NEQ, RE, NRE = (types_pb2.LabelMatcher.EQ, types_pb2.LabelMatcher.NEQ,
                     types_pb2.LabelMatcher.RE, types_pb2.LabelMatcher.NRE)
@@ -43,6 +45,33 @@ def test_requests_stay_within_samples_and_bytes_and_keep_every_sample():
     assert sent == [(f"m{i}", j) for i in range(10) for j in range(2500)]
     shards = sharded(series, 3)
     assert sum(b.samples for part in shards for b in part) == 25_000
+
+
+def test_requests_carry_histograms_within_both_bounds():
+    series = [Series((("__name__", f"h{i}"),), [0, 1], [1.0, 2.0],
+                     [hist(t, {b: t for b in range(i * 10 + 1)}) for t in range(300)])
+              for i in range(3)]
+    made = list(batches(series, max_samples=250, max_bytes=8_000))
+    assert all(b.samples <= 250 and b.request.ByteSize() <= 8_000 for b in made)
+    sent = [(ts.labels[0].value, essence(histograms.from_message(h))) for b in made
+            for ts in b.request.timeseries for h in ts.histograms]
+    assert sent == [(s.labels[0][1], essence(h)) for s in series for h in s.histograms]
+    assert sum(b.samples for b in made) == 3 * 302
+    floats = [(ts.labels[0].value, s.timestamp) for b in made for ts in b.request.timeseries
+              for s in ts.samples]
+    assert floats == [(f"h{i}", t) for i in range(3) for t in (0, 1)]
+    assert len(made) > 4 and max(b.request.ByteSize() for b in made) > 7_000  # bytes bound
+    by_count = list(batches(series[:1], max_samples=100))
+    assert [b.samples for b in by_count] == [100, 100, 100, 2]
+
+
+def test_a_histogram_larger_than_a_request_is_sent_alone():
+    big = Series((("__name__", "big"),), [], [], [hist(0, {b: 1 for b in range(3000)}),
+                                                  hist(1, {0: 1})])
+    made = list(batches([Series((("__name__", "a"),), [0], [1.0]), big], max_bytes=2_000))
+    assert [[len(ts.samples) + len(ts.histograms) for ts in b.request.timeseries]
+            for b in made] == [[1], [1], [1]]
+    assert made[1].request.ByteSize() > 2_000
 
 
 def test_checkpoint_survives_a_restart(tmp_path):
