@@ -44,7 +44,8 @@ def families(scrape: int) -> List[metrics_pb2.MetricFamily]:
     b.negative_delta.extend(_int_buckets([scrape, 1]))
     b.positive_span.add(offset=0, length=1)
     b.positive_delta.extend([2 * scrape + 1])
-    b.sample_count, b.sample_sum = scrape + 1 + 2 * scrape + 1 + 3, -1.5 * scrape
+    # never -0.0: Prometheus's remote write drops a zero sum's sign (proto3 omits it)
+    b.sample_count, b.sample_sum = scrape + 1 + 2 * scrape + 1 + 3, -1.5 * scrape - 0.25
     weights = metrics_pb2.MetricFamily(name="e2e_weights", help="weights",
                                        type=metrics_pb2.HISTOGRAM)
     w = weights.metric.add().histogram

@@ -9,12 +9,13 @@ import time
 import pytest
 
 from chalicelib.protocol import codec
-from chalicelib.protocol.prompb import remote_pb2
+from chalicelib.protocol.prompb import remote_pb2, types_pb2
 from harness.processes import free_port, wait_for_port
 from harness.remote import HEADERS, post, promql
 from tests.support.native_histograms import (SCRAPES, NativeHistogramExporter, api_histograms,
                                              api_view, close)
 from tests.support.prometheus import start_prometheus
+from tests.support.streamed_reader import read_frames
 from tests.system.test_e2e_prometheus import start_connector
 from tests.system.test_e2e_timestream import AUTH, SECRET, dev_stage
 
@@ -90,6 +91,25 @@ def histograms_read(url: str, headers: dict):
             [from_message(h) for h in ts.histograms] for ts in result.timeseries}
 
 
+def streamed_chunks(url: str, headers: dict, path: str):
+    """{labels: [(type, min time, max time, bytes)]} of a streamed read of every NAMES
+    series, as Prometheus 3 asks for it."""
+    request = remote_pb2.ReadRequest(accepted_response_types=[
+        remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS])
+    query = request.queries.add(start_timestamp_ms=0, end_timestamp_ms=int(time.time() * 1000))
+    query.matchers.add(type=2, name="__name__", value="e2e_.*")
+    status, _, body = post(url + path, codec.encode_message(request),
+                           {**HEADERS, "User-Agent": "Prometheus/3.9.1", **headers})
+    assert status == 200, body
+    found = {}
+    for frame in read_frames(body):
+        for series in frame.chunked_series:
+            labels = tuple(sorted((l.name, l.value) for l in series.labels))
+            found.setdefault(labels, []).extend(
+                (c.type, c.min_time_ms, c.max_time_ms, c.data) for c in series.chunks)
+    return found
+
+
 def is_stale(histogram) -> bool:
     return struct.unpack("<Q", struct.pack("<d", histogram.sum))[0] == STALE
 
@@ -125,6 +145,24 @@ def test_prometheus_2_42_native_histograms_are_stored_and_read_back(tmp_path, co
                  for labels, histograms in found.items()}
         assert kinds == {"e2e_balance": {False}, "e2e_latency_seconds": {False},
                          "e2e_weights": {True}}  # its stale marker too
+        # Streamed: the very chunks the writer's own TSDB holds, byte for byte. Except one
+        # bit pair: Prometheus 2.42 re-encodes a series' open head chunk for a read and
+        # loses its counter-reset header there (tsdb/querier.go, "Re-encode head chunks
+        # that are still open"): the connector keeps the header the chunk was cut with.
+        mine = streamed_chunks(url, headers, "/read")
+        theirs = streamed_chunks(writer, {}, "/api/v1/read")
+        assert mine.keys() == theirs.keys()
+        for labels, chunks in mine.items():
+            assert chunks[:-1] == theirs[labels][:-1], labels
+            *meta, data = chunks[-1]
+            *their_meta, their_data = theirs[labels][-1]
+            assert meta == their_meta and their_data[2] & 0xC0 == 0, labels
+            assert data[:2] + bytes([data[2] & 0x3F]) + data[3:] == their_data, labels
+        [latency] = [chunks for labels, chunks in mine.items()
+                     if dict(labels)["__name__"] == "e2e_latency_seconds"]
+        assert [data[2] >> 6 for *_, data in latency] == [0, 2]  # unknown, then a reset
+        assert {kind for chunks in mine.values() for kind, *_ in chunks} == {
+            types_pb2.Chunk.HISTOGRAM, types_pb2.Chunk.FLOAT_HISTOGRAM}
     finally:
         for process in reversed(processes):
             process.stop()
