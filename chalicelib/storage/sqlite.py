@@ -155,6 +155,22 @@ class SeriesIndex:
         return list(map(self.ids.get, labels))
 
 
+def _rows(conn: sqlite3.Connection, table: str, column: str, ids: Iterable[int],
+          query: Query) -> Iterator[list]:
+    """Rows (series id, time, ``column``) of ``table`` ("samples" or "histograms") for the
+    series ``ids`` in the query's range, by series and time, FETCH_ROWS at a time."""
+    ids = list(ids)
+    cursor = conn.execute(
+        f"SELECT series_id, t, {column} FROM {table} WHERE series_id IN "
+        f"({','.join('?' * len(ids))}) AND t BETWEEN ? AND ? ORDER BY series_id, t",
+        (*ids, query.start_ms, query.end_ms))
+    while True:
+        rows = cursor.fetchmany(FETCH_ROWS)
+        if not rows:
+            return
+        yield rows
+
+
 def store_failure(exc: sqlite3.Error, path: str) -> BackendUnavailable:
     """A 503 (Prometheus retries) whose message names the cause."""
     code = getattr(exc, "sqlite_errorname", "") or ""
@@ -321,14 +337,7 @@ class SQLiteStore:
             ctx.deadline.ensure("reading the embedded store")
             chunk = dict(selected[start:start + READ_CHUNK])  # in label order
             gathered: Dict[int, Tuple[array, array]] = {}
-            cursor = conn.execute(
-                f"SELECT series_id, t, v FROM samples WHERE series_id IN "
-                f"({','.join('?' * len(chunk))}) AND t BETWEEN ? AND ? ORDER BY series_id, t",
-                (*chunk, query.start_ms, query.end_ms))
-            while True:
-                rows = cursor.fetchmany(FETCH_ROWS)
-                if not rows:
-                    break
+            for rows in _rows(conn, "samples", "v", chunk, query):
                 budget.take(len(rows), SAMPLE_BYTES * len(rows))
                 for series_id, group in groupby(rows, key=_SERIES_ID):
                     arrays = gathered.get(series_id)
@@ -353,14 +362,7 @@ class SQLiteStore:
         to the budget as they arrive; a series that has only histograms joins ``gathered``
         (with no float samples), its labels charged once."""
         found: Dict[int, List[Histogram]] = {}
-        cursor = conn.execute(
-            f"SELECT series_id, t, h FROM histograms WHERE series_id IN "
-            f"({','.join('?' * len(chunk))}) AND t BETWEEN ? AND ? ORDER BY series_id, t",
-            (*chunk, query.start_ms, query.end_ms))
-        while True:
-            rows = cursor.fetchmany(FETCH_ROWS)
-            if not rows:
-                return found
+        for rows in _rows(conn, "histograms", "h", chunk, query):
             for series_id, t, text in rows:
                 histogram = histogram_text.loads(text, t)
                 if series_id not in gathered:
@@ -368,6 +370,7 @@ class SQLiteStore:
                     gathered[series_id] = (array("q"), array("q"))
                 ctx.budget.take(1, histogram_bytes(histogram))
                 found.setdefault(series_id, []).append(histogram)
+        return found
 
     def _select(self, conn: sqlite3.Connection, query: Query,
                 ctx: RequestContext) -> List[Tuple[int, Labels]]:
