@@ -117,21 +117,21 @@ def series_chunks(histograms: Sequence[Histogram],
         if head is not None and histogram.timestamp <= head.samples[-1].t:
             continue
         sample = _sample(histogram)
+        gauge = histogram.reset_hint == RESET_GAUGE
         created = head is None or head.is_float != histogram.is_float
         app = None if created else head  # the appender of the chunk, if of the same kind
         if created:
             if head is not None:
                 yield head.chunk()
-            head = _Head(sample.t, histogram.is_float, chunk_range_ms)
+            head = _Head(sample.t, histogram.is_float, gauge, chunk_range_ms)
         count = len(head.samples)
         if count == _PREDICTED_AT:
             head.next_at = _chunk_end(head.min_time, head.samples[-1].t, head.next_at)
         if sample.t >= head.next_at or count >= 2 * SAMPLES_PER_CHUNK:
             if head.samples:
                 yield head.chunk()
-            head = _Head(sample.t, histogram.is_float, chunk_range_ms)
+            head = _Head(sample.t, histogram.is_float, gauge, chunk_range_ms)
             created = True
-        gauge = histogram.reset_hint == RESET_GAUGE
         verdict = _CUT  # what the sample does to the chunk of its kind
         if gauge:
             if app is not None:
@@ -144,13 +144,12 @@ def series_chunks(histograms: Sequence[Histogram],
             verdict = app.appendable(sample)
         if not created and verdict in (_CUT, _RESET):
             yield head.chunk()
-            head = _Head(sample.t, histogram.is_float, chunk_range_ms)
+            head = _Head(sample.t, histogram.is_float, gauge, chunk_range_ms)
             created = True
         elif verdict is _RECODE:  # into the sample's spans
             head.positive_spans, head.negative_spans = (sample.positive_spans,
                                                         sample.negative_spans)
         if created:
-            head.gauge = gauge
             head.header = GAUGE if gauge else _HEADERS[verdict]
         head.append(sample)
     if head is not None:
@@ -169,9 +168,9 @@ _HEADERS = {_CUT: UNKNOWN_RESET, _RESET: COUNTER_RESET, _APPEND: NOT_RESET,
 class _Head:
     """A series' open chunk, and what the head's appender knows of it."""
 
-    def __init__(self, t: int, is_float: bool, chunk_range_ms: int) -> None:
+    def __init__(self, t: int, is_float: bool, gauge: bool, chunk_range_ms: int) -> None:
         self.is_float = is_float
-        self.gauge = False  # a gauge histogram chunk (header GAUGE)
+        self.gauge = gauge  # a gauge histogram chunk (header GAUGE): its first sample is one
         self.header = UNKNOWN_RESET
         self.min_time = t
         self.next_at = _range_for(t, chunk_range_ms)

@@ -186,14 +186,15 @@ def test_a_window_reused_before_one_was_opened_is_read_as_prometheus_reads_it():
     # window as 0 leading and 0 trailing zeros (64 bits). So does this one.
     ints = bytes.fromhex("0002" "00") + from_bits(
         "00000000", "0", "0", "0", "0", "0", "0", f64(1.0),
-        "10 001", "0", "0", "10", f"{0x4000000000000000:064b}")
+        "10 001", "0", "0", "10", f"{0x4000000000000001:064b}")
     assert [bits(h.sum) for h in decode_chunk(HISTOGRAM, ints)] == \
-        [bits(1.0), bits(float("inf"))]
+        [bits(1.0), 0x7FF0000000000001]
     floats = bytes.fromhex("0002" "00") + from_bits(
         "00000000", "0", "0", "0", "0", f64(1.0), f64(2.0), f64(3.0),
-        "10 001", "10", f"{0x4000000000000000:064b}", "10", f"{bits(2.0):064b}", "0")
-    assert [(h.count, h.zero_count, h.sum) for h in decode_chunk(FLOAT_HISTOGRAM, floats)] == \
-        [(1.0, 2.0, 3.0), (float("inf"), 0.0, 3.0)]
+        "10 001", "10", f"{0x4000000000000001:064b}", "10", f"{bits(2.0):064b}", "0")
+    assert [(bits(h.count), h.zero_count, h.sum)
+            for h in decode_chunk(FLOAT_HISTOGRAM, floats)] == \
+        [(bits(1.0), 2.0, 3.0), (0x7FF0000000000001, 0.0, 3.0)]
 
 
 def test_a_chunk_ending_on_whole_bytes_ends_with_an_empty_byte_as_in_prometheus():
@@ -286,11 +287,12 @@ def test_custom_bucket_histograms_keep_their_bounds_and_cut_when_they_change():
           nhcb(5000, [1, 4], bounds=(0.5, 2.0), hint=RESET_GAUGE),
           nhcb(6000, [1, 4], bounds=(0.5, 2.5), hint=RESET_GAUGE),
           nhcb(7000, [1, 4], bounds=(0.5, 2.5), hint=RESET_GAUGE),
-          nhcb(8000, [1, 4], bounds=(0.5, 2.5, 4.0)),  # one more
-          nhcb(9000, [1, 4], bounds=(0.5, 2.0, 4.0))]  # one lower
+          nhcb(8000, [1, 4], bounds=(0.5, 2.5)),
+          nhcb(9000, [1, 4], bounds=(0.5, 2.5, 4.0)),  # one more
+          nhcb(10_000, [1, 4], bounds=(0.5, 2.0, 4.0))]  # one lower
     chunks = list(series_chunks(hs))
     assert layout(chunks) == [(2, UNKNOWN), (1, RESET), (2, RESET), (1, GAUGE), (2, GAUGE),
-                              (1, UNKNOWN), (1, RESET)]
+                              (1, UNKNOWN), (1, RESET), (1, RESET)]
     assert [essence(h) for c in chunks for h in samples(c)] == [essence(h) for h in hs]
     assert chunks[0].data.startswith(bytes.fromhex("0002" "00") + from_bits(
         ZT, varbit(-53, "1110", 9), "10 001", "10 010", "0", "0",
@@ -298,6 +300,14 @@ def test_custom_bucket_histograms_keep_their_bounds_and_cut_when_they_change():
         "0")[:-1])
     many = [nhcb(t, [1, 2, 3], bounds=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)) for t in (0, 1)]
     assert [essence(h) for h in samples(only(many))] == [essence(h) for h in many]
+    assert only(many).data.startswith(bytes.fromhex("0002" "00") + from_bits(
+        ZT, varbit(-53, "1110", 9), "10 001", "10 011", "0", "0", "10 111",  # 7 bounds
+        varbit(251, "1110", 9))[:-1])
+    # other schemas (below -53 too) have no bounds: none written, none compared
+    low = [hist(5, {0: 1}, schema=-60, custom_values=(1.0,)),
+           hist(6, {0: 1}, schema=-60, custom_values=(2.0,))]
+    assert [essence(h) for h in samples(only(low))] == \
+        [essence(h._replace(custom_values=())) for h in low]
     # bounds belong to schema -53 only: others' are dropped, and never cut a chunk
     exponential = [hist(0, {0: 1}, custom_values=(1.0,)), hist(1, {0: 1}, custom_values=(2.0,))]
     assert [h.custom_values for h in samples(only(exponential))] == [(), ()]
@@ -398,8 +408,10 @@ def test_counter_resets_cut_a_chunk_with_the_reset_header(name, positive, negati
 @pytest.mark.parametrize("is_float", [False, True])
 def test_what_stays_in_a_chunk(is_float):
     extra = 1 if is_float else 0
+    threshold = float(str(DEFAULT_THRESHOLD))  # equal, not the same object
     hs = [hist(0, {0: 5}, {3: 2}, zero=1, extra=extra, is_float=is_float),
-          hist(1000, {0: 5}, {3: 2}, zero=1, extra=extra, is_float=is_float),  # the same
+          hist(1000, {0: 5}, {3: 2}, zero=1, extra=extra, is_float=is_float,
+               threshold=threshold),  # the same
           hist(2000, {0: 5, 1: 1}, {3: 2}, zero=1, extra=extra, is_float=is_float),  # new
           hist(3000, {0: 5, 1: 1}, {3: 2, 5: 1}, zero=1, extra=extra, is_float=is_float),
           hist(4000, {0: 5, 1: 1}, {3: 2, 5: 1}, zero=1, extra=extra + 2, is_float=is_float,
@@ -433,6 +445,11 @@ def test_what_cuts_a_chunk_without_a_reset(is_float):
           h(6000, schema=1, threshold=0.5), stale(7000, is_float)]
     assert layout(series_chunks(hs)) == [(1, UNKNOWN), (1, UNKNOWN), (2, UNKNOWN),
                                          (1, UNKNOWN), (1, GAUGE), (2, UNKNOWN)]
+
+
+def test_unknown_reset_hints_are_no_gauges():
+    hs = [hist(0, {0: 1}, hint=7), hist(1, {0: 2}, hint=4), hist(2, {0: 1}, hint=5)]
+    assert layout(series_chunks(hs)) == [(2, UNKNOWN), (1, RESET)]
 
 
 def test_a_change_of_kind_cuts_and_says_nothing_of_resets():
