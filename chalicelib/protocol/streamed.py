@@ -13,11 +13,12 @@ held at once is one query's series, not the whole answer. Behind API Gateway + L
 the answer is buffered anyway: ``join`` collects the frames up to the byte limit.
 """
 import bisect
+import itertools
 from typing import Callable, Iterable, Iterator, List, Sequence
 
 from chalicelib.protocol import codec, histogram_chunks, xor_chunks
 from chalicelib.errors import ResponseTooLarge
-from chalicelib.model import Histogram, Query, Series
+from chalicelib.model import Query, Series
 from chalicelib.protocol.prompb import remote_pb2, types_pb2
 
 MAX_FRAME_BYTES = 1_048_576
@@ -50,31 +51,24 @@ def series_frames(query_index: int, series: Series, max_frame_bytes: int) -> Ite
 
 def series_chunks(series: Series) -> Iterator[types_pb2.Chunk]:
     """A series' chunks in time order: each run of float samples (up to the next histogram)
-    in XOR chunks, each run of histograms in histogram chunks (a float sample and a
-    histogram at the same time: the float sample first)."""
-    times, values, histograms = series.timestamps, series.values, series.histograms
-    floats = hists = 0
-    while floats < len(times) or hists < len(histograms):
-        if hists < len(histograms) and (floats == len(times)
-                                        or histograms[hists].timestamp < times[floats]):
-            end = bisect.bisect_left(histograms, times[floats], lo=hists,
-                                     key=_timestamp) if floats < len(times) else len(histograms)
-            for run in histogram_chunks.series_chunks(histograms[hists:end]):
-                yield types_pb2.Chunk(min_time_ms=run.min_time_ms, max_time_ms=run.max_time_ms,
-                                      type=run.encoding, data=run.data)
-            hists = end
-        else:
-            end = bisect.bisect_right(times, histograms[hists].timestamp, lo=floats
-                                      ) if hists < len(histograms) else len(times)
-            for chunk in xor_chunks.series_chunks(times[floats:end], values[floats:end]):
-                yield types_pb2.Chunk(min_time_ms=chunk.min_time_ms,
-                                      max_time_ms=chunk.max_time_ms,
-                                      type=types_pb2.Chunk.XOR, data=chunk.data)
-            floats = end
+    in XOR chunks, each run of histograms (up to the next float sample) in histogram chunks;
+    a float sample and a histogram at the same time: the float sample first."""
+    times, values = series.timestamps, series.values
+    done = 0  # float samples sent
+    for floats, run in itertools.groupby(
+            series.histograms, key=lambda h: bisect.bisect_right(times, h.timestamp)):
+        yield from _xor_chunks(times[done:floats], values[done:floats])
+        for chunk in histogram_chunks.series_chunks(list(run)):
+            yield types_pb2.Chunk(min_time_ms=chunk.min_time_ms, max_time_ms=chunk.max_time_ms,
+                                  type=chunk.encoding, data=chunk.data)
+        done = floats
+    yield from _xor_chunks(times[done:], values[done:])
 
 
-def _timestamp(histogram: Histogram) -> int:
-    return histogram.timestamp
+def _xor_chunks(times: Sequence[int], values: Sequence[float]) -> Iterator[types_pb2.Chunk]:
+    for chunk in xor_chunks.series_chunks(times, values):
+        yield types_pb2.Chunk(min_time_ms=chunk.min_time_ms, max_time_ms=chunk.max_time_ms,
+                              type=types_pb2.Chunk.XOR, data=chunk.data)
 
 
 def _frame(query_index: int, labels: List[types_pb2.Label],
