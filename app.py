@@ -60,7 +60,7 @@ def api_stage() -> str:
 @observe.observed("/write", api_stage)
 @errors_as_responses
 def write():
-    """Remote write 1.0 or 2.0 (by Content-Type): store every float sample."""
+    """Remote write 1.0 or 2.0 (by Content-Type): store every float and native histogram sample."""
     request = app.current_request
     auth.check_caller(SETTINGS.auth_mode, request.context, writing=True)
     written = handlers.write(request.raw_body, request.headers,

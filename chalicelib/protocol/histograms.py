@@ -4,10 +4,11 @@ Remote write 1.0's ``prometheus.Histogram`` and 2.0's ``io.prometheus.write.v2.H
 have the same fields and numbers, so one translation serves both. A histogram is checked
 as Prometheus's own ``Validate`` checks its structure (model/histogram): integer and float
 fields not mixed, a known schema, spans that cover exactly the buckets given, no span
-after the first with a negative offset, integer bucket counts never negative, custom
+after the first with a negative offset, no negative bucket count, count or zero count, custom
 bucket bounds only with the custom-buckets schema and strictly increasing. What fails is
 refused with the series (a 400 naming it), never stored in a form no reader can decode.
 """
+from itertools import accumulate
 from typing import Any, Optional, Sequence, Tuple
 
 from chalicelib.model import Histogram, Labels, Span, describe
@@ -80,12 +81,13 @@ def invalid(histogram: Histogram) -> Optional[str]:
         covered = sum(length for _, length in spans)
         if covered != len(buckets):
             return f"{side} spans cover {covered} buckets, but {len(buckets)} are given"
-        if not histogram.is_float:
-            total = 0
-            for delta in buckets:
-                total += delta
-                if total < 0:
-                    return f"a {side} bucket has a negative count ({total})"
+        counts = buckets if histogram.is_float else accumulate(buckets)
+        negative = next((count for count in counts if count < 0), None)
+        if negative is not None:
+            return f"a {side} bucket has a negative count ({negative})"
+    if histogram.count < 0 or histogram.zero_count < 0:
+        return (f"a negative count ({histogram.count}) or zero count "
+                f"({histogram.zero_count})")
     return None
 
 

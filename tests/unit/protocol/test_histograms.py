@@ -92,6 +92,12 @@ def test_custom_buckets_keep_their_bounds_in_both_protocols():
      "a positive bucket has a negative count (-1)"),
     ({"negative_spans": [(0, 1)], "negative_deltas": [-1]},
      "a negative bucket has a negative count (-1)"),
+    ({"count_float": 1.0, "negative_spans": [(0, 2)], "negative_counts": [1.0, -1.5]},
+     "a negative bucket has a negative count (-1.5)"),
+    ({"count_float": 1.0, "positive_spans": [(0, 1)], "positive_counts": [-0.5]},
+     "a positive bucket has a negative count (-0.5)"),
+    ({"count_float": -1.0}, "a negative count (-1.0) or zero count (0.0)"),
+    ({"count_float": 1.0, "zero_count_float": -2.0}, "a negative count (1.0) or zero count (-2.0)"),
 ])
 def test_what_prometheus_refuses_is_refused_saying_why(fields, problem):
     with pytest.raises(ValueError) as refused:
@@ -104,7 +110,8 @@ def test_what_prometheus_refuses_is_refused_saying_why(fields, problem):
     {"positive_spans": [(-5, 1), (0, 1)], "positive_deltas": [2, -2]},  # a zero bucket
     {"positive_spans": [(0, 300)], "positive_deltas": [1] * 300},  # counts past small ints
     {"count_float": 1.0, "positive_spans": [(0, 2)], "positive_counts": [3.0, 0.5]},
-    {"count_float": 1.0, "negative_spans": [(0, 1)], "negative_counts": [-1.0]},  # not checked
+    {"count_float": 0.0, "zero_count_float": 0.0, "positive_spans": [(0, 1)],
+     "positive_counts": [0.0]},  # zero is no negative count
 ])
 def test_what_prometheus_takes_is_taken(fields):
     assert invalid(from_message(message(**fields))) is None
