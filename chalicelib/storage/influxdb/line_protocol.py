@@ -40,7 +40,7 @@ import itertools
 import math
 import re
 import struct
-from typing import Iterator, List, NamedTuple, Optional, Sequence
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from chalicelib.caches import ClearedWhenFull, strings_bytes
 from chalicelib.model import Histogram, Labels, Series, describe
@@ -233,26 +233,26 @@ def batches(series: Sequence[Series], encoder: LineEncoder, max_lines: int,
     members: List[Series] = []
     refused: List[str] = []
     histograms = 0
+
+    def item_lines(key: str, item: Series) -> Iterator[Tuple[str, int]]:
+        """The lines of ``item``, each with 1 if it holds a histogram: its float lines,
+        then its histograms', whose refusals join the batch current once the floats are out."""
+        for line in encoder.float_lines(key, item):
+            yield line, 0
+        for line in encoder.histogram_lines(key, item, refused):
+            yield line, 1
+
     for item in series:
-        key = encoder.key(item.labels)
         members.append(item)
         fresh = True  # no line of item in this batch yet
-        for line in encoder.float_lines(key, item):
+        for line, histogram in item_lines(encoder.key(item.labels), item):
             data = line.encode("utf-8")
             if lines and (len(lines) == max_lines or size + 1 + len(data) > max_bytes):
                 yield Batch(lines, histograms, members[:-1] if fresh else members, refused)
                 lines, size, histograms, members, refused = [], -1, 0, [item], []
             lines.append(data)
             size += 1 + len(data)
-            fresh = False
-        for line in encoder.histogram_lines(key, item, refused):
-            data = line.encode("utf-8")
-            if lines and (len(lines) == max_lines or size + 1 + len(data) > max_bytes):
-                yield Batch(lines, histograms, members[:-1] if fresh else members, refused)
-                lines, size, histograms, members, refused = [], -1, 0, [item], []
-            lines.append(data)
-            size += 1 + len(data)
-            histograms += 1
+            histograms += histogram
             fresh = False
     if lines or refused:
         yield Batch(lines, histograms, members, refused)
