@@ -77,11 +77,10 @@ def write(body: bytes, headers: Mapping[str, str], store: Store, limits: Limits,
 
 def _dropped(exemplars: int, metadata: int, counts: RequestTelemetry) -> None:
     """Count (and log) the exemplars and series metadata of a write: no store keeps them."""
-    if exemplars:
-        counts.dropped["exemplars"] += exemplars
     if metadata:
         counts.dropped["metadata"] += metadata
     if exemplars:
+        counts.dropped["exemplars"] += exemplars
         LOG.info("not kept: %d exemplars (the connector stores float and native histogram "
                  "samples; set send_exemplars: false in remote_write to stop sending them)",
                  exemplars)
