@@ -9,7 +9,8 @@ bucket bounds only with the custom-buckets schema and strictly increasing. What 
 refused with the series (a 400 naming it), never stored in a form no reader can decode.
 """
 from itertools import accumulate
-from typing import Any, Optional, Sequence, Tuple
+from operator import attrgetter
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 from chalicelib.model import Histogram, Labels, Span, describe
 from chalicelib.protocol.prompb import types_pb2
@@ -46,6 +47,11 @@ def from_message(message: Any) -> Histogram:
     if problem:
         raise ValueError(f"at {message.timestamp}: {problem}")
     return histogram
+
+
+def from_messages(messages: Iterable[Any]) -> List[Histogram]:
+    """``from_message`` of each of ``messages``, sorted by time."""
+    return sorted(map(from_message, messages), key=attrgetter("timestamp"))
 
 
 def invalid_histogram(labels: Labels, problem: Exception) -> str:

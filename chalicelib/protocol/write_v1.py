@@ -6,7 +6,7 @@ in a byte-bounded cache. Protobuf refuses invalid UTF-8 when it decodes a string
 that is a 400 too.
 """
 import operator
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from google.protobuf.message import DecodeError
 
@@ -14,7 +14,7 @@ from chalicelib.caches import ClearedWhenFull
 from chalicelib.context import Deadline
 from chalicelib.errors import BadRequest
 from chalicelib.model import Histogram, Labels, Series
-from chalicelib.protocol.histograms import from_message, invalid_histogram
+from chalicelib.protocol.histograms import from_messages, invalid_histogram
 from chalicelib.protocol.labels import Refusal, Translated, validate_labels
 from chalicelib.protocol.prompb import fastpath_pb2, types_pb2
 
@@ -32,17 +32,19 @@ _LABEL_BYTES = 256  # pragma: no mutate
 _SET_BYTES = 128  # pragma: no mutate
 
 
+def _parsed(message_type: Any, encoded: Sequence[bytes], what: str) -> List[Any]:
+    """The ``message_type`` messages of ``encoded``; BadRequest saying ``what`` is
+    malformed if one is not (the whole body then is)."""
+    try:
+        return [message_type.FromString(item) for item in encoded]
+    except DecodeError:
+        raise BadRequest(f"body is not a valid protobuf WriteRequest: {what}") from None
+
+
 def decode_labels(encoded: Tuple[bytes, ...]) -> Labels:
     """(name, value) pairs of encoded ``prometheus.Label``s, as sent (not validated)."""
-    pairs = []
-    for item in encoded:
-        try:
-            label = types_pb2.Label.FromString(item)
-        except DecodeError:
-            raise BadRequest("body is not a valid protobuf WriteRequest: "
-                             "a label is malformed or not UTF-8") from None
-        pairs.append((label.name, label.value))
-    return tuple(pairs)
+    return tuple((label.name, label.value) for label in _parsed(
+        types_pb2.Label, encoded, "a label is malformed or not UTF-8"))
 
 
 def _remember(encoded: Tuple[bytes, ...], labels: Labels) -> None:
@@ -65,16 +67,7 @@ def decode_histograms(encoded: Sequence[bytes]) -> List[Histogram]:
     """Encoded ``prometheus.Histogram``s as native histogram samples, sorted by time:
     ValueError saying what is wrong with one that is invalid (its series is refused),
     BadRequest if one is not protobuf at all (the whole body is malformed)."""
-    histograms = []
-    for item in encoded:
-        try:
-            message = types_pb2.Histogram.FromString(item)
-        except DecodeError:
-            raise BadRequest("body is not a valid protobuf WriteRequest: "
-                             "a native histogram is malformed") from None
-        histograms.append(from_message(message))
-    histograms.sort(key=_TIMESTAMP)
-    return histograms
+    return from_messages(_parsed(types_pb2.Histogram, encoded, "a native histogram is malformed"))
 
 
 def series_from_write_request(request: fastpath_pb2.WriteRequestLabelsAsBytes,

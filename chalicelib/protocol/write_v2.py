@@ -20,7 +20,7 @@ from chalicelib.caches import ClearedWhenFull, strings_bytes
 from chalicelib.context import Deadline
 from chalicelib.errors import BadRequest
 from chalicelib.model import Histogram, Labels, Series
-from chalicelib.protocol.histograms import from_message, invalid_histogram
+from chalicelib.protocol.histograms import from_messages, invalid_histogram
 from chalicelib.protocol.prompb import write_v2_pb2
 from chalicelib.protocol.labels import Refusal, Translated, validate_labels
 from chalicelib.protocol.write_v1 import SERIES_PER_DEADLINE_CHECK
@@ -66,7 +66,7 @@ def series_from_request(request: write_v2_pb2.Request,
         histograms: Sequence[Histogram] = ()
         if ts.histograms:
             try:
-                histograms = sorted(map(from_message, ts.histograms), key=_TIMESTAMP)
+                histograms = from_messages(ts.histograms)
             except ValueError as exc:
                 refused.append(Refusal(invalid_histogram(labels, exc), count))
                 continue
