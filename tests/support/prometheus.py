@@ -3,9 +3,11 @@ import http.server
 import shutil
 import threading
 import time
+import urllib.request
 
 
-from harness.processes import Process, wait_for_port
+from harness.processes import Process, free_port, wait_for_port
+from harness.remote import HEADERS, post
 
 PROMETHEUS = shutil.which("prometheus")
 
@@ -86,6 +88,42 @@ def start_prometheus(tmp_path, name: str, port: int, config: str, flags=()) -> P
         proc.stop()
         raise
     return proc
+
+
+def wait_until_ready(url: str, timeout: float = 60.0) -> None:
+    """Prometheus listens before its TSDB is open (it answers 503 until then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/-/ready", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def start_receiver(tmp_path, flags=()):
+    """A Prometheus that only takes remote writes (it scrapes nothing), once ready: (its
+    process, its URL); ``flags``: more command-line flags."""
+    port = free_port()
+    proc = start_prometheus(tmp_path, "prometheus", port, "global: {scrape_interval: 1h}\n",
+                            flags=("--web.enable-remote-write-receiver", *flags))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
+
+
+def send(url: str, body: bytes) -> bytes:
+    """POST a snappy protobuf body (a remote write or read) to a Prometheus; its answer."""
+    status, _, answer = post(url, body, {**HEADERS, "X-Prometheus-Remote-Write-Version": "0.1.0"})
+    assert status in (200, 204), (status, answer)
+    return answer
 
 
 def writer_config(port: int, exporter_port: int, write_url: str, auth: str = "") -> str:

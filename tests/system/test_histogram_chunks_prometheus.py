@@ -12,8 +12,6 @@ on the way (tsdb/querier.go looks for a *HistogramChunk, but the head hands out 
 safeChunk), and fails on an open gauge histogram chunk. The OPEN series show that loss.
 """
 import random
-import time
-import urllib.request
 
 import pytest
 
@@ -23,11 +21,10 @@ from chalicelib.model import RESET_GAUGE, RESET_NO, RESET_YES, Series
 from chalicelib.protocol import codec, histograms, streamed
 from chalicelib.protocol.histogram_chunks import decode_chunk, series_chunks
 from chalicelib.protocol.prompb import remote_pb2, types_pb2
-from harness.processes import free_port
 from harness.remote import read_request
-from tests.support.histogram_cases import (DEFAULT_THRESHOLD, NAN, essence, hist,
+from tests.support.histogram_cases import (NAN, essence, hist,
                                            random_steps, stale, walk)
-from tests.support.prometheus import start_prometheus
+from tests.support.prometheus import send, start_receiver
 from tests.support.streamed_reader import read_frames
 
 CHUNK_RANGE = 7_200_000
@@ -132,38 +129,12 @@ def mixed() -> Series:
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     """A real Prometheus with native histograms and its remote-write receiver."""
-    port = free_port()
-    proc = start_prometheus(tmp_path_factory.mktemp("prometheus-histograms"), "prometheus",
-                            port, "global: {scrape_interval: 1h}\n",
-                            flags=("--enable-feature=native-histograms",
-                                   "--web.enable-remote-write-receiver"))
+    proc, url = start_receiver(tmp_path_factory.mktemp("prometheus-histograms"),
+                               flags=("--enable-feature=native-histograms",))
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ready(url)
         yield url
     finally:
         proc.stop()
-
-
-def wait_until_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/-/ready", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.2)
-
-
-def post(url: str, body: bytes) -> bytes:
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-        "X-Prometheus-Remote-Write-Version": "0.1.0"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return response.read()
 
 
 def runs(series: Series) -> list:
@@ -194,14 +165,14 @@ def write(url: str, all_series) -> None:
                     ts.histograms.extend(histograms.to_message(h) for h in items)
                 else:
                     ts.samples.extend(types_pb2.Sample(timestamp=t, value=v) for t, v in items)
-        post(url + "/api/v1/write", codec.encode_message(request))
+        send(url + "/api/v1/write", codec.encode_message(request))
 
 
 def streamed_read(url: str) -> dict:
     """Series name -> its ChunkedSeries messages, from Prometheus's streamed read."""
     request = read_request((START, END, [(types_pb2.LabelMatcher.RE, "__name__", "h_.*")]))
     request.accepted_response_types.append(remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS)
-    body = post(url + "/api/v1/read", codec.encode_message(request))
+    body = send(url + "/api/v1/read", codec.encode_message(request))
     out: dict = {}
     for frame in read_frames(body):
         for chunked in frame.chunked_series:

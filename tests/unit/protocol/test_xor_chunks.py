@@ -4,7 +4,6 @@ Prometheus (2.42, Debian) encodes for the same samples."""
 import random
 import struct
 import time
-import urllib.request
 
 import pytest
 
@@ -12,9 +11,8 @@ from chalicelib.protocol import codec
 from chalicelib.protocol.prompb import remote_pb2
 from chalicelib.protocol.xor_chunks import (MAX_SAMPLES_PER_CHUNK,
                                             series_chunks, xor_chunk)
-from harness.processes import Process, free_port, wait_for_port
 from harness.remote import read_request, write_request
-from tests.support.prometheus import PROMETHEUS
+from tests.support.prometheus import send, start_receiver
 from tests.support.streamed_reader import as_bits, decode_xor, read_frames
 
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
@@ -119,43 +117,11 @@ def test_refuses_what_a_chunk_cannot_hold():
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     """A real Prometheus with its remote-write receiver: it encodes the chunks."""
-    work = tmp_path_factory.mktemp("prometheus-chunks")
-    (work / "prometheus.yml").write_text("global: {scrape_interval: 1h}\n")
-    port = free_port()
-    proc = Process([PROMETHEUS or "prometheus", f"--config.file={work / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={work / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--web.enable-remote-write-receiver", "--log.level=warn"],
-                   str(work / "log.txt"))
+    proc, url = start_receiver(tmp_path_factory.mktemp("prometheus-chunks"))
     try:
-        wait_for_port(port, proc.proc)
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ready(url)
         yield url
     finally:
         proc.stop()
-
-
-def wait_until_ready(url: str, timeout: float = 60.0) -> None:
-    """Prometheus listens before its TSDB is open (it answers 503 until then)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/-/ready", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.2)
-
-
-def post(url: str, body: bytes, content_type: str) -> bytes:
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": content_type, "Content-Encoding": "snappy",
-        "X-Prometheus-Remote-Write-Version": "0.1.0"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.read()
 
 
 def test_chunks_equal_those_prometheus_encodes(prometheus):
@@ -178,14 +144,12 @@ def test_chunks_equal_those_prometheus_encodes(prometheus):
             values = [1.0, as_float(0x3FF0000000000001), -0.0, 5e-324, -0.0, 0.0,
                       as_float(0x00F0000000000000), as_float(0x0070000000000000)]
         written[name] = [(t, as_bits(v)) for t, v in zip(timestamps, values)]
-        post(prometheus + "/api/v1/write",
+        send(prometheus + "/api/v1/write",
              codec.encode_message(write_request(({"__name__": name}, list(zip(timestamps,
-                                                                                values))))),
-             "application/x-protobuf")
+                                                                                values))))))
     request = read_request((start - 1, now, [(2, "__name__", "|".join(series))]))
     request.accepted_response_types.append(remote_pb2.ReadRequest.STREAMED_XOR_CHUNKS)
-    body = post(prometheus + "/api/v1/read", codec.encode_message(request),
-                "application/x-protobuf")
+    body = send(prometheus + "/api/v1/read", codec.encode_message(request))
     seen = {}
     chunks_checked = 0
     for frame in read_frames(body):
